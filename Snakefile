@@ -1,0 +1,25 @@
+# Retention dynamics of fine-tuned image classifiers: every finding of arXiv 2604.11508.
+# Run `snakemake --cores N` for the paper grid, or add `--configfile config/demo.yaml`.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# common.smk validates the config against workflow/schemas/config.schema.yaml first.
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/weights.smk"
+include: "workflow/rules/finetune.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

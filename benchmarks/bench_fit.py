@@ -1,0 +1,124 @@
+"""Benchmark: our vectorised decay fit against a scipy.optimize.curve_fit loop.
+
+Fits the same paper-like binary retention traces (33 epochs, t = 0..32, since_learned
+definition, the traces with status ``fitted``) with
+
+* scipy.optimize.curve_fit, bounded (lam in [0, lam_max], b in [0, 1], method trf),
+  p0 = (0.5, 0.5), one trace at a time in a Python loop, default tolerances;
+* retention.fit.fit_decay, all traces in one call;
+
+in one run, and prints the time ratio and how often each has the lower SSE (ties:
+|SSE difference| <= 1e-9). The traces come from retention.traces.simulate_traces.
+
+    python benchmarks/bench_fit.py              # 20,000 traces, full curve_fit loop
+    python benchmarks/bench_fit.py --n 50000 --curve-fit-subsample 5000
+
+With --curve-fit-subsample K, curve_fit runs on the first K traces only: its time for
+all traces is extrapolated from the per-trace time (said so in the output) and the SSE
+comparison covers those K traces.
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit
+
+from retention.fit import fit_decay
+from retention.traces import build_traces, simulate_traces
+
+
+def paper_like_traces(n: int, epochs: int, seed: int):
+    """At least n since_learned traces with status fitted; returns y, mask of the first n."""
+    n_samples = int(n * 1.15) + 100
+    while True:
+        arrays = simulate_traces(n_samples=n_samples, n_heldout=10, epochs=epochs, seed=seed)
+        ts = build_traces(arrays["correct"], arrays["p_true"], arrays["t"], "since_learned")
+        rows = np.flatnonzero(ts.status == "fitted")
+        if rows.size >= n:
+            rows = rows[:n]
+            return ts.y[rows], ts.mask[rows]
+        n_samples = int(n_samples * 1.3)
+
+
+def decay(tau, lam, b):
+    return b + (1.0 - b) * np.exp(-lam * tau)
+
+
+def curve_fit_loop(y: np.ndarray, mask: np.ndarray, lam_max: float):
+    n = y.shape[0]
+    lam, b, sse = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf)
+    failures = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i in range(n):
+            yi = y[i, mask[i]]
+            ti = np.arange(yi.size, dtype=np.float64)
+            try:
+                p, _ = curve_fit(decay, ti, yi, p0=(0.5, 0.5), bounds=([0.0, 0.0], [lam_max, 1.0]))
+            except (RuntimeError, ValueError):
+                failures += 1
+                continue
+            lam[i], b[i] = p
+            sse[i] = float(np.sum((yi - decay(ti, *p)) ** 2))
+    return lam, b, sse, failures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000, help="number of traces (default 20000)")
+    parser.add_argument("--epochs", type=int, default=32, help="E: epochs t = 0..E (default 32: 33 points)")
+    parser.add_argument("--lambda-max", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of our fit (median reported)")
+    parser.add_argument("--curve-fit-subsample", type=int, default=0, help="run curve_fit on the first K traces only and extrapolate its time (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    y, mask = paper_like_traces(args.n, args.epochs, args.seed)
+    n = y.shape[0]
+    lengths = mask.sum(axis=1)
+    n_unique = np.unique(np.packbits(np.concatenate([y.astype(bool), mask], axis=1), axis=1), axis=0).shape[0]
+    print(f"traces: {n} binary since_learned traces (status fitted), epochs t = 0..{args.epochs}, "
+          f"points per trace {lengths.min()}..{lengths.max()} (median {int(np.median(lengths))}), {n_unique} distinct")
+
+    times = []
+    for _ in range(max(args.repeats, 1)):
+        t0 = time.perf_counter()
+        ours = fit_decay(y, mask, args.lambda_max)
+        times.append(time.perf_counter() - t0)
+    t_ours = float(np.median(times))
+    print(f"ours (fit_decay, all traces in one call): first run {times[0]:.4f} s, median of {len(times)} runs {t_ours:.4f} s")
+
+    k = n if args.curve_fit_subsample <= 0 else min(args.curve_fit_subsample, n)
+    t0 = time.perf_counter()
+    cf_lam, cf_b, cf_sse, failures = curve_fit_loop(y[:k], mask[:k], args.lambda_max)
+    t_cf_k = time.perf_counter() - t0
+    if k == n:
+        t_cf = t_cf_k
+        print(f"curve_fit loop: {t_cf:.2f} s for all {n} traces ({1e3 * t_cf / n:.3f} ms per trace), {failures} failures")
+    else:
+        t_cf = t_cf_k / k * n
+        print(f"curve_fit loop: {t_cf_k:.2f} s for a subsample of {k} traces ({1e3 * t_cf_k / k:.3f} ms per trace); "
+              f"EXTRAPOLATED to {n} traces: {t_cf:.2f} s; {failures} failures")
+
+    print(f"speed-up (curve_fit time / our median time): {t_cf / t_ours:.0f}x "
+          f"(with our first run: {t_cf / times[0]:.0f}x)")
+
+    diff = ours.sse[:k] - cf_sse
+    tie = np.abs(diff) <= 1e-9
+    ours_lower = (diff < 0) & ~tie
+    cf_lower = (diff > 0) & ~tie
+    print(f"SSE over {k} traces (tie: |difference| <= 1e-9): ours lower {ours_lower.sum()} "
+          f"({100 * ours_lower.mean():.2f}%), curve_fit lower {cf_lower.sum()} ({100 * cf_lower.mean():.2f}%), "
+          f"ties {tie.sum()} ({100 * tie.mean():.2f}%)")
+    finite = np.isfinite(cf_sse)
+    print(f"largest SSE excess of ours over curve_fit: {max(float(diff[finite].max()), 0.0):.3e}; "
+          f"total SSE ours {ours.sse[:k].sum():.4f}, curve_fit {cf_sse[finite].sum():.4f} (+{(~finite).sum()} failed)")
+    if cf_lower.any():
+        print(f"  ours higher on {cf_lower.sum()} traces by up to {diff[cf_lower].max():.3e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Batched image transforms on the device: random resized crop, flip, centre crop.
+
+Images stay uint8 (N, 3, S, S) on the device for the whole run; each batch is cropped
+and resized in one ``torchvision.ops.roi_align`` call (a per-sample box, bilinear with
+adaptive sampling, so downscaling averages like an antialiased resize), flipped and
+normalised there. The random numbers come from a CPU ``torch.Generator``, so the same
+seed gives the same crops on the CPU and on a GPU. The same code runs on both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torchvision.ops import roi_align
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random resized crop (area ``scale``, aspect ``ratio``) and horizontal ``flip`` rate."""
+
+    enabled: bool = True
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: float = 0.5
+
+
+def random_resized_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator,
+    attempts: int = 10,
+) -> torch.Tensor:
+    """Crop boxes (x1, y1, x2, y2) in pixels, float32 (n, 4), on the CPU.
+
+    torchvision's RandomResizedCrop rule, vectorised: up to ``attempts`` draws of area
+    fraction in ``scale`` and log-uniform aspect in ``ratio``; the first draw that fits
+    the image is used; where none fits, the centre crop with the aspect clamped to
+    ``ratio``. Offsets are uniform over the positions where the box fits.
+    """
+    area = float(height * width)
+    log_r = torch.log(torch.tensor(ratio, dtype=torch.float64))
+    u = torch.rand(n, attempts, 4, generator=generator, dtype=torch.float64)
+    target = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+    aspect = torch.exp(log_r[0] + (log_r[1] - log_r[0]) * u[..., 1])
+    w = torch.round(torch.sqrt(target * aspect))
+    h = torch.round(torch.sqrt(target / aspect))
+    fits = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+    first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((n,), -1))
+    pick = first.clamp(min=0)
+    rows = torch.arange(n)
+    w, h = w[rows, pick], h[rows, pick]
+    x0 = torch.floor(u[rows, pick, 2] * (width - w + 1))
+    y0 = torch.floor(u[rows, pick, 3] * (height - h + 1))
+    # fallback: centre crop with the aspect clamped into ratio
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        fw, fh = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        fw, fh = round(height * ratio[1]), height
+    else:
+        fw, fh = width, height
+    none = first < 0
+    w = torch.where(none, torch.full_like(w, fw), w)
+    h = torch.where(none, torch.full_like(h, fh), h)
+    x0 = torch.where(none, torch.full_like(x0, (width - fw) // 2), x0)
+    y0 = torch.where(none, torch.full_like(y0, (height - fh) // 2), y0)
+    return torch.stack([x0, y0, x0 + w, y0 + h], dim=1).float()
+
+
+def center_boxes(n: int, height: int, width: int, crop_pct: float) -> torch.Tensor:
+    """The evaluation crop: a centred square of ``crop_pct`` of the shorter side, (n, 4)."""
+    side = crop_pct * min(height, width)
+    x0, y0 = (width - side) / 2, (height - side) / 2
+    return torch.tensor([[x0, y0, x0 + side, y0 + side]], dtype=torch.float32).expand(n, 4)
+
+
+def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop ``boxes`` out of uint8 ``images`` (B, 3, H, W) and resize to (B, 3, size, size).
+
+    Returns float32 in 0..255 on the images' device.
+    """
+    x = images.float()
+    idx = torch.arange(len(x), dtype=torch.float32).unsqueeze(1)
+    rois = torch.cat([idx, boxes.float()], dim=1).to(x.device)
+    return roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+
+class DeviceTransform:
+    """Turns a batch of uint8 images on the device into normalised model input.
+
+    ``train`` applies the random resized crop and flip (when enabled), ``eval`` the
+    centre crop; both resize to ``size`` and normalise with ``mean``/``std`` (0..1 scale).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        crop_pct: float,
+        augment: AugmentConfig,
+        channels_last: bool = False,
+    ):
+        self.size = size
+        self.crop_pct = crop_pct
+        self.augment = augment
+        self.channels_last = channels_last
+        self._mean = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(std).view(1, 3, 1, 1) * 255.0
+
+    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self._mean.to(x.device)) / self._std.to(x.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def train(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augmented model input for a training batch (random draws from ``generator``)."""
+        n, _, h, w = images.shape
+        if not self.augment.enabled:
+            return self.eval(images)
+        boxes = random_resized_boxes(n, h, w, self.augment.scale, self.augment.ratio, generator)
+        flip = torch.rand(n, generator=generator) < self.augment.flip
+        x = crop_resize(images, boxes, self.size)
+        flip = flip.to(x.device).view(n, 1, 1, 1)
+        x = torch.where(flip, x.flip(-1), x)
+        return self._finish(x)
+
+    def eval(self, images: torch.Tensor) -> torch.Tensor:
+        """Model input for evaluation: centre crop of ``crop_pct``, resized."""
+        n, _, h, w = images.shape
+        return self._finish(crop_resize(images, center_boxes(n, h, w, self.crop_pct), self.size))
+
+
+def scale_of(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Area fraction of each box, for checks."""
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (height * width)
+
+
+__all__ = [
+    "AugmentConfig",
+    "DeviceTransform",
+    "center_boxes",
+    "crop_resize",
+    "random_resized_boxes",
+    "scale_of",
+]

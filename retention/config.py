@@ -1,0 +1,110 @@
+"""Configuration checks: the JSON schema, then what a schema cannot say.
+
+``validate_config`` raises one ConfigError whose message names the key (as a dotted
+path) and the value at fault. The workflow calls it before any job runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _key(path) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """One line naming the key and the value at fault."""
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f" under '{key}'" if error.absolute_path else ""
+        return f"unknown config key '{extra[0]}'{where}" if extra else error.message
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        prefix = f"{key}." if error.absolute_path else ""
+        return f"config key '{prefix}{missing[0]}' is missing"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"config key '{key}': {error.instance!r} is not one of {allowed}"
+    if error.validator == "propertyNames":
+        return f"config key '{key}': {error.instance!r} is not a valid name (letters, digits, _ and -)"
+    return f"config key '{key}': {error.message}"
+
+
+def validate_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> None:
+    """Check ``config`` against the JSON schema; raise ConfigError on the first error."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(_message(best))
+
+
+def validate_references(config: dict, check_models: bool = True) -> None:
+    """Cross-key checks: grid names exist, datasets that need a path have one, timm names."""
+    for kind in ("datasets", "archs"):
+        for i, name in enumerate(config["grid"][kind]):
+            if name not in config[kind]:
+                known = ", ".join(sorted(config[kind]))
+                raise ConfigError(
+                    f"config key 'grid.{kind}[{i}]': {name!r} is not defined under '{kind}' "
+                    f"(defined: {known})"
+                )
+    for name in config["grid"]["datasets"]:
+        spec = config["datasets"][name]
+        if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
+            raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
+    sampler = config["sampler"]
+    if sampler["enabled"] and sampler["scout_seed"] in config["grid"]["seeds"]:
+        raise ConfigError(
+            f"config key 'sampler.scout_seed': {sampler['scout_seed']} is one of the compared "
+            "seeds in grid.seeds; the scout run needs a seed outside them"
+        )
+    for i, name in enumerate(sampler.get("datasets") or []):
+        if name not in config["grid"]["datasets"]:
+            raise ConfigError(f"config key 'sampler.datasets[{i}]': {name!r} is not in grid.datasets")
+    if check_models:
+        from .models import check_model_name
+
+        for name in config["grid"]["archs"]:
+            try:
+                check_model_name(config["archs"][name]["model"])
+            except ConfigError as err:
+                raise ConfigError(f"config key 'archs.{name}.model': {err}") from None
+
+
+def validate_config(config: dict, check_models: bool = True) -> dict:
+    """Schema and reference checks (see the module docstring); returns ``config``."""
+    validate_schema(config)
+    validate_references(config, check_models)
+    return config
+
+
+def load_config(path: str | os.PathLike, *overlays: str | os.PathLike) -> dict[str, Any]:
+    """Read a config file and lay ``overlays`` over it as Snakemake's --configfile does."""
+    config = yaml.safe_load(Path(path).read_text())
+    for overlay in overlays:
+        merge(config, yaml.safe_load(Path(overlay).read_text()))
+    return config
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive dict update in place (lists and scalars replace), like Snakemake's."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base

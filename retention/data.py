@@ -1,0 +1,387 @@
+"""Datasets: one interface for digits, digits_lt, imagefolder, cub200 and octdl.
+
+A dataset is first *listed* (one row per image: sample_id, label, class_name, split,
+source, group), then *split* (train / heldout, fixed by ``split_seed`` alone), then
+*decoded* once into a uint8 array at a square storage resolution, so that no training
+job ever decodes an image file. ``prepare_dataset`` does all three.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError
+
+log = logging.getLogger("retention.data")
+
+SOURCES = ("digits", "digits_lt", "imagefolder", "cub200", "octdl")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+MANIFEST_COLUMNS = ["sample_id", "label", "class_name", "split", "source", "group"]
+
+
+@dataclass
+class PreparedDataset:
+    """A decoded dataset: ``images[i]`` is the image of ``manifest.iloc[i]``.
+
+    images: uint8 (N, S, S, 3). skipped: files left out as unreadable (skip_corrupt).
+    """
+
+    manifest: pd.DataFrame
+    images: np.ndarray
+    skipped: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    pixels = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+    return pixels, bunch.target.astype(np.int64)
+
+
+def list_digits() -> pd.DataFrame:
+    """scikit-learn's 1,797 bundled 8x8 digits, 10 classes, no official split."""
+    _, target = _digits()
+    n = len(target)
+    return pd.DataFrame(
+        {
+            "sample_id": np.arange(n, dtype=np.int64),
+            "label": target,
+            "class_name": [str(c) for c in target],
+            "split": "",
+            "source": [f"digits:{i}" for i in range(n)],
+            "group": "",
+        }
+    )
+
+
+def long_tail_counts(n_classes: int, n_max: int, ratio: float) -> np.ndarray:
+    """Exponentially decaying class sizes from ``n_max`` down to ``n_max / ratio``.
+
+    Class 0 is the largest; the last class has round(n_max / ratio) samples (>= 1).
+    """
+    n_min = max(1, int(round(n_max / ratio)))
+    counts = n_max * (n_min / n_max) ** (np.arange(n_classes) / max(n_classes - 1, 1))
+    counts = np.rint(counts).astype(int)
+    counts[-1] = n_min
+    return counts
+
+
+def list_digits_lt(imbalance_ratio: float, seed: int) -> pd.DataFrame:
+    """A long-tailed subsample of digits whose largest / smallest class is ``imbalance_ratio``.
+
+    The smallest class keeps 3 images, the largest 3 * ratio (capped by the data).
+    Which images are kept is fixed by ``seed`` (the split seed).
+    """
+    full = list_digits()
+    n_min = 3
+    n_max = min(int(round(n_min * imbalance_ratio)), int(full["label"].value_counts().min()))
+    counts = long_tail_counts(10, n_max, n_max / n_min)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label, count in enumerate(counts):
+        idx = np.flatnonzero(full["label"].to_numpy() == label)
+        keep.append(np.sort(rng.choice(idx, size=count, replace=False)))
+    return full.iloc[np.concatenate(keep)].reset_index(drop=True)
+
+
+def _strip_number(name: str) -> str:
+    """'001.Black_footed_Albatross' -> 'Black_footed_Albatross'."""
+    return re.sub(r"^\d+\.", "", name)
+
+
+def _read_table(path: Path, columns: int) -> list[list[str]]:
+    if not path.is_file():
+        raise DataError(f"missing file {path} (is the dataset extracted there?)")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=columns - 1)
+        if len(parts) != columns:
+            raise DataError(f"{path}, line {lineno}: expected {columns} fields, got {line!r}")
+        rows.append(parts)
+    return rows
+
+
+def list_cub200(root: str | os.PathLike) -> pd.DataFrame:
+    """CUB-200-2011 from its extracted directory (the one holding images.txt).
+
+    Reads images.txt, image_class_labels.txt, train_test_split.txt and classes.txt;
+    sample_id is CUB's image_id; the split is the official one.
+    """
+    root = Path(root)
+    images = {int(i): p for i, p in _read_table(root / "images.txt", 2)}
+    labels = {int(i): int(c) for i, c in _read_table(root / "image_class_labels.txt", 2)}
+    is_train = {int(i): int(s) for i, s in _read_table(root / "train_test_split.txt", 2)}
+    classes = {int(c): _strip_number(n) for c, n in _read_table(root / "classes.txt", 2)}
+    for name, table in (("image_class_labels.txt", labels), ("train_test_split.txt", is_train)):
+        missing = sorted(set(images) - set(table))
+        if missing:
+            raise DataError(f"{root / name} has no entry for image_id {missing[0]}")
+    ids = sorted(images)
+    class_ids = sorted(classes)
+    index = {c: k for k, c in enumerate(class_ids)}
+    return pd.DataFrame(
+        {
+            "sample_id": np.array(ids, dtype=np.int64),
+            "label": np.array([index[labels[i]] for i in ids], dtype=np.int64),
+            "class_name": [classes[labels[i]] for i in ids],
+            "split": ["train" if is_train[i] else "heldout" for i in ids],
+            "source": [str(root / "images" / images[i]) for i in ids],
+            "group": "",
+        }
+    )
+
+
+def _index_images(root: Path) -> dict[str, Path]:
+    """Every image file below ``root``, keyed by file stem (and by file name)."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            found.setdefault(path.stem, path)
+            found.setdefault(path.name, path)
+    return found
+
+
+def list_octdl(root: str | os.PathLike) -> pd.DataFrame:
+    """OCTDL from its directory: class folders of images plus OCTDL_labels.csv.
+
+    The CSV (file_name, disease, patient_id, ...) gives label and patient; images are
+    found anywhere below ``root`` by file name. sample_id is the row rank by file_name.
+    """
+    root = Path(root)
+    csv_path = root / "OCTDL_labels.csv"
+    if not csv_path.is_file():
+        candidates = sorted(root.rglob("OCTDL_labels.csv"))
+        if not candidates:
+            raise DataError(f"missing file {csv_path} (OCTDL's labels with patient ids)")
+        csv_path = candidates[0]
+    table = pd.read_csv(csv_path, dtype=str)
+    for column in ("file_name", "disease", "patient_id"):
+        if column not in table.columns:
+            raise DataError(f"{csv_path} has no column '{column}'")
+    table = table.sort_values("file_name", kind="stable").reset_index(drop=True)
+    files = _index_images(root)
+    sources = []
+    for name in table["file_name"]:
+        path = files.get(name) or files.get(Path(name).stem)
+        if path is None:
+            raise DataError(f"{csv_path}: image '{name}' is not found below {root}")
+        sources.append(str(path))
+    classes = sorted(table["disease"].unique())
+    index = {c: k for k, c in enumerate(classes)}
+    return pd.DataFrame(
+        {
+            "sample_id": np.arange(len(table), dtype=np.int64),
+            "label": table["disease"].map(index).to_numpy(dtype=np.int64),
+            "class_name": table["disease"].to_numpy(),
+            "split": "",
+            "source": sources,
+            "group": table["patient_id"].to_numpy(),
+        }
+    )
+
+
+def list_imagefolder(root: str | os.PathLike) -> pd.DataFrame:
+    """A ``root/<class>/<image>`` tree; classes sorted by name, sample_id by sorted path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"imagefolder root {root} is not a directory")
+    rows = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(class_dir.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                rows.append((class_dir.name, str(path)))
+    if not rows:
+        raise DataError(f"imagefolder root {root} holds no <class>/<image> files")
+    classes = sorted({c for c, _ in rows})
+    index = {c: k for k, c in enumerate(classes)}
+    return pd.DataFrame(
+        {
+            "sample_id": np.arange(len(rows), dtype=np.int64),
+            "label": np.array([index[c] for c, _ in rows], dtype=np.int64),
+            "class_name": [c for c, _ in rows],
+            "split": "",
+            "source": [p for _, p in rows],
+            "group": "",
+        }
+    )
+
+
+def list_samples(
+    source: str,
+    path: str | os.PathLike | None = None,
+    imbalance_ratio: float = 56.0,
+    split_seed: int = 0,
+) -> pd.DataFrame:
+    """List a dataset's images (manifest columns; ``split`` empty where not official)."""
+    if source == "digits":
+        return list_digits()
+    if source == "digits_lt":
+        return list_digits_lt(imbalance_ratio, split_seed)
+    if source not in SOURCES:
+        raise DataError(f"unknown dataset source '{source}' (one of {', '.join(SOURCES)})")
+    if path is None:
+        raise DataError(f"dataset source '{source}' needs a 'path'")
+    return {"imagefolder": list_imagefolder, "cub200": list_cub200, "octdl": list_octdl}[source](
+        path
+    )
+
+
+# ----------------------------------------------------------------------------- split
+
+
+def split_grouped_stratified(
+    labels: np.ndarray, groups: np.ndarray, heldout_fraction: float, seed: int
+) -> np.ndarray:
+    """Boolean mask of held-out samples: stratified by label, no group on both sides.
+
+    Each group is assigned to the stratum of its most common label. Within a stratum the
+    groups are put in a seeded random order and the held-out side takes the prefix whose
+    image count is nearest to round(fraction * stratum size); a stratum of two or more
+    groups keeps at least one group on each side, a stratum of one group stays in train.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = inverse.max() + 1
+    sizes = np.bincount(inverse, minlength=n_groups)
+    counts = np.zeros((n_groups, labels.max() + 1), dtype=np.int64)
+    np.add.at(counts, (inverse, labels), 1)
+    stratum = counts.argmax(axis=1)  # ties: the smallest label
+    heldout_group = np.zeros(n_groups, dtype=bool)
+    for s in np.unique(stratum):
+        members = rng.permutation(np.flatnonzero(stratum == s))
+        if len(members) < 2:
+            continue
+        cum = np.cumsum(sizes[members])[:-1]  # prefixes of 1 .. len-1 groups
+        target = heldout_fraction * sizes[members].sum()
+        k = int(np.argmin(np.abs(cum - round(target)))) + 1
+        heldout_group[members[:k]] = True
+    return heldout_group[inverse]
+
+
+def assign_split(listing: pd.DataFrame, heldout_fraction: float, split_seed: int) -> pd.DataFrame:
+    """Fill ``split`` where the source has no official split (grouped when ``group`` set)."""
+    if (listing["split"] != "").all():
+        return listing
+    groups = listing["group"].where(listing["group"] != "", "sample:" + listing["sample_id"].astype(str))
+    held = split_grouped_stratified(
+        listing["label"].to_numpy(), groups.to_numpy(), heldout_fraction, split_seed
+    )
+    out = listing.copy()
+    out["split"] = np.where(held, "heldout", "train")
+    return out
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def read_image(source: str) -> Image.Image:
+    """Open one image (a file path, or ``digits:<i>`` for the embedded digits) as RGB."""
+    if source.startswith("digits:"):
+        pixels, _ = _digits()
+        return Image.fromarray(pixels[int(source.split(":", 1)[1])]).convert("RGB")
+    with Image.open(source) as img:
+        img.load()
+        return img.convert("RGB")
+
+
+def to_storage(img: Image.Image, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` (bilinear, antialiased) and centre-crop square."""
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None if scale > 0.5 else 3.0)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def _decode(source: str, size: int) -> np.ndarray | str:
+    try:
+        return to_storage(read_image(source), size)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        return f"{source}: {err}"
+
+
+def decode_images(
+    listing: pd.DataFrame, storage_size: int, skip_corrupt: bool = False, workers: int = 1
+) -> PreparedDataset:
+    """Decode every listed image into uint8 (N, S, S, 3).
+
+    An unreadable image raises DataError naming the file, unless ``skip_corrupt``: then
+    it is left out of the manifest and listed in ``skipped``.
+    """
+    sources = listing["source"].tolist()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        decoded = list(pool.map(lambda s: _decode(s, storage_size), sources, chunksize=64))
+    bad = [i for i, d in enumerate(decoded) if isinstance(d, str)]
+    if bad and not skip_corrupt:
+        raise DataError(
+            f"unreadable image {decoded[bad[0]]} ({len(bad)} unreadable in all); "
+            "set data.skip_corrupt: true to skip such files"
+        )
+    keep = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
+    if not keep:
+        raise DataError("no readable image in the dataset")
+    images = np.stack([decoded[i] for i in keep])
+    manifest = listing.iloc[keep].reset_index(drop=True)[MANIFEST_COLUMNS]
+    return PreparedDataset(manifest, images, [decoded[i] for i in bad])
+
+
+def prepare_dataset(
+    source: str,
+    path: str | os.PathLike | None,
+    storage_size: int,
+    heldout_fraction: float = 0.2,
+    split_seed: int = 0,
+    imbalance_ratio: float = 56.0,
+    skip_corrupt: bool = False,
+    workers: int = 1,
+) -> PreparedDataset:
+    """List, split and decode a dataset (see the module docstring)."""
+    listing = list_samples(source, path, imbalance_ratio, split_seed)
+    listing = assign_split(listing, heldout_fraction, split_seed)
+    prepared = decode_images(listing, storage_size, skip_corrupt, workers)
+    for split in ("train", "heldout"):
+        if not (prepared.manifest["split"] == split).any():
+            raise DataError(f"dataset '{source}' has no {split} samples after the split")
+    return prepared
+
+
+def load_prepared(manifest_path: str | os.PathLike, images_path: str | os.PathLike) -> PreparedDataset:
+    """Read a prepared dataset back (manifest.csv and images.npy), checking they agree."""
+    manifest = pd.read_csv(manifest_path, dtype={"class_name": str, "group": str, "split": str})
+    manifest["group"] = manifest["group"].fillna("")
+    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{manifest_path} has no column '{missing[0]}'")
+    images = np.load(images_path, mmap_mode="r")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != len(manifest):
+        raise DataError(
+            f"{images_path}: expected uint8 (N={len(manifest)}, S, S, 3), got "
+            f"{images.dtype} {images.shape}"
+        )
+    return PreparedDataset(manifest, np.asarray(images))
+
+
+def class_names(manifest: pd.DataFrame) -> list[str]:
+    """Class names indexed by label."""
+    pairs = manifest[["label", "class_name"]].drop_duplicates().sort_values("label")
+    names = dict(zip(pairs["label"], pairs["class_name"]))
+    return [str(names.get(k, k)) for k in range(int(manifest["label"].max()) + 1)]

@@ -1,0 +1,75 @@
+"""Fit the retention decay of every train sample of one run: traces.npz -> fits table.
+
+One row per (trace definition, train sample) with status, lambda, b, R^2, SSE, AIC of the
+exponential and power-law models and per-sample scores (docs/contracts.md, "fits table").
+The configured definition is marked primary=True; the robustness definitions follow.
+
+Run by the rule fit_traces (params.retention = config["retention"]), or standalone:
+    python scripts/fit_traces.py results/runs/digits/resnet18/seed0/traces.npz fits.parquet
+    python scripts/fit_traces.py traces.npz fits.csv --trace raw --soft --robustness since_learned conditional
+The output suffix picks the format (.parquet or .csv).
+"""
+
+import argparse
+import logging
+import time
+
+from retention import io
+from retention.errors import ConfigError
+from retention.fit import fit_table
+from retention.traces import DEFINITIONS, load_traces, parse_definition
+
+log = logging.getLogger("retention.fit_traces")
+
+
+def run(traces_path, fits_path, trace="since_learned", soft=False, robustness=(), min_points=3, lambda_max=5.0, run_name=None):
+    """Load, fit every definition, write the table atomically."""
+    if trace not in DEFINITIONS:
+        raise ConfigError(f"retention.trace: unknown definition {trace!r}; expected one of {', '.join(DEFINITIONS)}")
+    for label in robustness:
+        try:
+            parse_definition(label)
+        except ValueError as err:
+            raise ConfigError(f"retention.robustness: {err}") from err
+    if int(min_points) < 1:
+        raise ConfigError(f"retention.min_points must be >= 1, got {min_points}")
+    if not float(lambda_max) > 0:
+        raise ConfigError(f"retention.lambda_max must be > 0, got {lambda_max}")
+    primary = trace + ("_soft" if soft else "")
+    start = time.perf_counter()
+    traces = load_traces(traces_path, run_name)
+    log.info("%s: %d train samples, epochs t = 0..%d", traces.run_name, traces.n_samples, traces.epochs)
+    table = fit_table(traces, list(robustness), primary, int(min_points), float(lambda_max))
+    io.save_table(fits_path, table)
+    log.info("wrote %d rows (%d definitions) to %s in %.2f s", len(table), table["trace"].nunique(), fits_path, time.perf_counter() - start)
+
+
+def main():
+    if "snakemake" in globals():
+        sm = snakemake  # noqa: F821
+        io.setup_logging(sm.log[0])
+        r = sm.params.retention
+        w = sm.wildcards
+        name = f"{w.dataset}/{w.arch}/seed{w.seed}" if all(k in w.keys() for k in ("dataset", "arch", "seed")) else None
+        run(sm.input.traces, sm.output.fits, r["trace"], r["soft"], r.get("robustness", []), r["min_points"], r["lambda_max"], name)
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("traces", help="a run's traces.npz (contract in docs/contracts.md)")
+    parser.add_argument("output", help="the fits table to write: .parquet or .csv")
+    parser.add_argument("--trace", default="since_learned", choices=DEFINITIONS, help="primary trace definition (default since_learned)")
+    parser.add_argument("--soft", action="store_true", help="primary definition on p_true instead of correct")
+    parser.add_argument(
+        "--robustness", nargs="*", default=[], metavar="LABEL",
+        help="further definitions in the same table, e.g. since_warmup raw conditional since_learned_soft",
+    )
+    parser.add_argument("--min-points", type=int, default=3, help="traces with fewer points are too_short (default 3)")
+    parser.add_argument("--lambda-max", type=float, default=5.0, help="upper bound of lambda, per epoch (default 5)")
+    parser.add_argument("--run-name", help="name of the run in messages (default: from the path)")
+    parser.add_argument("--log", help="also log to this file")
+    args = parser.parse_args()
+    io.setup_logging(args.log)
+    run(args.traces, args.output, args.trace, args.soft, args.robustness, args.min_points, args.lambda_max, args.run_name)
+
+
+if __name__ == "__main__":
+    io.run_main(main)

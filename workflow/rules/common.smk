@@ -1,0 +1,218 @@
+import os
+import sys
+from pathlib import Path
+
+# The package that holds the logic sits beside the Snakefile; jobs (and conda envs,
+# which do not install it) find it through PYTHONPATH.
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+# Compute jobs never reach a model hub: weights come from resources/weights/.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from retention.config import validate_config
+
+validate_config(config)
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_\-]+",
+    arch=r"[A-Za-z0-9_\-]+",
+    seed=r"\d+",
+    sampler=r"random|spaced",
+
+
+GRID = config["grid"]
+FIGURES = [
+    "retention_examples",
+    "jaccard",
+    "r2",
+    "seed_stability",
+    "class_forgetting",
+    "warmup_loss",
+    "training_curves",
+    "robustness",
+    "alternative_scores",
+]
+
+
+# ------------------------------------------------------------------ config lookups
+
+
+def dataset_spec(wildcards):
+    """The config entry of one dataset."""
+    return config["datasets"][wildcards.dataset]
+
+
+def dataset_source(wildcards):
+    """Input of prepare_dataset: the extracted tree, downloaded first when absent."""
+    spec = dataset_spec(wildcards)
+    path = spec.get("path")
+    if not path:
+        return {}
+    if Path(path).exists() or not spec.get("download"):
+        return {"tree": path}
+    return {"tree": f"resources/datasets/{wildcards.dataset}"}
+
+
+def dataset_downloads(wildcards):
+    """The files to download for one dataset (config datasets.<name>.download)."""
+    return dataset_spec(wildcards).get("download", [])
+
+
+def arch_spec(wildcards):
+    """The config entry of one architecture."""
+    return config["archs"][wildcards.arch]
+
+
+def arch_model(wildcards):
+    """The timm model name of one architecture."""
+    return arch_spec(wildcards)["model"]
+
+
+def arch_weights(arch):
+    """The weights file of an architecture, or None for random initialisation."""
+    weights = config["archs"][arch].get("weights", "pretrained")
+    if weights == "none":
+        return None
+    if weights == "pretrained":
+        return f"resources/weights/{arch}.safetensors"
+    return weights
+
+
+def finetune_inputs(wildcards):
+    """Prepared dataset plus, where configured, the local pretrained weights."""
+    inputs = {
+        "manifest": f"results/data/{wildcards.dataset}/manifest.csv",
+        "images": f"results/data/{wildcards.dataset}/images.npy",
+    }
+    weights = arch_weights(wildcards.arch)
+    if weights:
+        inputs["weights"] = weights
+    return inputs
+
+
+def primary_trace():
+    """Label of the configured trace definition, e.g. since_learned or raw_soft."""
+    r = config["retention"]
+    return r["trace"] + ("_soft" if r["soft"] else "")
+
+
+# ------------------------------------------------------------------ the grid
+
+
+def grid_runs(dataset):
+    """(arch, seed) of every run of a dataset, arch-major, in config order."""
+    return [(arch, seed) for arch in GRID["archs"] for seed in GRID["seeds"]]
+
+
+def run_keys_for_dataset(wildcards):
+    """[arch, seed] pairs in the order of fits_for_dataset and traces_for_dataset."""
+    return [[arch, seed] for arch, seed in grid_runs(wildcards.dataset)]
+
+
+def traces_for_dataset(wildcards):
+    return [
+        f"results/runs/{wildcards.dataset}/{arch}/seed{seed}/traces.npz"
+        for arch, seed in grid_runs(wildcards.dataset)
+    ]
+
+
+def fits_for_dataset(wildcards):
+    return [
+        f"results/fits/{wildcards.dataset}/{arch}/seed{seed}.parquet"
+        for arch, seed in grid_runs(wildcards.dataset)
+    ]
+
+
+def metrics_for_all_runs():
+    return [
+        f"results/runs/{dataset}/{arch}/seed{seed}/metrics.csv"
+        for dataset in GRID["datasets"]
+        for arch, seed in grid_runs(dataset)
+    ]
+
+
+def sampler_datasets():
+    """Datasets with spaced-repetition comparisons (sampler.datasets, default all)."""
+    if not config["sampler"]["enabled"]:
+        return []
+    return config["sampler"].get("datasets") or GRID["datasets"]
+
+
+def summary_tables():
+    """Per-dataset summary tables that the findings table collects."""
+    tables = [f"results/stats/{dataset}/summary.csv" for dataset in GRID["datasets"]]
+    tables += [f"results/sampler/{dataset}/summary.csv" for dataset in sampler_datasets()]
+    return tables
+
+
+def figure_files(name):
+    return [f"results/figures/{name}.{ext}" for ext in ("pdf", "png")]
+
+
+def all_outputs():
+    """Every traces file, fits table, statistics table, figure and the findings."""
+    outputs = []
+    for dataset in GRID["datasets"]:
+        for arch, seed in grid_runs(dataset):
+            outputs.append(f"results/runs/{dataset}/{arch}/seed{seed}/traces.npz")
+            outputs.append(f"results/fits/{dataset}/{arch}/seed{seed}.parquet")
+        outputs.append(f"results/stats/{dataset}/summary.csv")
+    outputs += ["results/findings.csv", "results/findings.md"]
+    for name in FIGURES + (["sampler"] if sampler_datasets() else []):
+        outputs += figure_files(name)
+    return outputs
+
+
+# ------------------------------------------------------------------ sampler (F6)
+
+
+def sampler_runs(dataset):
+    """(arch, kind, seed) of every budgeted run of a dataset."""
+    return [
+        (arch, kind, seed)
+        for arch in GRID["archs"]
+        for kind in config["sampler"]["kinds"]
+        for seed in GRID["seeds"]
+    ]
+
+
+def scout_fits(wildcards):
+    seed = config["sampler"]["scout_seed"]
+    return f"results/fits/{wildcards.dataset}/{wildcards.arch}/seed{seed}.parquet"
+
+
+def budget_inputs(wildcards):
+    """A fine-tuning run's inputs, plus the scout run's fits for the spaced sampler."""
+    inputs = finetune_inputs(wildcards)
+    if wildcards.sampler == "spaced":
+        inputs["scout_fits"] = scout_fits(wildcards)
+    return inputs
+
+
+def sampler_spec(wildcards, input):
+    return {
+        "kind": wildcards.sampler,
+        "fraction": config["sampler"]["fraction"],
+        "scout_fits": input.get("scout_fits"),
+    }
+
+
+def sampler_run_keys(wildcards):
+    return [list(run) for run in sampler_runs(wildcards.dataset)]
+
+
+def sampler_traces_for_dataset(wildcards):
+    return [
+        f"results/sampler/{wildcards.dataset}/{arch}/{kind}/seed{seed}/traces.npz"
+        for arch, kind, seed in sampler_runs(wildcards.dataset)
+    ]
+
+
+def sampler_metrics_for_dataset(wildcards):
+    return [
+        f"results/sampler/{wildcards.dataset}/{arch}/{kind}/seed{seed}/metrics.csv"
+        for arch, kind, seed in sampler_runs(wildcards.dataset)
+    ]

@@ -1,0 +1,22 @@
+# Datasets from their hosts into resources/datasets/{dataset}: resumable, checksummed,
+# extracted safely into a temporary directory renamed into place. Runs on the login
+# node (localrule); compute jobs only read the extracted tree.
+
+
+localrules:
+    download_dataset,
+
+
+rule download_dataset:
+    output:
+        dataset=directory("resources/datasets/{dataset}"),
+    log:
+        "logs/download_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/download_dataset/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        files=dataset_downloads,
+    script:
+        "../../scripts/download_dataset.py"

@@ -1,0 +1,27 @@
+rule finetune:
+    input:
+        unpack(finetune_inputs),
+    output:
+        traces="results/runs/{dataset}/{arch}/seed{seed}/traces.npz",
+        metrics=report(
+            "results/runs/{dataset}/{arch}/seed{seed}/metrics.csv",
+            caption="../report/metrics.rst",
+            category="Runs",
+            subcategory="{dataset}",
+            labels={"arch": "{arch}", "seed": "{seed}"},
+        ),
+    params:
+        arch=arch_spec,
+        train=config["train"],
+        checkpoint="results/checkpoints/{dataset}/{arch}/seed{seed}.pt",
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/finetune/{dataset}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune/{dataset}/{arch}/seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/finetune.py"

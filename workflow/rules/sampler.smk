@@ -1,0 +1,51 @@
+# F6: budgeted fine-tuning with a spaced-repetition sampler against random sampling.
+# The scout run is an ordinary run (rule finetune) with seed sampler.scout_seed.
+
+
+rule finetune_budget:
+    input:
+        unpack(budget_inputs),
+    output:
+        traces="results/sampler/{dataset}/{arch}/{sampler}/seed{seed}/traces.npz",
+        metrics="results/sampler/{dataset}/{arch}/{sampler}/seed{seed}/metrics.csv",
+    params:
+        arch=arch_spec,
+        train=config["train"],
+        sampler=sampler_spec,
+        checkpoint="results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt",
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/finetune.py"
+
+
+rule compare_samplers:
+    input:
+        traces=sampler_traces_for_dataset,
+        metrics=sampler_metrics_for_dataset,
+    output:
+        comparison=report(
+            "results/sampler/{dataset}/comparison.csv",
+            caption="../report/sampler_table.rst",
+            category="F6 spaced repetition",
+        ),
+        curves="results/sampler/{dataset}/curves.csv",
+        summary="results/sampler/{dataset}/summary.csv",
+    params:
+        runs=sampler_run_keys,
+        stats=config["stats"],
+    log:
+        "logs/compare_samplers/{dataset}.log",
+    benchmark:
+        "benchmarks/compare_samplers/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/compare_samplers.py"
