@@ -43,7 +43,7 @@ _NET_CHUNK_BYTES = 1 << 16
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
 _SPEC_KEYS = {"file", "url", "checksum", "extract", "max_bytes", "archive"}
 _TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tbz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
-_USER_AGENT = "retention-download/0.1 (+https://github.com/; research dataset fetch)"
+_USER_AGENT = "retention/0.1 (research dataset download; python-requests)"
 
 
 @dataclass(frozen=True)

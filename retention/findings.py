@@ -15,7 +15,6 @@ matching row wins. Finding names use the config's architecture keys.
 from __future__ import annotations
 
 import fnmatch
-import math
 import os
 from importlib import resources
 from typing import Sequence
@@ -25,13 +24,15 @@ import pandas as pd
 
 from .errors import DataError
 
+# fmt: off
 SUMMARY_REQUIRED = (
     "finding", "dataset", "value", "ci_low", "ci_high", "test", "p_value", "n_samples", "n_runs",
-)  # fmt: skip
+)
 FINDINGS_COLUMNS = [
     "finding", "dataset", "value", "ci_low", "ci_high", "paper_value", "test", "p_value",
     "p_holm", "n_samples", "n_runs", "trace", "interval", "detail", "paper_note",
-]  # fmt: skip
+]
+# fmt: on
 PAPER_COLUMNS = ("finding", "dataset", "paper_value", "note")
 
 
@@ -105,7 +106,9 @@ def assemble_findings(
     if dup.any():
         r = table[dup].iloc[0]
         raise DataError(f"finding {r['finding']!r} for dataset {r['dataset']!r} appears twice")
-    matched = [match_paper_value(f, d, paper_values) for f, d in zip(table["finding"], table["dataset"])]
+    matched = [
+        match_paper_value(f, d, paper_values) for f, d in zip(table["finding"], table["dataset"])
+    ]
     table["paper_value"] = [m[0] for m in matched]
     table["paper_note"] = [m[1] for m in matched]
     for c in ("value", "ci_low", "ci_high", "p_value"):
@@ -157,15 +160,38 @@ def findings_markdown(findings: pd.DataFrame, title: str = "Findings") -> str:
     ]
     if traces:
         lines += ["", f"Trace definition: {', '.join(traces)}."]
-    header = ["finding", "dataset", "value", "95% interval", "paper", "test", "p", "p (Holm)",
-              "samples", "runs", "detail", "interval method"]  # fmt: skip
+    header = [
+        "finding",
+        "dataset",
+        "value",
+        "95% interval",
+        "paper",
+        "test",
+        "p",
+        "p (Holm)",
+        "samples",
+        "runs",
+        "detail",
+        "interval method",
+    ]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in findings.itertuples(index=False):
         ci = f"{_fmt(r.ci_low)} to {_fmt(r.ci_high)}" if pd.notna(r.ci_low) else ""
         paper = r.paper_value if r.paper_value else ""
-        cells = [r.finding, r.dataset, _fmt(r.value), ci, paper, r.test, _fmt_p(r.p_value),
-                 _fmt_p(r.p_holm), "" if pd.isna(r.n_samples) else int(r.n_samples),
-                 "" if pd.isna(r.n_runs) else int(r.n_runs), r.detail, r.interval]  # fmt: skip
+        cells = [
+            r.finding,
+            r.dataset,
+            _fmt(r.value),
+            ci,
+            paper,
+            r.test,
+            _fmt_p(r.p_value),
+            _fmt_p(r.p_holm),
+            "" if pd.isna(r.n_samples) else int(r.n_samples),
+            "" if pd.isna(r.n_runs) else int(r.n_runs),
+            r.detail,
+            r.interval,
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     notes = findings[findings["paper_note"].astype(str) != ""][["finding", "dataset", "paper_note"]]
     if len(notes):

@@ -20,12 +20,16 @@ How the fit works (variable projection, all rows at once, numpy only):
    the profile SSE(lam) of every row.
 2. The profile is evaluated on a grid of lam (0 and 64 log-spaced values from
    lam_max * 1e-5 to lam_max) for every row with a few matrix products.
-3. Each row's best grid point and its two neighbours bracket a minimum; a vectorised
-   Brent search (golden section with parabolic steps) refines lam inside the bracket to
-   a relative tolerance of 1e-8 (absolute 1e-12), every row in lock step; rows leave the
-   loop when they have converged. There is no per-trace Python loop and nothing that
-   can fail to converge: at worst a row keeps its best grid point.
-4. Identical rows (common for binary traces) are fitted once.
+3. The lowest local minima of each row's grid profile (up to 3: binary traces often
+   have two basins) are refined by a bracketed Newton search on the profile's
+   derivative, between the grid neighbours: analytic first and second derivatives of
+   the profile, a bisection step wherever a Newton step would leave the bracket; it
+   stops when a Newton step is below 1e-6 relative (the error is then about its square)
+   or the bracket below 1e-8 relative. The best refined candidate is kept, and never
+   one worse than the best grid point. All rows move in lock step (rows leave as they
+   converge); there is no per-trace Python loop and nothing that fails to converge.
+4. Identical rows (common for binary traces) are fitted once; rows are processed in
+   cache-sized blocks with BLAS limited to one thread (faster on a busy machine).
 
 Conventions: where a row's b is 1 (the model is the constant 1, lam has no meaning)
 lam is reported as 0; where lam is 0, b is reported as 1 (``raw``: a = 0, c = the mean).
@@ -36,6 +40,7 @@ as a residual standard deviation of 1e-6).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -46,6 +51,11 @@ import pandas as pd
 
 from . import traces as tr
 
+try:  # installed with scikit-learn; optional
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover
+    ThreadpoolController = None
+
 log = logging.getLogger("retention.fit")
 
 #: Number of log-spaced grid points (plus lam = 0) of the first search stage.
@@ -55,6 +65,8 @@ GRID_LOW_RATIO = 1e-5
 #: Relative and absolute tolerance of the Brent refinement on lam.
 LAM_RTOL = 1e-8
 LAM_ATOL = 1e-12
+#: Local minima of the grid profile refined per row (the lowest ones).
+N_CANDIDATES = 3
 #: A Newton step smaller than this times |lam| is the last one (its error is ~ its square).
 NEWTON_STOP = 1e-6
 #: Floor on SSE / n in the AIC (a residual standard deviation of 1e-6).
@@ -234,33 +246,52 @@ def _search(
     grid: np.ndarray,
     deriv: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best grid point per row, refined by bracketed Newton between its grid neighbours.
+    """Refine each row's best grid minima by bracketed Newton between grid neighbours.
 
-    Returns the refined lam, the best evaluated lam and its profile SSE (the caller
-    keeps whichever of the two is better, so the result is never worse than the grid).
+    The profile can have more than one local minimum (binary traces often do), and the
+    grid value of the deepest basin is not always the lowest; so up to N_CANDIDATES
+    local minima of the grid (the lowest ones) are refined per row and the best result
+    is kept. Returns the refined lam, the best evaluated lam and its profile SSE (the
+    caller keeps whichever of the two is better, so the result is never worse than the
+    grid).
     """
     n_rows, k = grid_sse.shape
     gs = np.where(np.isfinite(grid_sse), grid_sse, np.inf)
-    best = np.argmin(gs, axis=1)
-    rows = np.arange(n_rows)
-    lo_i, hi_i = np.maximum(best - 1, 0), np.minimum(best + 1, k - 1)
-    lo, hi = grid[lo_i], grid[hi_i]
+    padded = np.pad(gs, ((0, 0), (1, 1)), constant_values=np.inf)
+    local = (gs <= padded[:, :-2]) & (gs <= padded[:, 2:])
+    ranked = np.where(local, gs, np.inf)
+    n_cand = min(N_CANDIDATES, k)
+    order = np.argsort(ranked, axis=1, kind="stable")[:, :n_cand]
+    rows = np.repeat(np.arange(n_rows)[:, None], n_cand, axis=1)
+    valid = np.isfinite(np.take_along_axis(ranked, order, axis=1))
+    valid[:, 0] = True  # every row refines its overall best grid point
+    cand_row, cand = rows[valid], order[valid]
+    lo_i, hi_i = np.maximum(cand - 1, 0), np.minimum(cand + 1, k - 1)
     # start at the vertex of the parabola through the three grid points (in log lam,
-    # where the grid is even), when the best point has two positive neighbours
-    f0, f1, f2 = gs[rows, lo_i], gs[rows, best], gs[rows, hi_i]
+    # where the grid is even), when the point has two positive neighbours
+    f0, f1, f2 = gs[cand_row, lo_i], gs[cand_row, cand], gs[cand_row, hi_i]
     curv = f0 - 2.0 * f1 + f2
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         offset = 0.5 * (f0 - f2) / curv
-    use = (best >= 2) & (best <= k - 2) & (curv > 0) & np.isfinite(offset)
-    log_step = np.log(grid[2] / grid[1])
-    start = np.where(use, grid[best] * np.exp(np.clip(np.where(use, offset, 0.0), -0.5, 0.5) * log_step), grid[best])
-    x, best_x, best_f, iters = _newton(deriv, lo, hi, start)
-    grid_f = gs[np.arange(n_rows), best]
-    use_grid = grid_f < best_f
-    best_x = np.where(use_grid, grid[best], best_x)
-    best_f = np.where(use_grid, grid_f, best_f)
-    log.debug("Newton refinement: %d rows, %d iterations", n_rows, iters)
-    return x, best_x, best_f
+    use = (cand >= 2) & (cand <= k - 2) & (curv > 0) & np.isfinite(offset)
+    offset = np.clip(np.where(use, offset, 0.0), -0.5, 0.5)
+    start = grid[cand] * np.exp(offset * np.log(grid[2] / grid[1]))
+
+    def cand_deriv(u: np.ndarray, idx: np.ndarray):
+        return deriv(u, cand_row[idx])
+
+    x, best_x, best_f, iters = _newton(cand_deriv, grid[lo_i], grid[hi_i], start)
+    use_grid = f1 < best_f
+    best_x = np.where(use_grid, grid[cand], best_x)
+    x = np.where(use_grid, grid[cand], x)
+    best_f = np.where(use_grid, f1, best_f)
+    # the best candidate of each row
+    pick = np.lexsort((best_f, cand_row))
+    first = np.ones(pick.size, dtype=bool)
+    first[1:] = cand_row[pick][1:] != cand_row[pick][:-1]
+    pick = pick[first]
+    log.debug("Newton refinement: %d rows, %d candidates, %d iterations", n_rows, cand.size, iters)
+    return x[pick], best_x[pick], best_f[pick]
 
 
 # --------------------------------------------------------------------------- decay model
@@ -383,12 +414,29 @@ def _chunked(fit_fn, ym: np.ndarray, m: np.ndarray, *args):
     return cls(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in cls.__dataclass_fields__})
 
 
+_CONTROLLER = None
+
+
+def _single_blas_thread():
+    """Limit BLAS to one thread: the matrix products here are small, and a multi-threaded
+    BLAS that alternates with element-wise work slows them down many times on a busy
+    machine. A no-op without threadpoolctl."""
+    global _CONTROLLER
+    if ThreadpoolController is None:
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def _dedup(fit_fn, ym: np.ndarray, m: np.ndarray, *args):
-    u = _unique_rows(ym, m)
-    if u is None:
-        return _chunked(fit_fn, ym, m, *args)
-    first, inv = u
-    res = _chunked(fit_fn, ym[first], m[first], *args)
+    """Fit distinct rows only (in cache-sized blocks, BLAS single-threaded)."""
+    with _single_blas_thread():
+        u = _unique_rows(ym, m)
+        if u is None:
+            return _chunked(fit_fn, ym, m, *args)
+        first, inv = u
+        res = _chunked(fit_fn, ym[first], m[first], *args)
     return type(res)(**{k: getattr(res, k)[inv] for k in res.__dataclass_fields__})
 
 

@@ -257,3 +257,91 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
     def __len__(self) -> int:
         return self.budget_sampler.budget
+
+
+# ----------------------------------------------------------------------------- comparison (F6)
+
+OUTCOMES = ("heldout_acc", "train_retention")
+
+
+def final_outcomes(traces: dict) -> dict[str, float]:
+    """Final held-out accuracy and final train retention of one run.
+
+    Train retention: the share of train samples learned at some epoch t >= 0 that are
+    still correct at the last epoch (forgetting measured where there was learning).
+    """
+    fine = np.asarray(traces["t"]) >= 0
+    correct = np.asarray(traces["correct"])[:, fine]
+    learned = correct.any(axis=1)
+    retention = float(correct[learned, -1].mean()) if learned.any() else float("nan")
+    return {
+        "heldout_acc": float(np.asarray(traces["heldout_correct"])[:, -1].mean()),
+        "train_retention": retention,
+    }
+
+
+def _paired_stats(diff: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
+    from scipy import stats
+
+    n = len(diff)
+    out = {"n_pairs": n, "mean_diff": float(diff.mean()) if n else float("nan")}
+    if n >= 2:
+        boot = diff[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+        out["ci_low"], out["ci_high"] = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+        out["t_p"] = float(stats.ttest_rel(diff, np.zeros(n)).pvalue) if diff.std() > 0 else float("nan")
+        out["wilcoxon_p"] = float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
+    else:
+        out.update(ci_low=float("nan"), ci_high=float("nan"), t_p=float("nan"), wilcoxon_p=float("nan"))
+    return out
+
+
+def compare_samplers(outcomes: "pd.DataFrame", n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
+    """Paired comparison spaced minus random, per architecture and pooled ('all').
+
+    outcomes: one row per run with columns arch, kind, seed and the OUTCOMES. Runs are
+    paired by (arch, seed). Returns one row per (arch, outcome): n_pairs, mean_diff,
+    ci_low / ci_high (95% percentile bootstrap over pairs), wilcoxon_p, t_p, and the
+    per-seed differences as text. Needs both kinds.
+    """
+    import pandas as pd
+
+    kinds = set(outcomes["kind"])
+    if not {"random", "spaced"} <= kinds:
+        raise DataError(f"the sampler comparison needs runs of both kinds, got {sorted(kinds)}")
+    wide = outcomes.pivot_table(index=["arch", "seed"], columns="kind", values=list(OUTCOMES))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for arch in [*dict.fromkeys(outcomes["arch"]), "all"]:
+        part = wide if arch == "all" else wide.loc[[arch]]
+        for outcome in OUTCOMES:
+            diff = (part[(outcome, "spaced")] - part[(outcome, "random")]).dropna().to_numpy()
+            row = {"arch": arch, "outcome": outcome}
+            row.update(_paired_stats(diff, n_boot, rng))
+            row["mean_random"] = float(part[(outcome, "random")].mean())
+            row["mean_spaced"] = float(part[(outcome, "spaced")].mean())
+            row["differences"] = " ".join(f"{d:+.4f}" for d in diff)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sampler_summary(comparison: "pd.DataFrame", dataset: str, fraction: float) -> "pd.DataFrame":
+    """Findings rows (F6) from the pooled comparison: one per outcome."""
+    import pandas as pd
+
+    rows = []
+    for _, r in comparison[comparison["arch"] == "all"].iterrows():
+        rows.append(
+            {
+                "finding": f"F6 spaced minus random, {r['outcome'].replace('_', ' ')}",
+                "dataset": dataset,
+                "value": r["mean_diff"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+                "test": "Wilcoxon signed-rank (paired by arch and seed)",
+                "p_value": r["wilcoxon_p"],
+                "n_samples": np.nan,
+                "n_runs": 2 * int(r["n_pairs"]),
+                "detail": f"budget {fraction:g} of the train set per epoch; paired t-test p = {r['t_p']:.3g}",
+            }
+        )
+    return pd.DataFrame(rows)

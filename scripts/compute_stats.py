@@ -12,8 +12,6 @@ the held-out confusion and class-centroid similarity of F4 and is optional.
 Writes one csv per table of ``retention.stats.TABLE_NAMES`` (docs/contracts.md).
 """
 
-from __future__ import annotations
-
 import argparse
 import logging
 import re
@@ -65,21 +63,39 @@ def compute(fits_paths, traces_paths, runs, stats_config, primary, dataset) -> d
     class_infos = None
     if traces_paths:
         if len(traces_paths) != len(fits_paths):
-            raise DataError(f"{len(traces_paths)} traces files for {len(fits_paths)} fits tables; give one per run")
+            raise DataError(
+                f"{len(traces_paths)} traces files for {len(fits_paths)} fits tables; "
+                "give one per run"
+            )
         class_infos = [read_class_info(p, f"{a}/seed{s}") for p, (a, s) in zip(traces_paths, runs)]
     log.info("dataset %s: %d runs %s, primary trace %s", dataset, len(runs), runs, primary)
-    tables = stats.dataset_tables(fits, runs, cfg, dataset, primary=primary, class_infos=class_infos)
+    tables = stats.dataset_tables(
+        fits, runs, cfg, dataset, primary=primary, class_infos=class_infos
+    )
     for _, row in tables["summary"].iterrows():
-        log.info("%s: %s [%s, %s] p=%s %s", row["finding"], row["value"], row["ci_low"], row["ci_high"],
-                 row["p_value"], row["detail"])  # fmt: skip
+        log.info(
+            "%s: %s [%s, %s] p=%s %s",
+            row["finding"],
+            row["value"],
+            row["ci_low"],
+            row["ci_high"],
+            row["p_value"],
+            row["detail"],
+        )
     return tables
 
 
 def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--fits", nargs="+", required=True, help="fits tables, one per run")
-    ap.add_argument("--traces", nargs="*", default=[], help="traces.npz of the same runs, same order")
-    ap.add_argument("--runs", nargs="*", help="arch:seed of each fits table (default: from the paths)")
+    ap.add_argument(
+        "--traces", nargs="*", default=[], help="traces.npz of the same runs, same order"
+    )
+    ap.add_argument(
+        "--runs", nargs="*", help="arch:seed of each fits table (default: from the paths)"
+    )
     ap.add_argument("--dataset", required=True, help="dataset name written into summary.csv")
     ap.add_argument("--outdir", required=True, help="directory for the csv tables")
     ap.add_argument("--primary", help="primary trace label (default: rows flagged primary)")
@@ -97,17 +113,31 @@ def main() -> None:
     if "snakemake" in globals():
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
-        tables = compute(list(sm.input.fits), list(sm.input.traces), sm.params.runs, dict(sm.params.stats),
-                         sm.params.primary, sm.wildcards.dataset)  # fmt: skip
+        tables = compute(
+            list(sm.input.fits),
+            list(sm.input.traces),
+            sm.params.runs,
+            dict(sm.params.stats),
+            sm.params.primary,
+            sm.wildcards.dataset,
+        )
         outputs = {name: sm.output[name] for name in stats.TABLE_NAMES}
     else:
         args = parse_args()
         setup_logging(args.log)
-        runs = [(r.rsplit(":", 1)[0], int(r.rsplit(":", 1)[1])) for r in args.runs] if args.runs else [
-            run_from_path(p) for p in args.fits
-        ]
-        cfg = {"top_q": args.top_q, "sensitivity_q": args.sensitivity_q, "r2_min": args.r2_min,
-               "bootstrap": args.bootstrap, "permutations": args.permutations, "seed": args.seed}  # fmt: skip
+        runs = (
+            [(r.rsplit(":", 1)[0], int(r.rsplit(":", 1)[1])) for r in args.runs]
+            if args.runs
+            else [run_from_path(p) for p in args.fits]
+        )
+        cfg = {
+            "top_q": args.top_q,
+            "sensitivity_q": args.sensitivity_q,
+            "r2_min": args.r2_min,
+            "bootstrap": args.bootstrap,
+            "permutations": args.permutations,
+            "seed": args.seed,
+        }
         tables = compute(args.fits, args.traces, runs, cfg, args.primary, args.dataset)
         outputs = {name: Path(args.outdir) / f"{name}.csv" for name in stats.TABLE_NAMES}
     for name, path in outputs.items():

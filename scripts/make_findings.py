@@ -10,8 +10,6 @@ paper's values come from retention/paper_values.csv (or ``--paper-values``), p-v
 are Holm-corrected across the whole table.
 """
 
-from __future__ import annotations
-
 import argparse
 import logging
 from pathlib import Path
@@ -35,7 +33,9 @@ def make(summary_paths, csv_path, md_path, paper_values=None) -> pd.DataFrame:
     table = findings.assemble_findings(tables, findings.load_paper_values(paper_values))
     save_table(csv_path, table)
     save_text(md_path, findings.findings_markdown(table))
-    log.info("wrote %s and %s (%d findings from %d tables)", csv_path, md_path, len(table), len(tables))
+    log.info(
+        "wrote %s and %s (%d findings from %d tables)", csv_path, md_path, len(table), len(tables)
+    )
     return table
 
 
@@ -46,11 +46,15 @@ def main() -> None:
         paper = dict(sm.params.items()).get("paper_values")
         make(list(sm.input.summaries), sm.output.csv, sm.output.md, paper)
     else:
-        ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        ap = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         ap.add_argument("summaries", nargs="+", help="summary.csv tables")
         ap.add_argument("--csv", required=True)
         ap.add_argument("--md", required=True)
-        ap.add_argument("--paper-values", help="paper values csv (default: retention/paper_values.csv)")
+        ap.add_argument(
+            "--paper-values", help="paper values csv (default: retention/paper_values.csv)"
+        )
         ap.add_argument("--log")
         args = ap.parse_args()
         setup_logging(args.log)

@@ -770,7 +770,8 @@ def test_fetch_script_saves_the_hub_weights(weight_files, tmp_path):
         "resnet18.a1_in1k",
         "--out",
         str(out),
-        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)},
+        "--offline",
+        env={"HF_HUB_CACHE": str(cache)},
     )
     assert done.returncode == 0, done.stderr
     saved, source = load_file(str(out)), load_file(str(weight_files["resnet18"]))
@@ -790,7 +791,8 @@ def test_fetch_offline_fails_fast_and_names_the_rule(tmp_path):
         "resnet18.a1_in1k",
         "--out",
         str(out),
-        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(empty)},
+        "--offline",
+        env={"HF_HUB_CACHE": str(empty)},
     )
     assert time.monotonic() - start < 60
     assert done.returncode == 1 and "Traceback" not in done.stderr

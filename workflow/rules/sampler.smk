@@ -46,6 +46,6 @@ rule compare_samplers:
     benchmark:
         "benchmarks/compare_samplers/{dataset}.tsv"
     conda:
-        "../../envs/analysis.yaml"
+        "../../envs/torch.yaml"  # sampler.py uses torch
     script:
         "../../scripts/compare_samplers.py"

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# GPU check, one command, < 8 minutes on a single-GPU machine without internet:
+#  1. the throughput benchmark (bench_train.py) for both paper architectures at 224 px
+#     on CUB-sized data (11,788 images);
+#  2. k = 1, 2, 4 concurrent runs on one GPU (our train step, ResNet-18), per run and total;
+#  3. two epochs (1 warmup + 1 fine-tuning) of the real fine-tuning rule through Snakemake
+#     on synthetic CUB-sized data, both architectures, random init.
+# Prints a short table; writes every number under $OUT_DIR (default results/gpu_check).
+# SMALL=1 shrinks everything for a CPU dry run of the script itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${OUT_DIR:-results/gpu_check}
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+if [ "${SMALL:-0}" = 1 ]; then
+  SIZE=32; N=512; STEPS=3; LB=3; ARCHS="test_resnet test_vit"; CARCH=test_resnet; STORE=37; DEV=cpu; W=2
+else
+  SIZE=224; N=11788; STEPS=30; LB=30; ARCHS="resnet18 deit_small_patch16_224"; CARCH=resnet18; STORE=256; DEV=cuda; W=14
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT_DIR/gpu.txt" || true
+
+echo "== 1. throughput: bare step (a), ours (b), usual DataLoader pipeline (c), eval (d)"
+$PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images $N --steps $STEPS \
+  --loader-batches $LB --workers $W --archs $ARCHS --json "$OUT_DIR/bench.json" 2>&1 | tee "$OUT_DIR/bench.txt"
+
+echo "== 2. k runs per GPU (our train step, $CARCH)"
+for k in 1 2 4; do
+  pids=()
+  for i in $(seq 1 "$k"); do
+    $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images 2048 --steps $((STEPS * 2)) \
+      --archs $CARCH --only-ours --json "$OUT_DIR/concurrent_k${k}_${i}.json" > /dev/null 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  $PY - "$OUT_DIR" "$k" <<'PYEOF' | tee -a "$OUT_DIR/concurrent.txt"
+import json, sys, pathlib
+out, k = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+rates = [json.loads((out / f"concurrent_k{k}_{i}.json").read_text())["results"][0]["b_ours_img_s"] for i in range(1, k + 1)]
+print(f"k={k}: per run {sum(rates)/k:.0f} img/s, total {sum(rates):.0f} img/s")
+PYEOF
+done
+
+echo "== 3. the fine-tuning rule, 2 epochs, synthetic CUB-sized data"
+WORK=$(mktemp -d)
+$PY - "$WORK" "$N" "$STORE" <<'PYEOF'
+import sys, pathlib, numpy as np, pandas as pd
+sys.path.insert(0, "benchmarks")
+from bench_train import synthetic_images
+from retention import io
+work, n, store = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+images, labels = synthetic_images(n, store)
+split = np.where(np.arange(n) % 2 == 0, "train", "heldout")  # about CUB's 5,994 / 5,794
+manifest = pd.DataFrame({"sample_id": np.arange(n), "label": labels, "class_name": [f"c{y}" for y in labels],
+                         "split": split, "source": "synthetic", "group": ""})
+io.save_table(work / "results/data/synth/manifest.csv", manifest)
+io.save_npy(work / "results/data/synth/images.npy", images)
+PYEOF
+cat > "$WORK/check.yaml" <<YEOF
+grid: {datasets: [synth], archs: [resnet18, deit_small], seeds: [0]}
+datasets: {synth: {source: digits, storage_size: $STORE}}   # prepared above: CUB-sized synthetic data
+archs:
+  resnet18: {model: $(echo $ARCHS | cut -d' ' -f1), weights: none, lr: 5.0e-4, input_size: $SIZE}
+  deit_small: {model: $(echo $ARCHS | cut -d' ' -f2), weights: none, lr: 5.0e-5, input_size: $SIZE}
+train: {warmup_epochs: 1, epochs: 1, threads: 8}
+sampler: {enabled: false}
+YEOF
+start=$(date +%s)
+snakemake -s "$PWD/Snakefile" -d "$WORK" --cores 16 --resources gpu=1 --rerun-triggers mtime \
+  --configfile "$PWD/config.yaml" "$WORK/check.yaml" --show-failed-logs \
+  results/runs/synth/resnet18/seed0/traces.npz results/runs/synth/deit_small/seed0/traces.npz 2>&1 | tail -n 5
+echo "snakemake wall time: $(( $(date +%s) - start )) s" | tee "$OUT_DIR/rule.txt"
+for a in resnet18 deit_small; do
+  cp "$WORK/results/runs/synth/$a/seed0/metrics.csv" "$OUT_DIR/metrics_$a.csv"
+  echo "-- $a" | tee -a "$OUT_DIR/rule.txt"
+  cut -d, -f1-11 "$WORK/results/runs/synth/$a/seed0/metrics.csv" | tee -a "$OUT_DIR/rule.txt"
+  grep -m1 "device:" "$WORK/logs/finetune/synth/$a/seed0.log" | tee -a "$OUT_DIR/rule.txt"
+done
+rm -rf "$WORK"
