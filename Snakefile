@@ -14,6 +14,9 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/sampler.smk"
 
 
 report: "workflow/report/workflow.rst"

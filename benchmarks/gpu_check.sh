@@ -16,10 +16,11 @@ PY=${PYTHON:-python3}
 if [ "${SMALL:-0}" = 1 ]; then
   SIZE=32; N=512; STEPS=3; LB=3; ARCHS="test_resnet test_vit"; CARCH=test_resnet; STORE=37; DEV=cpu; W=2
 else
-  SIZE=224; N=11788; STEPS=30; LB=30; ARCHS="resnet18 deit_small_patch16_224"; CARCH=resnet18; STORE=256; DEV=cuda; W=14
+  SIZE=224; N=11788; STEPS=${STEPS:-20}; LB=${LB:-20}; ARCHS="resnet18 deit_small_patch16_224"; CARCH=resnet18; STORE=256; DEV=cuda; W=14
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT_DIR/gpu.txt" || true
 
+if [ "${ONLY_RULE:-0}" != 1 ]; then
 echo "== 1. throughput: bare step (a), ours (b), usual DataLoader pipeline (c), eval (d)"
 $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images $N --steps $STEPS \
   --loader-batches $LB --workers $W --archs $ARCHS --json "$OUT_DIR/bench.json" 2>&1 | tee "$OUT_DIR/bench.txt"
@@ -40,6 +41,8 @@ rates = [json.loads((out / f"concurrent_k{k}_{i}.json").read_text())["results"][
 print(f"k={k}: per run {sum(rates)/k:.0f} img/s, total {sum(rates):.0f} img/s")
 PYEOF
 done
+
+fi
 
 echo "== 3. the fine-tuning rule, 2 epochs, synthetic CUB-sized data"
 WORK=$(mktemp -d)

@@ -60,9 +60,9 @@ log = logging.getLogger("retention.fit")
 
 #: Number of log-spaced grid points (plus lam = 0) of the first search stage.
 GRID_POINTS = 64
-#: The grid spans lam_max * GRID_LOW_RATIO .. lam_max; below it Brent works on [0, grid[1]].
+#: The grid spans lam_max * GRID_LOW_RATIO .. lam_max (and 0); the search brackets reach 0.
 GRID_LOW_RATIO = 1e-5
-#: Relative and absolute tolerance of the Brent refinement on lam.
+#: The search stops when the bracket is below LAM_RTOL * |lam| + LAM_ATOL.
 LAM_RTOL = 1e-8
 LAM_ATOL = 1e-12
 #: Local minima of the grid profile refined per row (the lowest ones).
@@ -75,7 +75,6 @@ AIC_MSE_FLOOR = 1e-12
 SST_ZERO = 1e-20
 #: Rows per block: keeps the (rows, points) work arrays in cache.
 CHUNK_ROWS = 2048
-
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,8 @@ def _newton(
     deriv(u, rows) returns f, f' and f'' of the given rows at u. Each step is a Newton
     step on f' where f'' > 0 and the step stays inside the bracket, else bisection; the
     bracket shrinks by the sign of f' (a minimum lies where f' changes from - to +).
-    Every row moves in lock step and leaves when its step or its bracket is below
+    Every row moves in lock step and leaves when a Newton step is below NEWTON_STOP * |x|
+    (the step is taken: its error is about the step squared) or its bracket is below
     LAM_RTOL * |x| + LAM_ATOL. Returns the final points, the best evaluated point and
     its value per row, and the number of iterations.
     """
@@ -440,9 +440,7 @@ def _dedup(fit_fn, ym: np.ndarray, m: np.ndarray, *args):
     return type(res)(**{k: getattr(res, k)[inv] for k in res.__dataclass_fields__})
 
 
-def fit_decay(
-    y: np.ndarray, mask: np.ndarray, lam_max: float = 5.0, tau: np.ndarray | None = None
-) -> DecayFit:
+def fit_decay(y: np.ndarray, mask: np.ndarray, lam_max: float = 5.0, tau: np.ndarray | None = None) -> DecayFit:
     """Least-squares fit of R(tau) = b + (1 - b) exp(-lam tau) to every row of y.
 
     y, mask: (n_traces, n_points); mask marks the valid points of each row (values of y
@@ -578,9 +576,7 @@ def _fit_raw_axis(ym: np.ndarray, m: np.ndarray, x: np.ndarray, lam_max: float) 
     return RawFit(lam=lam, a=a, c=c, sse=sse, sst=sst, r2=_r2(sse, sst, n), n_points=n.astype(np.int64))
 
 
-def fit_raw(
-    y: np.ndarray, mask: np.ndarray, lam_max: float = 5.0, tau: np.ndarray | None = None
-) -> RawFit:
+def fit_raw(y: np.ndarray, mask: np.ndarray, lam_max: float = 5.0, tau: np.ndarray | None = None) -> RawFit:
     """Least-squares fit of R(t) = c + a exp(-lam t) to every row, a in [-1, 1], c free.
 
     lam in [0, lam_max] per epoch. For each lam the 2 x 2 normal equations in (c, a) are
@@ -614,9 +610,25 @@ def fit_raw_power(
 
 #: Columns of the fits table, in order (docs/contracts.md).
 FIT_COLUMNS = (
-    "trace", "primary", "sample_id", "label", "status", "lambda", "b", "r2", "sse",
-    "n_points", "t_learn", "forget_events", "loss_t0", "el2n_t0", "confidence",
-    "variability", "mean_retention", "aic_exp", "aic_power",
+    "trace",
+    "primary",
+    "sample_id",
+    "label",
+    "status",
+    "lambda",
+    "b",
+    "r2",
+    "sse",
+    "n_points",
+    "t_learn",
+    "forget_events",
+    "loss_t0",
+    "el2n_t0",
+    "confidence",
+    "variability",
+    "mean_retention",
+    "aic_exp",
+    "aic_power",
 )
 
 

@@ -183,8 +183,7 @@ def _check_shapes(path: str, arrays: dict[str, np.ndarray]) -> None:
         if got != want:
             names = ", ".join(f"{s}={dims[s]} from {_DIM_SOURCE[s]!r}" for s in dict.fromkeys(shape))
             raise DataError(
-                f"traces file {path}: key {key!r} has shape {got}, expected "
-                f"({', '.join(shape)}) = {want} ({names})"
+                f"traces file {path}: key {key!r} has shape {got}, expected " f"({', '.join(shape)}) = {want} ({names})"
             )
 
 
@@ -462,10 +461,22 @@ def simulate_traces(
     feats = rng.standard_normal((n_classes, 16))
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
     arrays = {
-        "sample_id": sid, "label": label, "class_names": class_names, "t": t,
-        "correct": correct, "p_true": p, "loss": loss, "el2n": el2n, "pred": pred,
-        "heldout_sample_id": hsid, "heldout_label": hlabel, "heldout_correct": hcorrect,
-        "heldout_p_true": hp, "heldout_loss": hloss, "heldout_el2n": hel2n, "heldout_pred": hpred,
+        "sample_id": sid,
+        "label": label,
+        "class_names": class_names,
+        "t": t,
+        "correct": correct,
+        "p_true": p,
+        "loss": loss,
+        "el2n": el2n,
+        "pred": pred,
+        "heldout_sample_id": hsid,
+        "heldout_label": hlabel,
+        "heldout_correct": hcorrect,
+        "heldout_p_true": hp,
+        "heldout_loss": hloss,
+        "heldout_el2n": hel2n,
+        "heldout_pred": hpred,
         "class_centroid_cosine": (feats @ feats.T).astype(np.float32),
     }
     if return_truth:

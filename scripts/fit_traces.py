@@ -22,7 +22,16 @@ from retention.traces import DEFINITIONS, load_traces, parse_definition
 log = logging.getLogger("retention.fit_traces")
 
 
-def run(traces_path, fits_path, trace="since_learned", soft=False, robustness=(), min_points=3, lambda_max=5.0, run_name=None):
+def run(
+    traces_path,
+    fits_path,
+    trace="since_learned",
+    soft=False,
+    robustness=(),
+    min_points=3,
+    lambda_max=5.0,
+    run_name=None,
+):
     """Load, fit every definition, write the table atomically."""
     if trace not in DEFINITIONS:
         raise ConfigError(f"retention.trace: unknown definition {trace!r}; expected one of {', '.join(DEFINITIONS)}")
@@ -41,7 +50,13 @@ def run(traces_path, fits_path, trace="since_learned", soft=False, robustness=()
     log.info("%s: %d train samples, epochs t = 0..%d", traces.run_name, traces.n_samples, traces.epochs)
     table = fit_table(traces, list(robustness), primary, int(min_points), float(lambda_max))
     io.save_table(fits_path, table)
-    log.info("wrote %d rows (%d definitions) to %s in %.2f s", len(table), table["trace"].nunique(), fits_path, time.perf_counter() - start)
+    log.info(
+        "wrote %d rows (%d definitions) to %s in %.2f s",
+        len(table),
+        table["trace"].nunique(),
+        fits_path,
+        time.perf_counter() - start,
+    )
 
 
 def main():
@@ -51,15 +66,29 @@ def main():
         r = sm.params.retention
         w = sm.wildcards
         name = f"{w.dataset}/{w.arch}/seed{w.seed}" if all(k in w.keys() for k in ("dataset", "arch", "seed")) else None
-        run(sm.input.traces, sm.output.fits, r["trace"], r["soft"], r.get("robustness", []), r["min_points"], r["lambda_max"], name)
+        run(
+            sm.input.traces,
+            sm.output.fits,
+            r["trace"],
+            r["soft"],
+            r.get("robustness", []),
+            r["min_points"],
+            r["lambda_max"],
+            name,
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("traces", help="a run's traces.npz (contract in docs/contracts.md)")
     parser.add_argument("output", help="the fits table to write: .parquet or .csv")
-    parser.add_argument("--trace", default="since_learned", choices=DEFINITIONS, help="primary trace definition (default since_learned)")
+    parser.add_argument(
+        "--trace", default="since_learned", choices=DEFINITIONS, help="primary trace definition (default since_learned)"
+    )
     parser.add_argument("--soft", action="store_true", help="primary definition on p_true instead of correct")
     parser.add_argument(
-        "--robustness", nargs="*", default=[], metavar="LABEL",
+        "--robustness",
+        nargs="*",
+        default=[],
+        metavar="LABEL",
         help="further definitions in the same table, e.g. since_warmup raw conditional since_learned_soft",
     )
     parser.add_argument("--min-points", type=int, default=3, help="traces with fewer points are too_short (default 3)")
@@ -68,7 +97,16 @@ def main():
     parser.add_argument("--log", help="also log to this file")
     args = parser.parse_args()
     io.setup_logging(args.log)
-    run(args.traces, args.output, args.trace, args.soft, args.robustness, args.min_points, args.lambda_max, args.run_name)
+    run(
+        args.traces,
+        args.output,
+        args.trace,
+        args.soft,
+        args.robustness,
+        args.min_points,
+        args.lambda_max,
+        args.run_name,
+    )
 
 
 if __name__ == "__main__":

@@ -77,7 +77,9 @@ def soft_traces(n, seed):
     tau = np.arange(length)
     lam = np.exp(rng.uniform(np.log(0.02), np.log(4.0), (k, 1)))
     b = rng.uniform(0, 1, (k, 1))
-    y2 = np.clip(b + (1 - b) * np.exp(-lam * tau) + rng.uniform(0.01, 0.2, (k, 1)) * rng.standard_normal((k, length)), 0, 1)
+    y2 = np.clip(
+        b + (1 - b) * np.exp(-lam * tau) + rng.uniform(0.01, 0.2, (k, 1)) * rng.standard_normal((k, length)), 0, 1
+    )
     m2 = np.arange(length)[None, :] < rng.integers(3, length + 1, k)[:, None]
     return np.vstack([y1, y2]), np.vstack([m1, m2])
 
@@ -94,7 +96,10 @@ def test_decay_fit_matches_or_beats_curve_fit(kind):
     # wherever curve_fit found an interior optimum (the same one: same SSE), lam agrees
     cf_lam, cf_b = ref[:, 0], ref[:, 1]
     interior = (
-        (cf_lam > 1e-2) & (cf_lam < 0.95 * LAM_MAX) & (cf_b > 1e-3) & (cf_b < 1 - 1e-3)
+        (cf_lam > 1e-2)
+        & (cf_lam < 0.95 * LAM_MAX)
+        & (cf_b > 1e-3)
+        & (cf_b < 1 - 1e-3)
         & (np.abs(ours.sse - ref_sse) <= 1e-9 * np.maximum(1.0, ref_sse))
     )
     assert interior.sum() > 200
@@ -235,7 +240,11 @@ def test_edge_rows_constant_empty_short():
     # all zeros: R(0) = 1 is fixed (the tau = 0 point costs 1), the rest decays as fast as allowed
     assert fit.lam[1] == LAM_MAX and fit.b[1] == 0
     assert fit.sse[1] == pytest.approx(1.0 + np.sum(np.exp(-2 * LAM_MAX * np.arange(1, L))), rel=1e-12)
-    assert fit.sse[2] == pytest.approx(0.36) and fit.b[2] == pytest.approx(0.4)
+    # constant 0.4: also the fastest decay; b has its closed form there
+    e = np.exp(-LAM_MAX * np.arange(L))
+    b_star = np.sum((0.4 - e) * (1 - e)) / np.sum((1 - e) ** 2)
+    assert fit.lam[2] == LAM_MAX and fit.b[2] == pytest.approx(b_star, rel=1e-12)
+    assert fit.sse[2] == pytest.approx(np.sum((0.4 - e - b_star * (1 - e)) ** 2), rel=1e-12)
     assert np.isnan(fit.lam[3]) and np.isnan(fit.sse[3]) and fit.n_points[3] == 0
     assert fit.n_points[4] == 1 and fit.sse[4] == 0
     assert fit.n_points[5] == 2 and fit.sse[5] == pytest.approx(0.0, abs=1e-4)
@@ -320,7 +329,10 @@ def test_fit_table_rejects_unknown_definition(run_file):
 def _script(*args):
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "fit_traces.py"), *map(str, args)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
 
 

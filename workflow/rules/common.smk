@@ -8,8 +8,6 @@ sys.path.insert(0, workflow.basedir)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
 )
-# Compute jobs never reach a model hub: weights come from resources/weights/.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from retention.config import validate_config
 
@@ -24,6 +22,7 @@ wildcard_constraints:
 
 
 GRID = config["grid"]
+PAPER_VALUES = str(Path(workflow.basedir) / "retention" / "paper_values.csv")
 FIGURES = [
     "retention_examples",
     "jaccard",

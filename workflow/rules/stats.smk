@@ -31,15 +31,22 @@ rule dataset_stats:
 
 rule findings:
     input:
-        summaries=summary_tables,
+        summaries=summary_tables(),
+        paper_values=PAPER_VALUES,
     output:
         csv="results/findings.csv",
-        md="results/findings.md",
+        md=report(
+            "results/findings.md",
+            caption="../report/findings.rst",
+            category="Findings",
+        ),
     log:
         "logs/findings/findings.log",
     benchmark:
         "benchmarks/findings/findings.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        paper_values=PAPER_VALUES,
     script:
         "../../scripts/make_findings.py"
