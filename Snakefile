@@ -16,6 +16,7 @@ include: "workflow/rules/weights.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/sampler.smk"
 
 
@@ -23,6 +24,6 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

@@ -34,7 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from retention import models, train  # noqa: E402
-from retention.augment import AugmentConfig  # noqa: E402
+from retention.augment import AugmentConfig, to_device  # noqa: E402
 
 # Paper grid (METHOD section 1): train / held-out sizes, and the run counts.
 GRID = {"octdl": (1651, 413), "cub200": (5994, 5794)}
@@ -154,9 +154,9 @@ def bench_arch(name: str, args, device, images, labels, items) -> dict:
 
     def our_step():
         idx = torch.randint(0, n, (b,), generator=gen)
-        imgs = trainer.train_images[idx.to(trainer.train_images.device)].to(device, non_blocking=True)
+        imgs = trainer.train_images[to_device(idx, trainer.train_images.device)].to(device, non_blocking=True)
         x = trainer.transform.train(imgs, gen)
-        step(x, trainer.train_labels[idx].to(device, non_blocking=True))
+        step(x, trainer.train_labels[to_device(idx, device)])
 
     t_b = timed(our_step, device, args.steps)
     if args.only_ours:

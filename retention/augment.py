@@ -78,6 +78,13 @@ def center_boxes(n: int, height: int, width: int, crop_pct: float) -> torch.Tens
     return torch.tensor([[x0, y0, x0 + side, y0 + side]], dtype=torch.float32).expand(n, 4)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a small CPU tensor to ``device`` without a host synchronisation on CUDA."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
     """Crop ``boxes`` out of uint8 ``images`` (B, 3, H, W) and resize to (B, 3, size, size).
 
@@ -85,7 +92,7 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
     """
     x = images.float()
     idx = torch.arange(len(x), dtype=torch.float32).unsqueeze(1)
-    rois = torch.cat([idx, boxes.float()], dim=1).to(x.device)
+    rois = to_device(torch.cat([idx, boxes.float()], dim=1), x.device)
     return roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
@@ -126,7 +133,7 @@ class DeviceTransform:
         boxes = random_resized_boxes(n, h, w, self.augment.scale, self.augment.ratio, generator)
         flip = torch.rand(n, generator=generator) < self.augment.flip
         x = crop_resize(images, boxes, self.size)
-        flip = flip.to(x.device).view(n, 1, 1, 1)
+        flip = to_device(flip, x.device).view(n, 1, 1, 1)
         x = torch.where(flip, x.flip(-1), x)
         return self._finish(x)
 
@@ -146,6 +153,7 @@ __all__ = [
     "DeviceTransform",
     "center_boxes",
     "crop_resize",
+    "to_device",
     "random_resized_boxes",
     "scale_of",
 ]

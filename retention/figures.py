@@ -35,6 +35,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
+from . import fit as fitmod  # noqa: E402
 from . import stats  # noqa: E402
 from . import traces as tr  # noqa: E402
 from .findings import match_paper_value  # noqa: E402
@@ -289,12 +290,20 @@ def select_examples(fits: pd.DataFrame, n: int = 3) -> tuple[np.ndarray, np.ndar
     return most, least
 
 
-def _example_curves(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.ndarray):
-    """(tau, y, mask, curve_tau, curves, lambdas) of the given samples' primary traces."""
+def example_models(
+    fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.ndarray, lam_max: float = 5.0
+):
+    """The primary traces of the samples ``ids`` and their fitted models.
+
+    Returns the :class:`retention.traces.TraceSet` of those samples (rows in the order
+    of ``ids``) and one function per sample mapping tau to the model's retention:
+    b + (1 - b) exp(-lambda tau) with lambda and b from the fits table; for the ``raw``
+    definition c + a exp(-lambda t), refitted on the sample's trace (the table keeps
+    only the score, not a), with the run's ``lam_max``.
+    """
     sub = _primary(fits).set_index("sample_id")
     label = str(sub["trace"].iloc[0])
-    sid = np.asarray(arrays["sample_id"])
-    pos = {int(s): i for i, s in enumerate(sid)}
+    pos = {int(s): i for i, s in enumerate(np.asarray(arrays["sample_id"]))}
     rows = np.array([pos[int(i)] for i in ids], dtype=np.int64)
     ts = tr.build_traces(
         np.asarray(arrays["correct"])[rows],
@@ -303,21 +312,17 @@ def _example_curves(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: n
         label,
         min_points=1,
     )
-    grid = np.linspace(0.0, float(ts.tau.max()) if ts.tau.size else 1.0, 200)
-    lam = sub.loc[ids, "lambda"].to_numpy(float)
-    b = sub.loc[ids, "b"].to_numpy(float)
-    curves = []
-    for k in range(len(ids)):
-        if ts.model == "raw":
-            # c + a exp(-lam t); the fits table holds c (as b) and lam (0 where a <= 0):
-            # a is the least-squares amplitude given both (the joint optimum), in [-1, 1]
-            e = np.exp(-lam[k] * ts.tau) * ts.mask[k]
-            den = float(e @ e)
-            a = float(np.clip(((ts.y[k] - b[k]) * ts.mask[k]) @ e / den, -1, 1)) if den else 0.0
-            curves.append(b[k] + a * np.exp(-lam[k] * grid) if lam[k] > 0 else np.full_like(grid, b[k]))
-        else:
-            curves.append(b[k] + (1.0 - b[k]) * np.exp(-lam[k] * grid))
-    return ts, grid, curves, lam
+    models = []
+    if ts.model == "raw":
+        raw = fitmod.fit_raw(ts.y, ts.mask, lam_max, tau=ts.tau)
+        for lam, a, c in zip(raw.lam, raw.a, raw.c):
+            models.append(lambda x, lam=lam, a=a, c=c: c + a * np.exp(-lam * np.asarray(x, float)))
+    else:
+        lam = sub.loc[ids, "lambda"].to_numpy(float)
+        b = sub.loc[ids, "b"].to_numpy(float)
+        for lk, bk in zip(lam, b):
+            models.append(lambda x, lk=lk, bk=bk: bk + (1.0 - bk) * np.exp(-lk * np.asarray(x, float)))
+    return ts, models
 
 
 def retention_examples(
@@ -325,13 +330,15 @@ def retention_examples(
     traces: Mapping[str, Mapping[tuple, Mapping[str, np.ndarray]]],
     n_examples: int = 3,
     arch_labels: Mapping[str, str] | None = None,
+    lam_max: float = 5.0,
 ) -> Figure:
     """Retention traces (points) and fitted decay curves (lines) of the ``n_examples``
     most (red) and least (blue) forgotten fitted samples of one run per architecture.
 
     fits / traces: dataset -> {(arch, seed): fits table / traces.npz arrays (at least
     sample_id, correct, p_true, t)}; one run per architecture is drawn (the first key of
-    each arch). Rows: datasets; columns: architectures.
+    each arch). lam_max: the fits' bound on lambda (config retention.lambda_max; used to
+    refit the ``raw`` model). Rows: datasets; columns: architectures.
     """
     set_style()
     datasets = _datasets(fits)
@@ -353,7 +360,9 @@ def retention_examples(
                 _empty(ax, "no fitted samples")
                 continue
             ids = np.concatenate([most, least])
-            ts, grid, curves, lam = _example_curves(runs[key], traces[dataset][key], ids)
+            ts, models = example_models(runs[key], traces[dataset][key], ids, lam_max)
+            lam = _primary(runs[key]).set_index("sample_id").loc[ids, "lambda"].to_numpy(float)
+            grid = np.linspace(0.0, float(ts.tau.max()), 200)
             n_most = most.size
             for k in range(ids.size):
                 color = MOST_COLOR if k < n_most else LEAST_COLOR
@@ -361,7 +370,7 @@ def retention_examples(
                 offset = (j - (n_examples - 1) / 2) * 0.035  # separate overlapping points
                 m = ts.mask[k]
                 ax.plot(ts.tau[m], ts.y[k][m] + offset, "o", ms=3, color=color, alpha=0.8)
-                ax.plot(grid, curves[k], "-", lw=1.2, color=color, alpha=0.9)
+                ax.plot(grid, models[k](grid), "-", lw=1.2, color=color, alpha=0.9)
             for name, sel, color in (
                 ("most", slice(0, n_most), MOST_COLOR),
                 ("least", slice(n_most, None), LEAST_COLOR),

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import AugmentConfig, DeviceTransform
+from .augment import AugmentConfig, DeviceTransform, to_device
 from .errors import ConfigError, TrainingError
 from .models import InputConfig, classifier, features_and_logits
 
@@ -219,8 +219,8 @@ class Trainer:
         place = self.device if cfg.data_on_device else torch.device("cpu")
         self.train_images = self._to_tensor(train.images, place)
         self.heldout_images = self._to_tensor(heldout.images, place)
-        self.train_labels = torch.as_tensor(train.labels, dtype=torch.long)
-        self.heldout_labels = torch.as_tensor(heldout.labels, dtype=torch.long)
+        self.train_labels = torch.as_tensor(train.labels, dtype=torch.long).to(self.device)
+        self.heldout_labels = torch.as_tensor(heldout.labels, dtype=torch.long).to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         # warmup epochs train on the whole train set; fine-tuning epochs on what the
         # sampler picks (everything, by default; a budget for the sampler runs)
@@ -294,8 +294,9 @@ class Trainer:
             self.last_lr = self._lr()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.last_lr
-            images = self.train_images[idx.to(self.train_images.device)].to(self.device, non_blocking=True)
-            labels = self.train_labels[idx].to(self.device, non_blocking=True)
+            images = self.train_images[to_device(idx, self.train_images.device)]
+            labels = self.train_labels[to_device(idx, self.device)]
+            images = images.to(self.device, non_blocking=True)
             x = self.transform.train(images, self.generator)
             with self._autocast():
                 logits = self.forward(x)
@@ -322,32 +323,33 @@ class Trainer:
         """
         was_training = self.model.training
         self.model.eval()
-        feats_out = []
+        feats_out, out = [], {"p_true": [], "loss": [], "el2n": [], "pred": []}
         bs = self.cfg.eval_batch_size
         for start in range(0, len(labels), bs):
             sl = slice(start, start + bs)
             x = self.transform.eval(images[sl].to(self.device, non_blocking=True))
-            y = labels[sl].to(self.device)
+            y = labels[sl]
             with self._autocast():
                 if features:
                     feats, logits = features_and_logits(self.model, x)
-                    feats_out.append(feats.float().cpu())
+                    feats_out.append(feats.float())
                 else:
                     logits = self.forward(x)
             logits = logits.float()
             prob = logits.softmax(dim=1)
-            p_true = prob.gather(1, y[:, None]).squeeze(1)
-            loss = F.cross_entropy(logits, y, reduction="none")
-            onehot = F.one_hot(y, prob.shape[1]).float()
-            el2n = torch.linalg.vector_norm(prob - onehot, dim=1)
-            pred = logits.argmax(dim=1)
-            rec.p_true[sl, col] = p_true.cpu().numpy()
-            rec.loss[sl, col] = loss.cpu().numpy()
-            rec.el2n[sl, col] = el2n.cpu().numpy()
-            rec.pred[sl, col] = pred.cpu().numpy().astype(np.int32)
-            rec.correct[sl, col] = (pred == y).cpu().numpy()
+            out["p_true"].append(prob.gather(1, y[:, None]).squeeze(1))
+            out["loss"].append(F.cross_entropy(logits, y, reduction="none"))
+            out["el2n"].append(torch.linalg.vector_norm(prob - F.one_hot(y, prob.shape[1]).float(), dim=1))
+            out["pred"].append(logits.argmax(dim=1))
+        # one copy to the host per split, not one per batch
+        host = {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
+        rec.p_true[:, col] = host["p_true"]
+        rec.loss[:, col] = host["loss"]
+        rec.el2n[:, col] = host["el2n"]
+        rec.pred[:, col] = host["pred"].astype(np.int32)
+        rec.correct[:, col] = host["pred"] == labels.cpu().numpy()
         self.model.train(was_training)
-        return torch.cat(feats_out).numpy() if features else None
+        return torch.cat(feats_out).cpu().numpy() if features else None
 
     def _record(self, col: int) -> None:
         at_t0 = self.t[col] == 0

@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io, sampler
 
 log = logging.getLogger("retention.compare_samplers")

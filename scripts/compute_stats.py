@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import stats
 from retention.errors import DataError
 from retention.io import run_main, save_table, setup_logging

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.download import fetch_dataset, parse_specs
 from retention.errors import ConfigError
 from retention.io import run_main, setup_logging

@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.io import run_main, setup_logging
 
 

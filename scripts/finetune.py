@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import data, gpu, io, models, train
 
 log = logging.getLogger("retention.finetune")

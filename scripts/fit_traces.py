@@ -14,6 +14,7 @@ import argparse
 import logging
 import time
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io
 from retention.errors import ConfigError
 from retention.fit import fit_table

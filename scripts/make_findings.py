@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import findings
 from retention.errors import DataError
 from retention.io import run_main, save_table, save_text, setup_logging
@@ -43,7 +44,7 @@ def main() -> None:
     if "snakemake" in globals():
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
-        paper = dict(sm.params.items()).get("paper_values")
+        paper = sm.input.paper_values
         make(list(sm.input.summaries), sm.output.csv, sm.output.md, paper)
     else:
         ap = argparse.ArgumentParser(

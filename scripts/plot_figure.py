@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import figures
 from retention.errors import DataError
 from retention.findings import load_paper_values

@@ -8,6 +8,7 @@ import argparse
 import logging
 from pathlib import Path
 
+import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import data, io
 
 log = logging.getLogger("retention.prepare")

@@ -332,26 +332,26 @@ def test_retention_examples_draw_the_fitted_model(grid, definition):
     sub = fits[fits["trace"] == definition].assign(primary=True)
     most, least = figures.select_examples(sub, 2)
     ids = np.concatenate([most, least])
-    ts, grid_t, curves, lam = figures._example_curves(sub, arrays, ids)
+    ts, models = figures.example_models(sub, arrays, ids, lam_max=5.0)
     rows = sub.set_index("sample_id").loc[ids]
     for k, sid in enumerate(ids):
         r = rows.loc[sid]
-        if definition == "raw":
-            # c + a exp(-lam t), a refitted given lam and c: at the trace's points it
-            # must reproduce the fit's SSE
-            y, m = ts.y[k][ts.mask[k]], ts.mask[k]
-            model = np.interp(ts.tau[m], grid_t, curves[k])
-            assert np.sum((y - model) ** 2) == pytest.approx(r["sse"], abs=1e-3)
-        else:
-            expect = r["b"] + (1 - r["b"]) * np.exp(-r["lambda"] * grid_t)
-            assert np.allclose(curves[k], expect)
-            assert curves[k][0] == pytest.approx(1.0)
+        m = ts.mask[k]
+        # the drawn model reproduces the fits table's SSE on the trace's points
+        sse = np.sum((ts.y[k][m] - models[k](ts.tau[m])) ** 2)
+        assert sse == pytest.approx(r["sse"], rel=1e-6, abs=1e-9)
+        if definition == "since_learned":
+            assert models[k](0.0) == pytest.approx(1.0)
+            assert models[k](3.0) == pytest.approx(r["b"] + (1 - r["b"]) * np.exp(-3 * r["lambda"]))
 
 
 def test_save_figure_is_deterministic(grid, tmp_path):
-    fig = figures.training_curves(grid["metrics"], LABELS)
-    figures.save_figure(fig, tmp_path / "a.pdf", tmp_path / "a.png", DPI)
-    figures.save_figure(fig, tmp_path / "b.pdf", tmp_path / "b.png", DPI)
+    """The same tables give the same bytes (a rerun does not change the files)."""
+    for stem in ("a", "b"):
+        fig = figures.class_forgetting(
+            _tables(grid, "f4_class"), _tables(grid, "f4_class_similarity"), LABELS
+        )
+        figures.save_figure(fig, tmp_path / f"{stem}.pdf", tmp_path / f"{stem}.png", DPI)
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 

@@ -1,13 +1,9 @@
-import os
 import sys
 from pathlib import Path
 
-# The package that holds the logic sits beside the Snakefile; jobs (and conda envs,
-# which do not install it) find it through PYTHONPATH.
+# The package that holds the logic sits beside the Snakefile (jobs find it through
+# scripts/_retention_path.py, also in conda envs, which do not install it).
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
 
 from retention.config import validate_config
 
@@ -143,7 +139,9 @@ def sampler_datasets():
 def summary_tables():
     """Per-dataset summary tables that the findings table collects."""
     tables = [f"results/stats/{dataset}/summary.csv" for dataset in GRID["datasets"]]
-    tables += [f"results/sampler/{dataset}/summary.csv" for dataset in sampler_datasets()]
+    tables += [
+        f"results/sampler/{dataset}/summary.csv" for dataset in sampler_datasets()
+    ]
     return tables
 
 

@@ -4,16 +4,16 @@ rule prepare_dataset:
     output:
         manifest="results/data/{dataset}/manifest.csv",
         images="results/data/{dataset}/images.npy",
-    params:
-        spec=dataset_spec,
-        split_seed=config["data"]["split_seed"],
-        skip_corrupt=config["data"]["skip_corrupt"],
-    threads: 4
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:
         "benchmarks/prepare_dataset/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
+    threads: 4
+    params:
+        spec=dataset_spec,
+        split_seed=config["data"]["split_seed"],
+        skip_corrupt=config["data"]["skip_corrupt"],
     script:
         "../../scripts/prepare_dataset.py"

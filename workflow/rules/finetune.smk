@@ -10,18 +10,18 @@ rule finetune:
             subcategory="{dataset}",
             labels={"arch": "{arch}", "seed": "{seed}"},
         ),
-    params:
-        arch=arch_spec,
-        train=config["train"],
-        checkpoint="results/checkpoints/{dataset}/{arch}/seed{seed}.pt",
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,
     log:
         "logs/finetune/{dataset}/{arch}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{dataset}/{arch}/seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        arch=arch_spec,
+        train=config["train"],
+        checkpoint="results/checkpoints/{dataset}/{arch}/seed{seed}.pt",
     script:
         "../../scripts/finetune.py"

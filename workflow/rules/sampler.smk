@@ -8,20 +8,20 @@ rule finetune_budget:
     output:
         traces="results/sampler/{dataset}/{arch}/{sampler}/seed{seed}/traces.npz",
         metrics="results/sampler/{dataset}/{arch}/{sampler}/seed{seed}/metrics.csv",
-    params:
-        arch=arch_spec,
-        train=config["train"],
-        sampler=sampler_spec,
-        checkpoint="results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt",
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,
     log:
         "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+    params:
+        arch=arch_spec,
+        train=config["train"],
+        sampler=sampler_spec,
+        checkpoint="results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt",
     script:
         "../../scripts/finetune.py"
 
@@ -38,14 +38,14 @@ rule compare_samplers:
         ),
         curves="results/sampler/{dataset}/curves.csv",
         summary="results/sampler/{dataset}/summary.csv",
-    params:
-        runs=sampler_run_keys,
-        stats=config["stats"],
     log:
         "logs/compare_samplers/{dataset}.log",
     benchmark:
         "benchmarks/compare_samplers/{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"  # sampler.py uses torch
+    params:
+        runs=sampler_run_keys,
+        stats=config["stats"],
     script:
         "../../scripts/compare_samplers.py"

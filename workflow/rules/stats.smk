@@ -46,7 +46,5 @@ rule findings:
         "benchmarks/findings/findings.tsv"
     conda:
         "../../envs/analysis.yaml"
-    params:
-        paper_values=PAPER_VALUES,
     script:
         "../../scripts/make_findings.py"

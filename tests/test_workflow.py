@@ -1,0 +1,95 @@
+"""Snakemake itself: lint, format, the paper grid's DAG, and the demo's fine-tuning jobs."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from .conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SNAKEFMT = Path(sys.executable).with_name("snakefmt")
+
+
+def snakemake(workdir, *args, configs=(), check=True):
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    if configs:
+        cmd += ["--configfile", *map(str, configs)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run."""
+    table = output.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_is_clean():
+    files = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    proc = subprocess.run([str(SNAKEFMT), "--check", *map(str, files)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_paper_grid_dry_run_lists_every_job_without_network(tmp_path):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
+         "--configfile", str(REPO / "config.yaml")],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    assert counts["download_dataset"] == 2 and counts["fetch_weights"] == 2
+    runs = set(re.findall(r"results/runs/(\w+)/(\w+)/seed(\d+)/traces.npz", proc.stdout))
+    grid = {(d, a, str(s)) for d in ("octdl", "cub200") for a in ("resnet18", "deit_small") for s in range(5)}
+    assert grid <= runs
+    assert counts["finetune"] == 20 + 4  # the grid plus one scout run per (dataset, arch)
+    assert counts["finetune_budget"] == 2 * 2 * 2 * 5
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"train": {"epochs": "many"}}))
+    proc = snakemake(tmp_path, "-n", configs=[REPO / "config.yaml", bad], check=False)
+    assert proc.returncode != 0
+    assert "config key 'train.epochs': 'many' is not of type 'integer'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.integration
+def test_demo_finetuning_jobs_through_snakemake(tmp_path):
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({
+        "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
+        "train": {"warmup_epochs": 1, "epochs": 2},
+    }))
+    configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
+    targets = [f"results/runs/digits_lt/{a}/seed{s}/traces.npz" for a in ("cnn", "vit") for s in (0, 1)]
+    snakemake(tmp_path, "--cores", "2", *targets, configs=configs)
+    for target in targets:
+        with np.load(tmp_path / target) as traces:
+            assert traces["correct"].shape[1] == 3  # t = 0, 1, 2
+            assert traces["class_names"].tolist() == [str(k) for k in range(10)]
+        run = Path(target).parent
+        assert (tmp_path / run / "metrics.csv").exists()
+        log = (tmp_path / "logs/finetune" / run.relative_to("results/runs")).with_suffix(".log")
+        assert "epoch 3/3" in log.read_text()
+    assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"
+    assert (tmp_path / "benchmarks/finetune/digits_lt/cnn/seed0.tsv").exists()
+    again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=configs)
+    assert "Nothing to be done" in again.stdout + again.stderr
