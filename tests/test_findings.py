@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retention.fit import FIT_COLUMNS
 from retention import findings
 from retention.errors import DataError
 
@@ -184,27 +185,7 @@ def test_make_findings_script(tmp_path):
 
 # ------------------------------------------------------------ Snakemake, tiny grid
 
-FITS_COLUMNS = [
-    "trace",
-    "primary",
-    "sample_id",
-    "label",
-    "status",
-    "lambda",
-    "b",
-    "r2",
-    "sse",
-    "n_points",
-    "t_learn",
-    "forget_events",
-    "loss_t0",
-    "el2n_t0",
-    "confidence",
-    "variability",
-    "mean_retention",
-    "aic_exp",
-    "aic_power",
-]
+FITS_COLUMNS = list(FIT_COLUMNS)  # the fits-table contract, from the fit stage
 
 
 def write_run(
@@ -291,8 +272,11 @@ def primary_trace():
     return "since_learned"
 
 
-def summary_tables(wildcards):
+def summary_tables():
     return expand("results/stats/{dataset}/summary.csv", dataset=config["grid"]["datasets"])
+
+
+PAPER_VALUES = "@PAPER_CSV@"
 
 
 include: "RULES"
@@ -331,7 +315,9 @@ def test_stats_rules_run_in_snakemake(tmp_path):
             for seed in (0, 1):
                 write_run(tmp_path, dataset, arch, seed, rng)
     (tmp_path / "Snakefile").write_text(
-        SNAKEFILE.replace("RULES", str(ROOT / "workflow" / "rules" / "stats.smk"))
+        SNAKEFILE.replace("RULES", str(ROOT / "workflow" / "rules" / "stats.smk")).replace(
+            "@PAPER_CSV@", str(ROOT / "retention" / "paper_values.csv")
+        )
     )
     (tmp_path / "config.yaml").write_text(textwrap.dedent(CONFIG))
     env = {
