@@ -68,6 +68,8 @@ SCORE_LABELS = {
 #: panel size in inches (width per column, height per dataset row)
 COL_W = 3.0
 ROW_H = 2.5
+#: half-width of the value axis of the robustness figure (correlations, Jaccard, R^2)
+XLIM_ROBUST = 1.1
 #: most points drawn per architecture in a scatter (a fixed random subsample)
 MAX_POINTS = 4000
 
@@ -131,8 +133,17 @@ def _figure(n_rows: int, n_cols: int, col_w: float = COL_W, row_h: float = ROW_H
 
 def _empty(ax, message: str) -> None:
     """A panel that says why it has nothing to show."""
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=7,
-            transform=ax.transAxes, color="0.3")
+    ax.text(
+        0.5,
+        0.5,
+        message,
+        ha="center",
+        va="center",
+        wrap=True,
+        fontsize=7,
+        transform=ax.transAxes,
+        color="0.3",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -214,11 +225,13 @@ def _mark_paper_h(ax, pv, x0: float, x1: float, label: bool) -> None:
     """A paper value as a red line (or band, for a range) from x0 to x1."""
     lo, hi = pv
     if hi > lo:
-        ax.fill_between([x0, x1], lo, hi, color=PAPER_COLOR, alpha=0.15, lw=0,
-                        label="paper" if label else None)
+        ax.fill_between(
+            [x0, x1], lo, hi, color=PAPER_COLOR, alpha=0.15, lw=0, label="paper" if label else None
+        )
     else:
-        ax.plot([x0, x1], [lo, lo], color=PAPER_COLOR, lw=1.5, ls="--",
-                label="paper" if label else None)
+        ax.plot(
+            [x0, x1], [lo, lo], color=PAPER_COLOR, lw=1.5, ls="--", label="paper" if label else None
+        )
 
 
 def _err(v: float, lo: float, hi: float):
@@ -253,7 +266,10 @@ def _legend(fig: Figure, handles, labels=None) -> None:
             hs.append(h)
             ls.append(lab)
     if hs:
-        fig.legend(hs, ls, loc="outside lower center", ncol=min(len(hs), 5))
+        # as many columns as fit the figure's width (7 pt text: about 0.055 in a character)
+        entry = 0.45 + 0.055 * max(len(label) for label in ls)
+        ncol = max(1, min(len(hs), int(0.95 * fig.get_figwidth() / entry)))
+        fig.legend(hs, ls, loc="outside lower center", ncol=ncol)
 
 
 def _datasets(*mappings) -> list[str]:
@@ -321,7 +337,9 @@ def example_models(
         lam = sub.loc[ids, "lambda"].to_numpy(float)
         b = sub.loc[ids, "b"].to_numpy(float)
         for lk, bk in zip(lam, b):
-            models.append(lambda x, lk=lk, bk=bk: bk + (1.0 - bk) * np.exp(-lk * np.asarray(x, float)))
+            models.append(
+                lambda x, lk=lk, bk=bk: bk + (1.0 - bk) * np.exp(-lk * np.asarray(x, float))
+            )
     return ts, models
 
 
@@ -427,14 +445,36 @@ def jaccard(
             for _, row in s[s["kind"] == "pooled"].drop_duplicates(["arch", "arch_b"]).iterrows():
                 if row["arch_b"]:
                     lab = f"cross {_label(row['arch'], arch_labels)} vs {_label(row['arch_b'], arch_labels)}"
-                    series.append(("pooled", row["arch"], row["arch_b"], f"{lab}, seed-pooled", "black", "D"))
-            for _, row in s[s["kind"] == "cross_mean"].drop_duplicates(["arch", "arch_b"]).iterrows():
+                    series.append(
+                        ("pooled", row["arch"], row["arch_b"], f"{lab}, seed-pooled", "black", "D")
+                    )
+            for _, row in (
+                s[s["kind"] == "cross_mean"].drop_duplicates(["arch", "arch_b"]).iterrows()
+            ):
                 if row["arch_b"]:
                     lab = f"cross {_label(row['arch'], arch_labels)} vs {_label(row['arch_b'], arch_labels)}"
-                    series.append(("cross_mean", row["arch"], row["arch_b"], f"{lab}, seed pairs", "0.45", "s"))
+                    series.append(
+                        (
+                            "cross_mean",
+                            row["arch"],
+                            row["arch_b"],
+                            f"{lab}, seed pairs",
+                            "0.45",
+                            "s",
+                        )
+                    )
             for arch in archs:
                 if ((s["kind"] == "within_mean") & (s["arch"] == arch)).any():
-                    series.append(("within_mean", arch, "", f"within {_label(arch, arch_labels)}, seed pairs", colors[arch], "o"))
+                    series.append(
+                        (
+                            "within_mean",
+                            arch,
+                            "",
+                            f"within {_label(arch, arch_labels)}, seed pairs",
+                            colors[arch],
+                            "o",
+                        )
+                    )
             n = max(len(series), 1)
             width = 0.8
             step = width / n
@@ -443,8 +483,14 @@ def jaccard(
                 sq = s[np.isclose(pd.to_numeric(s["q"]), q)]
                 chance = _num(sq["chance"].iloc[0]) if len(sq) else math.nan
                 if np.isfinite(chance):
-                    h = ax.plot([qi - width / 2, qi + width / 2], [chance] * 2, color="0.2", lw=1, ls=":",
-                                label="chance q/(2-q)")[0]
+                    h = ax.plot(
+                        [qi - width / 2, qi + width / 2],
+                        [chance] * 2,
+                        color="0.2",
+                        lw=1,
+                        ls=":",
+                        label="chance q/(2-q)",
+                    )[0]
                     handles.setdefault("chance q/(2-q)", h)
                 for si, (kind, a, b, lab, color, marker) in enumerate(series):
                     x = qi - width / 2 + step * (si + 0.5)
@@ -460,10 +506,13 @@ def jaccard(
                         bl, bh = _num(row["band_low"]), _num(row["band_high"])
                         if np.isfinite(bl):
                             ax.add_patch(
-                                Rectangle((x - step / 2, bl), step, bh - bl, color="0.8", lw=0, zorder=0)
+                                Rectangle(
+                                    (x - step / 2, bl), step, bh - bl, color="0.8", lw=0, zorder=0
+                                )
                             )
                             handles.setdefault(
-                                "permutation band (95%)", Patch(color="0.8", label="permutation band (95%)")
+                                "permutation band (95%)",
+                                Patch(color="0.8", label="permutation band (95%)"),
                             )
                     pair_kind = {"cross_mean": "cross_pair", "within_mean": "within_pair"}.get(kind)
                     if pair_kind:
@@ -478,13 +527,24 @@ def jaccard(
                         yerr = _err(v, lo, hi)
                         if yerr is not None:
                             ymax = max(ymax, hi)
-                        h = ax.errorbar([x], [v], yerr=yerr, fmt=marker, color=color, ms=4.5, capsize=2,
-                                        lw=1, label=lab)
+                        h = ax.errorbar(
+                            [x],
+                            [v],
+                            yerr=yerr,
+                            fmt=marker,
+                            color=color,
+                            ms=4.5,
+                            capsize=2,
+                            lw=1,
+                            label=lab,
+                        )
                         handles.setdefault(lab, h)
                         ymax = max(ymax, v)
                     if kind in ("pooled", "cross_mean") and subset == "all":
                         how = "seed-pooled" if kind == "pooled" else "seed pairs"
-                        pv = paper_value(f"F1 Jaccard {_qlabel(q)} {a} vs {b} ({how})", dataset, paper_values)
+                        pv = paper_value(
+                            f"F1 Jaccard {_qlabel(q)} {a} vs {b} ({how})", dataset, paper_values
+                        )
                         if pv is not None:
                             ax.plot([x], [pv[0]], "*", color=PAPER_COLOR, ms=9, zorder=5)
                             handles.setdefault("paper", _paper_handle())
@@ -510,7 +570,8 @@ def r2(
     """F2: distribution of the defined R^2 of the decay fits per architecture (violins
     over the samples of all seeds), with the pooled mean and its 95% interval (black),
     every run's mean (dots), the share of eligible samples with a defined R^2, the
-    Mann-Whitney p between architectures, and the paper's mean (red star).
+    Mann-Whitney p between architectures, and the paper's mean (red star). The axis
+    stops at -1 (R^2 has no lower bound); values below are counted in the panel.
 
     fits: dataset -> {(arch, seed): fits table}; f2: dataset -> ``f2_r2`` table.
     One panel per dataset.
@@ -518,6 +579,7 @@ def r2(
     set_style()
     datasets = _datasets(fits, f2)
     fig, axes = _figure(len(datasets), 1, col_w=4.6, row_h=2.8)
+    all_handles: dict = {}
     for r, dataset in enumerate(datasets):
         ax = axes[r, 0]
         runs = fits.get(dataset, {})
@@ -526,9 +588,14 @@ def r2(
         frames = []
         for (arch, seed), df in runs.items():
             p = _primary(df)
-            p = p[(p["status"].astype(str) == "fitted") & np.isfinite(pd.to_numeric(p["r2"], errors="coerce"))]
+            p = p[
+                (p["status"].astype(str) == "fitted")
+                & np.isfinite(pd.to_numeric(p["r2"], errors="coerce"))
+            ]
             frames.append(pd.DataFrame({"arch": str(arch), "r2": p["r2"].to_numpy(float)}))
-        data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"arch": [], "r2": []})
+        data = (
+            pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"arch": [], "r2": []})
+        )
         trace = _trace_name(runs)
         ax.set_title(f"{dataset}" + (f" · trace {trace}" if trace else ""))
         if data.empty:
@@ -537,11 +604,23 @@ def r2(
         labels = [_label(a, arch_labels) for a in archs]
         colors = _arch_colors(archs)
         data["arch_label"] = [_label(a, arch_labels) for a in data["arch"]]
-        sns.violinplot(
-            data=data, x="arch_label", y="r2", hue="arch_label", order=labels, hue_order=labels,
-            palette={_label(a, arch_labels): colors[a] for a in archs}, cut=0, inner="quartile",
-            density_norm="width", linewidth=0.8, legend=False, ax=ax,
-        )
+        shown = data[data["r2"] >= -1.05]  # the densities of what the axis shows
+        if len(shown):
+            sns.violinplot(
+                data=shown,
+                x="arch_label",
+                y="r2",
+                hue="arch_label",
+                order=labels,
+                hue_order=labels,
+                palette={_label(a, arch_labels): colors[a] for a in archs},
+                cut=0,
+                inner="quartile",
+                density_norm="width",
+                linewidth=0.8,
+                legend=False,
+                ax=ax,
+            )
         handles = {}
         ticks = list(labels)
         for i, arch in enumerate(archs):
@@ -551,8 +630,9 @@ def r2(
                 v, lo, hi = _num(row["value"]), _num(row["ci_low"]), _num(row["ci_high"])
                 if np.isfinite(v):
                     yerr = _err(v, lo, hi)
-                    h = ax.errorbar([i + 0.3], [v], yerr=yerr, fmt="D", color="black", ms=4,
-                                    capsize=2, lw=1)
+                    h = ax.errorbar(
+                        [i + 0.3], [v], yerr=yerr, fmt="D", color="black", ms=4, capsize=2, lw=1
+                    )
                     handles.setdefault("pooled mean, 95% interval", h)
                 frac = _num(row["frac_defined"])
                 if np.isfinite(frac):
@@ -571,15 +651,30 @@ def r2(
         if len(diff) and np.isfinite(_num(diff["p_value"].iloc[0])):
             d = diff.iloc[0]
             ax.set_title(
-                f"{dataset}" + (f" · trace {trace}" if trace else "")
+                f"{dataset}"
+                + (f" · trace {trace}" if trace else "")
                 + f"\nMann-Whitney {_label(d['arch'], arch_labels)} vs {_label(d['arch_b'], arch_labels)}:"
                 f" p = {_num(d['p_value']):.2g}"
             )
         ax.set_xlabel("")
         ax.set_ylabel("R² of the decay fit")
-        ax.set_ylim(min(-0.05, float(np.nanmin(data["r2"])) - 0.05), 1.05)
+        # R^2 has no lower bound (soft traces can be far below 0): show down to -1
+        low = float(np.nanmin(data["r2"]))
+        ax.set_ylim(max(min(-0.05, low - 0.05), -1.05), 1.05)
+        below = int((data["r2"] < -1.05).sum())
+        if below:
+            ax.text(
+                0.99,
+                0.02,
+                f"{below} values below -1 not shown",
+                ha="right",
+                va="bottom",
+                fontsize=6,
+                transform=ax.transAxes,
+            )
         ax.set_xlim(-0.5, len(archs) - 0.5)
-        ax.legend(handles.values(), list(handles), loc="upper left", fontsize=6)
+        all_handles.update(handles)
+    _legend(fig, all_handles.values(), list(all_handles))
     return fig
 
 
@@ -639,7 +734,9 @@ def seed_stability(
             seeds = sorted(int(k[1]) for k in runs if str(k[0]) == arch)
             ax.set_title(f"{dataset} · {_label(arch, arch_labels)}")
             if len(seeds) < 2:
-                _empty(ax, f"needs two seeds of {_label(arch, arch_labels)}; the grid has {len(seeds)}")
+                _empty(
+                    ax, f"needs two seeds of {_label(arch, arch_labels)}; the grid has {len(seeds)}"
+                )
                 continue
             s0, s1 = seeds[:2]
             x, y = _lambda_pair(runs[(arch, s0)], runs[(arch, s1)])
@@ -649,8 +746,10 @@ def seed_stability(
             keep = _subsample(x.size)
             ax.scatter(x[keep], y[keep], s=4, alpha=0.35, color=colors[arch], lw=0)
             rho = table[(table["kind"] == "within_pair") & (table["arch"] == arch)]
-            rho = rho[((rho["seed"].astype(int) == s0) & (rho["seed_b"].astype(int) == s1))
-                      | ((rho["seed"].astype(int) == s1) & (rho["seed_b"].astype(int) == s0))]
+            rho = rho[
+                ((rho["seed"].astype(int) == s0) & (rho["seed_b"].astype(int) == s1))
+                | ((rho["seed"].astype(int) == s1) & (rho["seed_b"].astype(int) == s0))
+            ]
             value = _num(rho["value"].iloc[0]) if len(rho) else stats.spearman(x, y)[0]
             ax.set_title(f"{dataset} · {_label(arch, arch_labels)}: ρ = {value:.3f} (n = {x.size})")
             ax.set_xlabel(f"λ, seed {s0}")
@@ -667,9 +766,19 @@ def seed_stability(
             continue
         ticks = [f"{_label(a, arch_labels)} s{s}" for a, s in run_keys]
         sns.heatmap(
-            m, ax=ax, vmin=-1, vmax=1, center=0, cmap="vlag", square=True,
-            annot=len(run_keys) <= 8, fmt=".2f", annot_kws={"fontsize": 5},
-            xticklabels=ticks, yticklabels=ticks, cbar_kws={"label": "Spearman ρ of λ", "shrink": 0.8},
+            m,
+            ax=ax,
+            vmin=-1,
+            vmax=1,
+            center=0,
+            cmap="vlag",
+            square=True,
+            annot=len(run_keys) <= 8,
+            fmt=".2f",
+            annot_kws={"fontsize": 5},
+            xticklabels=ticks,
+            yticklabels=ticks,
+            cbar_kws={"label": "Spearman ρ of λ", "shrink": 0.8},
         )
         ax.tick_params(labelsize=5)
         means = []
@@ -678,7 +787,9 @@ def seed_stability(
             row = table[(table["kind"] == "within_mean") & (table["arch"] == arch)]
             if len(row) and np.isfinite(_num(row["value"].iloc[0])):
                 means.append(f"{_label(arch, arch_labels)} {_num(row['value'].iloc[0]):.3f}")
-            pv = pv or paper_value(f"F3 Spearman lambda across seeds ({arch})", dataset, paper_values)
+            pv = pv or paper_value(
+                f"F3 Spearman lambda across seeds ({arch})", dataset, paper_values
+            )
         title = f"{dataset}: ρ over run pairs"
         if means:
             title += "\nmean within: " + ", ".join(means)
@@ -717,18 +828,28 @@ def class_forgetting(
         for c, arch in enumerate(archs):
             ax = axes[r, c]
             ax.set_title(f"{dataset} · {_label(arch, arch_labels)}")
-            sub = t[(t["kind"] == "arch_class") & (t["arch"] == arch) & t["position"].isin(["top", "bottom"])]
+            sub = t[
+                (t["kind"] == "arch_class")
+                & (t["arch"] == arch)
+                & t["position"].isin(["top", "bottom"])
+            ]
             if sub.empty:
                 _empty(ax, "no ranked classes")
                 continue
             sub = sub.assign(rank=pd.to_numeric(sub["rank"])).sort_values("rank")
             y = np.arange(len(sub))
             vals = sub["value"].to_numpy(float)
-            ax.barh(y, vals, color=[MOST_COLOR if p == "top" else LEAST_COLOR for p in sub["position"]],
-                    alpha=0.8)
+            ax.barh(
+                y,
+                vals,
+                color=[MOST_COLOR if p == "top" else LEAST_COLOR for p in sub["position"]],
+                alpha=0.8,
+            )
             runs = t[(t["kind"] == "run_class") & (t["arch"] == arch)]
             for yi, k in zip(y, sub["class_index"].astype(int)):
-                rv = pd.to_numeric(runs[runs["class_index"].astype(int) == k]["value"], errors="coerce").dropna()
+                rv = pd.to_numeric(
+                    runs[runs["class_index"].astype(int) == k]["value"], errors="coerce"
+                ).dropna()
                 ax.plot(rv, np.full(len(rv), yi), ".", color="0.2", ms=3)
             ax.set_yticks(y, [f"{n} (#{int(k)})" for n, k in zip(sub["class_name"], sub["rank"])])
             ax.tick_params(axis="y", labelsize=6)
@@ -736,15 +857,22 @@ def class_forgetting(
             ax.set_xlabel("mean λ of the class")
             wm = t[(t["kind"] == "within_mean") & (t["arch"] == arch)]
             if len(wm) and np.isfinite(_num(wm["value"].iloc[0])):
-                ax.set_title(f"{dataset} · {_label(arch, arch_labels)}\nclass ρ across seeds "
-                             f"{_num(wm['value'].iloc[0]):.2f}")
+                ax.set_title(
+                    f"{dataset} · {_label(arch, arch_labels)}\nclass ρ across seeds "
+                    f"{_num(wm['value'].iloc[0]):.2f}"
+                )
         s = sims.get(dataset, pd.DataFrame(columns=["kind", "arch", "measure"]))
         for c, (measure, xlabel) in enumerate(
-            (("max_confusion", "largest held-out confusion rate"),
-             ("nearest_cosine", "cosine to the nearest class centroid")), start=len(archs)
+            (
+                ("max_confusion", "largest held-out confusion rate"),
+                ("nearest_cosine", "cosine to the nearest class centroid"),
+            ),
+            start=len(archs),
         ):
             ax = axes[r, c]
-            ax.set_title(f"{dataset}: forgetting vs {'confusion' if measure == 'max_confusion' else 'centroid similarity'}")
+            ax.set_title(
+                f"{dataset}\nforgetting vs {'confusion' if measure == 'max_confusion' else 'centroid similarity'}"
+            )
             pts = s[s["kind"] == "arch_class"] if "forgetting" in s.columns else s.iloc[0:0]
             if pts.empty:
                 notes = "; ".join(dict.fromkeys(n for n in s.get("note", []) if n))
@@ -754,7 +882,9 @@ def class_forgetting(
                 p = pts[pts["arch"] == arch]
                 x = pd.to_numeric(p[measure], errors="coerce").to_numpy()
                 yv = pd.to_numeric(p["forgetting"], errors="coerce").to_numpy()
-                rho = s[(s["kind"] == "arch_spearman") & (s["arch"] == arch) & (s["measure"] == measure)]
+                rho = s[
+                    (s["kind"] == "arch_spearman") & (s["arch"] == arch) & (s["measure"] == measure)
+                ]
                 lab = _label(arch, arch_labels)
                 if len(rho) and np.isfinite(_num(rho["value"].iloc[0])):
                     lab += f": ρ = {_num(rho['value'].iloc[0]):.2f}, p = {_num(rho['p_value'].iloc[0]):.2g}"
@@ -773,9 +903,10 @@ def warmup_loss(
     paper_values: pd.DataFrame | None = None,
     arch_labels: Mapping[str, str] | None = None,
 ) -> Figure:
-    """F5: loss at t = 0 (end of head warmup, log scale) against lambda, a hexbin over
-    the eligible samples of all seeds of each architecture, and the Spearman rho of the
-    two per run (dots; bar: mean per architecture) beside the paper's range (red band).
+    """F5: loss at t = 0 (end of head warmup; log scale when it spans a decade) against
+    lambda, a hexbin over the eligible samples of all seeds of each architecture, and
+    the Spearman rho of the two per run (dots; bar: mean per architecture) beside the
+    paper's range (red band).
 
     fits: dataset -> {(arch, seed): fits table}.
     """
@@ -808,12 +939,16 @@ def warmup_loss(
                 _empty(ax, "no eligible samples")
                 continue
             x = np.maximum(x, 1e-6)
-            hb = ax.hexbin(x, y, xscale="log", gridsize=28, bins="log", mincnt=1, cmap="viridis", lw=0.1)
+            # log scale where the losses span more than a decade
+            scale = "log" if x.max() / x.min() > 10 else "linear"
+            hb = ax.hexbin(
+                x, y, xscale=scale, gridsize=28, bins="log", mincnt=1, cmap="viridis", lw=0.1
+            )
             fig.colorbar(hb, ax=ax, label="samples", shrink=0.8)
-            ax.set_xlabel("loss at t = 0")
+            ax.set_xlabel(f"loss at t = 0{' (log scale)' if scale == 'log' else ''}")
             ax.set_ylabel("λ" if c == 0 else "")
         ax = axes[r, -1]
-        ax.set_title(f"{dataset}: ρ(loss at t = 0, λ) per run")
+        ax.set_title(f"{dataset}\nρ(loss at t = 0, λ) per run")
         pv = paper_value("F5 Spearman loss_t0 vs lambda (all runs)", dataset, paper_values)
         if pv is not None:
             _mark_paper_h(ax, pv, -0.5, len(archs) - 0.5, label=True)
@@ -853,7 +988,10 @@ def training_curves(
     set_style()
     datasets = list(metrics)
     archs = _datasets(*[_archs_in(metrics[d].keys()) for d in datasets])
-    colors = {"train_acc": sns.color_palette("colorblind")[0], "heldout_acc": sns.color_palette("colorblind")[1]}
+    colors = {
+        "train_acc": sns.color_palette("colorblind")[0],
+        "heldout_acc": sns.color_palette("colorblind")[1],
+    }
     styles = {"train_acc": "-", "heldout_acc": "--"}
     names = {"train_acc": "train (eval mode)", "heldout_acc": "held-out"}
     fig, axes = _figure(len(datasets), len(archs), col_w=3.0, row_h=2.4, sharey=True)
@@ -871,7 +1009,14 @@ def training_curves(
                     ax.plot(df["t"], df[col], styles[col], color=colors[col], lw=0.6, alpha=0.35)
                     frames.append(df[["t", col]])
                 mean = pd.concat(frames).groupby("t")[col].mean()
-                ax.plot(mean.index, mean.to_numpy(), styles[col], color=colors[col], lw=1.8, label=names[col])
+                ax.plot(
+                    mean.index,
+                    mean.to_numpy(),
+                    styles[col],
+                    color=colors[col],
+                    lw=1.8,
+                    label=names[col],
+                )
             ax.axvline(0, color="0.4", lw=0.8, ls=":")
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("t (epochs; ≤ 0: head warmup)")
@@ -890,7 +1035,9 @@ def robustness(
 ) -> Figure:
     """Every finding F1-F5 (summary rows) under each trace definition: value and 95%
     interval per definition (filled: the configured one), the paper's value as a red
-    star. tables: dataset -> ``robustness`` table."""
+    star. The value axis spans [-1.1, 1.1] (every finding is a correlation, Jaccard,
+    share or R^2); a value beyond it (a mean R^2 far below 0) is an arrow at the edge
+    labelled with the value. tables: dataset -> ``robustness`` table."""
     set_style()
     datasets = list(tables)
     prepared = {}
@@ -903,8 +1050,9 @@ def robustness(
     n_find = [max(prepared[d]["finding"].nunique(), 1) for d in datasets]
     heights = [0.22 * n + 1.0 for n in n_find]
     fig = Figure(figsize=(8.0, float(sum(heights)) if heights else 3.0), layout="constrained")
-    axes = fig.subplots(max(len(datasets), 1), 1, squeeze=False,
-                        gridspec_kw={"height_ratios": heights or [1]})
+    axes = fig.subplots(
+        max(len(datasets), 1), 1, squeeze=False, gridspec_kw={"height_ratios": heights or [1]}
+    )
     traces_all = _datasets(*[list(dict.fromkeys(prepared[d]["trace"])) for d in datasets])
     pal = sns.color_palette("colorblind", max(len(traces_all), 3))
     markers = "osD^vP"
@@ -921,7 +1069,11 @@ def robustness(
         step = 0.8 / max(len(traces_), 1)
         for ti, trace in enumerate(traces_):
             sub = t[t["trace"] == trace].set_index("finding")
-            primary = bool(sub["primary"].astype(str).str.lower().eq("true").any()) if "primary" in sub else False
+            primary = (
+                bool(sub["primary"].astype(str).str.lower().eq("true").any())
+                if "primary" in sub
+                else False
+            )
             k = traces_all.index(trace)
             for fi, f in enumerate(finds):
                 if f not in sub.index:
@@ -932,10 +1084,35 @@ def robustness(
                 if not np.isfinite(v):
                     continue
                 y = fi - 0.4 + step * (ti + 0.5)
-                xerr = _err(v, lo, hi)
                 lab = trace + (" (configured)" if primary else "")
-                h = ax.errorbar([v], [y], xerr=xerr, fmt=markers[k % len(markers)], color=pal[k], ms=3.5,
-                                mfc=pal[k] if primary else "white", capsize=1.5, lw=0.8, label=lab)
+                if abs(v) > XLIM_ROBUST:
+                    # off the common scale (e.g. a very negative mean R^2 of soft traces):
+                    # an arrow at the edge with the value
+                    edge = math.copysign(XLIM_ROBUST, v)
+                    ax.plot([edge], [y], ">" if v > 0 else "<", color=pal[k], ms=4)
+                    ax.annotate(
+                        f"{v:.3g}",
+                        (edge, y),
+                        xytext=(-4 if v > 0 else 4, 0),
+                        textcoords="offset points",
+                        ha="right" if v > 0 else "left",
+                        va="center",
+                        fontsize=5,
+                        color=pal[k],
+                    )
+                    continue
+                h = ax.errorbar(
+                    [v],
+                    [y],
+                    xerr=_err(v, lo, hi),
+                    fmt=markers[k % len(markers)],
+                    color=pal[k],
+                    ms=3.5,
+                    mfc=pal[k] if primary else "white",
+                    capsize=1.5,
+                    lw=0.8,
+                    label=lab,
+                )
                 handles.setdefault(lab, h)
         for fi, f in enumerate(finds):
             pv = paper_value(f, dataset, paper_values)
@@ -948,7 +1125,8 @@ def robustness(
         ax.set_yticks(range(len(finds)), finds)
         ax.tick_params(axis="y", labelsize=6)
         ax.set_ylim(len(finds) - 0.5, -0.5)
-        ax.set_xlabel("value (95% interval)")
+        ax.set_xlim(-XLIM_ROBUST * 1.04, XLIM_ROBUST * 1.04)
+        ax.set_xlabel("value (95% interval; arrows: off the scale, with the value)")
     _legend(fig, handles.values(), list(handles))
     return fig
 
@@ -977,7 +1155,11 @@ def alternative_scores(
     fig, axes = _figure(len(datasets), len(score_names) + 1, col_w=2.7, row_h=2.5)
     for r, dataset in enumerate(datasets):
         runs = fits.get(dataset, {})
-        table = _clean(scores[dataset]) if dataset in scores else pd.DataFrame(columns=["kind", "score", "arch"])
+        table = (
+            _clean(scores[dataset])
+            if dataset in scores
+            else pd.DataFrame(columns=["kind", "score", "arch"])
+        )
         for c, score in enumerate(score_names):
             ax = axes[r, c]
             ax.set_title(f"{dataset}: {SCORE_LABELS[score]}")
@@ -996,7 +1178,11 @@ def alternative_scores(
                 if score == "forget_events":
                     x = x + np.random.default_rng(1).uniform(-0.2, 0.2, x.size)
                 keep = _subsample(x.size)
-                row = table[(table["kind"] == "vs_lambda_mean") & (table["score"] == score) & (table["arch"] == arch)]
+                row = table[
+                    (table["kind"] == "vs_lambda_mean")
+                    & (table["score"] == score)
+                    & (table["arch"] == arch)
+                ]
                 lab = _label(arch, arch_labels)
                 if len(row) and np.isfinite(_num(row["value"].iloc[0])):
                     lab += f" (ρ {_num(row['value'].iloc[0]):.2f})"
@@ -1020,8 +1206,15 @@ def alternative_scores(
         for i, arch in enumerate(archs):
             off = (i - (n - 1) / 2) * 0.25
             for j, score in enumerate(rows_):
-                for kind, filled, dy in (("vs_lambda_mean", True, -0.08), ("within_mean", False, 0.08)):
-                    row = table[(table["kind"] == kind) & (table["score"] == score) & (table["arch"] == arch)]
+                for kind, filled, dy in (
+                    ("vs_lambda_mean", True, -0.08),
+                    ("within_mean", False, 0.08),
+                ):
+                    row = table[
+                        (table["kind"] == kind)
+                        & (table["score"] == score)
+                        & (table["arch"] == arch)
+                    ]
                     if row.empty:
                         continue
                     row = row.iloc[0]
@@ -1029,18 +1222,38 @@ def alternative_scores(
                     if not np.isfinite(v):
                         continue
                     xerr = _err(v, lo, hi)
-                    ax.errorbar([v], [j + off + dy], xerr=xerr, fmt="o", ms=3.5, color=colors[arch],
-                                mfc=colors[arch] if filled else "white", capsize=1.5, lw=0.8)
+                    ax.errorbar(
+                        [v],
+                        [j + off + dy],
+                        xerr=xerr,
+                        fmt="o",
+                        ms=3.5,
+                        color=colors[arch],
+                        mfc=colors[arch] if filled else "white",
+                        capsize=1.5,
+                        lw=0.8,
+                    )
         ax.axvline(0, color="0.5", lw=0.8)
         ax.set_yticks(range(len(rows_)), [SCORE_LABELS[s].split(" (")[0] for s in rows_])
         ax.tick_params(axis="y", labelsize=6)
         ax.set_ylim(len(rows_) - 0.5, -0.5)
         ax.set_xlim(-1.05, 1.05)
         ax.set_xlabel("Spearman ρ")
-    handles = [Line2D([], [], marker="o", ls="none", color=colors[a], label=_label(a, arch_labels)) for a in archs]
+    handles = [
+        Line2D([], [], marker="o", ls="none", color=colors[a], label=_label(a, arch_labels))
+        for a in archs
+    ]
     handles += [
         Line2D([], [], marker="o", ls="none", color="0.3", label="ρ with λ (mean over runs)"),
-        Line2D([], [], marker="o", ls="none", color="0.3", mfc="white", label="ρ across seeds (mean over pairs)"),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            ls="none",
+            color="0.3",
+            mfc="white",
+            label="ρ across seeds (mean over pairs)",
+        ),
     ]
     _legend(fig, handles)
     return fig
@@ -1099,7 +1312,9 @@ def sampler(
                     h = ax.plot(mean.index, mean.to_numpy(), ls, color=color, lw=1.4, label=lab)[0]
                     handles.setdefault(lab, h)
                     if col == "heldout_acc":
-                        ax.fill_between(mean.index, lo.to_numpy(), hi.to_numpy(), color=color, alpha=0.15, lw=0)
+                        ax.fill_between(
+                            mean.index, lo.to_numpy(), hi.to_numpy(), color=color, alpha=0.15, lw=0
+                        )
             ax.axvline(0, color="0.4", lw=0.8, ls=":")
             ax.set_ylim(0, 1.02)
             ax.set_xlabel("t (epochs)")
@@ -1112,14 +1327,26 @@ def sampler(
             continue
         cats = [row for _, row in comp.iterrows()]
         outcome_names = {"heldout_acc": "held-out acc.", "train_retention": "train retention"}
-        pv_text = match_paper_value(
-            f"F6 spaced minus random, {str(comp['outcome'].iloc[0]).replace('_', ' ')}", dataset,
-            paper_values,
-        )[0] if paper_values is not None else ""
-        ax.axvline(0, color=PAPER_COLOR if pv_text else "0.5", lw=1.2 if pv_text else 0.8,
-                   ls="--" if pv_text else "-")
+        pv_text = (
+            match_paper_value(
+                f"F6 spaced minus random, {str(comp['outcome'].iloc[0]).replace('_', ' ')}",
+                dataset,
+                paper_values,
+            )[0]
+            if paper_values is not None
+            else ""
+        )
+        ax.axvline(
+            0,
+            color=PAPER_COLOR if pv_text else "0.5",
+            lw=1.2 if pv_text else 0.8,
+            ls="--" if pv_text else "-",
+        )
         if pv_text:
-            handles.setdefault(f"paper: {pv_text}", Line2D([], [], color=PAPER_COLOR, ls="--", label=f"paper: {pv_text}"))
+            handles.setdefault(
+                f"paper: {pv_text}",
+                Line2D([], [], color=PAPER_COLOR, ls="--", label=f"paper: {pv_text}"),
+            )
         labels = []
         for i, row in enumerate(cats):
             arch = row["arch"]
@@ -1127,12 +1354,23 @@ def sampler(
             labels.append(f"{outcome_names.get(row['outcome'], row['outcome'])}\n{name}")
             d = _differences(row.get("differences", ""))
             if d.size:
-                ax.plot(d, np.full(d.size, i) + np.linspace(-0.15, 0.15, d.size), ".", color="0.4", ms=4)
+                ax.plot(
+                    d, np.full(d.size, i) + np.linspace(-0.15, 0.15, d.size), ".", color="0.4", ms=4
+                )
             v, lo, hi = _num(row["mean_diff"]), _num(row["ci_low"]), _num(row["ci_high"])
             if np.isfinite(v):
                 xerr = _err(v, lo, hi)
-                h = ax.errorbar([v], [i], xerr=xerr, fmt="D", color="black", ms=4, capsize=2, lw=1,
-                                label="mean, 95% interval")
+                h = ax.errorbar(
+                    [v],
+                    [i],
+                    xerr=xerr,
+                    fmt="D",
+                    color="black",
+                    ms=4,
+                    capsize=2,
+                    lw=1,
+                    label="mean, 95% interval",
+                )
                 handles.setdefault("mean, 95% interval", h)
         ax.set_yticks(range(len(labels)), labels)
         ax.tick_params(axis="y", labelsize=6)

@@ -26,6 +26,7 @@ from retention.findings import load_paper_values
 from retention.io import run_main, setup_logging
 
 log = logging.getLogger("retention")
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
 
 #: per figure: the per-run inputs, how many seeds of each arch they cover (None: all),
 #: the per-dataset tables, and whether it marks the paper's values
@@ -54,6 +55,14 @@ RUN_PATHS = {
 }
 SAMPLER_TABLES = ("comparison", "curves")
 TRACE_KEYS = ("sample_id", "correct", "p_true", "t")
+#: columns read as text wherever a table has them
+# fmt: off
+TEXT_COLUMNS = (
+    "kind", "arch", "arch_b", "subset", "score", "class_name", "position", "measure",
+    "confused_with", "nearest_class", "finding", "dataset", "trace", "test", "note",
+    "interval", "detail", "outcome", "differences", "phase", "device",
+)
+# fmt: on
 
 
 def _exists(path: str) -> Path:
@@ -77,7 +86,8 @@ def read_traces(path: str) -> dict:
 
 
 def read_csv(path: str) -> pd.DataFrame:
-    return pd.read_csv(_exists(path))
+    """A table with its text columns as text (class names such as "3" stay "3")."""
+    return pd.read_csv(_exists(path), dtype={c: str for c in TEXT_COLUMNS})
 
 
 READERS = {"fits": read_fits, "traces": read_traces, "metrics": read_csv}
@@ -102,8 +112,10 @@ def by_dataset(table: str, paths, datasets) -> dict:
     return {str(d): read_csv(p) for p, d in zip(paths, datasets)}
 
 
-def draw(name: str, inputs: dict, runs, datasets, arch_labels, paper_values_path=None):
-    """The Figure ``name`` from named input lists (paths), as the rule passes them."""
+def draw(name: str, inputs: dict, runs, datasets, arch_labels, paper_values_path=None, lam_max=5.0):
+    """The Figure ``name`` from named input lists (paths), as the rule passes them.
+
+    lam_max: the fits' bound on lambda (retention_examples refits the ``raw`` model)."""
     if name not in NEEDS:
         raise DataError(f"unknown figure {name!r}; known: {', '.join(NEEDS)}")
     need = NEEDS[name]
@@ -112,7 +124,9 @@ def draw(name: str, inputs: dict, runs, datasets, arch_labels, paper_values_path
     pv = load_paper_values(paper_values_path) if need.get("paper") else None
     labels = dict(arch_labels or {})
     if name == "retention_examples":
-        return figures.retention_examples(r["fits"], r["traces"], arch_labels=labels)
+        return figures.retention_examples(
+            r["fits"], r["traces"], arch_labels=labels, lam_max=float(lam_max)
+        )
     if name == "jaccard":
         return figures.jaccard(t["f1_jaccard"], pv, labels)
     if name == "r2":
@@ -161,6 +175,7 @@ def main() -> None:
             params["datasets"],
             params.get("arch_labels"),
             sm.input.get("paper_values"),
+            params.get("lam_max", 5.0),
         )
         pdf, png, dpi = sm.output.pdf, sm.output.png, int(params["dpi"])
     else:
@@ -176,13 +191,14 @@ def main() -> None:
         ap.add_argument("--dpi", type=int, default=150)
         ap.add_argument("--label", action="append", default=[], help="arch=name shown in figures")
         ap.add_argument("--paper-values", help="paper values csv (default: the packaged one)")
+        ap.add_argument("--lambda-max", type=float, default=5.0, help="the fits' bound on lambda")
         ap.add_argument("--log")
         args = ap.parse_args()
         setup_logging(args.log)
         name = args.figure
         inputs, runs = standalone_inputs(name, args.results, args.datasets, args.archs, args.seeds)
         labels = dict(item.split("=", 1) for item in args.label)
-        fig = draw(name, inputs, runs, args.datasets, labels, args.paper_values)
+        fig = draw(name, inputs, runs, args.datasets, labels, args.paper_values, args.lambda_max)
         out = Path(args.out or f"{args.results}/figures")
         pdf, png, dpi = out / f"{name}.pdf", out / f"{name}.png", args.dpi
     figures.save_figure(fig, pdf, png, dpi)

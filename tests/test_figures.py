@@ -7,6 +7,7 @@ column names are those the workflow writes.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
@@ -36,7 +37,7 @@ DPI = 40
 
 
 def _csv(df: pd.DataFrame) -> pd.DataFrame:
-    """A csv round trip, as the figure rules read the tables."""
+    """A csv round trip with pandas' defaults (text columns with gaps come back as NaN)."""
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     buf.seek(0)
@@ -65,7 +66,7 @@ def _metrics(arrays: dict, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def grid():
     """Fits, traces, metrics and statistics tables of a tiny 2 x 2 x 3 grid."""
-    out = {"fits": {}, "traces": {}, "metrics": {}, "tables": {}}
+    out = {"fits": {}, "traces": {}, "metrics": {}, "tables": {}, "written": {}}
     for di, dataset in enumerate(DATASETS):
         for kind in ("fits", "traces", "metrics"):
             out[kind][dataset] = {}
@@ -83,6 +84,8 @@ def grid():
                 if base is None:  # every run of a dataset shares one split
                     base = (arrays["label"].copy(), arrays["heldout_label"].copy())
                 arrays["label"], arrays["heldout_label"] = base
+                if dataset == "cub200":  # class names that a csv reader would take for numbers
+                    arrays["class_names"] = np.array([str(k) for k in range(6)])
                 traces = tr.Traces(path="", run_name=f"{arch}/seed{seed}", **arrays)
                 fits = fitmod.fit_table(traces, DEFINITIONS, primary="since_learned")
                 out["fits"][dataset][(arch, seed)] = fits
@@ -97,6 +100,7 @@ def grid():
             dataset,
             class_infos=infos,
         )
+        out["written"][dataset] = tables  # as compute_stats writes them
         out["tables"][dataset] = {name: _csv(df) for name, df in tables.items()}
     return out
 
@@ -140,6 +144,19 @@ def sampler_tables():
         curves[dataset] = _csv(pd.concat(frames, ignore_index=True))
         comparison[dataset] = _csv(compare_samplers(pd.DataFrame(rows), n_boot=50, seed=0))
     return curves, comparison
+
+
+@pytest.fixture(scope="module")
+def built(grid, sampler_tables):
+    """Each figure drawn once for the tests that only look at it."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = make_figure(name, grid, sampler_tables)
+        return cache[name]
+
+    return get
 
 
 def _first_seed(mapping):
@@ -213,8 +230,8 @@ def _paper_marks(ax) -> list[float]:
 
 
 @pytest.mark.parametrize("name", figures.FIGURE_NAMES)
-def test_each_figure_writes_pdf_and_png_of_the_expected_size(name, grid, sampler_tables, tmp_path):
-    fig = make_figure(name, grid, sampler_tables)
+def test_each_figure_writes_pdf_and_png_of_the_expected_size(name, built, tmp_path):
+    fig = built(name)
     pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
     figures.save_figure(fig, pdf, png, DPI)
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 2000
@@ -235,11 +252,20 @@ def test_each_figure_writes_pdf_and_png_of_the_expected_size(name, grid, sampler
 
 @pytest.mark.parametrize(
     "name",
-    ["retention_examples", "jaccard", "r2", "seed_stability", "class_forgetting",
-     "warmup_loss", "training_curves", "alternative_scores", "sampler"],
+    [
+        "retention_examples",
+        "jaccard",
+        "r2",
+        "seed_stability",
+        "class_forgetting",
+        "warmup_loss",
+        "training_curves",
+        "alternative_scores",
+        "sampler",
+    ],
 )
-def test_architectures_are_named_by_their_config_label(name, grid, sampler_tables):
-    text = _texts(make_figure(name, grid, sampler_tables))
+def test_architectures_are_named_by_their_config_label(name, built):
+    text = _texts(built(name))
     for label in LABELS.values():
         assert label in text
     # the key is not shown where a label exists (a finding name is never a label here)
@@ -252,8 +278,8 @@ def test_figures_without_labels_fall_back_to_the_arch_key(grid):
     assert "resnet18" in text and "deit_small" in text
 
 
-def test_jaccard_marks_the_paper_value_of_each_dataset(grid, sampler_tables):
-    fig = make_figure("jaccard", grid, sampler_tables)
+def test_jaccard_marks_the_paper_value_of_each_dataset(grid, built):
+    fig = built("jaccard")
     titled = {ax.get_title(): ax for ax in fig.axes}
     octdl = titled["octdl · all samples"]
     cub = titled["cub200 · all samples"]
@@ -266,8 +292,8 @@ def test_jaccard_marks_the_paper_value_of_each_dataset(grid, sampler_tables):
     assert all(not _paper_marks(ax) for ax in fig.axes)
 
 
-def test_r2_marks_the_paper_means_per_architecture(grid, sampler_tables):
-    fig = make_figure("r2", grid, sampler_tables)
+def test_r2_marks_the_paper_means_per_architecture(built):
+    fig = built("r2")
     marks = sorted(_paper_marks(fig.axes[0]))
     assert marks == [0.52, 0.74]
 
@@ -348,9 +374,7 @@ def test_retention_examples_draw_the_fitted_model(grid, definition):
 def test_save_figure_is_deterministic(grid, tmp_path):
     """The same tables give the same bytes (a rerun does not change the files)."""
     for stem in ("a", "b"):
-        fig = figures.class_forgetting(
-            _tables(grid, "f4_class"), _tables(grid, "f4_class_similarity"), LABELS
-        )
+        fig = figures.training_curves(grid["metrics"], LABELS)
         figures.save_figure(fig, tmp_path / f"{stem}.pdf", tmp_path / f"{stem}.png", DPI)
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
@@ -386,37 +410,98 @@ def _write_results(root: Path, grid, sampler_tables) -> None:
             np.savez(run / "traces.npz", **grid["traces"][dataset][(arch, seed)])
             grid["metrics"][dataset][(arch, seed)].to_csv(run / "metrics.csv", index=False)
         (root / "stats" / dataset).mkdir(parents=True, exist_ok=True)
-        for name, table in grid["tables"][dataset].items():
+        for name, table in grid["written"][dataset].items():
             table.to_csv(root / "stats" / dataset / f"{name}.csv", index=False)
         (root / "sampler" / dataset).mkdir(parents=True, exist_ok=True)
         sampler_tables[0][dataset].to_csv(root / "sampler" / dataset / "curves.csv", index=False)
-        sampler_tables[1][dataset].to_csv(root / "sampler" / dataset / "comparison.csv", index=False)
+        sampler_tables[1][dataset].to_csv(
+            root / "sampler" / dataset / "comparison.csv", index=False
+        )
 
 
-def test_plot_figure_script_draws_every_figure_from_the_contract_paths(grid, sampler_tables, tmp_path):
+def test_plot_figure_script_draws_a_figure_from_the_contract_paths(grid, sampler_tables, tmp_path):
     results = tmp_path / "results"
     _write_results(results, grid, sampler_tables)
     script = ROOT / "scripts" / "plot_figure.py"
-    for name in ("retention_examples", "seed_stability", "sampler"):
-        res = subprocess.run(
-            [sys.executable, str(script), name, "--datasets", *DATASETS, "--archs", *ARCHS,
-             "--seeds", *map(str, SEEDS), "--results", str(results), "--dpi", "30",
-             "--label", "resnet18=R18"],
-            capture_output=True, text=True, timeout=120,
-        )
-        assert res.returncode == 0, res.stderr[-2000:]
-        with Image.open(results / "figures" / f"{name}.png") as im:
-            assert im.size[0] > 100 and im.size[1] > 100
-        assert (results / "figures" / f"{name}.pdf").stat().st_size > 2000
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "retention_examples",
+            "--datasets",
+            *DATASETS,
+            "--archs",
+            *ARCHS,
+            "--seeds",
+            *map(str, SEEDS),
+            "--results",
+            str(results),
+            "--dpi",
+            "30",
+            "--label",
+            "resnet18=R18",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    with Image.open(results / "figures" / "retention_examples.png") as im:
+        assert im.size == (round(6.0 * 30), round(5.0 * 30))  # 2 archs x 2 datasets, 3 x 2.5 in
+    assert (results / "figures" / "retention_examples.pdf").stat().st_size > 2000
     # a missing input is one line on stderr and exit 1, not a traceback
     (results / "stats" / "octdl" / "f1_jaccard.csv").unlink()
     res = subprocess.run(
-        [sys.executable, str(script), "jaccard", "--datasets", *DATASETS, "--archs", *ARCHS,
-         "--seeds", "0", "--results", str(results)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(script),
+            "jaccard",
+            "--datasets",
+            *DATASETS,
+            "--archs",
+            *ARCHS,
+            "--seeds",
+            "0",
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 1
     assert "f1_jaccard.csv does not exist" in res.stderr and "Traceback" not in res.stderr
+
+
+def _plot_figure_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # for scripts/_retention_path.py
+    spec = importlib.util.spec_from_file_location(
+        "plot_figure", ROOT / "scripts" / "plot_figure.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plot_figure_reads_numeric_class_names_as_text(grid, sampler_tables, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    _write_results(results, grid, sampler_tables)
+    script = _plot_figure_module(monkeypatch)
+    inputs, runs = script.standalone_inputs(
+        "class_forgetting", str(results), DATASETS, ARCHS, SEEDS
+    )
+    assert set(inputs) == {"f4_class", "f4_class_similarity"}  # nothing else is read
+    fig = script.draw("class_forgetting", inputs, runs, DATASETS, LABELS)
+    ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    # the loaders of the other figures read what their functions take
+    for name in ("seed_stability", "sampler", "robustness"):
+        inputs, runs = script.standalone_inputs(name, str(results), DATASETS, ARCHS, SEEDS)
+        if name == "seed_stability":  # two seeds of each arch, not all
+            assert sorted({s for _, _, s in runs}) == list(SEEDS[:2])
+        text = _texts(script.draw(name, inputs, runs, DATASETS, LABELS))
+        assert all(dataset in text for dataset in DATASETS)
+    assert any(re.fullmatch(r"\d \(#\d+\)", t) for t in ticks), "; ".join(ticks)
+    assert not any(re.match(r"\d\.0 ", t) for t in ticks)
 
 
 # ------------------------------------------------------------------ Snakemake rules
@@ -452,10 +537,24 @@ def _job_counts(stdout: str) -> dict[str, int]:
 
 def _dry_run(workdir: Path, target: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [_snakemake(), "-n", "--quiet", "rules", "-s", str(ROOT / "Snakefile"),
-         "--configfile", str(ROOT / "config.yaml"), str(ROOT / "config" / "demo.yaml"),
-         "-d", str(workdir), target],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            _snakemake(),
+            "-n",
+            "--quiet",
+            "rules",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(ROOT / "config.yaml"),
+            str(ROOT / "config" / "demo.yaml"),
+            "-d",
+            str(workdir),
+            target,
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -465,14 +564,25 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     n_data, n_arch, n_seed = (len(demo["grid"][k]) for k in ("datasets", "archs", "seeds"))
     targets = {
-        "training_curves": {"prepare_dataset": n_data, "finetune": n_data * n_arch * n_seed,
-                            "figure_training_curves": 1},
+        "training_curves": {
+            "prepare_dataset": n_data,
+            "finetune": n_data * n_arch * n_seed,
+            "figure_training_curves": 1,
+        },
         # the first seed of each arch only
-        "retention_examples": {"prepare_dataset": n_data, "finetune": n_data * n_arch,
-                               "fit_traces": n_data * n_arch, "figure_retention_examples": 1},
-        "jaccard": {"prepare_dataset": n_data, "finetune": n_data * n_arch * n_seed,
-                    "fit_traces": n_data * n_arch * n_seed, "dataset_stats": n_data,
-                    "figure_jaccard": 1},
+        "retention_examples": {
+            "prepare_dataset": n_data,
+            "finetune": n_data * n_arch,
+            "fit_traces": n_data * n_arch,
+            "figure_retention_examples": 1,
+        },
+        "jaccard": {
+            "prepare_dataset": n_data,
+            "finetune": n_data * n_arch * n_seed,
+            "fit_traces": n_data * n_arch * n_seed,
+            "dataset_stats": n_data,
+            "figure_jaccard": 1,
+        },
     }
     procs = {}
     for name in targets:  # two at a time: each dry run is mostly Python start-up
@@ -491,20 +601,26 @@ def test_demo_builds_every_figure_and_the_report(tmp_path):
     """The demo DAG on a reduced grid (2 seeds, 3 epochs), then `snakemake --report`."""
     snakemake = _snakemake()
     override = tmp_path / "small.yaml"
-    override.write_text(
-        textwrap.dedent(
-            """\
+    override.write_text(textwrap.dedent("""\
             grid: {seeds: [0, 1]}
             train: {warmup_epochs: 1, epochs: 3}
             stats: {bootstrap: 50, permutations: 50}
             sampler: {datasets: [digits]}
-            """
-        )
+            """))
+    base = [
+        snakemake,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        str(ROOT / "config" / "demo.yaml"),
+        str(override),
+        "-d",
+        str(tmp_path / "work"),
+    ]
+    res = subprocess.run(
+        base + ["--cores", "2", "--quiet"], env=_env(), capture_output=True, text=True, timeout=600
     )
-    base = [snakemake, "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml"),
-            str(ROOT / "config" / "demo.yaml"), str(override), "-d", str(tmp_path / "work")]
-    res = subprocess.run(base + ["--cores", "2", "--quiet"], env=_env(), capture_output=True,
-                         text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     work = tmp_path / "work"
     for name in figures.FIGURE_NAMES:
@@ -512,11 +628,15 @@ def test_demo_builds_every_figure_and_the_report(tmp_path):
         with Image.open(png) as im:
             assert im.size[0] > 200 and im.size[1] > 200
         assert (work / "results" / "figures" / f"{name}.pdf").stat().st_size > 2000
-    res = subprocess.run(base + ["--report", "report.html"], env=_env(), capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        base + ["--report", "report.html"], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     html = (work / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
     for name in figures.FIGURE_NAMES:
         assert f"{name}.pdf" in html
     assert "findings.md" in html and "metrics.csv" in html
+    # captions are rendered Jinja templates: config values in, no template syntax left
+    assert "{{" not in html and "paper reports 0.34" in html
+    assert "since_learned" in html

@@ -213,3 +213,42 @@ def sampler_metrics_for_dataset(wildcards):
         f"results/sampler/{wildcards.dataset}/{arch}/{kind}/seed{seed}/metrics.csv"
         for arch, kind, seed in sampler_runs(wildcards.dataset)
     ]
+
+
+# ------------------------------------------------------------------ figures
+
+
+FITS_PATH = "results/fits/{dataset}/{arch}/seed{seed}.parquet"
+TRACES_PATH = "results/runs/{dataset}/{arch}/seed{seed}/traces.npz"
+
+
+def figure_runs(n_seeds=None):
+    """[dataset, arch, seed] of the grid's runs, dataset-major as metrics_for_all_runs;
+    with n_seeds only the first n_seeds seeds of the grid."""
+    seeds = GRID["seeds"][:n_seeds] if n_seeds else GRID["seeds"]
+    return [
+        [dataset, arch, seed]
+        for dataset in GRID["datasets"]
+        for arch, seed in grid_runs(dataset)
+        if seed in seeds
+    ]
+
+
+def figure_run_files(path, n_seeds=None):
+    """``path`` (a template with {dataset}, {arch}, {seed}) for every run of figure_runs."""
+    return [path.format(dataset=d, arch=a, seed=s) for d, a, s in figure_runs(n_seeds)]
+
+
+def figure_stats_files(table):
+    """One statistics table per dataset of the grid, in grid order."""
+    return [f"results/stats/{dataset}/{table}.csv" for dataset in GRID["datasets"]]
+
+
+def figure_sampler_files(table):
+    """One sampler table (comparison, curves) per dataset with a sampler comparison."""
+    return [f"results/sampler/{dataset}/{table}.csv" for dataset in sampler_datasets()]
+
+
+def figure_arch_labels():
+    """The name of each architecture in figures: archs.<arch>.label, else the key."""
+    return {arch: config["archs"][arch].get("label", arch) for arch in GRID["archs"]}

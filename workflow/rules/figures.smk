@@ -2,41 +2,6 @@
 # `snakemake results/figures/<name>.pdf` builds only what that figure reads. Every rule
 # runs scripts/plot_figure.py, which dispatches on params.figure. Panel rows: datasets.
 
-FITS_PATH = "results/fits/{dataset}/{arch}/seed{seed}.parquet"
-TRACES_PATH = "results/runs/{dataset}/{arch}/seed{seed}/traces.npz"
-
-
-def figure_runs(n_seeds=None):
-    """[dataset, arch, seed] of the grid's runs, dataset-major as metrics_for_all_runs;
-    with n_seeds only the first n_seeds seeds of the grid."""
-    seeds = GRID["seeds"][:n_seeds] if n_seeds else GRID["seeds"]
-    return [
-        [dataset, arch, seed]
-        for dataset in GRID["datasets"]
-        for arch, seed in grid_runs(dataset)
-        if seed in seeds
-    ]
-
-
-def figure_run_files(path, n_seeds=None):
-    """``path`` (a template with {dataset}, {arch}, {seed}) for every run of figure_runs."""
-    return [path.format(dataset=d, arch=a, seed=s) for d, a, s in figure_runs(n_seeds)]
-
-
-def figure_stats_files(table):
-    """One statistics table per dataset of the grid, in grid order."""
-    return [f"results/stats/{dataset}/{table}.csv" for dataset in GRID["datasets"]]
-
-
-def figure_sampler_files(table):
-    """One sampler table (comparison, curves) per dataset with a sampler comparison."""
-    return [f"results/sampler/{dataset}/{table}.csv" for dataset in sampler_datasets()]
-
-
-def figure_arch_labels():
-    """The name of each architecture in figures: archs.<arch>.label, else the key."""
-    return {arch: config["archs"][arch].get("label", arch) for arch in GRID["archs"]}
-
 
 rule figure_retention_examples:
     input:
@@ -60,6 +25,7 @@ rule figure_retention_examples:
         figure="retention_examples",
         datasets=GRID["datasets"],
         runs=figure_runs(n_seeds=1),
+        lam_max=config["retention"]["lambda_max"],
         arch_labels=figure_arch_labels(),
         dpi=config["figures"]["dpi"],
     script:
