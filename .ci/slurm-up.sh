@@ -75,7 +75,7 @@ KillWait=5
 JobRequeue=1
 ReturnToService=2
 SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2
+MailProg=/bin/true
 SlurmctldPort=6817
 SlurmdPort=6818
 StateSaveLocation=$STATE/ctld
@@ -106,7 +106,13 @@ for file in "$CONF" "$GRES"; do
 done
 
 # ------------------------------------------------------------------ daemons
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# a PID file of ours whose process is still that daemon (not a reused PID)
+alive() {
+    local pid
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1")
+    kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$(basename "$1" .pid)" ]
+}
 
 if [ $changed -eq 1 ] && { alive "$RUN/slurmctld.pid" || alive "$RUN/slurmd.pid"; }; then
     say "configuration changed: restarting slurmctld and slurmd"

@@ -19,6 +19,7 @@ rule finetune:
     threads: config["train"]["threads"]
     resources:
         gpu=1,
+        runtime=finetune_runtime,
     params:
         arch=arch_spec,
         train=config["train"],

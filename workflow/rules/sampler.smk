@@ -17,6 +17,7 @@ rule finetune_budget:
     threads: config["train"]["threads"]
     resources:
         gpu=1,
+        runtime=finetune_runtime,
     params:
         arch=arch_spec,
         train=config["train"],
