@@ -2,7 +2,9 @@
 # The scout run is an ordinary run (rule finetune) with seed sampler.scout_seed.
 
 
-rule finetune_budget:
+# The same job as a fine-tuning run (script, environment, GPU, threads, wall time), on
+# the budget the sampler picks each epoch.
+use rule finetune as finetune_budget with:
     input:
         unpack(budget_inputs),
     output:
@@ -12,19 +14,11 @@ rule finetune_budget:
         "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.tsv"
-    conda:
-        "../../envs/torch.yaml"
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,
-        runtime=finetune_runtime,
     params:
         arch=arch_spec,
         train=config["train"],
         sampler=sampler_spec,
         checkpoint="results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt",
-    script:
-        "../../scripts/finetune.py"
 
 
 rule compare_samplers:
