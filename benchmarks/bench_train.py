@@ -1,19 +1,24 @@
 """Fine-tuning throughput: our device-resident pipeline against the usual one.
 
 For each architecture, measured in one run on the same device:
-  (a) bare forward + backward + optimizer step on ready, normalised tensors;
+  (a) bare forward + backward + optimizer step on ready, normalised tensors
+      (Trainer.optimize);
   (b) our full train step: uint8 images on the device, random resized crop + flip with
-      roi_align, normalisation, forward, backward, step (retention.train.Trainer);
+      roi_align, normalisation, forward, backward, step (Trainer.train_batch, the step
+      the fine-tuning rule runs);
   (c) the usual pipeline: JPEG files decoded by PIL in a DataLoader with workers and
-      timm's train transforms, copied to the device, then the same step;
-  (d) evaluation: our no-grad eval pass (Trainer._evaluate) and the usual one (PIL +
+      timm's train transforms, copied to the device, then the same step as (a), timed
+      in the steady state;
+  (d) evaluation: our no-grad eval pass (Trainer.evaluate) and the usual one (PIL +
       timm eval transforms in a DataLoader).
+Each arch is measured eager (mode ``none``) and in every torch.compile mode asked for.
+On CUDA it also counts the host synchronisations of one train step and one eval pass.
 Prints images/s, the ratios b/a and b/c, and an estimate of the paper grid's wall time
 from the measured rates. Models are randomly initialised (weights do not change speed).
 
     python benchmarks/bench_train.py                       # CPU, small sizes
     python benchmarks/bench_train.py --device cuda --size 224 --images 11788 \
-        --archs resnet18 deit_small_patch16_224 --json out.json
+        --archs resnet18 deit_small_patch16_224 --modes none reduce-overhead --json out.json
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,15 +52,31 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device, repeat: int) -> float:
-    """Seconds per call of ``fn`` after one warm-up call."""
-    fn()
+def timed(fn, device, repeat: int, warmup: int = 3) -> float:
+    """Seconds per call of ``fn`` after ``warmup`` calls (compilation, CUDA graph capture)."""
+    for _ in range(warmup):
+        fn()
     sync(device)
     start = time.perf_counter()
     for _ in range(repeat):
         fn()
     sync(device)
     return (time.perf_counter() - start) / repeat
+
+
+def host_syncs(fn, device) -> int | None:
+    """How many times ``fn`` makes the host wait for the GPU (CUDA's sync debug mode)."""
+    if device.type != "cuda":
+        return None
+    sync(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchronizing" in str(w.message) for w in caught)
 
 
 def synthetic_images(n: int, storage: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -95,107 +117,106 @@ class FileDataset(torch.utils.data.Dataset):
             return self.transform(img.convert("RGB")), y
 
 
-def loader_rate(model, items, transform, device, batch, workers, train_step, n_batches, autocast):
-    """Images/s of the usual DataLoader pipeline over ``n_batches`` batches."""
+def loader_rate(items, transform, device, batch, workers, step, n_batches) -> float:
+    """Images/s of the usual DataLoader pipeline feeding ``step``, in the steady state.
+
+    The first ``workers`` batches (the burst of every worker's first batch) are not timed.
+    """
     dl = torch.utils.data.DataLoader(
         FileDataset(items, transform), batch_size=batch, shuffle=True, num_workers=workers,
         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=False,
-        prefetch_factor=4 if workers else None,
     )
-    it = iter(dl)
-    x, y = next(it)  # warm-up (workers start)
-    train_step(x.to(device), y.to(device))
-    sync(device)
-    start, seen = time.perf_counter(), 0
-    for _ in range(n_batches):
-        try:
-            x, y = next(it)
-        except StopIteration:
-            it = iter(dl)
-            x, y = next(it)
+
+    def batches():
+        while True:
+            yield from dl
+
+    it = batches()
+
+    def consume():
+        x, y = next(it)
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        train_step(x, y.to(device, non_blocking=True))
-        seen += len(y)
+        step(x, y.to(device, non_blocking=True))
+        return len(y)
+
+    for _ in range(max(workers, 1)):
+        consume()
+    sync(device)
+    start = time.perf_counter()
+    seen = sum(consume() for _ in range(n_batches))
     sync(device)
     return seen / (time.perf_counter() - start)
 
 
-def bench_arch(name: str, args, device, images, labels, items) -> dict:
+def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dict:
+    """Rates (a)-(d) for one architecture, eager (``mode`` none) or torch.compile'd."""
     torch.manual_seed(0)
     model = models.create_model(name, 200)
     input_cfg = models.input_config(model, args.size)
     cfg = train.TrainConfig(
-        lr=1e-4, warmup_epochs=0, epochs=1, batch_size=args.batch, eval_batch_size=args.eval_batch,
-        augment=AugmentConfig(), channels_last=True, compile=args.compile,
+        lr=1e-4, warmup_epochs=0, epochs=1000, batch_size=args.batch, eval_batch_size=args.eval_batch,
+        augment=AugmentConfig(), channels_last=True, compile=mode != "none",
+        compile_mode=mode if mode != "none" else "default",
     )
     n = len(labels)
     split = train.SplitData(images, labels, np.arange(n))
     trainer = train.Trainer(model, input_cfg, split, split, [str(k) for k in range(200)], cfg, 0,
                             device=device, progress=False)
-    trainer._start_phase("finetune")
-    opt = trainer.optimizer
-    autocast = trainer._autocast
-    fwd = trainer.forward
-
-    def step(x, y):
-        with autocast():
-            logits = fwd(x)
-        loss = F.cross_entropy(logits.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    trainer.start_phase("finetune")
+    label = name if mode == "none" else f"{name} [compile {mode}]"
     b = args.batch
+    compile_start = time.perf_counter()
     x_ready = torch.randn(b, 3, args.size, args.size, device=device).contiguous(memory_format=torch.channels_last)
     y_ready = torch.randint(0, 200, (b,), device=device)
-    t_a = timed(lambda: step(x_ready, y_ready), device, args.steps)
+    trainer.optimize(x_ready, y_ready)  # first call: compilation, if any
+    sync(device)
+    first_call_s = time.perf_counter() - compile_start
+    t_a = timed(lambda: trainer.optimize(x_ready, y_ready), device, args.steps)
 
     gen = torch.Generator().manual_seed(0)
 
-    def our_step():
-        idx = torch.randint(0, n, (b,), generator=gen)
-        imgs = trainer.train_images[to_device(idx, trainer.train_images.device)].to(device, non_blocking=True)
-        x = trainer.transform.train(imgs, gen)
-        step(x, trainer.train_labels[to_device(idx, device)])
+    def our_step():  # the real training step of retention.train, augmentation included
+        trainer.train_batch(torch.randint(0, n, (b,), generator=gen))
 
     t_b = timed(our_step, device, args.steps)
+    result = {"arch": name, "mode": mode, "label": label, "a_bare_img_s": b / t_a, "b_ours_img_s": b / t_b,
+              "b_over_a": t_a / t_b, "first_call_s": first_call_s,
+              "train_step_host_syncs": host_syncs(our_step, device)}
     if args.only_ours:
-        return {"arch": name, "b_ours_img_s": b / t_b}
+        return result
 
     data_cfg = timm.data.resolve_data_config({"input_size": (3, args.size, args.size)}, model=model)
     train_tf = timm.data.create_transform(**data_cfg, is_training=True)
-    eval_tf = timm.data.create_transform(**data_cfg, is_training=False)
-    rate_c = loader_rate(model, items, train_tf, device, b, args.workers, step, args.loader_batches, autocast)
+    n_batches = max(args.loader_batches, 3 * args.workers)
+    result["c_usual_img_s"] = loader_rate(items, train_tf, device, b, args.workers, trainer.optimize, n_batches)
+    result["b_over_c"] = result["b_ours_img_s"] / result["c_usual_img_s"]
 
     rec = train.Recorder(n, 1)
-    sync(device)
-    start = time.perf_counter()
-    trainer._evaluate(trainer.train_images, trainer.train_labels, rec, 0, False)
-    sync(device)
-    rate_d_ours = n / (time.perf_counter() - start)
 
-    model.eval()
+    def our_eval():
+        trainer.evaluate(trainer.train_images, trainer.train_labels, rec, 0, False)
 
-    @torch.no_grad()
-    def eval_step(x, y):
-        with autocast():
-            logits = fwd(x)
-        logits.float().softmax(1)
+    our_eval()  # warm-up (eval-mode compilation, if any)
+    result["d_eval_ours_img_s"] = n / timed(our_eval, device, 1, warmup=0)
+    result["eval_pass_host_syncs"] = host_syncs(our_eval, device)
 
-    rate_d_usual = loader_rate(model, items, eval_tf, device, args.eval_batch, args.workers, eval_step,
-                               max(1, args.loader_batches // 4), autocast)
-    model.train()
-    return {
-        "arch": name,
-        "a_bare_img_s": b / t_a,
-        "b_ours_img_s": b / t_b,
-        "c_usual_img_s": rate_c,
-        "d_eval_ours_img_s": rate_d_ours,
-        "d_eval_usual_img_s": rate_d_usual,
-        "b_over_a": (b / t_b) / (b / t_a),
-        "b_over_c": (b / t_b) / rate_c,
-        "d_ours_over_usual": rate_d_ours / rate_d_usual,
-    }
+    if mode == "none":  # the usual eval pipeline is bound by its loader: measured once
+        eval_tf = timm.data.create_transform(**data_cfg, is_training=False)
+        fwd, autocast = trainer.forward, trainer._autocast
+
+        @torch.no_grad()
+        def eval_step(x, y):
+            with autocast():
+                logits = fwd(x)
+            logits.float().softmax(1)
+
+        model.eval()
+        eval_batch = min(args.eval_batch, 4 * b)
+        result["d_eval_usual_img_s"] = loader_rate(items, eval_tf, device, eval_batch, args.workers, eval_step,
+                                                   max(4, 2 * args.workers))
+        result["d_ours_over_usual"] = result["d_eval_ours_img_s"] / result["d_eval_usual_img_s"]
+        model.train()
+    return result
 
 
 def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30) -> dict:
@@ -217,50 +238,72 @@ def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30) -> dict:
     return {"main_grid_minutes": main / 60.0, "grid_minutes": (main + sampler) / 60.0}
 
 
+def _n(count: int | None) -> str:
+    return "n/a" if count is None else str(count)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--archs", nargs="+", default=["resnet18", "deit_small_patch16_224"])
+    parser.add_argument("--modes", nargs="+", default=["none"], choices=("none",) + train.COMPILE_MODES,
+                        help="none (eager) and/or torch.compile modes, each measured for every arch")
     parser.add_argument("--size", type=int, default=64, help="model input size in pixels")
     parser.add_argument("--storage", type=int, help="stored image size (default size * 8/7)")
     parser.add_argument("--images", type=int, default=512, help="dataset size (CUB: 11788)")
     parser.add_argument("--jpeg-size", type=int, nargs=2, default=(500, 375), help="usual pipeline's JPEG w h")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-batch", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--loader-batches", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps for (a) and (b)")
+    parser.add_argument("--loader-batches", type=int, default=10, help="timed batches for (c), at least 3 x workers")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--only-ours", action="store_true", help="measure (b) alone (concurrency checks)")
+    parser.add_argument("--only-ours", action="store_true", help="measure (a) and (b) alone (concurrency checks)")
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args()
     device = torch.device(args.device)
     storage = args.storage or round(args.size * 8 / 7)
     images, labels = synthetic_images(args.images, storage)
     with tempfile.TemporaryDirectory() as tmp:
-        n_files = 0 if args.only_ours else min(args.images, max(args.loader_batches * args.batch * 2, args.eval_batch * 2))
+        n_files = 0 if args.only_ours else min(args.images, 4096)
         items = write_jpegs(images[:n_files], labels[:n_files], Path(tmp), tuple(args.jpeg_size))
-        results = [bench_arch(a, args, device, images, labels, items) for a in args.archs]
+        results = []
+        for mode in args.modes:
+            for arch in args.archs:
+                start = time.perf_counter()
+                results.append(bench_arch(arch, mode, args, device, images, labels, items))
+                results[-1]["bench_seconds"] = time.perf_counter() - start
+                print(f"  measured {results[-1]['label']} in {results[-1]['bench_seconds']:.0f} s", flush=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    if args.only_ours:
-        for r in results:
-            print(f"{r['arch']}: ours {r['b_ours_img_s']:.0f} img/s")
-        if args.json:
-            args.json.write_text(json.dumps({"device": name, "results": results}))
-        return
+    for r in results:  # the usual eval pipeline is measured in eager mode only
+        if "d_eval_ours_img_s" in r and "d_eval_usual_img_s" not in r:
+            eager = [e["d_eval_usual_img_s"] for e in results if e["arch"] == r["arch"] and "d_eval_usual_img_s" in e]
+            r["d_eval_usual_img_s"] = eager[0] if eager else float("nan")
+            r["d_ours_over_usual"] = r["d_eval_ours_img_s"] / r["d_eval_usual_img_s"]
     print(f"device: {name}; input {args.size} px, storage {storage} px, {args.images} images, "
           f"batch {args.batch}, {args.workers} loader workers, torch {torch.__version__}")
-    head = f"{'arch':28s} {'a bare':>9s} {'b ours':>9s} {'c usual':>9s} {'b/a':>6s} {'b/c':>6s} {'eval ours':>10s} {'eval usual':>10s}"
-    print(head)
-    for r in results:
-        print(f"{r['arch']:28s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['c_usual_img_s']:9.0f} "
-              f"{r['b_over_a']:6.2f} {r['b_over_c']:6.2f} {r['d_eval_ours_img_s']:10.0f} {r['d_eval_usual_img_s']:10.0f}")
-    est = grid_hours(results)
-    print(f"paper grid estimate at these rates, one run at a time: {est['main_grid_minutes']:.1f} min for the "
-          f"20 runs, {est['grid_minutes']:.1f} min with the 44 sampler runs (33 epochs each)")
+    syncs = "host syncs per train step / eval pass"
+    if args.only_ours:
+        print(f"{'arch':44s} {'a bare':>9s} {'b ours':>9s} {'b/a':>6s}  {syncs}")
+        for r in results:
+            print(f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['b_over_a']:6.2f}  "
+                  f"{_n(r['train_step_host_syncs'])}")
+        estimates = {}
+    else:
+        print(f"{'arch':44s} {'a bare':>9s} {'b ours':>9s} {'c usual':>9s} {'b/a':>6s} {'b/c':>6s} "
+              f"{'eval ours':>10s} {'eval usual':>10s}  {syncs}")
+        for r in results:
+            print(f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['c_usual_img_s']:9.0f} "
+                  f"{r['b_over_a']:6.2f} {r['b_over_c']:6.2f} {r['d_eval_ours_img_s']:10.0f} "
+                  f"{r['d_eval_usual_img_s']:10.0f}  {_n(r['train_step_host_syncs'])} / {_n(r['eval_pass_host_syncs'])}")
+        estimates = {mode: grid_hours([r for r in results if r["mode"] == mode]) for mode in args.modes}
+        for mode, est in estimates.items():
+            print(f"paper grid estimate ({'eager' if mode == 'none' else 'compile ' + mode}), one run at a time: "
+                  f"{est['main_grid_minutes']:.1f} min for the 20 runs, {est['grid_minutes']:.1f} min with the "
+                  f"44 sampler runs (33 epochs each)")
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results, "estimate": est}, indent=2))
+        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__,
+                                         "args": {k: str(v) for k, v in vars(args).items()},
+                                         "results": results, "estimates": estimates}, indent=2))
 
 
 if __name__ == "__main__":

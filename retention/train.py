@@ -34,6 +34,8 @@ from .models import InputConfig, classifier, features_and_logits
 
 log = logging.getLogger("retention.train")
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -50,6 +52,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16
     channels_last: bool = True
     compile: bool = False
+    compile_mode: str = "reduce-overhead"  # torch.compile mode (CUDA graphs on CUDA)
     data_on_device: bool = True
 
 
@@ -215,7 +218,7 @@ class Trainer:
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.forward = self._compiled(self.model, cfg) if cfg.compile else self.model
         self.autocast_dtype = resolve_precision(cfg.precision, self.device)
         self.transform = DeviceTransform(
             input_cfg.size, input_cfg.mean, input_cfg.std, input_cfg.crop_pct, cfg.augment,
@@ -245,6 +248,23 @@ class Trainer:
         self.last_lr = float("nan")  # learning rate of the last step taken
 
     @staticmethod
+    def _compiled(model: nn.Module, cfg: TrainConfig):
+        """``torch.compile`` of the model; each train and eval call marks a new step."""
+        if cfg.compile_mode not in COMPILE_MODES:
+            raise ConfigError(
+                f"train.compile_mode: unknown value '{cfg.compile_mode}' ({', '.join(COMPILE_MODES)})"
+            )
+        compiled = torch.compile(model, mode=cfg.compile_mode)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            # CUDA graphs (mode reduce-overhead) reuse their output memory: a new step
+            # begins with every call, whose outputs are consumed before the next one
+            torch.compiler.cudagraph_mark_step_begin()
+            return compiled(x)
+
+        return forward
+
+    @staticmethod
     def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
         return x.pin_memory().to(device) if device.type == "cuda" else x
@@ -264,7 +284,7 @@ class Trainer:
         full, rest = divmod(n, self.cfg.batch_size)
         return full + (1 if rest > 1 else 0)
 
-    def _start_phase(self, phase: str) -> None:
+    def start_phase(self, phase: str) -> None:
         _set_phase(self.model, phase)
         if phase == "warmup":
             groups = _param_groups(self.model, self.cfg.weight_decay, classifier(self.model).parameters())
@@ -297,23 +317,9 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         seen = 0
         for idx in batches:
-            self.last_lr = self._lr()
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.last_lr
-            images = self.train_images[to_device(idx, self.train_images.device)]
-            labels = self.train_labels[to_device(idx, self.device)]
-            images = images.to(self.device, non_blocking=True)
-            x = self.transform.train(images, self.generator)
-            with self._autocast():
-                logits = self.forward(x)
-            loss = F.cross_entropy(logits.float(), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += self.train_batch(idx) * len(idx)
             seen += len(idx)
-            self.step += 1
-        mean = float(loss_sum) / max(seen, 1)
+        mean = float(loss_sum) / max(seen, 1)  # the epoch's one host synchronisation
         if not math.isfinite(mean):
             raise TrainingError(
                 f"the training loss is {mean} in epoch {epoch} ({self.phase}); lower the "
@@ -321,8 +327,34 @@ class Trainer:
             )
         return mean, seen
 
+    def train_batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the train samples ``idx`` (CPU int64); the loss, on the device.
+
+        Gathers the uint8 images (on the device), augments them there and steps; nothing
+        in it waits for the GPU.
+        """
+        self.last_lr = self._lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.last_lr
+        images = self.train_images[to_device(idx, self.train_images.device)]
+        labels = self.train_labels[to_device(idx, self.device)]
+        x = self.transform.train(images.to(self.device, non_blocking=True), self.generator)
+        loss = self.optimize(x, labels)
+        self.step += 1
+        return loss
+
+    def optimize(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Forward, backward and optimizer step on a ready model input; the detached loss."""
+        with self._autocast():
+            logits = self.forward(x)
+        loss = F.cross_entropy(logits.float(), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
     @torch.no_grad()
-    def _evaluate(self, images: torch.Tensor, labels: torch.Tensor, rec: Recorder, col: int, features: bool):
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor, rec: Recorder, col: int, features: bool):
         """Eval-mode pass over one split; fills column ``col`` of ``rec``.
 
         Returns the penultimate features (N, D) when ``features`` is set.
@@ -359,12 +391,12 @@ class Trainer:
 
     def _record(self, col: int) -> None:
         at_t0 = self.t[col] == 0
-        feats = self._evaluate(self.train_images, self.train_labels, self.train_rec, col, at_t0)
+        feats = self.evaluate(self.train_images, self.train_labels, self.train_rec, col, at_t0)
         if at_t0:
             self.centroid_cosine = class_centroid_cosine(
                 feats, self.train_data.labels, len(self.class_names)
             )
-        self._evaluate(self.heldout_images, self.heldout_labels, self.heldout_rec, col, False)
+        self.evaluate(self.heldout_images, self.heldout_labels, self.heldout_rec, col, False)
 
     # ------------------------------------------------------------------ checkpoint
     def _state(self, done: int) -> dict:
@@ -402,7 +434,7 @@ class Trainer:
         state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
         self.model.load_state_dict(state["model"])
         if state["phase"] is not None:
-            self._start_phase(state["phase"])
+            self.start_phase(state["phase"])
             if state["optimizer"] is not None:
                 self.optimizer.load_state_dict(state["optimizer"])
         self.step = state["step"]
@@ -438,7 +470,7 @@ class Trainer:
             if number <= done:
                 continue
             if phase != self.phase:
-                self._start_phase(phase)
+                self.start_phase(phase)
             start = time.perf_counter()
             train_loss, n_trained = self._train_epoch(number, k)
             if self.device.type == "cuda":
@@ -514,6 +546,7 @@ def train_config(train: dict, arch: dict) -> TrainConfig:
         precision=train.get("precision", "auto"),
         channels_last=bool(train.get("channels_last", True)),
         compile=bool(train.get("compile", False)),
+        compile_mode=str(train.get("compile_mode", "reduce-overhead")),
         data_on_device=bool(train.get("data_on_device", True)),
     )
 

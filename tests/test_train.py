@@ -90,7 +90,7 @@ def test_warmup_freezes_backbone_and_batchnorm(digits_small):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = train.Trainer(model, models.input_config(model, 12), tr, tr, names,
                             tiny_cfg(warmup_epochs=1, epochs=0 + 1), 0, progress=False)
-    trainer._start_phase("warmup")
+    trainer.start_phase("warmup")
     trainer._train_epoch(1, 1)
     head = {f"{n}" for n, _ in model.named_parameters() if n.startswith("fc.")}
     for key, value in model.state_dict().items():
@@ -166,3 +166,20 @@ def test_nan_run_leaves_no_traces(digits_small, script_config, tmp_path):
 def test_time_index():
     assert train.time_index(3, 2).tolist() == [-2, -1, 0, 1, 2]
     assert train.time_index(0, 2).tolist() == [0, 1, 2]
+
+
+def test_compiled_model_gives_the_eager_traces(digits_small):
+    """train.compile (torch.compile with inductor, here on the CPU) changes speed, not results."""
+    torch._dynamo.reset()
+    cfg = tiny_cfg(epochs=1, augment=AugmentConfig(enabled=False))
+    _, eager = run_tiny(digits_small, cfg=cfg)
+    _, compiled = run_tiny(digits_small, cfg=tiny_cfg(epochs=1, augment=AugmentConfig(enabled=False), compile=True))
+    for key in ("pred", "heldout_pred", "correct", "heldout_correct"):
+        np.testing.assert_array_equal(compiled.traces[key], eager.traces[key])
+    for key in ("p_true", "loss", "heldout_p_true", "heldout_loss"):
+        np.testing.assert_allclose(compiled.traces[key], eager.traces[key], rtol=1e-3, atol=2e-4)
+
+
+def test_unknown_compile_mode_names_the_key(digits_small):
+    with pytest.raises(Exception, match="train.compile_mode.*fastest"):
+        run_tiny(digits_small, cfg=tiny_cfg(compile=True, compile_mode="fastest"))
