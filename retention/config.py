@@ -15,6 +15,8 @@ import yaml
 
 from .errors import ConfigError
 
+DIGITS_LT_MAX_RATIO = 174 / 3  # digits' smallest class over digits_lt's smallest (3 images)
+
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -66,7 +68,18 @@ def validate_references(config: dict, check_models: bool = True) -> None:
         spec = config["datasets"][name]
         if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
             raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
+        if spec["source"] == "digits_lt" and spec.get("imbalance_ratio", 56.0) > DIGITS_LT_MAX_RATIO:
+            # (a constant, not data.DIGITS_LT_MAX_RATIO: parsing the workflow imports no pandas)
+            raise ConfigError(
+                f"config key 'datasets.{name}.imbalance_ratio': {spec['imbalance_ratio']:g} is more than "
+                f"digits_lt can give ({DIGITS_LT_MAX_RATIO:g}: 174 images in digits' smallest class / 3)"
+            )
     sampler = config["sampler"]
+    if sampler["enabled"] and sorted(sampler["kinds"]) != ["random", "spaced"]:
+        raise ConfigError(
+            f"config key 'sampler.kinds': {sampler['kinds']} - F6 compares the two kinds, so both "
+            "'random' and 'spaced' are needed (or set sampler.enabled: false)"
+        )
     if sampler["enabled"] and sampler["scout_seed"] in config["grid"]["seeds"]:
         raise ConfigError(
             f"config key 'sampler.scout_seed': {sampler['scout_seed']} is one of the compared "

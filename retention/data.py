@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
+from . import config
+from .errors import ConfigError, DataError
 
 log = logging.getLogger("retention.data")
 
@@ -81,15 +82,26 @@ def long_tail_counts(n_classes: int, n_max: int, ratio: float) -> np.ndarray:
     return counts
 
 
+DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
+DIGITS_LT_MAX_RATIO = config.DIGITS_LT_MAX_RATIO  # = DIGITS_MIN_CLASS / 3
+
+
 def list_digits_lt(imbalance_ratio: float, seed: int) -> pd.DataFrame:
     """A long-tailed subsample of digits whose largest / smallest class is ``imbalance_ratio``.
 
-    The smallest class keeps 3 images, the largest 3 * ratio (capped by the data).
-    Which images are kept is fixed by ``seed`` (the split seed).
+    The smallest class keeps 3 images, the largest round(3 * ratio), so the ratio is
+    met to the nearest third. Which images are kept is fixed by ``seed`` (the split
+    seed). A ratio that needs more images than digits' smallest class has is an error.
     """
     full = list_digits()
     n_min = 3
-    n_max = min(int(round(n_min * imbalance_ratio)), int(full["label"].value_counts().min()))
+    n_max = int(round(n_min * imbalance_ratio))
+    if n_max > DIGITS_MIN_CLASS:
+        raise ConfigError(
+            f"imbalance_ratio {imbalance_ratio:g} needs {n_max} images in digits_lt's largest "
+            f"class, but digits has {DIGITS_MIN_CLASS} in its smallest; digits_lt gives at most "
+            f"{DIGITS_LT_MAX_RATIO:g}"
+        )
     counts = long_tail_counts(10, n_max, n_max / n_min)
     rng = np.random.default_rng(seed)
     keep = []

@@ -466,22 +466,25 @@ def cross_pair_mean_z_test(
     rhos, ns: (n_a, n_b) cross-pair rhos and sample counts; within_a (n_a, n_a) and
     within_b (n_b, n_b): rank correlations between the runs of each architecture (the
     diagonal is taken as 1, NaN as 0). With A independent of B,
-    Cov(r(A_i, B_j), r(A_k, B_l)) = rho(A_i, A_k) rho(B_j, B_l) / (n - 1), so
-    Var(mean) = sum(within_a) * sum(within_b) / ((n - 1) m^2), m = n_a n_b. With
-    uncorrelated runs this is :func:`pair_mean_z_test`.
+    Cov(r(A_i, B_j), r(A_k, B_l)) = rho(A_i, A_k) rho(B_j, B_l) / (n - 1), so over the
+    m pairs with a defined rho (indicator V), Var(mean) =
+    sum_ik within_a[i, k] (V within_b V^T)[i, k] / ((n - 1) m^2). With every pair
+    defined and uncorrelated runs this is :func:`pair_mean_z_test`.
     """
     rhos, ns = np.asarray(rhos, float), np.asarray(ns, float)
     ok = np.isfinite(rhos) & (ns > 2)
     if not ok.any():
         return math.nan
 
-    def total(w: np.ndarray) -> float:
+    def unit_diagonal(w: np.ndarray) -> np.ndarray:
         w = np.nan_to_num(np.array(w, dtype=float))
         np.fill_diagonal(w, 1.0)
-        return max(float(w.sum()), 1.0)
+        return w
 
-    m = rhos.size
-    var = total(within_a) * total(within_b) / (float(np.mean(ns[ok])) - 1.0) / m**2
+    v = ok.astype(float)
+    m = float(v.sum())
+    total = float(np.sum(unit_diagonal(within_a) * (v @ unit_diagonal(within_b) @ v.T)))
+    var = max(total, m) / (float(np.mean(ns[ok])) - 1.0) / m**2
     return float(2 * sps.norm.sf(abs(rhos[ok].mean()) / math.sqrt(var)))
 
 

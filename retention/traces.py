@@ -18,7 +18,8 @@ s is ``correct`` (0/1), or ``p_true`` for the soft variants (label suffix ``_sof
 
 Status (same rules for hard and soft traces):
 
-* ``never_learned``: never correct at any t >= 0 (``since_warmup``: not correct at t = 0).
+* ``never_learned``: never correct at any t >= 0 (``since_warmup``: not correct at t = 0;
+  ``raw`` has none: a never-correct sample is fitted, to a flat trace that scores 0).
   Decided on ``correct`` also for soft traces: t_learn is always the first correct epoch.
 * ``too_short``: fewer than ``min_points`` points (default 3).
 * ``unforgettable``: every point of y equals 1 (lambda = 0, R^2 undefined). For soft
@@ -318,14 +319,15 @@ def build_traces(
         tau = cols.astype(np.float64)
         excluded = ~learned
     elif definition in ("since_warmup", "raw"):
-        eligible = c[:, 0] if definition == "since_warmup" else learned
+        # raw: every sample, a never-correct one too (its flat trace scores 0)
+        eligible = c[:, 0] if definition == "since_warmup" else np.ones(n_samples, dtype=bool)
         mask = np.repeat(eligible[:, None], length, axis=1)
         y = np.where(mask, s, 0.0)
         tau = cols.astype(np.float64)
         excluded = ~eligible
         model = "raw" if definition == "raw" else "decay"
     else:  # conditional
-        n_lags = length // 2 + 1  # d = 0..floor(E/2), E = length - 1
+        n_lags = (length - 1) // 2 + 1  # d = 0..floor(E/2), E = length - 1
         y = np.zeros((n_samples, n_lags))
         mask = np.zeros((n_samples, n_lags), dtype=bool)
         for d in range(n_lags):

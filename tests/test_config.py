@@ -41,6 +41,10 @@ def test_paper_grid(paper):
         (lambda c: c["datasets"]["cub200"].update(source="cub"), "'datasets.cub200.source': 'cub' is not one of"),
         (lambda c: c["sampler"].update(scout_seed=2), "'sampler.scout_seed': 2 is one of the compared seeds"),
         (lambda c: c.pop("train"), "config key 'train' is missing"),
+        (lambda c: c["sampler"].update(kinds=["spaced"]), "'sampler.kinds': ['spaced'] - F6 compares the two kinds"),
+        (lambda c: c["train"].update(compile_mode="fastest"), "'train.compile_mode': 'fastest' is not one of"),
+        (lambda c: (c["datasets"]["octdl"].update(source="digits_lt", imbalance_ratio=100.0)),
+         "'datasets.octdl.imbalance_ratio': 100 is more than digits_lt can give (58"),
     ],
 )
 def test_bad_config_gives_one_message_naming_key_and_value(paper, mutate, message):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from retention import data
-from retention.errors import DataError
+from retention.errors import ConfigError, DataError
 
 from .conftest import REPO, write_jpeg
 
@@ -72,6 +72,11 @@ def test_digits_lt_has_the_octdl_imbalance():
     assert counts.max() / counts.min() == 56
     assert counts.idxmax() == 0 and counts.min() == 3
     assert data.list_digits_lt(56, seed=0)["sample_id"].tolist() == listing["sample_id"].tolist()
+    assert data.list_digits()["label"].value_counts().min() == data.DIGITS_MIN_CLASS
+    top = data.list_digits_lt(data.DIGITS_LT_MAX_RATIO, seed=0)["label"].value_counts()
+    assert top.max() == data.DIGITS_MIN_CLASS
+    with pytest.raises(ConfigError, match="imbalance_ratio 100 needs 300 images"):
+        data.list_digits_lt(100, seed=0)
 
 
 def test_prepare_decodes_to_uint8_squares(cub_root):

@@ -500,6 +500,16 @@ def test_pair_mean_tests_hold_their_level():
     assert np.mean(rej_naive) > 0.2
 
 
+def test_cross_pair_z_test_counts_only_defined_pairs():
+    """Undefined (NaN) pairs drop out of the mean and of its variance: with independent
+    runs the test equals the plain pair-mean test on the defined pairs."""
+    rhos = np.array([[0.05, np.nan], [np.nan, 0.05]])
+    eye = np.eye(2)
+    p = stats.cross_pair_mean_z_test(rhos, np.full((2, 2), 1000), eye, eye)
+    assert p == pytest.approx(stats.pair_mean_z_test([0.05, 0.05], [1000, 1000]))
+    assert p > 0.02
+
+
 def test_arch_label_permutation_is_exact():
     m = np.full((4, 4), 0.1)
     m[:2, :2] = m[2:, 2:] = 0.9

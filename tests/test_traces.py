@@ -198,9 +198,10 @@ def test_since_warmup_and_raw():
     np.testing.assert_array_equal(sw.y[4], ROWS[4])
     raw = build_traces(matrix(ROWS), None, T, "raw")
     assert raw.model == "raw"
-    assert raw.status.tolist() == ["unforgettable", "never_learned", "fitted", "fitted", "fitted", "fitted", "fitted"]
+    # raw keeps every sample (METHOD section 4): the never-correct row is fitted too
+    assert raw.status.tolist() == ["unforgettable", "fitted", "fitted", "fitted", "fitted", "fitted", "fitted"]
     np.testing.assert_array_equal(raw.y[5], ROWS[5])
-    np.testing.assert_array_equal(raw.n_points, [6, 0, 6, 6, 6, 6, 6])
+    np.testing.assert_array_equal(raw.n_points, [6, 6, 6, 6, 6, 6, 6])
 
 
 def test_conditional_matches_formula():
@@ -219,6 +220,8 @@ def test_conditional_matches_formula():
             else:
                 assert not ts.mask[i, d]
     assert np.all(ts.y[ts.mask[:, 0], 0] == 1.0)  # R(0) = 1 for binary traces
+    odd = build_traces(rng.random((5, 8)) < 0.7, None, np.arange(8), "conditional")
+    assert odd.y.shape[1] == 4  # E = 7: d = 0..floor(7 / 2) = 0..3
     late = np.zeros((1, 11), dtype=bool)
     late[0, 9:] = True  # learned at t = 9: R(d) defined for d <= 1 only
     one = build_traces(late, None, t, "conditional")
