@@ -324,8 +324,12 @@ def compare_samplers(outcomes: "pd.DataFrame", n_boot: int = 1000, seed: int = 0
     return pd.DataFrame(rows)
 
 
-def sampler_summary(comparison: "pd.DataFrame", dataset: str, fraction: float) -> "pd.DataFrame":
-    """Findings rows (F6) from the pooled comparison: one per outcome."""
+def sampler_summary(
+    comparison: "pd.DataFrame", dataset: str, fraction: float, trace: str, n_boot: int
+) -> "pd.DataFrame":
+    """Findings rows (F6) from the pooled comparison: one per outcome, in the columns of
+    every ``summary.csv`` (docs/contracts.md). ``trace``: the trace definition whose
+    scout lambdas scheduled the spaced sampler; ``n_boot``: the bootstrap's B."""
     import pandas as pd
 
     rows = []
@@ -334,9 +338,11 @@ def sampler_summary(comparison: "pd.DataFrame", dataset: str, fraction: float) -
             {
                 "finding": f"F6 spaced minus random, {r['outcome'].replace('_', ' ')}",
                 "dataset": dataset,
+                "trace": trace,
                 "value": r["mean_diff"],
                 "ci_low": r["ci_low"],
                 "ci_high": r["ci_high"],
+                "interval": f"percentile bootstrap over seed pairs (B = {n_boot})",
                 "test": "Wilcoxon signed-rank (paired by arch and seed)",
                 "p_value": r["wilcoxon_p"],
                 "n_samples": np.nan,
@@ -344,4 +350,6 @@ def sampler_summary(comparison: "pd.DataFrame", dataset: str, fraction: float) -
                 "detail": f"budget {fraction:g} of the train set per epoch; paired t-test p = {r['t_p']:.3g}",
             }
         )
-    return pd.DataFrame(rows)
+    from .stats import SUMMARY_COLUMNS
+
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

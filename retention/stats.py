@@ -573,14 +573,14 @@ class RunStack:
 def _check_runs(fits: Sequence[pd.DataFrame], runs: Sequence) -> list[tuple[str, int]]:
     runs = [(str(a), int(s)) for a, s in runs]
     if len(fits) != len(runs):
-        raise ValueError(
+        raise DataError(
             f"{len(fits)} fits tables but {len(runs)} run keys; give one (arch, seed) per table"
         )
     if not runs:
-        raise ValueError("statistics need at least one run")
+        raise DataError("statistics need at least one run")
     dup = [r for r in runs if runs.count(r) > 1]
     if dup:
-        raise ValueError(f"run {dup[0][0]}/seed{dup[0][1]} is given twice")
+        raise DataError(f"run {dup[0][0]}/seed{dup[0][1]} is given twice")
     return runs
 
 

@@ -29,7 +29,9 @@ def main():
     stats = sm.params.stats
     comparison = sampler.compare_samplers(outcomes, n_boot=stats["bootstrap"], seed=stats["seed"])
     log.info("spaced minus random:\n%s", comparison.to_string(index=False))
-    summary = sampler.sampler_summary(comparison, sm.wildcards.dataset, sm.config["sampler"]["fraction"])
+    summary = sampler.sampler_summary(
+        comparison, sm.wildcards.dataset, sm.config["sampler"]["fraction"], sm.params.trace, stats["bootstrap"]
+    )
     io.save_table(sm.output.curves, pd.concat(curves, ignore_index=True))
     io.save_table(sm.output.comparison, comparison)
     io.save_table(sm.output.summary, summary)

@@ -54,6 +54,14 @@ def run_from_path(path: str | Path) -> tuple[str, int]:
     return m["arch"], int(m["seed"])
 
 
+def parse_run(text: str) -> tuple[str, int]:
+    """'arch:seed' -> (arch, seed); anything else is an error naming the value."""
+    arch, _, seed = text.rpartition(":")
+    if not arch or not seed.isdigit():
+        raise DataError(f"--runs {text!r}: expected arch:seed, e.g. resnet18:0")
+    return arch, int(seed)
+
+
 def compute(fits_paths, traces_paths, runs, stats_config, primary, dataset) -> dict:
     """Every table of one dataset (``retention.stats.dataset_tables``) from file paths."""
     cfg = stats.StatsConfig.from_mapping(stats_config)
@@ -127,7 +135,7 @@ def main() -> None:
         args = parse_args()
         setup_logging(args.log)
         runs = (
-            [(r.rsplit(":", 1)[0], int(r.rsplit(":", 1)[1])) for r in args.runs]
+            [parse_run(r) for r in args.runs]
             if args.runs
             else [run_from_path(p) for p in args.fits]
         )

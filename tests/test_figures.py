@@ -321,8 +321,11 @@ def test_finding_names_the_figures_look_up_are_those_of_the_summary(grid):
         ]
     )
     comparison = _csv(compare_samplers(outcomes, n_boot=20))
-    f6 = sampler_summary(comparison, "octdl", 0.5)["finding"].tolist()
+    summary = sampler_summary(comparison, "octdl", 0.5, "since_learned", 20)
+    f6 = summary["finding"].tolist()
     assert f"F6 spaced minus random, {comparison['outcome'].iloc[0].replace('_', ' ')}" in f6
+    assert summary.columns.tolist() == stats.SUMMARY_COLUMNS  # the summary.csv contract
+    assert summary["interval"].str.contains("B = 20").all() and (summary["trace"] == "since_learned").all()
 
 
 @pytest.mark.parametrize(

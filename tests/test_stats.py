@@ -419,9 +419,9 @@ def test_single_run_and_bad_input():
     fits, runs = planted(seeds=(0,), archs=("resnet18",))
     tables = stats.dataset_tables(fits, runs, CFG, "toy", primary="since_learned")
     assert "needs two" in " ".join(tables["summary"]["detail"])
-    with pytest.raises(ValueError, match="need at least one run"):
+    with pytest.raises(DataError, match="need at least one run"):
         stats.dataset_tables([], [], CFG, "toy")
-    with pytest.raises(ValueError, match="given twice"):
+    with pytest.raises(DataError, match="given twice"):
         stats.stack_runs(fits * 2, runs * 2, "since_learned")
     with pytest.raises(DataError, match="primary trace 'raw' is not in the fits tables"):
         stats.dataset_tables(fits, runs, CFG, "toy", primary="raw")

@@ -42,5 +42,6 @@ rule compare_samplers:
     params:
         runs=sampler_run_keys,
         stats=config["stats"],
+        trace=primary_trace(),
     script:
         "../../scripts/compare_samplers.py"
