@@ -9,8 +9,13 @@ returns every statistics table of ``results/stats/{dataset}/`` as a DataFrame.
 Choices the specification leaves open, fixed here:
 
 - Comparisons of two runs use the samples eligible in both (status ``fitted`` or
-  ``unforgettable``); the top-q sets of a Jaccard are ranked within that common set,
-  so the chance level is exactly q / (2 - q).
+  ``unforgettable``); the top-q sets of a Jaccard are ranked within that common set.
+  METHOD's chance level q / (2 - q) assumes sets of ceil(q N); samples tied at the
+  cut-off (typically many unforgettable ones at lambda = 0) all join a set, so every
+  row also gives ``k`` = ceil(q N), the actual set sizes and ``chance_sizes``, the
+  expected Jaccard of random sets of those sizes (hypergeometric, exact).
+- Excluded samples (never_learned, too_short) are counted per run and trace
+  definition in ``status_counts``; the F1 summary rows give the totals.
 - The seed-pooled score of an architecture is a sample's mean lambda over the seeds in
   which it is eligible (ties broken by mean forgetting events, then mean retention).
 - Intervals are 95% percentile bootstraps (B = ``StatsConfig.bootstrap``, numpy
@@ -62,7 +67,7 @@ _NUMERIC = REQUIRED_COLUMNS[4:]
 #: the tables of results/stats/{dataset}/, in the order they are written
 TABLE_NAMES = (
     "f1_jaccard", "f2_r2", "f3_seed_stability", "f4_class", "f4_class_similarity",
-    "f5_early_predictor", "scores", "robustness", "summary",
+    "f5_early_predictor", "scores", "status_counts", "robustness", "summary",
 )
 SUMMARY_COLUMNS = [
     "finding", "dataset", "trace", "value", "ci_low", "ci_high", "interval", "test",
@@ -70,6 +75,8 @@ SUMMARY_COLUMNS = [
 ]
 #: fewest seeds or runs a bootstrap over seeds or runs is drawn from
 MIN_UNITS = 3
+#: a top-q set this many times k = ceil(q N) is flagged (ties at the cut-off)
+TIES_WARNING = 1.5
 #: most label assignments enumerated exactly by the run-label permutation test
 MAX_EXACT_ASSIGNMENTS = 20000
 LEVEL = 0.95
@@ -77,8 +84,12 @@ LEVEL = 0.95
 _COLUMNS = {
     "f1_jaccard": [
         "kind", "q", "subset", "arch", "seed", "arch_b", "seed_b", "value", "ci_low",
-        "ci_high", "band_low", "band_high", "chance", "p_value", "test", "n_samples",
-        "n_runs", "size_a", "size_b", "note",
+        "ci_high", "band_low", "band_high", "chance", "chance_sizes", "p_value", "test",
+        "n_samples", "n_runs", "k", "size_a", "size_b", "note",
+    ],
+    "status_counts": [
+        "trace", "arch", "seed", "n_samples", "fitted", "unforgettable", "never_learned",
+        "too_short",
     ],
     "f2_r2": [
         "kind", "arch", "seed", "arch_b", "value", "ci_low", "ci_high", "frac_defined",
@@ -110,7 +121,7 @@ _COLUMNS = {
     ],
 }
 _INT_COLUMNS = ("seed", "seed_b", "n_samples", "n_runs", "n_defined", "size_a",
-                "size_b", "n_classes", "class_index", "rank")
+                "size_b", "k", "n_classes", "class_index", "rank", *ELIGIBLE, *EXCLUDED)
 _TEXT_COLUMNS = ("kind", "arch", "arch_b", "test", "note", "subset", "score", "class_name",
                  "position", "measure", "confused_with", "nearest_class")
 # fmt: on
@@ -128,12 +139,13 @@ class StatsConfig:
     r2_min: float = 0.6
     bootstrap: int = 1000
     permutations: int = 1000
+    spearman_permutation_below: int = 30
     seed: int = 0
 
     @classmethod
     def from_mapping(cls, values: Mapping) -> "StatsConfig":
         """Build from a ``config["stats"]`` mapping; unknown or bad values raise ConfigError."""
-        known = {"top_q", "sensitivity_q", "r2_min", "bootstrap", "permutations", "seed"}
+        known = {"top_q", "sensitivity_q", "r2_min", "bootstrap", "permutations", "spearman_permutation_below", "seed"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"stats: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -267,8 +279,19 @@ def jaccard_sets(a, b) -> float:
 
 
 def chance_jaccard(q: float) -> float:
-    """Expected Jaccard of two independent random q-subsets of one set: q / (2 - q)."""
+    """METHOD's chance level of a top-q Jaccard: q / (2 - q), the ratio of the expected
+    intersection (q^2 N) and union ((2q - q^2) N) of two random q-subsets."""
     return q / (2.0 - q)
+
+
+def chance_jaccard_sizes(n: int, size_a: int, size_b: int) -> float:
+    """Expected Jaccard of two independent random subsets of sizes ``size_a`` and
+    ``size_b`` of ``n`` items: E[I / (a + b - I)], I hypergeometric (exact)."""
+    if n <= 0 or size_a + size_b == 0:
+        return math.nan
+    i = np.arange(max(0, size_a + size_b - n), min(size_a, size_b) + 1)
+    pmf = sps.hypergeom.pmf(i, n, size_a, size_b)
+    return float(np.sum(pmf * i / (size_a + size_b - i)))
 
 
 # ------------------------------------------------------------- resampling primitives
@@ -430,16 +453,38 @@ def bootstrap_spearman(
     return out
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
+def spearman(x: np.ndarray, y: np.ndarray, cfg: StatsConfig | None = None) -> tuple[float, float, int]:
     """Spearman rho (ties averaged), two-sided p and n over the pairs finite in both
-    (scipy.stats.spearmanr). NaN when fewer than 3 pairs or either side is constant."""
+    (scipy.stats.spearmanr). NaN when fewer than 3 pairs or either side is constant.
+
+    Below ``cfg.spearman_permutation_below`` pairs (e.g. OCTDL's 7 classes) the
+    t-approximation of spearmanr is far too liberal, so p comes from a permutation test
+    (scipy.stats.permutation_test over pairings): exact for n <= 8, else
+    ``cfg.permutations`` seeded random permutations.
+    """
+    cfg = cfg or StatsConfig()
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     n = int(ok.sum())
     if n < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
         return math.nan, math.nan, n
     res = sps.spearmanr(x[ok], y[ok])
-    return float(res.statistic), float(res.pvalue), n
+    if n >= cfg.spearman_permutation_below:
+        return float(res.statistic), float(res.pvalue), n
+    rx = sps.rankdata(x[ok])
+    ry = sps.rankdata(y[ok])
+    ry = (ry - ry.mean()) / np.linalg.norm(ry - ry.mean())
+
+    def rho(ranks: np.ndarray, axis: int = -1) -> np.ndarray:  # Pearson of the ranks
+        centred = ranks - ranks.mean(axis=axis, keepdims=True)
+        return (centred * ry).sum(axis=axis) / np.linalg.norm(centred, axis=axis)
+
+    perm = sps.permutation_test(
+        (rx,), rho, permutation_type="pairings", vectorized=True, alternative="two-sided",
+        n_resamples=math.factorial(n) if n <= 8 else cfg.permutations,
+        rng=_rng(cfg, "spearman", n, *np.round(rx, 3), *np.round(ry, 6)),
+    )
+    return float(res.statistic), float(perm.pvalue), n
 
 
 def pair_mean_z_test(rhos: np.ndarray, ns: np.ndarray) -> float:
@@ -882,11 +927,14 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                         u = u & (r2[i] >= r2_min) & (r2[j] >= r2_min)
                 ma = top_q_mask(forgetting_rank(lam[i][u], ev[i][u], ret[i][u]), q)
                 mb = top_q_mask(forgetting_rank(lam[j][u], ev[j][u], ret[j][u]), q)
+                n = int(u.sum())
                 return {
                     "value": jaccard(ma, mb),
-                    "n_samples": int(u.sum()),
+                    "n_samples": n,
+                    "k": _top_k(q, n),
                     "size_a": int(ma.sum()),
                     "size_b": int(mb.sum()),
+                    "chance_sizes": chance_jaccard_sizes(n, int(ma.sum()), int(mb.sum())),
                 }, u
 
             if len(stack.runs) >= 2:
@@ -945,8 +993,10 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                     "value": value,
                     "n_samples": int(u.sum()),
                     "n_runs": len(stack.run_index(a)) + len(stack.run_index(b)),
+                    "k": _top_k(q, int(u.sum())),
                     "size_a": int(ma.sum()),
                     "size_b": int(mb.sum()),
+                    "chance_sizes": chance_jaccard_sizes(int(u.sum()), int(ma.sum()), int(mb.sum())),
                 }
                 if u.sum() >= 2:
                     boot = bootstrap_topq_jaccard(ra, rb, q, cfg.bootstrap, _rng(cfg, *key, "boot"))
@@ -1103,8 +1153,14 @@ def f2_r2_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- F3
 
 
-def _spearman_pair(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> tuple[dict, np.ndarray]:
-    rho, p, n = spearman(np.where(ok, x, np.nan), np.where(ok, y, np.nan))
+def _spearman_p_method(cfg: StatsConfig) -> str:
+    return f"p by permutation below {cfg.spearman_permutation_below} classes"
+
+
+def _spearman_pair(
+    x: np.ndarray, y: np.ndarray, ok: np.ndarray, cfg: StatsConfig
+) -> tuple[dict, np.ndarray]:
+    rho, p, n = spearman(np.where(ok, x, np.nan), np.where(ok, y, np.nan), cfg)
     return {"value": rho, "p_value": p, "n_samples": n}, ok & np.isfinite(x) & np.isfinite(y)
 
 
@@ -1117,7 +1173,7 @@ def f3_seed_stability_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
         pairs = _all_pairs(
             len(stack.runs),
             lambda i, j: _spearman_pair(
-                stack.lam[i], stack.lam[j], stack.eligible[i] & stack.eligible[j]
+                stack.lam[i], stack.lam[j], stack.eligible[i] & stack.eligible[j], cfg
             ),
         )
         rows += _pair_rows(stack, pairs, {"test": "Spearman (scipy.stats.spearmanr)"})
@@ -1303,14 +1359,14 @@ def f4_class_table(stack: RunStack, cfg: StatsConfig, class_names: Sequence[str]
 
         def pair(i, j):
             ok = np.isfinite(means[i]) & np.isfinite(means[j])
-            res, used = _spearman_pair(means[i], means[j], ok)
+            res, used = _spearman_pair(means[i], means[j], ok, cfg)
             cls = np.isin(stack.label, np.flatnonzero(used))
             return res, cls & stack.eligible[i] & stack.eligible[j]
 
         pairs = _all_pairs(len(stack.runs), pair)
         # pairs.n counts classes (the z test's n); the rows report samples behind them
         for row, key in zip(
-            _pair_rows(stack, pairs, {**base, "test": "Spearman of class vectors"}), pairs.extra
+            _pair_rows(stack, pairs, {**base, "test": f"Spearman of class vectors ({_spearman_p_method(cfg)})"}), pairs.extra
         ):
             row["n_samples"] = int(pairs.used[key].sum())
             rows.append(row)
@@ -1391,7 +1447,7 @@ def f4_similarity_table(
     def spearman_rows(kind, arch, seed, forgetting, measures, n_runs, n_samples, boot_key=None):
         out = []
         for measure, x in measures.items():
-            rho, p, n = spearman(forgetting, x)
+            rho, p, n = spearman(forgetting, x, cfg)
             row = {
                 "kind": kind,
                 "arch": arch,
@@ -1402,7 +1458,7 @@ def f4_similarity_table(
                 "n_classes": n,
                 "n_runs": n_runs,
                 "n_samples": n_samples,
-                "test": "Spearman over classes (scipy.stats.spearmanr)",
+                "test": f"Spearman over classes ({_spearman_p_method(cfg)})",
             }
             if boot_key is not None and n >= MIN_UNITS:
                 ok = np.isfinite(forgetting) & np.isfinite(x)
@@ -1470,7 +1526,7 @@ def _per_run_correlation_rows(
     rows: list[dict] = []
     per = []
     for i, (arch, seed) in enumerate(stack.runs):
-        rho, p, n = spearman(np.where(mask[i], x[i], np.nan), stack.lam[i])
+        rho, p, n = spearman(np.where(mask[i], x[i], np.nan), stack.lam[i], cfg)
         per.append((rho, p, n))
         rows.append(
             {
@@ -1550,7 +1606,7 @@ def scores_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
         if len(stack.runs) >= 2:
             ok = np.isfinite(x)
             pairs = _all_pairs(
-                len(stack.runs), lambda i, j: _spearman_pair(x[i], x[j], ok[i] & ok[j])
+                len(stack.runs), lambda i, j: _spearman_pair(x[i], x[j], ok[i] & ok[j], cfg)
             )
             rows += _pair_rows(stack, pairs, {**base, "test": "Spearman (scipy.stats.spearmanr)"})
             rows += _aggregate_rows(
@@ -1647,49 +1703,85 @@ def _srow(
     }
 
 
+def _set_size_detail(pair_rows: pd.DataFrame) -> str:
+    """Chance at the actual set sizes of seed-pair rows, and a warning when ties at the
+    cut-off made the sets much larger than k = ceil(q N)."""
+    if pair_rows.empty:
+        return ""
+    text = f"; at the pairs' set sizes {np.nanmean(pair_rows['chance_sizes'].to_numpy(float)):.3f}"
+    sizes = pair_rows[["size_a", "size_b"]].to_numpy(float)
+    k = pair_rows["k"].to_numpy(float)[:, None]
+    if np.any(sizes > TIES_WARNING * k):
+        text += (
+            f"; set sizes {int(np.nanmin(sizes))} to {int(np.nanmax(sizes))} for k = "
+            f"{int(np.nanmin(k))} to {int(np.nanmax(k))}: ties at the cut-off enlarge the sets"
+        )
+    return text
+
+
+def _excluded_detail(status_counts: pd.DataFrame | None, trace: str) -> str:
+    """Totals of the samples left out of the rankings (METHOD section 6)."""
+    if status_counts is None or status_counts.empty:
+        return ""
+    part = status_counts[status_counts["trace"] == trace]
+    counts = ", ".join(f"{s} {int(part[s].sum())}" for s in EXCLUDED)
+    return f"; excluded from the rankings (all runs): {counts} of {int(part['n_samples'].sum())}"
+
+
 def summary_table(
-    tables: Mapping[str, pd.DataFrame], dataset: str, trace: str, cfg: StatsConfig
+    tables: Mapping[str, pd.DataFrame],
+    dataset: str,
+    trace: str,
+    cfg: StatsConfig,
+    status_counts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per finding (the headline rows of the detail tables): value, interval,
     the interval's method, test, raw p-value, n_samples, n_runs and a free-text detail.
-    Rows the grid cannot support have an empty value and say why in ``detail``."""
+    Rows the grid cannot support have an empty value and say why in ``detail``.
+    ``status_counts`` (:func:`status_counts_table`) adds the excluded totals to F1."""
     B = cfg.bootstrap
     q = float(cfg.top_q)
     ql = _qlabel(q)
     rows: list[dict] = []
     f1 = tables["f1_jaccard"]
     f1 = f1[(f1["q"] == q) & (f1["subset"] == "all")]
+    excluded = _excluded_detail(status_counts, trace)
     for r in _pick(f1, kind="pooled"):
         pair = f"{r['arch']} vs {r['arch_b']}" if r["arch_b"] else "across architectures"
         detail = f"chance {r['chance']:.3f}"
         if np.isfinite(_num(r["band_low"])):
+            detail += f"; at these set sizes {r['chance_sizes']:.3f}"
             detail += f"; permutation band {r['band_low']:.3f} to {r['band_high']:.3f}"
-            detail += f"; set sizes {r['size_a']} and {r['size_b']} of {r['n_samples']}"
+            detail += f"; set sizes {r['size_a']} and {r['size_b']} of {r['n_samples']} (k = {r['k']})"
+            if max(r["size_a"], r["size_b"]) > TIES_WARNING * r["k"]:
+                detail += ": ties at the cut-off enlarge the sets"
         rows.append(
             _srow(
                 f"F1 Jaccard {ql} {pair} (seed-pooled)",
                 r,
                 f"bootstrap over samples (B={B})",
-                detail,
+                detail + excluded,
             )
         )
     for r in _pick(f1, kind="cross_mean"):
         pair = f"{r['arch']} vs {r['arch_b']}" if r["arch_b"] else "across architectures"
+        pairs = f1[(f1["kind"] == "cross_pair") & (f1["arch"] == r["arch"]) & (f1["arch_b"] == r["arch_b"])]
         rows.append(
             _srow(
                 f"F1 Jaccard {ql} {pair} (seed pairs)",
                 r,
                 f"bootstrap over seeds (B={B})",
-                f"chance {r['chance']:.3f}",
+                f"chance {r['chance']:.3f}" + _set_size_detail(pairs) + excluded,
             )
         )
     for r in _pick(f1, kind="within_mean"):
+        pairs = f1[(f1["kind"] == "within_pair") & (f1["arch"] == r["arch"])]
         rows.append(
             _srow(
                 f"F1 Jaccard {ql} within {r['arch']} (seed pairs)",
                 r,
                 f"bootstrap over seeds (B={B})",
-                f"chance {r['chance']:.3f}",
+                f"chance {r['chance']:.3f}" + _set_size_detail(pairs) + excluded,
             )
         )
 
@@ -1857,6 +1949,20 @@ def finding_tables(
     }
 
 
+def status_counts_table(fits: Sequence[pd.DataFrame], runs: Sequence) -> pd.DataFrame:
+    """Fit status counts per run and trace definition (METHOD section 6: the samples
+    excluded from the rankings, never_learned and too_short, are counted)."""
+    rows = []
+    for df, (arch, seed) in zip(fits, runs):
+        for trace, part in df.groupby("trace", sort=False):
+            counts = part["status"].astype(str).value_counts()
+            rows.append(
+                {"trace": trace, "arch": arch, "seed": seed, "n_samples": len(part)}
+                | {s: int(counts.get(s, 0)) for s in ELIGIBLE + EXCLUDED}
+            )
+    return _frame(rows, "status_counts")
+
+
 def _class_names(stack: RunStack, class_infos) -> list[str]:
     infos = [ci for ci in (class_infos or []) if ci is not None]
     if infos:
@@ -1908,8 +2014,9 @@ def dataset_tables(
         raise ValueError(f"{len(class_infos)} class infos for {len(runs)} runs")
     stack = stack_runs(fits, runs, primary)
     names = _class_names(stack, class_infos)
+    counts = status_counts_table(fits, runs)
     tables = finding_tables(stack, cfg, names, class_infos)
-    summary = summary_table(tables, dataset, primary, cfg)
+    summary = summary_table(tables, dataset, primary, cfg, counts)
     robust = []
     for trace in [primary] + [t for t in labels if t != primary]:
         if trace == primary:
@@ -1917,9 +2024,10 @@ def dataset_tables(
         else:
             st = stack_runs(fits, runs, trace)
             s = summary_table(
-                finding_tables(st, cfg, names, class_infos, sensitivity=False), dataset, trace, cfg
+                finding_tables(st, cfg, names, class_infos, sensitivity=False), dataset, trace, cfg, counts
             )
         robust.append(s.assign(primary=trace == primary))
+    tables["status_counts"] = counts
     tables["robustness"] = pd.concat(robust, ignore_index=True)
     tables["summary"] = summary
     return tables

@@ -3,6 +3,7 @@ interval coverage, and clear messages where the grid cannot support a comparison
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -577,3 +578,59 @@ def test_compute_stats_script_standalone(tmp_path):
         text=True,
     )
     assert bad.returncode == 1 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_spearman_p_is_exact_for_few_classes_and_scipy_for_many():
+    """7 classes (OCTDL): the p of a perfect rank agreement is the exact 2 / 7!, where the
+    t-approximation would say 0; with many pairs p is scipy's."""
+    x = np.arange(7.0)
+    rho, p, n = stats.spearman(x, x ** 2)
+    assert (rho, n) == (1.0, 7) and p == pytest.approx(2 / math.factorial(7))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=7), rng.normal(size=7)
+    exact = np.mean([abs(sps.spearmanr(a[list(perm)], b).statistic) >= abs(sps.spearmanr(a, b).statistic) - 1e-12
+                     for perm in itertools.permutations(range(7))])
+    assert stats.spearman(a, b)[1] == pytest.approx(exact)
+    a, b = rng.normal(size=12), rng.normal(size=12)  # Monte Carlo, seeded: reproducible
+    assert stats.spearman(a, b)[1] == stats.spearman(a, b)[1]
+    assert stats.spearman(a, b)[1] == pytest.approx(sps.spearmanr(a, b).pvalue, abs=0.06)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    assert stats.spearman(a, b)[1] == sps.spearmanr(a, b).pvalue
+
+
+def test_chance_at_set_sizes_is_the_hypergeometric_expectation():
+    rng = np.random.default_rng(0)
+    n, a, b = 1411, 398, 142
+    draws = []
+    for _ in range(4000):
+        sa, sb = np.zeros(n, bool), np.zeros(n, bool)
+        sa[rng.choice(n, a, replace=False)] = True
+        sb[rng.choice(n, b, replace=False)] = True
+        draws.append(stats.jaccard(sa, sb))
+    assert stats.chance_jaccard_sizes(n, a, b) == pytest.approx(np.mean(draws), abs=0.002)
+    assert stats.chance_jaccard_sizes(n, a, b) > 1.4 * stats.chance_jaccard(0.1)  # sizes matter
+    # sets of exactly ceil(q N): METHOD's q / (2 - q)
+    assert stats.chance_jaccard_sizes(1000, 100, 100) == pytest.approx(stats.chance_jaccard(0.1), rel=0.01)
+
+
+def test_status_counts_and_tied_sets_are_reported(planted_tables):
+    fits, runs, tables = planted_tables
+    counts = tables["status_counts"]
+    assert len(counts) == 2 * len(runs)  # two trace definitions
+    row = counts[(counts["trace"] == "since_learned")].iloc[0]
+    assert (row["never_learned"], row["too_short"], row["n_samples"]) == (50, 10, N_ELIG + 60)
+    assert row["fitted"] + row["unforgettable"] == N_ELIG
+    f1 = tables["f1_jaccard"]
+    pairs = f1[f1["kind"].isin(["cross_pair", "within_pair"])]
+    assert (pairs["k"] == np.ceil(pairs["q"] * pairs["n_samples"] - 1e-9)).all()
+    assert pairs["chance_sizes"].notna().all()
+    summary = tables["summary"].set_index("finding")
+    assert f"never_learned {50 * len(runs)}, too_short {10 * len(runs)}" in summary.filter(like="F1", axis=0)["detail"].iloc[0]
+    # most samples unforgettable (lambda = 0): the top-10% sets take in the whole tie
+    flat = [df.assign(**{"lambda": np.where(df["lambda"] > 3.25, df["lambda"], np.where(df["lambda"].notna(), 0.0, np.nan))},
+                      status=np.where(df["status"] == "fitted", np.where(df["lambda"] > 3.25, "fitted", "unforgettable"), df["status"]),
+                      forget_events=np.where(df["lambda"] > 3.25, df["forget_events"], 0),
+                      mean_retention=np.where(df["lambda"] > 3.25, df["mean_retention"], 1.0))
+            for df in fits]
+    tied = stats.dataset_tables(flat, runs, CFG, "toy", primary="since_learned")["summary"]
+    assert tied["detail"].str.contains("ties at the cut-off enlarge the sets").any()

@@ -13,6 +13,7 @@ rule dataset_stats:
         f4_class_similarity="results/stats/{dataset}/f4_class_similarity.csv",
         f5_early_predictor="results/stats/{dataset}/f5_early_predictor.csv",
         scores="results/stats/{dataset}/scores.csv",
+        status_counts="results/stats/{dataset}/status_counts.csv",
         robustness="results/stats/{dataset}/robustness.csv",
         summary="results/stats/{dataset}/summary.csv",
     log:
