@@ -1031,7 +1031,10 @@ def f2_r2_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
     the architecture's runs: bootstrap over samples and runs), ``arch_fraction_defined``
     (share of eligible samples with defined R^2), ``arch_difference`` (difference of
     the pooled means, first minus second architecture, paired bootstrap; Mann-Whitney U
-    on per-sample mean R^2 over seeds, two-sided; ``effect`` = U / (n_a n_b)).
+    on per-sample mean R^2 over seeds, two-sided; ``effect`` = U / (n_a n_b)), and
+    ``arch_difference_paired``: both architectures score the same samples, so beside
+    METHOD's Mann-Whitney U the per-sample differences of mean R^2 (samples defined in
+    both) with a bootstrap-over-samples interval and a Wilcoxon signed-rank test.
     """
     r2 = stack.values["r2"]
     defined = stack.eligible & np.isfinite(r2) & (stack.status == "fitted")
@@ -1147,6 +1150,29 @@ def f2_r2_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
         else:
             row["note"] = "no defined R^2 in one architecture"
         rows.append(row)
+        both = np.isfinite(per_a) & np.isfinite(per_b)
+        diff = per_a[both] - per_b[both]
+        paired = {
+            "kind": "arch_difference_paired",
+            "arch": a,
+            "arch_b": b,
+            "value": _finite_mean(diff),
+            "n_samples": int(both.sum()),
+            "n_runs": len(ia) + len(ib),
+        }
+        if diff.size >= 2 and np.any(diff != 0):
+            paired["ci_low"], paired["ci_high"] = percentile_interval(
+                bootstrap_mean(diff, cfg.bootstrap, _rng(cfg, "f2_paired", stack.trace, a, b))
+            )
+            res = sps.wilcoxon(diff)
+            paired.update(
+                statistic=float(res.statistic),
+                p_value=float(res.pvalue),
+                test="Wilcoxon signed-rank, two-sided, per-sample mean R2 over seeds",
+            )
+        else:
+            paired["note"] = "fewer than two samples with defined R^2 in both architectures"
+        rows.append(paired)
     return _frame(rows, "f2_r2")
 
 
@@ -1813,6 +1839,15 @@ def summary_table(
         rows.append(
             _srow(
                 f"F2 mean R2 {pair}", r, f"paired bootstrap over samples and runs (B={B})", detail
+            )
+        )
+    for r in _pick(f2, kind="arch_difference_paired"):
+        rows.append(
+            _srow(
+                f"F2 R2 {r['arch']} minus {r['arch_b']}, paired by sample",
+                r,
+                f"bootstrap over samples (B={B})",
+                "per-sample mean R2 over seeds, samples with R2 defined in both",
             )
         )
 

@@ -232,6 +232,17 @@ def test_f2_recovers_planted_r2(planted_tables):
     diff = f2[f2["kind"] == "arch_difference"].iloc[0]
     assert diff["value"] == pytest.approx(-0.22, abs=0.02) and diff["p_value"] < 1e-50
     assert diff["ci_high"] < 0
+    paired = f2[f2["kind"] == "arch_difference_paired"].iloc[0]
+    per = {}
+    for arch in ARCHS:
+        wide = pd.concat([f.loc[f["trace"] == "since_learned"].set_index("sample_id")["r2"]
+                          .where(f.loc[f["trace"] == "since_learned"].set_index("sample_id")["status"] == "fitted")
+                          for f, (a, _) in zip(fits, runs) if a == arch], axis=1)
+        per[arch] = wide.mean(axis=1)
+    d = (per[ARCHS[0]] - per[ARCHS[1]]).dropna().to_numpy()
+    assert paired["n_samples"] == d.size and paired["value"] == pytest.approx(d.mean())
+    assert paired["p_value"] == pytest.approx(sps.wilcoxon(d).pvalue)
+    assert paired["ci_low"] < paired["value"] < paired["ci_high"] < 0
 
 
 def test_f3_spearman_matches_scipy_on_common_samples(planted_tables):
