@@ -27,6 +27,10 @@ T0=$(date +%s)
 elapsed() { echo "   (step done; $(( $(date +%s) - T0 )) s since start)"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT_DIR/gpu.txt" || true
 if ! $PY -c "import snakemake" 2>/dev/null; then
+  if ! ls .whl/snakemake-*.whl > /dev/null 2>&1; then
+    echo "snakemake is not installed and .whl/ has no wheels: run benchmarks/wheelhouse.sh first" >&2
+    exit 1
+  fi
   SITE=$(mktemp -d)
   $PY -m pip install -q --no-index --no-deps --target "$SITE" .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:$SITE" PATH="$SITE/bin:$PATH"
