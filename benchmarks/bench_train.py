@@ -297,7 +297,7 @@ def main():
                   f"{r['d_eval_usual_img_s']:10.0f}  {_n(r['train_step_host_syncs'])} / {_n(r['eval_pass_host_syncs'])}")
         estimates = {mode: grid_hours([r for r in results if r["mode"] == mode]) for mode in args.modes}
         for mode, est in estimates.items():
-            print(f"paper grid estimate ({'eager' if mode == 'none' else 'compile ' + mode}), one run at a time: "
+            print(f"paper grid estimate ({'eager' if mode == 'none' else 'compile ' + mode}), one run at a time, start-up excluded: "
                   f"{est['main_grid_minutes']:.1f} min for the 20 runs, {est['grid_minutes']:.1f} min with the "
                   f"44 sampler runs (33 epochs each)")
     if args.json:

@@ -74,7 +74,8 @@ start=$(date +%s)
 snakemake -s "$PWD/Snakefile" -d "$WORK" --cores 16 --resources gpu=1 --rerun-triggers mtime \
   --configfile "$PWD/config.yaml" "$WORK/check.yaml" --show-failed-logs \
   results/runs/synth/resnet18/seed0/traces.npz results/runs/synth/deit_small/seed0/traces.npz 2>&1 | tail -n 5
-echo "snakemake wall time: $(( $(date +%s) - start )) s" | tee "$OUT_DIR/rule.txt"
+echo "$(( $(date +%s) - start ))" > "$OUT_DIR/rule_wall_s.txt"
+echo "snakemake wall time: $(cat "$OUT_DIR/rule_wall_s.txt") s" | tee "$OUT_DIR/rule.txt"
 for a in resnet18 deit_small; do
   cp "$WORK/results/runs/synth/$a/seed0/metrics.csv" "$OUT_DIR/metrics_$a.csv"
   echo "-- $a" | tee -a "$OUT_DIR/rule.txt"
@@ -106,3 +107,19 @@ elapsed
 echo "== 4. throughput under torch.compile (modes: $MODES)"
 bench "$OUT_DIR/bench_compiled.json" --modes $MODES | tee "$OUT_DIR/bench_compiled.txt"
 elapsed
+
+echo "== 5. paper grid estimate with each run's start-up (from step 2) added"
+$PY - "$OUT_DIR" <<'PYEOF' | tee "$OUT_DIR/estimate.txt"
+import json, pathlib, sys
+import pandas as pd
+out = pathlib.Path(sys.argv[1])
+epochs = sum(pd.read_csv(out / f"metrics_{a}.csv")["seconds"].sum() for a in ("resnet18", "deit_small"))
+startup = max(0.0, (float((out / "rule_wall_s.txt").read_text()) - epochs) / 2)
+print(f"start-up per run (snakemake, imports, model, data to the GPU): {startup:.0f} s; 64 runs: {64 * startup / 60:.1f} min")
+for name in ("bench_eager.json", "bench_compiled.json"):
+    path = out / name
+    if path.exists():
+        for mode, est in json.loads(path.read_text())["estimates"].items():
+            print(f"{mode:>16s}: 20 runs {est['main_grid_minutes'] + 20 * startup / 60:.1f} min, "
+                  f"with the 44 sampler runs {est['grid_minutes'] + 64 * startup / 60:.1f} min (one run at a time)")
+PYEOF
