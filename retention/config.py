@@ -15,7 +15,12 @@ import yaml
 
 from .errors import ConfigError
 
-DIGITS_LT_MAX_RATIO = 174 / 3  # digits' smallest class over digits_lt's smallest (3 images)
+# digits_lt (retention.data) keeps DIGITS_LT_SMALLEST images of its smallest class and at
+# most every image of digits' smallest class in its largest: defined here, because parsing
+# the workflow validates the config and should not import pandas with retention.data
+DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
+DIGITS_LT_SMALLEST = 3
+DIGITS_LT_MAX_RATIO = DIGITS_MIN_CLASS / DIGITS_LT_SMALLEST
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -69,10 +74,10 @@ def validate_references(config: dict, check_models: bool = True) -> None:
         if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
             raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
         if spec["source"] == "digits_lt" and spec.get("imbalance_ratio", 56.0) > DIGITS_LT_MAX_RATIO:
-            # (a constant, not data.DIGITS_LT_MAX_RATIO: parsing the workflow imports no pandas)
             raise ConfigError(
                 f"config key 'datasets.{name}.imbalance_ratio': {spec['imbalance_ratio']:g} is more than "
-                f"digits_lt can give ({DIGITS_LT_MAX_RATIO:g}: 174 images in digits' smallest class / 3)"
+                f"digits_lt can give ({DIGITS_LT_MAX_RATIO:g}: {DIGITS_MIN_CLASS} images in digits' "
+                f"smallest class / {DIGITS_LT_SMALLEST})"
             )
     sampler = config["sampler"]
     if sampler["enabled"] and sorted(sampler["kinds"]) != ["random", "spaced"]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from . import config
+from .config import DIGITS_LT_MAX_RATIO, DIGITS_LT_SMALLEST, DIGITS_MIN_CLASS
 from .errors import ConfigError, DataError
 
 log = logging.getLogger("retention.data")
@@ -82,10 +82,6 @@ def long_tail_counts(n_classes: int, n_max: int, ratio: float) -> np.ndarray:
     return counts
 
 
-DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
-DIGITS_LT_MAX_RATIO = config.DIGITS_LT_MAX_RATIO  # = DIGITS_MIN_CLASS / 3
-
-
 def list_digits_lt(imbalance_ratio: float, seed: int) -> pd.DataFrame:
     """A long-tailed subsample of digits whose largest / smallest class is ``imbalance_ratio``.
 
@@ -94,7 +90,7 @@ def list_digits_lt(imbalance_ratio: float, seed: int) -> pd.DataFrame:
     seed). A ratio that needs more images than digits' smallest class has is an error.
     """
     full = list_digits()
-    n_min = 3
+    n_min = DIGITS_LT_SMALLEST
     n_max = int(round(n_min * imbalance_ratio))
     if n_max > DIGITS_MIN_CLASS:
         raise ConfigError(

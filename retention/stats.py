@@ -145,7 +145,10 @@ class StatsConfig:
     @classmethod
     def from_mapping(cls, values: Mapping) -> "StatsConfig":
         """Build from a ``config["stats"]`` mapping; unknown or bad values raise ConfigError."""
-        known = {"top_q", "sensitivity_q", "r2_min", "bootstrap", "permutations", "spearman_permutation_below", "seed"}
+        known = {
+            "top_q", "sensitivity_q", "r2_min", "bootstrap", "permutations",
+            "spearman_permutation_below", "seed",
+        }
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"stats: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -927,14 +930,14 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                         u = u & (r2[i] >= r2_min) & (r2[j] >= r2_min)
                 ma = top_q_mask(forgetting_rank(lam[i][u], ev[i][u], ret[i][u]), q)
                 mb = top_q_mask(forgetting_rank(lam[j][u], ev[j][u], ret[j][u]), q)
-                n = int(u.sum())
+                n, sa, sb = int(u.sum()), int(ma.sum()), int(mb.sum())
                 return {
                     "value": jaccard(ma, mb),
                     "n_samples": n,
                     "k": _top_k(q, n),
-                    "size_a": int(ma.sum()),
-                    "size_b": int(mb.sum()),
-                    "chance_sizes": chance_jaccard_sizes(n, int(ma.sum()), int(mb.sum())),
+                    "size_a": sa,
+                    "size_b": sb,
+                    "chance_sizes": chance_jaccard_sizes(n, sa, sb),
                 }, u
 
             if len(stack.runs) >= 2:
@@ -983,6 +986,7 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                 ra = forgetting_rank(pa["score"][u], pa["events"][u], pa["retention"][u])
                 rb = forgetting_rank(pb["score"][u], pb["events"][u], pb["retention"][u])
                 ma, mb = top_q_mask(ra, q), top_q_mask(rb, q)
+                n, sa, sb = int(u.sum()), int(ma.sum()), int(mb.sum())
                 value = jaccard(ma, mb)
                 key = ("f1_pooled", stack.trace, q, subset, a, b)
                 row = {
@@ -991,14 +995,14 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                     "arch": a,
                     "arch_b": b,
                     "value": value,
-                    "n_samples": int(u.sum()),
+                    "n_samples": n,
                     "n_runs": len(stack.run_index(a)) + len(stack.run_index(b)),
-                    "k": _top_k(q, int(u.sum())),
-                    "size_a": int(ma.sum()),
-                    "size_b": int(mb.sum()),
-                    "chance_sizes": chance_jaccard_sizes(int(u.sum()), int(ma.sum()), int(mb.sum())),
+                    "k": _top_k(q, n),
+                    "size_a": sa,
+                    "size_b": sb,
+                    "chance_sizes": chance_jaccard_sizes(n, sa, sb),
                 }
-                if u.sum() >= 2:
+                if n >= 2:
                     boot = bootstrap_topq_jaccard(ra, rb, q, cfg.bootstrap, _rng(cfg, *key, "boot"))
                     row["ci_low"], row["ci_high"] = percentile_interval(boot)
                     null = permutation_jaccard(ma, mb, cfg.permutations, _rng(cfg, *key, "perm"))
@@ -1391,9 +1395,8 @@ def f4_class_table(stack: RunStack, cfg: StatsConfig, class_names: Sequence[str]
 
         pairs = _all_pairs(len(stack.runs), pair)
         # pairs.n counts classes (the z test's n); the rows report samples behind them
-        for row, key in zip(
-            _pair_rows(stack, pairs, {**base, "test": f"Spearman of class vectors ({_spearman_p_method(cfg)})"}), pairs.extra
-        ):
+        test = f"Spearman of class vectors ({_spearman_p_method(cfg)})"
+        for row, key in zip(_pair_rows(stack, pairs, {**base, "test": test}), pairs.extra):
             row["n_samples"] = int(pairs.used[key].sum())
             rows.append(row)
         rows += _aggregate_rows(stack, pairs, cfg, base, ("f4", stack.trace), "z")
