@@ -144,38 +144,19 @@ def test_make_findings_script(tmp_path):
         paths.append(tmp_path / f"{name}.csv")
         df.to_csv(paths[-1], index=False)
     csv, md = tmp_path / "out" / "findings.csv", tmp_path / "out" / "findings.md"
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "make_findings.py"),
-            *map(str, paths),
-            "--csv",
-            str(csv),
-            "--md",
-            str(md),
-        ],
-        capture_output=True,
-        text=True,
-    )
+
+    def make_findings(*summaries):
+        command = [sys.executable, str(ROOT / "scripts" / "make_findings.py"), *map(str, summaries)]
+        return subprocess.run(command + ["--csv", str(csv), "--md", str(md)], capture_output=True, text=True)
+
+    res = make_findings(*paths)
     assert res.returncode == 0, res.stderr
     out = pd.read_csv(csv)
     assert (
         out["p_holm"].tolist() == pytest.approx([0.2, 0.02]) and (out["paper_value"] == 0.74).all()
     )
     assert "F2 mean R2 (deit_small)" in md.read_text()
-    missing = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "make_findings.py"),
-            str(tmp_path / "no.csv"),
-            "--csv",
-            str(csv),
-            "--md",
-            str(md),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    missing = make_findings(tmp_path / "no.csv")
     assert (
         missing.returncode == 1
         and "does not exist" in missing.stderr

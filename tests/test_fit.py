@@ -50,15 +50,19 @@ def curve_fit_each(model, y, mask, p0, bounds):
     return params, sse
 
 
-def binary_traces(n, seed):
-    """Half since_learned traces of a simulated run, half uniform random 0/1 rows (y(0) = 1)."""
+def _simulated_half(n, seed, label):
+    """Up to n // 2 fitted traces of definition ``label`` from a simulated run: their y and
+    mask, a Generator for the rest, how many rows the rest needs, and the trace length."""
     rng = np.random.default_rng(seed)
     arrays = simulate_traces(n_samples=n, n_heldout=5, seed=seed)
-    ts = build_traces(arrays["correct"], arrays["p_true"], arrays["t"], "since_learned")
+    ts = build_traces(arrays["correct"], arrays["p_true"], arrays["t"], label)
     keep = np.flatnonzero(ts.status == "fitted")[: n // 2]
-    y1, m1 = ts.y[keep], ts.mask[keep]
-    k = n - keep.size
-    length = y1.shape[1]
+    return ts.y[keep], ts.mask[keep], rng, n - keep.size, ts.y.shape[1]
+
+
+def binary_traces(n, seed):
+    """Half since_learned traces of a simulated run, half uniform random 0/1 rows (y(0) = 1)."""
+    y1, m1, rng, k, length = _simulated_half(n, seed, "since_learned")
     y2 = (rng.random((k, length)) < rng.random((k, 1))).astype(float)
     y2[:, 0] = 1.0
     m2 = np.arange(length)[None, :] < rng.integers(3, length + 1, k)[:, None]
@@ -67,13 +71,7 @@ def binary_traces(n, seed):
 
 def soft_traces(n, seed):
     """Half since_learned_soft traces of a simulated run, half noisy planted decays in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    arrays = simulate_traces(n_samples=n, n_heldout=5, seed=seed)
-    ts = build_traces(arrays["correct"], arrays["p_true"], arrays["t"], "since_learned_soft")
-    keep = np.flatnonzero(ts.status == "fitted")[: n // 2]
-    y1, m1 = ts.y[keep], ts.mask[keep]
-    k = n - keep.size
-    length = y1.shape[1]
+    y1, m1, rng, k, length = _simulated_half(n, seed, "since_learned_soft")
     tau = np.arange(length)
     lam = np.exp(rng.uniform(np.log(0.02), np.log(4.0), (k, 1)))
     b = rng.uniform(0, 1, (k, 1))
