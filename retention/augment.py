@@ -116,11 +116,19 @@ class DeviceTransform:
         self.crop_pct = crop_pct
         self.augment = augment
         self.channels_last = channels_last
-        self._mean = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(std).view(1, 3, 1, 1) * 255.0
+        # mean and std on the 0..255 scale, per device (copied there once: no host sync per batch)
+        cpu = (torch.tensor(mean).view(1, 3, 1, 1) * 255.0, torch.tensor(std).view(1, 3, 1, 1) * 255.0)
+        self._stats = {"cpu": cpu}
+
+    def _mean_std(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std (0..255 scale) on ``device``, copied there once."""
+        if str(device) not in self._stats:
+            self._stats[str(device)] = tuple(to_device(t, device) for t in self._stats["cpu"])
+        return self._stats[str(device)]
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self._mean.to(x.device)) / self._std.to(x.device)
+        mean, std = self._mean_std(x.device)
+        x = (x - mean) / std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
