@@ -6,8 +6,9 @@ schedule. After every epoch an eval-mode pass over the whole train and held-out 
 records ``correct``, ``p_true``, ``loss``, ``el2n`` and ``pred`` per sample (the
 ``traces.npz`` contract, docs/contracts.md). The uint8 images live on the device; crops,
 flips and normalisation happen there in batches (``augment``). The same code runs on the
-CPU and on CUDA. After every epoch a checkpoint is written atomically; a rerun resumes
-from it and ends with the same traces as an uninterrupted run.
+CPU and on CUDA. A checkpoint is written atomically after an epoch once
+``checkpoint_interval_s`` seconds have passed since the last one (0: after every epoch);
+a rerun resumes from it and ends with the same traces as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class TrainConfig:
     compile: bool = False
     compile_mode: str = "reduce-overhead"  # torch.compile mode (CUDA graphs on CUDA)
     data_on_device: bool = True
+    checkpoint_interval_s: float = 60.0  # seconds between checkpoints; 0: after every epoch
 
 
 @dataclass
@@ -249,14 +251,23 @@ class Trainer:
 
     @staticmethod
     def _compiled(model: nn.Module, cfg: TrainConfig):
-        """``torch.compile`` of the model; each train and eval call marks a new step."""
+        """``torch.compile`` of the model for the full train and eval batch sizes.
+
+        Only full batches run compiled, so a run compiles one graph per batch size and
+        phase (train and eval, frozen backbone and not), the same shapes for every dataset
+        (the compiler's cache serves later runs); the last, smaller batch of an epoch or
+        a split runs eagerly through the same model. Each compiled call marks a new step.
+        """
         if cfg.compile_mode not in COMPILE_MODES:
             raise ConfigError(
                 f"train.compile_mode: unknown value '{cfg.compile_mode}' ({', '.join(COMPILE_MODES)})"
             )
-        compiled = torch.compile(model, mode=cfg.compile_mode)
+        compiled = torch.compile(model, mode=cfg.compile_mode, dynamic=False)
+        full = {cfg.batch_size, cfg.eval_batch_size}
 
         def forward(x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] not in full:
+                return model(x)
             # CUDA graphs (mode reduce-overhead) reuse their output memory: a new step
             # begins with every call, whose outputs are consumed before the next one
             torch.compiler.cudagraph_mark_step_begin()
@@ -266,8 +277,9 @@ class Trainer:
 
     @staticmethod
     def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
-        return x.pin_memory().to(device) if device.type == "cuda" else x
+        """uint8 (N, S, S, 3) as (N, 3, S, S) on ``device``: copied as stored, permuted there."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        return x.permute(0, 3, 1, 2).contiguous()
 
     # ------------------------------------------------------------------ schedule
     def _epochs(self) -> list[tuple[str, int]]:
@@ -466,6 +478,7 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=len(schedule), initial=done, desc="epochs", file=sys.stderr)
+        last_save = time.monotonic()
         for number, (phase, k) in enumerate(schedule, 1):
             if number <= done:
                 continue
@@ -501,7 +514,10 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{row['heldout_acc']:.3f}")
-            self._save_checkpoint(number)
+            # (none after the last epoch: the outputs are written next)
+            if number < len(schedule) and time.monotonic() - last_save >= self.cfg.checkpoint_interval_s:
+                self._save_checkpoint(number)
+                last_save = time.monotonic()
         if bar is not None:
             bar.close()
         return RunResult(self._traces(), pd.DataFrame(self.metrics))
@@ -548,6 +564,7 @@ def train_config(train: dict, arch: dict) -> TrainConfig:
         compile=bool(train.get("compile", False)),
         compile_mode=str(train.get("compile_mode", "reduce-overhead")),
         data_on_device=bool(train.get("data_on_device", True)),
+        checkpoint_interval_s=float(train.get("checkpoint_interval_s", 60.0)),
     )
 
 

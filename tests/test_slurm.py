@@ -175,6 +175,7 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     overlay.write_text(yaml.safe_dump({
         "grid": {"datasets": [GRID["dataset"]], "archs": GRID["archs"], "seeds": GRID["seeds"]},
         "sampler": {"enabled": False},
+        "train": {"checkpoint_interval_s": 0},  # a checkpoint after every epoch, to resume from
     }))
     configs = [*map(str, CONFIGS), str(overlay)]
     profile = load_profile()

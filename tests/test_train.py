@@ -125,7 +125,7 @@ def script_config(tmp_path_factory):
 
     config = load_config(REPO / "config.yaml", REPO / "config/demo.yaml")
     config["archs"]["cnn"]["input_size"] = 12
-    config["train"].update(warmup_epochs=1, epochs=5, device="cpu")
+    config["train"].update(warmup_epochs=1, epochs=5, device="cpu", checkpoint_interval_s=0)
     path = tmp_path_factory.mktemp("cfg") / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -183,3 +183,28 @@ def test_compiled_model_gives_the_eager_traces(digits_small):
 def test_unknown_compile_mode_names_the_key(digits_small):
     with pytest.raises(Exception, match="train.compile_mode.*fastest"):
         run_tiny(digits_small, cfg=tiny_cfg(compile=True, compile_mode="fastest"))
+
+
+@pytest.mark.parametrize("interval, saved", [(0, [1, 2, 3]), (3600, [])])
+def test_checkpoint_interval(digits_small, tmp_path, monkeypatch, interval, saved):
+    """Checkpoints after every epoch but the last (interval 0), none within the interval."""
+    calls = []
+    monkeypatch.setattr(train.Trainer, "_save_checkpoint", lambda self, done: calls.append(done))
+    run_tiny(digits_small, cfg=tiny_cfg(checkpoint_interval_s=interval), checkpoint=tmp_path / "c.pt")
+    assert calls == saved
+
+
+def test_compiled_forward_runs_only_full_batches_compiled():
+    """train.compile: full train and eval batches run compiled, smaller last batches eagerly."""
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append((x.shape[0], torch.compiler.is_compiling()))
+            return x * 2
+
+    cfg = train.TrainConfig(lr=1.0, batch_size=4, eval_batch_size=8, compile=True, compile_mode="default")
+    forward = train.Trainer._compiled(Probe(), cfg)
+    for n in (4, 3, 8, 5, 4):
+        torch.testing.assert_close(forward(torch.ones(n, 2)), torch.full((n, 2), 2.0))
+    assert seen == [(4, True), (3, False), (8, True), (5, False), (4, True)]
