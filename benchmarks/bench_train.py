@@ -171,6 +171,10 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     trainer.optimize(x_ready, y_ready)  # first call: compilation, if any
     sync(device)
     first_call_s = time.perf_counter() - compile_start
+    late_s = None
+    if args.start_at:  # concurrent runs: every process times the same window
+        time.sleep(max(0.0, args.start_at - time.time()))
+        late_s = time.time() - args.start_at  # > 0.1 s: set-up took longer than the wait
     t_a = timed(lambda: trainer.optimize(x_ready, y_ready), device, args.steps)
 
     gen = torch.Generator().manual_seed(0)
@@ -181,7 +185,7 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     t_b = timed(our_step, device, args.steps)
     result = {"arch": name, "mode": mode, "label": label, "a_bare_img_s": b / t_a, "b_ours_img_s": b / t_b,
               "b_over_a": t_a / t_b, "first_call_s": first_call_s,
-              "train_step_host_syncs": host_syncs(our_step, device)}
+              "train_step_host_syncs": host_syncs(our_step, device), "start_late_s": late_s}
     if args.only_ours:
         return result
 
@@ -196,7 +200,11 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     def our_eval():
         trainer.evaluate(trainer.train_images, trainer.train_labels, rec, 0, False)
 
-    result["d_eval_ours_img_s"] = n / timed(our_eval, device, 1, warmup=1)  # warm-up: eval-mode compilation
+    start = time.perf_counter()
+    our_eval()  # warm-up: eval-mode compilation, if any
+    sync(device)
+    result["eval_first_call_s"] = time.perf_counter() - start
+    result["d_eval_ours_img_s"] = n / timed(our_eval, device, 1, warmup=0)
     result["eval_pass_host_syncs"] = host_syncs(our_eval, device)
 
     if mode == "none":  # the usual eval pipeline is bound by its loader: measured once
@@ -212,28 +220,30 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
         model.eval()
         eval_batch = min(args.eval_batch, 4 * b)
         result["d_eval_usual_img_s"] = loader_rate(items, eval_tf, device, eval_batch, args.workers, eval_step,
-                                                   max(4, 2 * args.workers))
+                                                   max(4, args.workers))
         result["d_ours_over_usual"] = result["d_eval_ours_img_s"] / result["d_eval_usual_img_s"]
         model.train()
     return result
 
 
-def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30) -> dict:
+def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30, overhead_s: dict | None = None) -> dict:
     """Paper-grid wall time on one device from the measured rates (one run at a time).
 
     Per run: (warmup + epochs) x (train images at the train rate + train and held-out
-    images at the eval rate); 5 seeds x 2 archs x 2 datasets, plus the sampler runs (a
-    scout run and 2 samplers x 5 seeds at half the training per epoch). Warmup epochs are
+    images at the eval rate), plus ``overhead_s[arch]`` seconds (start-up, compilation;
+    none if not given); 5 seeds x 2 archs x 2 datasets, plus the sampler runs (a scout
+    run and 2 samplers x 5 seeds at half the training per epoch). Warmup epochs are
     costed as full steps (an upper bound).
     """
     main = sampler = 0.0
     for r in rates:
+        extra = (overhead_s or {}).get(r["arch"], 0.0)
         for n_train, n_held in GRID.values():
             evaluate = (n_train + n_held) / r["d_eval_ours_img_s"]
-            full = n_train / r["b_ours_img_s"] + evaluate
-            half = SAMPLER_FRACTION * n_train / r["b_ours_img_s"] + evaluate
-            main += SEEDS * full * (warmup + epochs)
-            sampler += (full + 2 * SEEDS * half) * (warmup + epochs)
+            full = (n_train / r["b_ours_img_s"] + evaluate) * (warmup + epochs) + extra
+            half = (SAMPLER_FRACTION * n_train / r["b_ours_img_s"] + evaluate) * (warmup + epochs) + extra
+            main += SEEDS * full
+            sampler += full + 2 * SEEDS * half
     return {"main_grid_minutes": main / 60.0, "grid_minutes": (main + sampler) / 60.0}
 
 
@@ -257,8 +267,12 @@ def main():
     parser.add_argument("--loader-batches", type=int, default=10, help="timed batches for (c), at least 3 x workers")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--only-ours", action="store_true", help="measure (a) and (b) alone (concurrency checks)")
-    parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument("--json", type=Path, help="write every number here (after each arch and mode)")
+    parser.add_argument("--start-at", type=float, help="unix time at which to start timing (concurrent runs)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (as the rule's train.threads; default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     storage = args.storage or round(args.size * 8 / 7)
     images, labels = synthetic_images(args.images, storage)
@@ -272,13 +286,13 @@ def main():
                 results.append(bench_arch(arch, mode, args, device, images, labels, items))
                 results[-1]["bench_seconds"] = time.perf_counter() - start
                 print(f"  measured {results[-1]['label']} in {results[-1]['bench_seconds']:.0f} s", flush=True)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+                write_json(args, device, results, {})  # what is measured survives a later failure
     for r in results:  # the usual eval pipeline is measured in eager mode only
         if "d_eval_ours_img_s" in r and "d_eval_usual_img_s" not in r:
             eager = [e["d_eval_usual_img_s"] for e in results if e["arch"] == r["arch"] and "d_eval_usual_img_s" in e]
             r["d_eval_usual_img_s"] = eager[0] if eager else float("nan")
             r["d_ours_over_usual"] = r["d_eval_ours_img_s"] / r["d_eval_usual_img_s"]
-    print(f"device: {name}; input {args.size} px, storage {storage} px, {args.images} images, "
+    print(f"device: {device_name(device)}; input {args.size} px, storage {storage} px, {args.images} images, "
           f"batch {args.batch}, {args.workers} loader workers, torch {torch.__version__}")
     syncs = "host syncs per train step / eval pass"
     if args.only_ours:
@@ -289,20 +303,31 @@ def main():
         estimates = {}
     else:
         print(f"{'arch':44s} {'a bare':>9s} {'b ours':>9s} {'c usual':>9s} {'b/a':>6s} {'b/c':>6s} "
-              f"{'eval ours':>10s} {'eval usual':>10s}  {syncs}")
+              f"{'eval ours':>10s} {'eval usual':>10s} {'1st calls s':>12s}  {syncs}")
         for r in results:
             print(f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['c_usual_img_s']:9.0f} "
                   f"{r['b_over_a']:6.2f} {r['b_over_c']:6.2f} {r['d_eval_ours_img_s']:10.0f} "
-                  f"{r['d_eval_usual_img_s']:10.0f}  {_n(r['train_step_host_syncs'])} / {_n(r['eval_pass_host_syncs'])}")
+                  f"{r['d_eval_usual_img_s']:10.0f} {r['first_call_s']:5.1f} / {r['eval_first_call_s']:4.1f}  "
+                  f"{_n(r['train_step_host_syncs'])} / {_n(r['eval_pass_host_syncs'])}")
         estimates = {mode: grid_hours([r for r in results if r["mode"] == mode]) for mode in args.modes}
         for mode, est in estimates.items():
             print(f"paper grid estimate ({'eager' if mode == 'none' else 'compile ' + mode}), one run at a time, start-up excluded: "
                   f"{est['main_grid_minutes']:.1f} min for the 20 runs, {est['grid_minutes']:.1f} min with the "
                   f"44 sampler runs (33 epochs each)")
+    write_json(args, device, results, estimates)
+
+
+def device_name(device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def write_json(args, device, results: list[dict], estimates: dict) -> None:
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__,
-                                         "args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results, "estimates": estimates}, indent=2))
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps({"device": device_name(device), "torch": torch.__version__,
+                                   "args": {k: str(v) for k, v in vars(args).items()},
+                                   "results": results, "estimates": estimates}, indent=2))
+        tmp.replace(args.json)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # GPU check, one command, < 8 minutes on a single-GPU machine without internet:
-#  1. the throughput benchmark (bench_train.py), eager, for both paper architectures at
-#     224 px on CUB-sized data (11,788 images): rates (a)-(d), ratios, host syncs;
-#  2. two epochs (1 warmup + 1 fine-tuning) of the real fine-tuning rule through Snakemake
-#     on synthetic CUB-sized data, both architectures, random init;
-#  3. k = 1, 2, 4 concurrent runs on one GPU (our train step, ResNet-18), per run and total;
-#  4. the benchmark again under torch.compile (MODES, default reduce-overhead).
-# Steps run in this order so that the slowest (compilation) comes last. Prints a short
-# table per step; writes every number under $OUT_DIR (default results/gpu_check).
+#  1. the throughput benchmark (bench_train.py) for both paper architectures at 224 px on
+#     CUB-sized data (11,788 images), eager and under torch.compile (MODES, default
+#     reduce-overhead): rates (a)-(d), ratios, host syncs, compile times;
+#  2. the real fine-tuning rule through Snakemake on synthetic CUB-sized data, both
+#     architectures in one invocation, 1 warmup + 2 fine-tuning epochs, train.compile
+#     RULE_COMPILE (default false): each job's overhead (its benchmark time less its epochs);
+#  3. k = 2 concurrent runs on one GPU (our train step, eager), per arch, timed in the
+#     same window;
+#  4. the paper grid estimate from the rule's last epoch (and, beside it, the rates of
+#     step 1) plus each run's overhead from step 2,
+#     one run at a time and with 2 runs per GPU (the gain of step 3).
+# The measurements that decide most come first, so they survive a timeout. Prints a
+# short table per step; writes every number under $OUT_DIR (default results/gpu_check):
+# bench.json, bench.txt, rule.txt, rule_metrics.csv, concurrent.csv, estimate.txt.
 # Snakemake missing (the GPU machine has torch and timm only)? Wheels in .whl/ are
 # installed to a temporary site (benchmarks/wheelhouse.sh builds them).
 # SMALL=1 shrinks everything for a CPU dry run of the script itself.
@@ -17,15 +23,18 @@ OUT_DIR=$(mkdir -p "${OUT_DIR:-results/gpu_check}" && cd "${OUT_DIR:-results/gpu
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 if [ "${SMALL:-0}" = 1 ]; then
-  SIZE=32; N=512; STEPS=3; LB=3; ARCHS="test_resnet test_vit"; CARCH=test_resnet; STORE=37; DEV=cpu; W=2
-  MODES=${MODES:-default}
+  SIZE=32; N=512; STEPS=3; LB=3; ARCHS="test_resnet test_vit"; STORE=37; DEV=cpu; W=2; SETUP_S=10
+  MODES=${MODES:-default}; RULE_COMPILE=${RULE_COMPILE:-false}
 else
-  SIZE=224; N=11788; STEPS=${STEPS:-20}; LB=${LB:-42}; ARCHS="resnet18 deit_small_patch16_224"; CARCH=resnet18
-  STORE=256; DEV=cuda; W=14; MODES=${MODES:-reduce-overhead}
+  SIZE=224; N=11788; STEPS=${STEPS:-20}; LB=${LB:-42}; ARCHS="resnet18 deit_small_patch16_224"; SETUP_S=25
+  STORE=256; DEV=cuda; W=14; MODES=${MODES:-reduce-overhead}; RULE_COMPILE=${RULE_COMPILE:-false}
 fi
+# torch CPU threads of the benchmark and of the rule (train.threads)
+if [ "${SMALL:-0}" = 1 ]; then THREADS=${THREADS:-2}; else THREADS=${THREADS:-8}; fi
+ARCH_A=$(echo $ARCHS | cut -d' ' -f1); ARCH_B=$(echo $ARCHS | cut -d' ' -f2)
 T0=$(date +%s)
 elapsed() { echo "   (step done; $(( $(date +%s) - T0 )) s since start)"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT_DIR/gpu.txt" || true
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 if ! $PY -c "import snakemake" 2>/dev/null; then
   if ! ls .whl/snakemake-*.whl > /dev/null 2>&1; then
     echo "snakemake is not installed and .whl/ has no wheels: run benchmarks/wheelhouse.sh first" >&2
@@ -35,18 +44,15 @@ if ! $PY -c "import snakemake" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --target "$SITE" .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:$SITE" PATH="$SITE/bin:$PATH"
 fi
-bench() {  # bench <json> <extra args...>
-  local json=$1; shift
-  $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images $N --steps $STEPS \
-    --loader-batches $LB --workers $W --archs $ARCHS --json "$json" "$@" 2>&1 | grep -v -i "warn" || true
-  test -s "$json"
-}
 
-echo "== 1. throughput, eager: bare step (a), ours (b), usual DataLoader pipeline (c), eval (d)"
-bench "$OUT_DIR/bench_eager.json" --modes none | tee "$OUT_DIR/bench_eager.txt"
+echo "== 1. throughput, eager and compiled ($MODES): bare step (a), ours (b), usual DataLoader pipeline (c), eval (d)"
+$PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images $N --steps $STEPS \
+  --loader-batches $LB --workers $W --archs $ARCHS --modes none $MODES --threads $THREADS --json "$OUT_DIR/bench.json" 2>&1 \
+  | grep -v -i "warn" | tee "$OUT_DIR/bench.txt" || true
+test -s "$OUT_DIR/bench.json"
 elapsed
 
-echo "== 2. the fine-tuning rule, 2 epochs, synthetic CUB-sized data"
+echo "== 2. the fine-tuning rule, 1 warmup + 2 fine-tuning epochs, synthetic CUB-sized data, train.compile: $RULE_COMPILE"
 WORK=$(mktemp -d)
 $PY - "$WORK" "$N" "$STORE" <<'PYEOF'
 import sys, pathlib, numpy as np, pandas as pd
@@ -65,61 +71,97 @@ cat > "$WORK/check.yaml" <<YEOF
 grid: {datasets: [synth], archs: [resnet18, deit_small], seeds: [0]}
 datasets: {synth: {source: digits, storage_size: $STORE}}   # prepared above: CUB-sized synthetic data
 archs:
-  resnet18: {model: $(echo $ARCHS | cut -d' ' -f1), weights: none, lr: 5.0e-4, input_size: $SIZE}
-  deit_small: {model: $(echo $ARCHS | cut -d' ' -f2), weights: none, lr: 5.0e-5, input_size: $SIZE}
-train: {warmup_epochs: 1, epochs: 1, threads: 8, compile: ${RULE_COMPILE:-false}}
+  resnet18: {model: $ARCH_A, weights: none, lr: 5.0e-4, input_size: $SIZE}
+  deit_small: {model: $ARCH_B, weights: none, lr: 5.0e-5, input_size: $SIZE}
+train: {warmup_epochs: 1, epochs: 2, threads: $THREADS, compile: $RULE_COMPILE}
 sampler: {enabled: false}
 YEOF
-start=$(date +%s)
+start=$(date +%s.%N)
 snakemake -s "$PWD/Snakefile" -d "$WORK" --cores 16 --resources gpu=1 --rerun-triggers mtime \
   --configfile "$PWD/config.yaml" "$WORK/check.yaml" --show-failed-logs \
-  results/runs/synth/resnet18/seed0/traces.npz results/runs/synth/deit_small/seed0/traces.npz 2>&1 | tail -n 5
-echo "$(( $(date +%s) - start ))" > "$OUT_DIR/rule_wall_s.txt"
-echo "snakemake wall time: $(cat "$OUT_DIR/rule_wall_s.txt") s" | tee "$OUT_DIR/rule.txt"
-for a in resnet18 deit_small; do
-  cp "$WORK/results/runs/synth/$a/seed0/metrics.csv" "$OUT_DIR/metrics_$a.csv"
-  echo "-- $a" | tee -a "$OUT_DIR/rule.txt"
-  cut -d, -f1-10 "$WORK/results/runs/synth/$a/seed0/metrics.csv" | tee -a "$OUT_DIR/rule.txt"
-  grep -m1 "device" "$WORK/logs/finetune/synth/$a/seed0.log" | tee -a "$OUT_DIR/rule.txt"
-done
+  results/runs/synth/deit_small/seed0/traces.npz results/runs/synth/resnet18/seed0/traces.npz 2>&1 | tail -n 3
+wall=$($PY -c "import time; print(round(time.time() - $start, 1))")
+$PY - "$WORK" "$OUT_DIR/rule_metrics.csv" "$wall" "deit_small:$ARCH_B" "resnet18:$ARCH_A" <<'PYEOF' | tee "$OUT_DIR/rule.txt"
+import sys, pathlib, re, pandas as pd
+work, dst, wall = pathlib.Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+tables = []
+for pair in sys.argv[4:]:
+    a, model = pair.split(":")
+    job_s = float(pd.read_csv(work / f"benchmarks/finetune/synth/{a}/seed0.tsv", sep="\t")["s"].iloc[0])
+    m = pd.read_csv(work / f"results/runs/synth/{a}/seed0/metrics.csv").assign(model=model, job_s=job_s, wall_s=wall)
+    tables.append(m)
+    print(f"-- {a} ({model}): job {job_s:.1f} s, epochs {m['seconds'].sum():.1f} s")
+    for line in (work / f"logs/finetune/synth/{a}/seed0.log").read_text().splitlines():
+        if "device:" in line or re.search(r"epoch \d+/", line):
+            print("   " + line.split(": ", 1)[-1])
+rule = pd.concat(tables)
+print(f"snakemake wall {wall:.1f} s, of which outside the jobs (start-up, DAG, once per invocation) "
+      f"{wall - rule.groupby('model')['job_s'].first().sum():.1f} s")
+rule.to_csv(dst, index=False)
+PYEOF
 rm -rf "$WORK"
 elapsed
 
-echo "== 3. k runs per GPU (our train step, $CARCH)"
-: > "$OUT_DIR/concurrent.txt"
-for k in 1 2 4; do
-  pids=()
-  for i in $(seq 1 "$k"); do
-    $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images 2048 --steps $((STEPS * 2)) \
-      --archs $CARCH --only-ours --json "$OUT_DIR/concurrent_k${k}_${i}.json" > /dev/null 2>&1 &
+echo "== 3. 2 runs per GPU (our train step, eager, timed in the same window)"
+KDIR=$(mktemp -d)
+for arch in $ARCH_B $ARCH_A; do
+  at=$(( $(date +%s) + SETUP_S )); pids=()
+  for i in 1 2; do
+    $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images 2048 --steps $((STEPS * 5)) \
+      --archs $arch --only-ours --threads $THREADS --start-at $at --json "$KDIR/${arch}_$i.json" > /dev/null 2>&1 &
     pids+=($!)
   done
   wait "${pids[@]}"
-  $PY - "$OUT_DIR" "$k" <<'PYEOF' | tee -a "$OUT_DIR/concurrent.txt"
-import json, sys, pathlib
-out, k = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-rates = [json.loads((out / f"concurrent_k{k}_{i}.json").read_text())["results"][0]["b_ours_img_s"] for i in range(1, k + 1)]
-print(f"k={k}: per run {sum(rates)/k:.0f} img/s, total {sum(rates):.0f} img/s")
-PYEOF
 done
+$PY - "$KDIR" "$OUT_DIR" <<'PYEOF' | tee "$OUT_DIR/concurrent.txt"
+import json, sys, pathlib
+import pandas as pd
+kdir, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+rows = [json.loads(p.read_text())["results"][0] for p in sorted(kdir.glob("*.json"))]
+k = pd.DataFrame(rows).groupby("arch").agg(runs=("b_ours_img_s", "count"), total_img_s=("b_ours_img_s", "sum"),
+                                          latest_start_s=("start_late_s", "max"))
+one = pd.DataFrame([r for r in json.loads((out / "bench.json").read_text())["results"] if r["mode"] == "none"])
+k["one_run_img_s"] = one.set_index("arch")["b_ours_img_s"].reindex(k.index)
+k["gain"] = k["total_img_s"] / k["one_run_img_s"]
+k.to_csv(out / "concurrent.csv")
+print(k.round(2).to_string())
+if (k["latest_start_s"] > 1.0).any():
+    print("a run started its timing over 1 s late (set-up longer than SETUP_S): those gains are not comparable")
+PYEOF
+rm -rf "$KDIR"
 elapsed
 
-echo "== 4. throughput under torch.compile (modes: $MODES)"
-bench "$OUT_DIR/bench_compiled.json" --modes $MODES | tee "$OUT_DIR/bench_compiled.txt"
-elapsed
-
-echo "== 5. paper grid estimate with each run's start-up (from step 2) added"
-$PY - "$OUT_DIR" <<'PYEOF' | tee "$OUT_DIR/estimate.txt"
+echo "== 4. paper grid estimate from the rule's last epoch (train and eval rates) and each run's overhead"
+$PY - "$OUT_DIR" "$RULE_COMPILE" "$MODES" "$N" <<'PYEOF' | tee "$OUT_DIR/estimate.txt"
 import json, pathlib, sys
 import pandas as pd
-out = pathlib.Path(sys.argv[1])
-epochs = sum(pd.read_csv(out / f"metrics_{a}.csv")["seconds"].sum() for a in ("resnet18", "deit_small"))
-startup = max(0.0, (float((out / "rule_wall_s.txt").read_text()) - epochs) / 2)
-print(f"start-up per run (snakemake, imports, model, data to the GPU): {startup:.0f} s; 64 runs: {64 * startup / 60:.1f} min")
-for name in ("bench_eager.json", "bench_compiled.json"):
-    path = out / name
-    if path.exists():
-        for mode, est in json.loads(path.read_text())["estimates"].items():
-            print(f"{mode:>16s}: 20 runs {est['main_grid_minutes'] + 20 * startup / 60:.1f} min, "
-                  f"with the 44 sampler runs {est['grid_minutes'] + 64 * startup / 60:.1f} min (one run at a time)")
+sys.path.insert(0, "benchmarks")
+from bench_train import grid_hours
+out, rule_compiled, modes, n_images = pathlib.Path(sys.argv[1]), sys.argv[2] == "true", sys.argv[3].split(), int(sys.argv[4])
+bench = json.loads((out / "bench.json").read_text())["results"]
+rule = pd.read_csv(out / "rule_metrics.csv")
+gain_path = out / "concurrent.csv"
+gain = pd.read_csv(gain_path).set_index("arch")["gain"].to_dict() if gain_path.exists() else {}
+overhead, rule_rates = {}, []
+for model, m in rule.groupby("model", sort=False):
+    job, epochs, last = m["job_s"].iloc[0], m["seconds"], m.iloc[-1]
+    # compiled: the first epochs of each phase compile; count every epoch at the last one's cost
+    overhead[model] = job - (len(m) * epochs.iloc[-1] if rule_compiled else epochs.sum())
+    train_s = last["n_trained"] / last["images_per_s"]
+    rule_rates.append({"arch": model, "b_ours_img_s": last["images_per_s"],
+                       "d_eval_ours_img_s": n_images / (last["seconds"] - train_s)})
+    print(f"{model}: job {job:.0f} s for {len(m)} epochs ({', '.join(f'{s:.1f}' for s in epochs)} s): "
+          f"{overhead[model]:.0f} s per run besides its epochs (start-up{', compilation' if rule_compiled else ''}, outputs); "
+          f"last epoch: train {rule_rates[-1]['b_ours_img_s']:.0f} img/s, eval {rule_rates[-1]['d_eval_ours_img_s']:.0f} img/s")
+mode = modes[0] if rule_compiled else "none"
+sources = {"the rule's epochs": rule_rates, "the benchmark's rates (b, d)": [r for r in bench if r["mode"] == mode]}
+for source, rates in sources.items():
+    per_arch = {r["arch"]: grid_hours([r], overhead_s=overhead) for r in rates}
+    for name, key in (("20 runs", "main_grid_minutes"), ("20 runs + 44 sampler runs", "grid_minutes")):
+        one = sum(e[key] for e in per_arch.values())
+        line = f"{'compile ' + mode if rule_compiled else 'eager'}, {name}, from {source}: one run at a time {one:.1f} min"
+        if gain:
+            line += f"; 2 runs per GPU {sum(e[key] / gain.get(a, 1.0) for a, e in per_arch.items()):.1f} min"
+        print(line)
 PYEOF
+elapsed
