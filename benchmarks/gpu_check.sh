@@ -24,13 +24,12 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUF
 PY=${PYTHON:-python3}
 if [ "${SMALL:-0}" = 1 ]; then
   SIZE=32; N=512; STEPS=3; LB=3; ARCHS="test_resnet test_vit"; STORE=37; DEV=cpu; W=2; SETUP_S=10
-  MODES=${MODES:-default}; RULE_COMPILE=${RULE_COMPILE:-false}
+  MODES=${MODES:-default}; RULE_COMPILE=${RULE_COMPILE:-false}; THREADS=${THREADS:-2}
 else
   SIZE=224; N=11788; STEPS=${STEPS:-20}; LB=${LB:-42}; ARCHS="resnet18 deit_small_patch16_224"; SETUP_S=25
-  STORE=256; DEV=cuda; W=14; MODES=${MODES:-reduce-overhead}; RULE_COMPILE=${RULE_COMPILE:-false}
+  STORE=256; DEV=cuda; W=14; MODES=${MODES:-reduce-overhead}; RULE_COMPILE=${RULE_COMPILE:-false}; THREADS=${THREADS:-8}
 fi
-# torch CPU threads of the benchmark and of the rule (train.threads)
-if [ "${SMALL:-0}" = 1 ]; then THREADS=${THREADS:-2}; else THREADS=${THREADS:-8}; fi
+# THREADS: torch CPU threads of the benchmark and of the rule (train.threads)
 ARCH_A=$(echo $ARCHS | cut -d' ' -f1); ARCH_B=$(echo $ARCHS | cut -d' ' -f2)
 T0=$(date +%s)
 elapsed() { echo "   (step done; $(( $(date +%s) - T0 )) s since start)"; }
