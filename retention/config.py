@@ -21,6 +21,14 @@ from .errors import ConfigError
 DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
 DIGITS_LT_SMALLEST = 3
 DIGITS_LT_MAX_RATIO = DIGITS_MIN_CLASS / DIGITS_LT_SMALLEST
+# train keys that change how a run executes, not its results: the rules keep them out
+# of their params, so changing them reruns nothing (scripts read them from the config)
+RUN_ONLY_TRAIN_KEYS = ("threads", "checkpoint", "checkpoint_interval_s", "gpu_slots_per_device", "data_on_device")
+
+
+def result_train_params(config: dict) -> dict:
+    """The config's ``train`` section without :data:`RUN_ONLY_TRAIN_KEYS` (a rule's params)."""
+    return {k: v for k, v in config["train"].items() if k not in RUN_ONLY_TRAIN_KEYS}
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 

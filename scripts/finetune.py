@@ -15,6 +15,7 @@ import torch
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import data, gpu, io, models, train
+from retention.config import RUN_ONLY_TRAIN_KEYS
 
 log = logging.getLogger("retention.finetune")
 
@@ -64,8 +65,10 @@ def main():
     if "snakemake" in globals():
         sm = snakemake  # noqa: F821
         io.setup_logging(sm.log[0])
+        # the rule's params hold the train keys that shape results; the rest come from the config
+        train_cfg = {**sm.params.train, **{k: sm.config["train"][k] for k in RUN_ONLY_TRAIN_KEYS}}
         finetune(
-            sm.input.manifest, sm.input.images, sm.params.arch, sm.params.train, int(sm.wildcards.seed),
+            sm.input.manifest, sm.input.images, sm.params.arch, train_cfg, int(sm.wildcards.seed),
             sm.input.get("weights"), sm.output.traces, sm.output.metrics, sm.params.checkpoint,
             sm.threads, sm.params.get("sampler"),
         )

@@ -76,7 +76,8 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({
         "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
-        "train": {"warmup_epochs": 1, "epochs": 2},
+        # a checkpoint after every epoch, so that the check for leftovers below can fail
+        "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0},
     }))
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
     targets = [f"results/runs/digits_lt/{a}/seed{s}/traces.npz" for a in ("cnn", "vit") for s in (0, 1)]
@@ -93,3 +94,14 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     assert (tmp_path / "benchmarks/finetune/digits_lt/cnn/seed0.tsv").exists()
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # keys that change how a run executes, not its results, rerun nothing
+    run_only = tmp_path / "run_only.yaml"
+    run_only.write_text(yaml.safe_dump({"train": {"threads": 3, "checkpoint_interval_s": 30, "checkpoint": False,
+                                                  "gpu_slots_per_device": 2, "data_on_device": False}}))
+    again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, run_only])
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # one that shapes them reruns the runs
+    shaping = tmp_path / "shaping.yaml"
+    shaping.write_text(yaml.safe_dump({"train": {"weight_decay": 0.01}}))
+    again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, shaping])
+    assert "Nothing to be done" not in again.stdout + again.stderr

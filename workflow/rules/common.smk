@@ -7,7 +7,7 @@ from pathlib import Path
 # scripts/_retention_path.py, also in conda envs, which do not install it).
 sys.path.insert(0, workflow.basedir)
 
-from retention.config import validate_config
+from retention.config import result_train_params, validate_config
 
 # Jobs that re-read the workflow (cluster jobs) skip the timm model-name check: the
 # submitting process made it, and it costs a torch import.

@@ -22,7 +22,7 @@ rule finetune:
         runtime=finetune_runtime,
     params:
         arch=arch_spec,
-        train=config["train"],
+        train=result_train_params(config),
         checkpoint="results/checkpoints/{dataset}/{arch}/seed{seed}.pt",
     script:
         "../../scripts/finetune.py"

@@ -16,7 +16,7 @@ use rule finetune as finetune_budget with:
         "benchmarks/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.tsv"
     params:
         arch=arch_spec,
-        train=config["train"],
+        train=result_train_params(config),
         sampler=sampler_spec,
         checkpoint="results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt",
 
