@@ -174,7 +174,7 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     late_s = None
     if args.start_at:  # concurrent runs: every process times the same window
         time.sleep(max(0.0, args.start_at - time.time()))
-        late_s = time.time() - args.start_at  # > 0.1 s: set-up took longer than the wait
+        late_s = time.time() - args.start_at  # > 1 s: set-up took longer than the wait
     t_a = timed(lambda: trainer.optimize(x_ready, y_ready), device, args.steps)
 
     gen = torch.Generator().manual_seed(0)
@@ -229,21 +229,25 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
 def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30, overhead_s: dict | None = None) -> dict:
     """Paper-grid wall time on one device from the measured rates (one run at a time).
 
-    Per run: (warmup + epochs) x (train images at the train rate + train and held-out
-    images at the eval rate), plus ``overhead_s[arch]`` seconds (start-up, compilation;
-    none if not given); 5 seeds x 2 archs x 2 datasets, plus the sampler runs (a scout
-    run and 2 samplers x 5 seeds at half the training per epoch). Warmup epochs are
-    costed as full steps (an upper bound).
+    Per run and epoch: the train images at the train rate (``b_ours_img_s``) plus the
+    train and held-out images at the eval rate (``d_eval_ours_img_s``); per run,
+    ``overhead_s[arch]`` seconds besides (start-up, compilation; none if not given).
+    5 seeds x 2 archs x 2 datasets, plus the sampler runs: a scout run and 2 samplers x
+    5 seeds that train on SAMPLER_FRACTION of the train set in the fine-tuning epochs
+    (the warmup epochs train on all of it). Warmup epochs are costed as full train steps
+    (an upper bound: only the head trains).
     """
     main = sampler = 0.0
     for r in rates:
         extra = (overhead_s or {}).get(r["arch"], 0.0)
         for n_train, n_held in GRID.values():
             evaluate = (n_train + n_held) / r["d_eval_ours_img_s"]
-            full = (n_train / r["b_ours_img_s"] + evaluate) * (warmup + epochs) + extra
-            half = (SAMPLER_FRACTION * n_train / r["b_ours_img_s"] + evaluate) * (warmup + epochs) + extra
+            epoch = n_train / r["b_ours_img_s"] + evaluate
+            budget_epoch = SAMPLER_FRACTION * n_train / r["b_ours_img_s"] + evaluate
+            full = epoch * (warmup + epochs) + extra
+            budget = epoch * warmup + budget_epoch * epochs + extra
             main += SEEDS * full
-            sampler += full + 2 * SEEDS * half
+            sampler += full + 2 * SEEDS * budget
     return {"main_grid_minutes": main / 60.0, "grid_minutes": (main + sampler) / 60.0}
 
 

@@ -32,6 +32,7 @@ fi
 # THREADS: torch CPU threads of the benchmark and of the rule (train.threads)
 ARCH_A=$(echo $ARCHS | cut -d' ' -f1); ARCH_B=$(echo $ARCHS | cut -d' ' -f2)
 T0=$(date +%s)
+rm -f "$OUT_DIR"/{bench.json,bench.txt,rule.txt,rule_metrics.csv,concurrent.csv,concurrent.txt,estimate.txt}
 elapsed() { echo "   (step done; $(( $(date +%s) - T0 )) s since start)"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 if ! $PY -c "import snakemake" 2>/dev/null; then
@@ -45,10 +46,13 @@ if ! $PY -c "import snakemake" 2>/dev/null; then
 fi
 
 echo "== 1. throughput, eager and compiled ($MODES): bare step (a), ours (b), usual DataLoader pipeline (c), eval (d)"
+set +e
 $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images $N --steps $STEPS \
   --loader-batches $LB --workers $W --archs $ARCHS --modes none $MODES --threads $THREADS --json "$OUT_DIR/bench.json" 2>&1 \
-  | grep -v -i "warn" | tee "$OUT_DIR/bench.txt" || true
-test -s "$OUT_DIR/bench.json"
+  | grep -v -i "warn" | tee "$OUT_DIR/bench.txt"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" != 0 ]; then echo "the benchmark failed (exit $status; its output is above)" >&2; exit 1; fi
 elapsed
 
 echo "== 2. the fine-tuning rule, 1 warmup + 2 fine-tuning epochs, synthetic CUB-sized data, train.compile: $RULE_COMPILE"
@@ -72,7 +76,7 @@ datasets: {synth: {source: digits, storage_size: $STORE}}   # prepared above: CU
 archs:
   resnet18: {model: $ARCH_A, weights: none, lr: 5.0e-4, input_size: $SIZE}
   deit_small: {model: $ARCH_B, weights: none, lr: 5.0e-5, input_size: $SIZE}
-train: {warmup_epochs: 1, epochs: 2, threads: $THREADS, compile: $RULE_COMPILE}
+train: {warmup_epochs: 1, epochs: 2, threads: $THREADS, compile: $RULE_COMPILE, compile_mode: ${MODES%% *}}
 sampler: {enabled: false}
 YEOF
 start=$(date +%s.%N)
@@ -107,10 +111,14 @@ for arch in $ARCH_B $ARCH_A; do
   at=$(( $(date +%s) + SETUP_S )); pids=()
   for i in 1 2; do
     $PY benchmarks/bench_train.py --device $DEV --size $SIZE --storage $STORE --images 2048 --steps $((STEPS * 5)) \
-      --archs $arch --only-ours --threads $THREADS --start-at $at --json "$KDIR/${arch}_$i.json" > /dev/null 2>&1 &
+      --archs $arch --only-ours --threads $THREADS --start-at $at --json "$KDIR/${arch}_$i.json" > "$KDIR/${arch}_$i.log" 2>&1 &
     pids+=($!)
   done
-  wait "${pids[@]}"
+  for i in 1 2; do
+    if ! wait "${pids[$((i - 1))]}"; then
+      echo "concurrent run $i of $arch failed:" >&2; tail -n 20 "$KDIR/${arch}_$i.log" >&2; exit 1
+    fi
+  done
 done
 $PY - "$KDIR" "$OUT_DIR" <<'PYEOF' | tee "$OUT_DIR/concurrent.txt"
 import json, sys, pathlib
@@ -160,7 +168,7 @@ for source, rates in sources.items():
         one = sum(e[key] for e in per_arch.values())
         line = f"{'compile ' + mode if rule_compiled else 'eager'}, {name}, from {source}: one run at a time {one:.1f} min"
         if gain:
-            line += f"; 2 runs per GPU {sum(e[key] / gain.get(a, 1.0) for a, e in per_arch.items()):.1f} min"
+            line += f"; 2 runs per GPU (gain measured eager) {sum(e[key] / gain.get(a, 1.0) for a, e in per_arch.items()):.1f} min"
         print(line)
 PYEOF
 elapsed
