@@ -287,6 +287,26 @@ def chance_jaccard(q: float) -> float:
     return q / (2.0 - q)
 
 
+def topq_sets(ma: np.ndarray, mb: np.ndarray, q: float) -> dict:
+    """Jaccard of two top-q masks over the same samples, with k = ceil(q N), the actual
+    set sizes (larger than k when samples tie at the cut-off) and the chance Jaccard at
+    those sizes (the columns of an F1 row)."""
+    n, sa, sb = ma.size, int(ma.sum()), int(mb.sum())
+    return {
+        "value": jaccard(ma, mb),
+        "n_samples": n,
+        "k": _top_k(q, n),
+        "size_a": sa,
+        "size_b": sb,
+        "chance_sizes": chance_jaccard_sizes(n, sa, sb),
+    }
+
+
+def ties_enlarge(sizes, k) -> bool:
+    """Whether ties at the cut-off made a top-q set more than TIES_WARNING times k."""
+    return bool(np.any(np.asarray(sizes, float) > TIES_WARNING * np.asarray(k, float)))
+
+
 def chance_jaccard_sizes(n: int, size_a: int, size_b: int) -> float:
     """Expected Jaccard of two independent random subsets of sizes ``size_a`` and
     ``size_b`` of ``n`` items: E[I / (a + b - I)], I hypergeometric (exact)."""
@@ -930,15 +950,7 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                         u = u & (r2[i] >= r2_min) & (r2[j] >= r2_min)
                 ma = top_q_mask(forgetting_rank(lam[i][u], ev[i][u], ret[i][u]), q)
                 mb = top_q_mask(forgetting_rank(lam[j][u], ev[j][u], ret[j][u]), q)
-                n, sa, sb = int(u.sum()), int(ma.sum()), int(mb.sum())
-                return {
-                    "value": jaccard(ma, mb),
-                    "n_samples": n,
-                    "k": _top_k(q, n),
-                    "size_a": sa,
-                    "size_b": sb,
-                    "chance_sizes": chance_jaccard_sizes(n, sa, sb),
-                }, u
+                return topq_sets(ma, mb, q), u
 
             if len(stack.runs) >= 2:
                 pairs = _all_pairs(len(stack.runs), pair)
@@ -986,23 +998,17 @@ def f1_jaccard_table(stack: RunStack, cfg: StatsConfig, sensitivity: bool = True
                 ra = forgetting_rank(pa["score"][u], pa["events"][u], pa["retention"][u])
                 rb = forgetting_rank(pb["score"][u], pb["events"][u], pb["retention"][u])
                 ma, mb = top_q_mask(ra, q), top_q_mask(rb, q)
-                n, sa, sb = int(u.sum()), int(ma.sum()), int(mb.sum())
-                value = jaccard(ma, mb)
                 key = ("f1_pooled", stack.trace, q, subset, a, b)
                 row = {
                     **base,
                     "kind": "pooled",
                     "arch": a,
                     "arch_b": b,
-                    "value": value,
-                    "n_samples": n,
                     "n_runs": len(stack.run_index(a)) + len(stack.run_index(b)),
-                    "k": _top_k(q, n),
-                    "size_a": sa,
-                    "size_b": sb,
-                    "chance_sizes": chance_jaccard_sizes(n, sa, sb),
+                    **topq_sets(ma, mb, q),
                 }
-                if n >= 2:
+                value = row["value"]
+                if row["n_samples"] >= 2:
                     boot = bootstrap_topq_jaccard(ra, rb, q, cfg.bootstrap, _rng(cfg, *key, "boot"))
                     row["ci_low"], row["ci_high"] = percentile_interval(boot)
                     null = permutation_jaccard(ma, mb, cfg.permutations, _rng(cfg, *key, "perm"))
@@ -1740,7 +1746,7 @@ def _set_size_detail(pair_rows: pd.DataFrame) -> str:
     text = f"; at the pairs' set sizes {np.nanmean(pair_rows['chance_sizes'].to_numpy(float)):.3f}"
     sizes = pair_rows[["size_a", "size_b"]].to_numpy(float)
     k = pair_rows["k"].to_numpy(float)[:, None]
-    if np.any(sizes > TIES_WARNING * k):
+    if ties_enlarge(sizes, k):
         text += (
             f"; set sizes {int(np.nanmin(sizes))} to {int(np.nanmax(sizes))} for k = "
             f"{int(np.nanmin(k))} to {int(np.nanmax(k))}: ties at the cut-off enlarge the sets"
@@ -1782,7 +1788,7 @@ def summary_table(
             detail += f"; at these set sizes {r['chance_sizes']:.3f}"
             detail += f"; permutation band {r['band_low']:.3f} to {r['band_high']:.3f}"
             detail += f"; set sizes {r['size_a']} and {r['size_b']} of {r['n_samples']} (k = {r['k']})"
-            if max(r["size_a"], r["size_b"]) > TIES_WARNING * r["k"]:
+            if ties_enlarge([r["size_a"], r["size_b"]], r["k"]):
                 detail += ": ties at the cut-off enlarge the sets"
         rows.append(
             _srow(
