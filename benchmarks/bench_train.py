@@ -52,6 +52,15 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+def first_call(fn, device) -> float:
+    """Seconds of one call of ``fn``, to the GPU's end (the first: compilation, if any)."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
 def timed(fn, device, repeat: int, warmup: int = 3) -> float:
     """Seconds per call of ``fn`` after ``warmup`` calls (compilation, CUDA graph capture)."""
     for _ in range(warmup):
@@ -165,12 +174,9 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     trainer.start_phase("finetune")
     label = name if mode == "none" else f"{name} [compile {mode}]"
     b = args.batch
-    compile_start = time.perf_counter()
     x_ready = torch.randn(b, 3, args.size, args.size, device=device).contiguous(memory_format=torch.channels_last)
     y_ready = torch.randint(0, 200, (b,), device=device)
-    trainer.optimize(x_ready, y_ready)  # first call: compilation, if any
-    sync(device)
-    first_call_s = time.perf_counter() - compile_start
+    first_call_s = first_call(lambda: trainer.optimize(x_ready, y_ready), device)
     late_s = None
     if args.start_at:  # concurrent runs: every process times the same window
         time.sleep(max(0.0, args.start_at - time.time()))
@@ -200,10 +206,7 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     def our_eval():
         trainer.evaluate(trainer.train_images, trainer.train_labels, rec, 0, False)
 
-    start = time.perf_counter()
-    our_eval()  # warm-up: eval-mode compilation, if any
-    sync(device)
-    result["eval_first_call_s"] = time.perf_counter() - start
+    result["eval_first_call_s"] = first_call(our_eval, device)  # warm-up: eval-mode compilation
     result["d_eval_ours_img_s"] = n / timed(our_eval, device, 1, warmup=0)
     result["eval_pass_host_syncs"] = host_syncs(our_eval, device)
 
