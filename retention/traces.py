@@ -5,22 +5,26 @@
 trace per train sample, left-aligned in a (samples, points) array with a mask, ready
 for :mod:`retention.fit`:
 
-* ``since_learned`` (default): t_learn = first t >= 0 with correct = 1; the trace is
+* ``since_learned`` (default): t_learn = the first t >= 0 that starts ``learned_after``
+  consecutive correct epochs (default 1: the first correct epoch); the trace is
   y(tau) = s(t_learn + tau), tau = 0..E - t_learn.
-* ``since_warmup``: only samples correct at t = 0; y(t) = s(t), t = 0..E. Samples not
-  correct at t = 0 get the status ``never_learned`` (not learned by the trace's origin).
+* ``since_warmup``: only samples learned at t = 0 (correct at t = 0..learned_after - 1);
+  y(t) = s(t), t = 0..E. Other samples get the status ``never_learned`` (not learned by
+  the trace's origin).
 * ``raw``: every sample, y(t) = s(t), t = 0..E (fitted with c + a exp(-lam t)).
 * ``conditional``: R(d) = sum_t s(t) s(t+d) / sum_t s(t), d = 0..floor(E/2); both sums
   run over t = 0..E - d (the pairs that exist), so for binary traces R(0) = 1 and R(d)
   is P(correct at t + d | correct at t). Points whose denominator is 0 are left out.
 
-s is ``correct`` (0/1), or ``p_true`` for the soft variants (label suffix ``_soft``).
+s is ``correct`` (0/1), or ``p_true`` for the soft variants. A label names the
+definition and its options: ``<definition>[_soft][_la<n>]`` (``since_learned_soft_la2``:
+p_true, learned after 2 consecutive correct epochs; :func:`parse_label`).
 
 Status (same rules for hard and soft traces):
 
-* ``never_learned``: never correct at any t >= 0 (``since_warmup``: not correct at t = 0;
-  ``raw`` has none: a never-correct sample is fitted, to a flat trace that scores 0).
-  Decided on ``correct`` also for soft traces: t_learn is always the first correct epoch.
+* ``never_learned``: no learning epoch (``since_warmup``: not learned at t = 0; ``raw``
+  has none: a never-correct sample is fitted, to a flat trace that scores 0). Decided
+  on ``correct`` also for soft traces.
 * ``too_short``: fewer than ``min_points`` points (default 3).
 * ``unforgettable``: every point of y equals 1 (lambda = 0, R^2 undefined). For soft
   traces this needs p_true = 1 exactly, so nearly every learned sample is ``fitted``
@@ -234,7 +238,8 @@ class TraceSet:
 
     ``y`` (N, L) float64, 0 where ``mask`` is False; ``tau`` (L,) the time of each column
     (epochs since the trace's origin, or the lag d for ``conditional``); ``status`` (N,)
-    str; ``t_learn`` (N,) float (first correct epoch t >= 0, NaN if never correct);
+    str; ``t_learn`` (N,) float (the learning epoch of the definition: the first t >= 0
+    that starts ``learned_after`` consecutive correct epochs; NaN if none);
     ``n_points`` (N,) int; ``model``: ``decay`` or ``raw`` (the model METHOD fits).
     """
 
@@ -248,6 +253,7 @@ class TraceSet:
     t_learn: np.ndarray
     n_points: np.ndarray
     model: str
+    learned_after: int = 1
 
     @property
     def mean_retention(self) -> np.ndarray:
@@ -256,16 +262,53 @@ class TraceSet:
             return np.where(self.n_points > 0, self.y.sum(axis=1) / self.n_points, np.nan)
 
 
-def parse_definition(label: str) -> tuple[str, bool]:
-    """``since_learned_soft`` -> (``since_learned``, True); ValueError for unknown labels."""
-    soft = label.endswith(SOFT_SUFFIX)
-    base = label[: -len(SOFT_SUFFIX)] if soft else label
-    if base not in DEFINITIONS:
+@dataclass(frozen=True)
+class TraceSpec:
+    """A trace definition label, parsed: ``since_learned_soft_la2`` is the definition
+    ``since_learned`` on p_true, a sample counting as learned after 2 consecutive correct
+    epochs. The label grammar is ``<definition>[_soft][_la<n>]``."""
+
+    definition: str
+    soft: bool = False
+    learned_after: int = 1
+
+    @property
+    def label(self) -> str:
+        return trace_label(self.definition, self.soft, self.learned_after)
+
+    @property
+    def soft_counterpart(self) -> "TraceSpec":
+        """The same definition on p_true (itself when already soft)."""
+        return TraceSpec(self.definition, True, self.learned_after)
+
+
+_LABEL = re.compile(r"^(?P<definition>[a-z_]+?)(?P<soft>_soft)?(?:_la(?P<la>[1-9][0-9]*))?$")
+
+
+def trace_label(definition: str, soft: bool = False, learned_after: int = 1) -> str:
+    """The label of a trace definition: ``<definition>[_soft][_la<n>]`` (``_la1`` omitted)."""
+    return definition + (SOFT_SUFFIX if soft else "") + (f"_la{learned_after}" if learned_after != 1 else "")
+
+
+def parse_label(label: str) -> TraceSpec:
+    """Parse a trace label (see :class:`TraceSpec`); ValueError naming the label if unknown."""
+    m = _LABEL.match(str(label))
+    if not m or m["definition"] not in DEFINITIONS:
         raise ValueError(
             f"unknown trace definition {label!r}: expected one of {', '.join(DEFINITIONS)}, "
-            f"optionally with the suffix {SOFT_SUFFIX!r}"
+            f"optionally with the suffix {SOFT_SUFFIX!r} (p_true in place of correct) and "
+            "'_la<n>' (learned after n consecutive correct epochs)"
         )
-    return base, soft
+    la = int(m["la"] or 1)
+    if la != 1 and m["definition"] == "raw":
+        raise ValueError(f"trace definition {label!r}: 'raw' has no learning point, so no '_la<n>'")
+    return TraceSpec(m["definition"], bool(m["soft"]), la)
+
+
+def parse_definition(label: str) -> tuple[str, bool]:
+    """``since_learned_soft`` -> (``since_learned``, True); ValueError for unknown labels."""
+    spec = parse_label(label)
+    return spec.definition, spec.soft
 
 
 def _finetune(correct: np.ndarray, p_true: np.ndarray | None, t: np.ndarray):
@@ -276,11 +319,41 @@ def _finetune(correct: np.ndarray, p_true: np.ndarray | None, t: np.ndarray):
     return c, p
 
 
+def learning_epoch(correct: np.ndarray, t: np.ndarray, learned_after: int = 1) -> np.ndarray:
+    """t_learn: the first epoch t >= 0 that starts ``learned_after`` consecutive correct
+    epochs, as float (NaN where there is none)."""
+    if learned_after < 1:
+        raise ValueError(f"learned_after must be >= 1, got {learned_after}")
+    c, _ = _finetune(correct, None, t)
+    n, length = c.shape
+    if learned_after > length:
+        return np.full(n, np.nan)
+    run = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(c, axis=1)], axis=1)
+    starts = (run[:, learned_after:] - run[:, : length - learned_after + 1]) == learned_after
+    found = starts.any(axis=1)
+    return np.where(found, np.argmax(starts, axis=1).astype(np.float64), np.nan)
+
+
 def first_correct(correct: np.ndarray, t: np.ndarray) -> np.ndarray:
     """t_learn: the first epoch t >= 0 with correct = 1, as float (NaN if never)."""
-    c, _ = _finetune(correct, None, t)
-    learned = c.any(axis=1)
-    return np.where(learned, np.argmax(c, axis=1).astype(np.float64), np.nan)
+    return learning_epoch(correct, t, 1)
+
+
+def _conditional(s: np.ndarray, learned: np.ndarray):
+    """R(d) = sum_t s(t) s(t+d) / sum_t s(t), d = 0..floor(E/2), for learned rows."""
+    n_samples, length = s.shape
+    n_lags = (length - 1) // 2 + 1  # d = 0..floor(E/2), E = length - 1
+    y = np.zeros((n_samples, n_lags))
+    mask = np.zeros((n_samples, n_lags), dtype=bool)
+    for d in range(n_lags):
+        head = s[:, : length - d]
+        num = np.einsum("ij,ij->i", head, s[:, d:])
+        den = head.sum(axis=1)
+        ok = learned & (den > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y[:, d] = np.where(ok, num / den, 0.0)
+        mask[:, d] = ok
+    return y, mask, np.arange(n_lags, dtype=np.float64)
 
 
 def build_traces(
@@ -295,50 +368,43 @@ def build_traces(
     correct (N, T) bool, p_true (N, T) (needed for ``_soft`` labels), t (T,) int with
     t >= 0 the fine-tuning epochs 0..E; only those are used. Returns a :class:`TraceSet`.
     """
-    definition, soft = parse_definition(label)
+    spec = parse_label(label)
     if min_points < 1:
         raise ValueError(f"min_points must be >= 1, got {min_points}")
     c, p = _finetune(correct, p_true, t)
-    if soft and p is None:
+    if spec.soft and p is None:
         raise ValueError(f"trace definition {label!r} needs p_true")
     n_samples, length = c.shape
     if length == 0:
         raise ValueError("no epochs with t >= 0")
-    s = p if soft else c.astype(np.float64)
-    learned = c.any(axis=1)
-    t_first = np.argmax(c, axis=1)
-    t_learn = np.where(learned, t_first.astype(np.float64), np.nan)
+    s = p if spec.soft else c.astype(np.float64)
+    t_learn = learning_epoch(correct, t, spec.learned_after)
+    learned = np.isfinite(t_learn)
+    t_first = np.where(learned, t_learn, 0).astype(np.int64)
     cols = np.arange(length)
     model = "decay"
 
-    if definition == "since_learned":
+    if spec.definition == "since_learned":
         n = np.where(learned, length - t_first, 0)
         mask = cols[None, :] < n[:, None]
         src = np.minimum(t_first[:, None] + cols[None, :], length - 1)
         y = np.where(mask, np.take_along_axis(s, src, axis=1), 0.0)
         tau = cols.astype(np.float64)
         excluded = ~learned
-    elif definition in ("since_warmup", "raw"):
+    elif spec.definition in ("since_warmup", "raw"):
         # raw: every sample, a never-correct one too (its flat trace scores 0)
-        eligible = c[:, 0] if definition == "since_warmup" else np.ones(n_samples, dtype=bool)
+        if spec.definition == "since_warmup":
+            eligible = learned & (t_first == 0)
+        else:
+            eligible = np.ones(n_samples, dtype=bool)
+            t_learn = first_correct(correct, t)
+            model = "raw"
         mask = np.repeat(eligible[:, None], length, axis=1)
         y = np.where(mask, s, 0.0)
         tau = cols.astype(np.float64)
         excluded = ~eligible
-        model = "raw" if definition == "raw" else "decay"
     else:  # conditional
-        n_lags = (length - 1) // 2 + 1  # d = 0..floor(E/2), E = length - 1
-        y = np.zeros((n_samples, n_lags))
-        mask = np.zeros((n_samples, n_lags), dtype=bool)
-        for d in range(n_lags):
-            head = s[:, : length - d]
-            num = np.einsum("ij,ij->i", head, s[:, d:])
-            den = head.sum(axis=1)
-            ok = learned & (den > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y[:, d] = np.where(ok, num / den, 0.0)
-            mask[:, d] = ok
-        tau = np.arange(n_lags, dtype=np.float64)
+        y, mask, tau = _conditional(s, learned)
         excluded = ~learned
 
     n_points = mask.sum(axis=1).astype(np.int64)
@@ -348,9 +414,9 @@ def build_traces(
     status[n_points < min_points] = "too_short"
     status[excluded] = "never_learned"
     return TraceSet(
-        label=label,
-        definition=definition,
-        soft=soft,
+        label=spec.label,
+        definition=spec.definition,
+        soft=spec.soft,
         y=y.astype(np.float64),
         mask=mask,
         tau=tau,
@@ -358,6 +424,7 @@ def build_traces(
         t_learn=t_learn,
         n_points=n_points,
         model=model,
+        learned_after=spec.learned_after,
     )
 
 
@@ -365,9 +432,18 @@ def build_traces(
 
 
 def forgetting_events(correct: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Number of 1 -> 0 transitions of correct between consecutive epochs t >= 0 (Toneva et al. 2019)."""
+    """Forgetting events (Toneva et al. 2019): the number of 1 -> 0 transitions of
+    correct between consecutive epochs t >= 0.
+
+    A sample never correct at t >= 0 gets the originals' convention, the maximum: the
+    number of epochs t >= 0 (as ``sort_examples_by_forgetting`` of Toneva et al.'s code
+    and ``compute_forgetfulness`` of dataset cartography, which rank such samples as
+    the most forgotten). The statistics exclude never-learned samples from every score's
+    tests (docs/method.md), so this convention shapes only the per-sample tables.
+    """
     c, _ = _finetune(correct, None, t)
-    return (c[:, :-1] & ~c[:, 1:]).sum(axis=1).astype(np.int64)
+    events = (c[:, :-1] & ~c[:, 1:]).sum(axis=1).astype(np.int64)
+    return np.where(c.any(axis=1), events, c.shape[1])
 
 
 def cartography(p_true: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -390,12 +466,11 @@ def at_t0(values: np.ndarray, t: np.ndarray) -> np.ndarray:
 def sample_scores(traces: Traces) -> dict[str, np.ndarray]:
     """Per-sample scores that do not depend on the trace definition.
 
-    Returns arrays (N,): ``t_learn``, ``forget_events``, ``loss_t0``, ``el2n_t0``,
-    ``confidence``, ``variability``.
+    Returns arrays (N,): ``forget_events``, ``loss_t0``, ``el2n_t0``, ``confidence``,
+    ``variability``.
     """
     confidence, variability = cartography(traces.p_true, traces.t)
     return {
-        "t_learn": first_correct(traces.correct, traces.t),
         "forget_events": forgetting_events(traces.correct, traces.t),
         "loss_t0": at_t0(traces.loss, traces.t),
         "el2n_t0": at_t0(traces.el2n, traces.t),

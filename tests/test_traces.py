@@ -6,6 +6,8 @@ import pytest
 from retention.errors import DataError
 from retention.io import save_npz
 from retention.traces import (
+    learning_epoch,
+    parse_label,
     build_traces,
     cartography,
     forgetting_events,
@@ -256,16 +258,50 @@ def test_parse_definition():
         parse_definition("since_lunch")
 
 
+def test_trace_labels_round_trip_with_learned_after():
+    spec = parse_label("since_learned_soft_la2")
+    assert (spec.definition, spec.soft, spec.learned_after) == ("since_learned", True, 2)
+    assert spec.label == "since_learned_soft_la2"
+    assert parse_label("since_warmup_la3").label == "since_warmup_la3"
+    assert parse_label("since_learned_la1").label == "since_learned"  # _la1 is the default
+    assert spec.soft_counterpart.label == "since_learned_soft_la2"
+    assert parse_label("conditional_la2").soft_counterpart.label == "conditional_soft_la2"
+    for bad in ("raw_la2", "since_learned_la0", "since_learned_soft_soft", "since_learned_la"):
+        with pytest.raises(ValueError, match=bad):
+            parse_label(bad)
+
+
+def test_learned_after_two_needs_two_consecutive_correct_epochs():
+    rows = [
+        [1, 0, 1, 1, 0, 0],  # learned at t = 2 with n = 2 (t = 0 was a single hit)
+        [1, 1, 0, 1, 0, 1],  # learned at t = 0 with either n
+        [1, 0, 1, 0, 1, 0],  # never two in a row: never learned with n = 2
+        [0, 0, 0, 0, 1, 1],  # the last two epochs: learned at t = 4, 2 points: too short
+    ]
+    c = matrix(rows)
+    np.testing.assert_array_equal(learning_epoch(c, T, 1), [0, 0, 0, 4])
+    np.testing.assert_array_equal(learning_epoch(c, T, 2), [2, 0, np.nan, 4])
+    ts = build_traces(c, None, T, "since_learned_la2")
+    assert ts.learned_after == 2
+    assert ts.status.tolist() == ["fitted", "fitted", "never_learned", "too_short"]
+    np.testing.assert_array_equal(ts.y[0][ts.mask[0]], [1, 1, 0, 0])
+    warm = build_traces(c, None, T, "since_warmup_la2")
+    assert warm.status.tolist()[:3] == ["never_learned", "fitted", "never_learned"]
+
+
 # --------------------------------------------------------------------------- scores
 
 
 def test_forgetting_events_and_cartography():
     c = matrix(ROWS)
     c[:, 1] = False  # a 1 -> 0 transition from t = -2 to t = -1 and -1 -> 0 is not counted
-    np.testing.assert_array_equal(forgetting_events(c, T), [0, 0, 0, 1, 2, 1, 0])
+    # the never-correct sample 1 gets the originals' maximum: the 6 epochs t >= 0
+    np.testing.assert_array_equal(forgetting_events(c, T), [0, 6, 0, 1, 2, 1, 0])
     rng = np.random.default_rng(1)
     big = rng.random((40, T.size)) < 0.6
+    big[0, 2:] = False  # one never-correct sample
     brute = [sum(big[i, k] and not big[i, k + 1] for k in range(2, T.size - 1)) for i in range(40)]
+    brute[0] = T.size - 2
     np.testing.assert_array_equal(forgetting_events(big, T), brute)
     p = rng.random((40, T.size)).astype(np.float32)
     conf, var = cartography(p, T)
@@ -279,7 +315,48 @@ def test_sample_scores_at_t0(tmp_path, arrays):
     col = int(np.flatnonzero(arrays["t"] == 0)[0])
     np.testing.assert_array_equal(s["loss_t0"], arrays["loss"][:, col].astype(np.float64))
     np.testing.assert_array_equal(s["el2n_t0"], arrays["el2n"][:, col].astype(np.float64))
-    assert set(s) == {"t_learn", "forget_events", "loss_t0", "el2n_t0", "confidence", "variability"}
+    assert set(s) == {"forget_events", "loss_t0", "el2n_t0", "confidence", "variability"}
+
+
+# The originals' formulas, transcribed: Toneva et al. (2019), github.com/mtoneva/
+# example_forgetting, compute_forgetting_statistics + sort_examples_by_forgetting (one
+# run); Swayamdipta et al. (2020), github.com/allenai/cartography, compute_forgetfulness,
+# confidence, variability; EL2N (Paul et al. 2021): ||softmax - onehot||_2.
+def toneva_forgetting(acc: np.ndarray) -> int:
+    transitions = acc[1:].astype(int) - acc[:-1].astype(int)
+    unlearned = np.where(transitions == -1)[0] + 2
+    first_learned = np.nan if not acc.any() else np.argmax(acc)
+    return len(acc) if np.isnan(first_learned) else len(unlearned)
+
+
+def cartography_forgetfulness(trend) -> int:
+    if not any(trend):
+        return 1000
+    learnt, times = False, 0
+    for is_correct in trend:
+        if (not learnt and not is_correct) or (learnt and is_correct):
+            continue
+        if learnt and not is_correct:
+            learnt, times = False, times + 1
+        elif not learnt and is_correct:
+            learnt = True
+    return times
+
+
+def test_scores_match_the_original_implementations():
+    arrays = simulate_traces(n_samples=300, n_heldout=5, epochs=12, warmup_epochs=2, seed=4)
+    arrays["correct"][:7, arrays["t"] >= 0] = False  # some never-learned samples
+    keep = arrays["t"] >= 0
+    acc, p = arrays["correct"][:, keep], arrays["p_true"][:, keep].astype(np.float64)
+    ours = forgetting_events(arrays["correct"], arrays["t"])
+    np.testing.assert_array_equal(ours, [toneva_forgetting(a) for a in acc])
+    learned = acc.any(axis=1)
+    carto = np.array([cartography_forgetfulness(a.tolist()) for a in acc])
+    np.testing.assert_array_equal(ours[learned], carto[learned])
+    assert np.all(carto[~learned] == 1000) and np.all(ours[~learned] == keep.sum())  # both: the maximum
+    conf, var = cartography(arrays["p_true"], arrays["t"])
+    np.testing.assert_allclose(conf, np.mean(p, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(var, np.std(p, axis=1), rtol=1e-12)
 
 
 def test_simulated_run_has_planted_structure():

@@ -1,0 +1,103 @@
+"""Null runs: memoryless versions of a run, fitted by the same code (METHOD section 7a).
+
+A null run keeps everything of the observed run up to each sample's learning point (the
+first ``learned_after`` consecutive correct epochs at t >= 0; :func:`retention.traces.
+learning_epoch`) and redraws what comes after it, epoch by epoch, from that sample's own
+post-learning record:
+
+* ``iid``: each later epoch drawn independently, with replacement, from the sample's
+  post-learning epochs: for ``correct`` this is Bernoulli with the sample's observed
+  post-learning rate (p_true travels with its epoch);
+* ``shuffle``: the sample's post-learning epochs in a random order (the same counts).
+
+Both keep each sample's difficulty (its learning epoch, its post-learning accuracy, its
+loss at t = 0) and destroy any dependence on time since learning. A finding that the null
+reproduces is a property of per-sample accuracy, not of forgetting dynamics. Warmup
+epochs (t < 0), never-learned samples and the held-out set are left as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from . import fit
+from . import traces as tr
+
+KINDS = ("iid", "shuffle")
+
+
+def null_columns(
+    correct: np.ndarray, t: np.ndarray, learned_after: int, kind: str, rng: np.random.Generator
+) -> np.ndarray:
+    """Column indices (N, T) that turn a run into one null draw of ``kind``.
+
+    Row i maps every epoch to itself up to the end of sample i's learning run
+    (t_learn + learned_after - 1) and each later epoch t >= 0 to a post-learning epoch
+    of the same row (drawn as ``kind`` says). Apply it to every (N, T) array with
+    ``np.take_along_axis`` so that correct and p_true stay paired.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown null kind {kind!r}; expected one of {KINDS}")
+    correct = np.asarray(correct, dtype=bool)
+    n, n_cols = correct.shape
+    first_fine = int(np.flatnonzero(np.asarray(t) >= 0)[0])
+    t_learn = tr.learning_epoch(correct, t, learned_after)
+    # the first column that is redrawn; rows without a learning point keep every column
+    start = np.where(np.isfinite(t_learn), first_fine + np.nan_to_num(t_learn) + learned_after, n_cols)
+    start = np.minimum(start.astype(np.int64), n_cols)
+    cols = np.broadcast_to(np.arange(n_cols), (n, n_cols))
+    after = cols >= start[:, None]
+    if kind == "iid":
+        span = np.maximum(n_cols - start, 1)[:, None]
+        drawn = start[:, None] + np.floor(rng.random((n, n_cols)) * span).astype(np.int64)
+        return np.where(after, drawn, cols)
+    keys = np.where(after, rng.random((n, n_cols)), cols - n_cols)  # the prefix sorts first, in order
+    return np.argsort(keys, axis=1, kind="stable")
+
+
+def null_traces(traces: tr.Traces, learned_after: int, kind: str, rng: np.random.Generator) -> tr.Traces:
+    """One null draw of a run (see the module docstring) as a :class:`retention.traces.Traces`."""
+    idx = null_columns(traces.correct, traces.t, learned_after, kind, rng)
+    return dataclasses.replace(
+        traces,
+        run_name=f"{traces.run_name} ({kind} null)",
+        correct=np.take_along_axis(traces.correct, idx, axis=1),
+        p_true=np.take_along_axis(traces.p_true, idx, axis=1),
+    )
+
+
+def null_generator(seed: int, run: str, kind: str, draw: int) -> np.random.Generator:
+    """The generator of one null draw: fixed by the stats seed, the run's name, the kind and
+    the draw, so that each draw is reproducible on its own."""
+    tag = zlib.crc32(run.encode())
+    return np.random.default_rng([int(seed), tag, KINDS.index(kind), int(draw)])
+
+
+def null_fit_table(
+    traces: tr.Traces,
+    primary: str,
+    draws: int,
+    seed: int,
+    run: str,
+    min_points: int = 3,
+    lam_max: float = fit.LAMBDA_MAX,
+) -> pd.DataFrame:
+    """The fits table (docs/contracts.md) of ``draws`` null runs of each kind, for the
+    primary trace definition only, with the columns ``null`` (kind) and ``draw`` first."""
+    learned_after = tr.parse_label(primary).learned_after
+    frames = []
+    for kind in KINDS:
+        for draw in range(int(draws)):
+            rng = null_generator(seed, run, kind, draw)
+            table = fit.fit_table(null_traces(traces, learned_after, kind, rng), [], primary, min_points, lam_max)
+            table.insert(0, "draw", np.int64(draw))
+            table.insert(0, "null", kind)
+            frames.append(table)
+    if not frames:
+        columns = ["null", "draw", *fit.FIT_COLUMNS]
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
