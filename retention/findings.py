@@ -1,61 +1,76 @@
-"""The findings table: every dataset's summary rows beside the paper's values.
+"""The findings table: every dataset's summary rows, the paper's values, Holm-corrected
+p-values of the primary family, and a verdict per primary finding.
 
-:func:`assemble_findings` takes any number of summary tables (``summary.csv`` of each
-dataset from :func:`retention.stats.dataset_tables`, and of any later stage with the
-same columns, e.g. the sampler's F6 rows), attaches the paper's value from one data
-file (``retention/paper_values.csv``) and Holm-corrects every p-value across the whole
-table. :func:`findings_markdown` renders it for ``results/findings.md``.
-
-``paper_values.csv`` has columns ``finding``, ``dataset``, ``paper_value``, ``note``.
-``finding`` and ``dataset`` are shell-style patterns (``*`` matches anything, so
-``dataset`` ``*`` is a value the paper does not separate by dataset); the first
-matching row wins. Finding names use the config's architecture keys.
+:func:`assemble_findings` takes the ``summary.csv`` of each dataset (and of the sampler
+stage, F6) and a :class:`Study` (what the config says about datasets and
+architectures). Paper values (``retention/paper_values.csv``) are keyed by finding id and
+attach only where the dataset is one of the paper's (by its source) and the grid's
+architectures are the paper's (by their timm model), never to the demo or a user's study.
+Holm's correction runs per dataset over the primary findings (the registry's family);
+every other row is exploratory and keeps its raw p. :func:`verdict` applies the rule
+written in docs/method.md; :func:`findings_markdown` renders ``results/findings.md``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
+from dataclasses import dataclass, field
 from importlib import resources
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .stats.estimate import Finding
+from .stats.inference import holm
+from .stats.registry import FINDINGS, by_id
+from .stats.tables import summary_columns
 
-# fmt: off
-SUMMARY_REQUIRED = (
-    "finding", "dataset", "value", "ci_low", "ci_high", "test", "p_value", "n_samples", "n_runs",
-)
-FINDINGS_COLUMNS = [
-    "finding", "dataset", "value", "ci_low", "ci_high", "paper_value", "test", "p_value",
-    "p_holm", "n_samples", "n_runs", "trace", "interval", "detail", "paper_note",
-]
-# fmt: on
-PAPER_COLUMNS = ("finding", "dataset", "paper_value", "note")
+PAPER_COLUMNS = ("id", "source", "model", "model_b", "paper_value", "note")
+#: the paper's datasets (by source) and architectures (by timm model, without tag)
+PAPER_SOURCES = ("octdl", "cub200")
+PAPER_MODELS = ("resnet18", "deit_small_patch16_224")
+VERDICTS = ("consistent with the paper", "contradicts the paper", "inconclusive", "consistent with null", "not comparable")
+KEY = ["id", "dataset", "trace", "score", "arch", "arch_b", "case"]
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm-adjusted p-values (step-down, family = the finite entries; NaN stays NaN).
+@dataclass(frozen=True)
+class Study:
+    """What the findings need from the config: each grid dataset's source, each grid
+    architecture's timm model and display label, the family-wise alpha."""
 
-    Sorted ascending p_(1) <= ... <= p_(m): adjusted p_(i) = max over j <= i of
-    min(1, (m - j + 1) p_(j)).
-    """
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
-    out[order] = np.maximum.accumulate(scaled)
-    return out
+    sources: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    alpha: float = 0.05
+
+    def is_paper(self, dataset: str) -> bool:
+        """Whether ``dataset`` is one of the paper's, run with the paper's architectures."""
+        return self.sources.get(dataset) in PAPER_SOURCES and bool(self.models) and all(
+            _base(m) in PAPER_MODELS for m in self.models.values()
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "Study":
+        grid = config["grid"]
+        return cls(
+            sources={d: config["datasets"][d]["source"] for d in grid["datasets"]},
+            models={a: config["archs"][a]["model"] for a in grid["archs"]},
+            labels={a: config["archs"][a].get("label", a) for a in grid["archs"]},
+            alpha=float(config.get("stats", {}).get("alpha", 0.05)),
+        )
+
+
+def _base(model: str) -> str:
+    return str(model).split(".", 1)[0]
 
 
 def load_paper_values(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The paper's values (default: the packaged ``paper_values.csv``)."""
+    """The paper's values (default: the packaged ``paper_values.csv``), checked against
+    the registry: an unknown finding id is an error."""
     if path is None:
         with resources.files("retention").joinpath("paper_values.csv").open() as fh:
             table = pd.read_csv(fh, dtype=str, keep_default_na=False)
@@ -68,63 +83,116 @@ def load_paper_values(path: str | os.PathLike | None = None) -> pd.DataFrame:
     missing = [c for c in PAPER_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{where} lacks column(s) {missing}; expected {list(PAPER_COLUMNS)}")
+    unknown = sorted(set(table["id"]) - set(by_id()))
+    if unknown:
+        raise DataError(f"{where}: finding id {unknown[0]!r} is not in the registry (retention/stats/registry.py)")
     return table[list(PAPER_COLUMNS)]
 
 
-def match_paper_value(finding: str, dataset: str, paper_values: pd.DataFrame) -> tuple[str, str]:
-    """(paper_value, note) of the first row of ``paper_values`` whose patterns match
-    ``finding`` and ``dataset``; ("", "") when none does."""
-    for row in paper_values.itertuples(index=False):
-        if fnmatch.fnmatchcase(finding, row.finding) and fnmatch.fnmatchcase(dataset, row.dataset):
-            return row.paper_value, row.note
+def paper_value(row: Mapping, study: Study, paper_values: pd.DataFrame) -> tuple[str, str]:
+    """(paper value, note) of a findings row; ("", "") where none attaches."""
+    dataset = str(row["dataset"])
+    if not study.is_paper(dataset):
+        return "", ""
+    source = study.sources[dataset]
+    models = [_base(study.models.get(str(row.get(k, "") or ""), "")) for k in ("arch", "arch_b")]
+    for p in paper_values[paper_values["id"] == row["id"]].itertuples(index=False):
+        if fnmatch.fnmatchcase(source, p.source) and all(
+            (pat == "" and m == "") or (pat != "" and fnmatch.fnmatchcase(m, pat)) for m, pat in zip(models, (p.model, p.model_b))
+        ):
+            return p.paper_value, p.note
     return "", ""
 
 
-def assemble_findings(
-    summaries: Sequence[pd.DataFrame], paper_values: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """One table of every summary row with the paper's value and Holm-adjusted p.
+def _paper_sign(text: str) -> float:
+    try:
+        return float(np.sign(float(str(text).split()[0])))
+    except (ValueError, IndexError):
+        return math.nan
 
-    summaries: tables with at least ``SUMMARY_REQUIRED`` columns (optional
-    ``trace``, ``interval``, ``detail``). Rows keep their order (tables in the order
-    given). Duplicate (finding, dataset) pairs are an error.
+
+def verdict(row: Mapping, alpha: float) -> tuple[str, str]:
+    """The verdict of a primary row and its reason (the rule of docs/method.md):
+
+    1. no estimate: not comparable;
+    2. the observed value lies inside a null model's 95% range: consistent with null;
+    3. the claim's test passes at alpha after Holm (for ``differs``, in the sign of the
+       paper's value where one is attached): consistent with the paper;
+    4. the 95% interval excludes the claim (``greater``: below 0; ``differs``: the
+       opposite sign of the paper's, significant; ``equivalent``: outside +- bound;
+       ``not_greater``: above the margin): contradicts the paper;
+    5. otherwise inconclusive.
     """
-    if paper_values is None:
-        paper_values = load_paper_values()
-    frames = []
-    for k, df in enumerate(summaries):
-        missing = [c for c in SUMMARY_REQUIRED if c not in df.columns]
-        if missing:
-            raise DataError(f"summary table {k + 1} lacks column(s) {missing}")
-        frames.append(df)
-    if not frames:
+    value, lo, hi = (float(row.get(k, math.nan)) for k in ("value", "ci_low", "ci_high"))
+    p, claim = float(row.get("p_holm", math.nan)), str(row.get("claim", ""))
+    if not np.isfinite(value):
+        return "not comparable", str(row.get("note", "")) or "no estimate"
+    for kind in ("iid", "shuffle"):
+        nl, nh = float(row.get(f"null_{kind}_low", math.nan)), float(row.get(f"null_{kind}_high", math.nan))
+        if np.isfinite(nl) and nl <= value <= nh:
+            return "consistent with null", f"inside the {kind} null's 95% range {nl:.3g} to {nh:.3g}"
+    bound = float(row.get("bound", math.nan))
+    sign = _paper_sign(row.get("paper_value", ""))
+    passed = np.isfinite(p) and p < alpha
+    if claim == "differs" and passed and np.isfinite(sign) and np.sign(value) != sign:
+        return "contradicts the paper", f"significant (Holm p {p:.2g}) with the opposite sign of the paper's value"
+    if passed:
+        return "consistent with the paper", f"Holm p {p:.2g} < {alpha:g}"
+    against = {
+        "greater": hi < 0,
+        "differs": False,
+        "equivalent": np.isfinite(bound) and (lo > bound or hi < -bound),
+        "not_greater": np.isfinite(bound) and lo > bound,
+    }.get(claim, False)
+    if against:
+        return "contradicts the paper", f"the 95% interval {lo:.3g} to {hi:.3g} excludes the claim"
+    if np.isfinite(p):
+        return "inconclusive", f"Holm p {p:.2g} is not below {alpha:g}"
+    return "inconclusive", "no test: " + (str(row.get("note", "")) or "the estimate has no interval")
+
+
+def assemble_findings(
+    summaries: Sequence[pd.DataFrame],
+    study: Study,
+    paper_values: pd.DataFrame | None = None,
+    findings: Sequence[Finding] = FINDINGS,
+) -> pd.DataFrame:
+    """One table of every summary row with its label, the paper's value, the
+    Holm-adjusted p (primary rows, per dataset) and the verdict (primary rows)."""
+    if not summaries:
         raise DataError("no summary tables to assemble")
-    table = pd.concat(frames, ignore_index=True)
-    table["finding"] = table["finding"].astype(str)
-    table["dataset"] = table["dataset"].astype(str)
-    dup = table.duplicated(["finding", "dataset"])
+    registry = by_id(tuple(findings))
+    paper_values = load_paper_values() if paper_values is None else paper_values
+    table = pd.concat([df.reindex(columns=summary_columns(findings)) for df in summaries], ignore_index=True)
+    for c in ("id", "dataset", "trace", "score", "arch", "arch_b", "case", "claim", "note", "interval", "test"):
+        table[c] = table[c].astype(object).where(table[c].notna(), "").astype(str)
+    unknown = sorted(set(table["id"]) - set(registry))
+    if unknown:
+        raise DataError(f"summary row of finding {unknown[0]!r}, which is not in the registry")
+    dup = table.duplicated(KEY)
     if dup.any():
         r = table[dup].iloc[0]
-        raise DataError(f"finding {r['finding']!r} for dataset {r['dataset']!r} appears twice")
-    matched = [
-        match_paper_value(f, d, paper_values) for f, d in zip(table["finding"], table["dataset"])
-    ]
+        raise DataError(f"finding {r['id']} ({r['arch']} {r['arch_b']} {r['case']}) for dataset {r['dataset']} appears twice")
+    table["primary"] = table["primary"].astype(str).str.lower().isin(["true", "1"])
+    rows = table.to_dict("records")
+    table.insert(1, "finding", [registry[r["id"]].label_for(r, study.labels) for r in rows])
+    matched = [paper_value(r, study, paper_values) for r in rows]
     table["paper_value"] = [m[0] for m in matched]
     table["paper_note"] = [m[1] for m in matched]
-    for c in ("value", "ci_low", "ci_high", "p_value"):
-        table[c] = pd.to_numeric(table[c], errors="coerce")
-    table["p_holm"] = holm(table["p_value"].to_numpy())
-    for c in ("n_samples", "n_runs"):
-        table[c] = pd.to_numeric(table[c], errors="coerce").astype("Int64")
-    for c in ("trace", "interval", "detail", "test"):
-        if c not in table.columns:
-            table[c] = ""
-        table[c] = table[c].astype(object).where(table[c].notna(), "")
-    return table.reindex(columns=FINDINGS_COLUMNS)
+    table["p_holm"] = math.nan
+    for _, part in table[table["primary"]].groupby("dataset", sort=False):
+        table.loc[part.index, "p_holm"] = holm(part["p_value"].to_numpy(float))
+    verdicts = [verdict(r, study.alpha) if r["primary"] else ("", "") for r in table.to_dict("records")]
+    table["verdict"] = [v[0] for v in verdicts]
+    table["verdict_reason"] = [v[1] for v in verdicts]
+    return table
+
+
+# ------------------------------------------------------------------------- markdown
 
 
 def _fmt(v, digits: int = 3) -> str:
-    if v is None or pd.isna(v):
+    if v is None or pd.isna(v) or v == "":
         return ""
     v = float(v)
     if v == 0:
@@ -137,68 +205,107 @@ def _fmt(v, digits: int = 3) -> str:
 def _fmt_p(p) -> str:
     if p is None or pd.isna(p):
         return ""
-    p = float(p)
-    if p == 0:
-        return "< 1e-300"
-    return f"{p:.2g}"
+    return "< 1e-300" if float(p) == 0 else f"{float(p):.2g}"
+
+
+def _interval(lo, hi) -> str:
+    return f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) and pd.notna(hi) else ""
+
+
+def _with_interval(value, lo, hi) -> str:
+    """'0.12 (0.05 to 0.20)', or the value alone, or nothing."""
+    if value is None or pd.isna(value):
+        return ""
+    interval = _interval(lo, hi)
+    return f"{_fmt(value)} ({interval})" if interval else _fmt(value)
 
 
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def findings_markdown(findings: pd.DataFrame, title: str = "Findings") -> str:
-    """Markdown rendering of :func:`assemble_findings` output, one row per finding."""
-    traces = sorted({t for t in findings.get("trace", pd.Series(dtype=str)) if t})
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def _paper_cell(row: pd.Series, table: pd.DataFrame) -> str:
+    """The paper's value of a verdict line: the row's own, else the values attached to
+    other findings of its group and dataset, each beside our estimate of it."""
+    if row["paper_value"]:
+        return str(row["paper_value"])
+    group = row["id"].split(".")[0]
+    same = table[(table["dataset"] == row["dataset"]) & table["id"].str.startswith(group + ".") & (table["paper_value"] != "")]
+    return "; ".join(
+        f"{r.paper_value} ({r.finding}: ours {_fmt(r.value)}" + (f", {_interval(r.ci_low, r.ci_high)})" if pd.notna(r.ci_low) else ")")
+        for r in same.itertuples(index=False)
+    )
+
+
+def _warnings(table: pd.DataFrame) -> list[str]:
+    """Lines for the reader: where lambda mostly sits at a bound."""
+    out = []
+    for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
+        out.append(
+            f"- {r.dataset}, {r.finding}: {r.value:.0%} of the eligible samples (mean over seeds). Lambda is close "
+            "to an indicator here; read F1, F3 and F5 with the robustness table's other rank scores."
+        )
+    return out
+
+
+def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
+    """Markdown of :func:`assemble_findings` output: the verdicts first, then the primary
+    findings in detail, then the exploratory rows."""
+    primary, explore = table[table["primary"]], table[~table["primary"]]
     lines = [
         f"# {title}",
         "",
-        "Each row: this run's value with its 95% interval (method in the last column), the"
-        " paper's value (arXiv 2604.11508, abstract), the test, its raw p-value and the"
-        " Holm-corrected p-value (across every row of this table), and the samples and runs"
-        " behind it. Empty value: the grid cannot support that comparison (see detail).",
+        "Each primary finding tests one claim of the paper (arXiv 2604.11508) on this study's runs, with seeds as",
+        "the unit of replication. The verdict compares our estimate with a memoryless null (runs whose post-learning",
+        "epochs are redrawn independently: what per-sample difficulty alone produces) and with the paper's claim, at",
+        "a family-wise alpha after Holm's correction over the primary findings of each dataset. The rule is in",
+        "docs/method.md (section Verdicts). Paper values attach only to the paper's datasets and architectures.",
+        "",
+        "## Verdicts",
+        "",
     ]
-    if traces:
-        lines += ["", f"Trace definition: {', '.join(traces)}."]
-    header = [
-        "finding",
-        "dataset",
-        "value",
-        "95% interval",
-        "paper",
-        "test",
-        "p",
-        "p (Holm)",
-        "samples",
-        "runs",
-        "detail",
-        "interval method",
-    ]
-    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in findings.itertuples(index=False):
-        ci = f"{_fmt(r.ci_low)} to {_fmt(r.ci_high)}" if pd.notna(r.ci_low) else ""
-        paper = r.paper_value if r.paper_value else ""
-        cells = [
-            r.finding,
-            r.dataset,
-            _fmt(r.value),
-            ci,
-            paper,
-            r.test,
-            _fmt_p(r.p_value),
-            _fmt_p(r.p_holm),
-            "" if pd.isna(r.n_samples) else int(r.n_samples),
-            "" if pd.isna(r.n_runs) else int(r.n_runs),
-            r.detail,
-            r.interval,
-        ]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    notes = findings[findings["paper_note"].astype(str) != ""][["finding", "dataset", "paper_note"]]
+    lines += _table(
+        ["finding", "dataset", "ours (95% interval)", "memoryless null (95% range)", "paper", "p (Holm)", "verdict"],
+        [
+            [r["finding"], r["dataset"], _with_interval(r["value"], r["ci_low"], r["ci_high"]),
+             _with_interval(r["null_iid"], r["null_iid_low"], r["null_iid_high"]),
+             _paper_cell(r, table), _fmt_p(r["p_holm"]), f"**{r['verdict']}**: {r['verdict_reason']}"]
+            for _, r in primary.iterrows()
+        ],
+    )
+    warnings = _warnings(table)
+    if warnings:
+        lines += ["", "Where most samples sit at a bound of lambda:", "", *warnings]
+    lines += ["", "## Primary findings in detail", ""]
+    lines += _table(
+        ["finding", "dataset", "value", "95% interval", "interval", "test", "p", "p (Holm)", "null iid", "null shuffle",
+         "excess over null", "samples", "runs", "note"],
+        [
+            [r["finding"], r["dataset"], _fmt(r["value"]), _interval(r["ci_low"], r["ci_high"]), r["interval"], r["test"],
+             _fmt_p(r["p_value"]), _fmt_p(r["p_holm"]), _fmt(r["null_iid"]), _fmt(r["null_shuffle"]), _fmt(r["excess"]),
+             _count(r["n_samples"]), _count(r["n_runs"]), r["note"]]
+            for _, r in primary.iterrows()
+        ],
+    )
+    lines += ["", "## Exploratory (raw p-values, not corrected)", ""]
+    lines += _table(
+        ["finding", "dataset", "value", "95% interval", "interval", "test", "p", "paper", "samples", "runs", "note"],
+        [
+            [r["finding"], r["dataset"], _fmt(r["value"]), _interval(r["ci_low"], r["ci_high"]), r["interval"], r["test"],
+             _fmt_p(r["p_value"]), r["paper_value"], _count(r["n_samples"]), _count(r["n_runs"]), r["note"]]
+            for _, r in explore.iterrows()
+        ],
+    )
+    notes = table[table["paper_note"] != ""].drop_duplicates("paper_note")
     if len(notes):
-        lines += ["", "Paper values:", ""]
-        seen = set()
-        for r in notes.itertuples(index=False):
-            if r.paper_note not in seen:
-                seen.add(r.paper_note)
-                lines.append(f"- {r.finding} ({r.dataset}): {r.paper_note}")
+        lines += ["", "Paper values:", ""] + [f"- {r.finding} ({r.dataset}): {r.paper_note}" for r in notes.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def _count(v) -> str:
+    return "" if v is None or pd.isna(v) else str(int(v))

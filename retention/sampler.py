@@ -6,9 +6,11 @@ Each epoch trains on ``budget_size(n, fraction)`` distinct train samples:
 - ``spaced``: spaced repetition. Sample i has the half-life h_i = ln 2 / lambda_i
   (lambda from a scout run, in 1/epoch) and the predicted recall
   p_i = 2^(-delta_i / h_i), where delta_i = epoch - (the last epoch i was trained on).
-  Each epoch picks the ``budget`` samples of lowest predicted recall. Unforgettable
-  samples (lambda = 0, h = infinity, p = 1) are picked only when budget remains after
-  every other sample; exact ties are broken at random.
+  Each epoch picks the ``budget`` samples of lowest predicted recall; exact ties are
+  broken at random. Samples unforgettable in the scout run (lambda = 0) get
+  lambda = ``min_lambda`` (default: the scout run's smallest positive lambda), a long
+  but finite half-life, so they come up for review at long intervals rather than never
+  (a scheduler that never reviews what it once knew would starve part of the data).
 
 Conventions, fixed here so that every caller agrees:
 
@@ -95,6 +97,13 @@ def align_lambda(fits, sample_id: np.ndarray, trace: str | None = None) -> np.nd
     return np.array([by_id[int(s)] for s in sample_id], dtype=np.float64)
 
 
+def smallest_positive(lam: np.ndarray) -> float:
+    """The smallest positive finite lambda (1.0 when there is none)."""
+    lam = np.asarray(lam, dtype=np.float64)
+    pos = lam[np.isfinite(lam) & (lam > 0)]
+    return float(pos.min()) if pos.size else 1.0
+
+
 def _lam_digest(lam: np.ndarray | None) -> str:
     if lam is None:
         return ""
@@ -108,7 +117,8 @@ class BudgetSampler:
     fraction: share of the train set per epoch, in (0, 1]; kind: 'random' | 'spaced';
     lam: per-sample lambda of the scout run (float, shape (n,); needed for 'spaced',
     ignored by 'random'); seed: schedule seed (non-negative int); start_epoch: the epoch
-    at which every sample counts as last trained; nan_lambda: stands in for NaN lambda.
+    at which every sample counts as last trained; nan_lambda: stands in for NaN lambda;
+    min_lambda: stands in for lambda = 0 (default: the smallest positive lambda).
     """
 
     def __init__(
@@ -120,6 +130,7 @@ class BudgetSampler:
         seed: int = 0,
         start_epoch: int = 0,
         nan_lambda: float = math.inf,
+        min_lambda: float | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ConfigError(f"unknown sampler kind {kind!r} (config sampler.kinds); use one of {KINDS}")
@@ -143,11 +154,27 @@ class BudgetSampler:
                 raise DataError("lambda has negative values; the scout fits are malformed")
             if not (nan_lambda >= 0):
                 raise ConfigError(f"nan_lambda must be >= 0 or inf, got {nan_lambda!r}")
+            self.min_lambda = smallest_positive(lam) if min_lambda is None else float(min_lambda)
+            if not self.min_lambda > 0:
+                raise ConfigError(f"config key 'sampler.min_lambda': {self.min_lambda!r} must be > 0")
+            lam = np.where(lam == 0, self.min_lambda, lam)
             self.lam = np.where(np.isnan(lam), float(nan_lambda), lam)
         self._lam_digest = _lam_digest(self.lam)
         self.last_trained = np.full(self.n, int(start_epoch), dtype=np.int64)
         self.epoch = int(start_epoch)  # the last epoch drawn (or the start)
         self._indices: np.ndarray | None = None  # the indices of self.epoch, once drawn
+
+    @classmethod
+    def from_spec(cls, spec: dict, n: int, seed: int, sample_ids: np.ndarray) -> "BudgetSampler":
+        """The sampler of a budgeted run from the rule's spec: kind, fraction, min_lambda and,
+        for the spaced sampler, the scout run's fits table (path)."""
+        lam = None
+        if spec["kind"] == "spaced":
+            import pandas as pd
+
+            lam = align_lambda(pd.read_parquet(spec["scout_fits"]), sample_ids)
+        return cls(n=n, fraction=spec["fraction"], kind=spec["kind"], lam=lam, seed=seed,
+                   min_lambda=spec.get("min_lambda"))
 
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), stream]))
@@ -169,9 +196,7 @@ class BudgetSampler:
             return np.sort(rng.choice(self.n, size=self.budget, replace=False)).astype(np.int64)
         p = self.recall(epoch)
         tie = rng.random(self.n)
-        unforgettable = self.lam == 0
-        # lexsort: the last key is the primary one.
-        order = np.lexsort((tie, p, unforgettable))
+        order = np.lexsort((tie, p))  # lowest predicted recall first, ties at random
         return np.sort(order[: self.budget]).astype(np.int64)
 
     def epoch_indices(self, epoch: int) -> np.ndarray:
@@ -257,99 +282,3 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
     def __len__(self) -> int:
         return self.budget_sampler.budget
-
-
-# ----------------------------------------------------------------------------- comparison (F6)
-
-OUTCOMES = ("heldout_acc", "train_retention")
-
-
-def final_outcomes(traces: dict) -> dict[str, float]:
-    """Final held-out accuracy and final train retention of one run.
-
-    Train retention: the share of train samples learned at some epoch t >= 0 that are
-    still correct at the last epoch (forgetting measured where there was learning).
-    """
-    fine = np.asarray(traces["t"]) >= 0
-    correct = np.asarray(traces["correct"])[:, fine]
-    learned = correct.any(axis=1)
-    retention = float(correct[learned, -1].mean()) if learned.any() else float("nan")
-    return {
-        "heldout_acc": float(np.asarray(traces["heldout_correct"])[:, -1].mean()),
-        "train_retention": retention,
-    }
-
-
-def _paired_stats(diff: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict:
-    from scipy import stats
-
-    n = len(diff)
-    out = {"n_pairs": n, "mean_diff": float(diff.mean()) if n else float("nan")}
-    if n >= 2:
-        boot = diff[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-        out["ci_low"], out["ci_high"] = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
-        out["t_p"] = float(stats.ttest_rel(diff, np.zeros(n)).pvalue) if diff.std() > 0 else float("nan")
-        out["wilcoxon_p"] = float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
-    else:
-        out.update(ci_low=float("nan"), ci_high=float("nan"), t_p=float("nan"), wilcoxon_p=float("nan"))
-    return out
-
-
-def compare_samplers(outcomes: "pd.DataFrame", n_boot: int = 1000, seed: int = 0) -> "pd.DataFrame":
-    """Paired comparison spaced minus random, per architecture and pooled ('all').
-
-    outcomes: one row per run with columns arch, kind, seed and the OUTCOMES. Runs are
-    paired by (arch, seed). Returns one row per (arch, outcome): n_pairs, mean_diff,
-    ci_low / ci_high (95% percentile bootstrap over pairs), wilcoxon_p, t_p, and the
-    per-seed differences as text. Needs both kinds.
-    """
-    import pandas as pd
-
-    kinds = set(outcomes["kind"])
-    if not {"random", "spaced"} <= kinds:
-        raise DataError(f"the sampler comparison needs runs of both kinds, got {sorted(kinds)}")
-    wide = outcomes.pivot_table(index=["arch", "seed"], columns="kind", values=list(OUTCOMES))
-    rng = np.random.default_rng(seed)
-    rows = []
-    for arch in [*dict.fromkeys(outcomes["arch"]), "all"]:
-        part = wide if arch == "all" else wide.loc[[arch]]
-        for outcome in OUTCOMES:
-            diff = (part[(outcome, "spaced")] - part[(outcome, "random")]).dropna().to_numpy()
-            row = {"arch": arch, "outcome": outcome}
-            row.update(_paired_stats(diff, n_boot, rng))
-            row["mean_random"] = float(part[(outcome, "random")].mean())
-            row["mean_spaced"] = float(part[(outcome, "spaced")].mean())
-            row["differences"] = " ".join(f"{d:+.4f}" for d in diff)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def sampler_summary(
-    comparison: "pd.DataFrame", dataset: str, fraction: float, trace: str, n_boot: int
-) -> "pd.DataFrame":
-    """Findings rows (F6) from the pooled comparison: one per outcome, in the columns of
-    every ``summary.csv`` (docs/contracts.md). ``trace``: the trace definition whose
-    scout lambdas scheduled the spaced sampler; ``n_boot``: the bootstrap's B."""
-    import pandas as pd
-
-    rows = []
-    for _, r in comparison[comparison["arch"] == "all"].iterrows():
-        rows.append(
-            {
-                "finding": f"F6 spaced minus random, {r['outcome'].replace('_', ' ')}",
-                "dataset": dataset,
-                "trace": trace,
-                "value": r["mean_diff"],
-                "ci_low": r["ci_low"],
-                "ci_high": r["ci_high"],
-                "interval": f"percentile bootstrap over seed pairs (B = {n_boot})",
-                "test": "Wilcoxon signed-rank (paired by arch and seed)",
-                "p_value": r["wilcoxon_p"],
-                "n_samples": np.nan,
-                "n_runs": 2 * int(r["n_pairs"]),
-                "detail": f"budget {fraction:g} of the train set per epoch; paired t-test p = {r['t_p']:.3g}",
-            }
-        )
-    from .stats import SUMMARY_COLUMNS
-
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -17,8 +17,8 @@ import time
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io
 from retention.errors import ConfigError
-from retention.fit import fit_table
-from retention.traces import DEFINITIONS, load_traces, parse_definition
+from retention.fit import LAMBDA_MAX, fit_table
+from retention.traces import DEFINITIONS, load_traces, parse_label, trace_label
 
 log = logging.getLogger("retention.fit_traces")
 
@@ -26,26 +26,24 @@ log = logging.getLogger("retention.fit_traces")
 def run(
     traces_path,
     fits_path,
-    trace="since_learned",
-    soft=False,
+    primary="since_learned",
     robustness=(),
     min_points=3,
-    lambda_max=5.0,
+    lambda_max=LAMBDA_MAX,
     run_name=None,
 ):
-    """Load, fit every definition, write the table atomically."""
-    if trace not in DEFINITIONS:
-        raise ConfigError(f"retention.trace: unknown definition {trace!r}; expected one of {', '.join(DEFINITIONS)}")
-    for label in robustness:
-        try:
-            parse_definition(label)
-        except ValueError as err:
-            raise ConfigError(f"retention.robustness: {err}") from err
+    """Load, fit every definition (``primary``: the configured trace label), write the
+    table atomically."""
+    for key, labels in (("retention.trace", [primary]), ("retention.robustness", robustness)):
+        for label in labels:
+            try:
+                parse_label(label)
+            except ValueError as err:
+                raise ConfigError(f"{key}: {err}") from err
     if int(min_points) < 1:
         raise ConfigError(f"retention.min_points must be >= 1, got {min_points}")
     if not float(lambda_max) > 0:
         raise ConfigError(f"retention.lambda_max must be > 0, got {lambda_max}")
-    primary = trace + ("_soft" if soft else "")
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
     log.info("%s: %d train samples, epochs t = 0..%d", traces.run_name, traces.n_samples, traces.epochs)
@@ -70,8 +68,7 @@ def main():
         run(
             sm.input.traces,
             sm.output.fits,
-            r["trace"],
-            r["soft"],
+            sm.params.primary,
             r.get("robustness", []),
             r["min_points"],
             r["lambda_max"],
@@ -85,15 +82,16 @@ def main():
         "--trace", default="since_learned", choices=DEFINITIONS, help="primary trace definition (default since_learned)"
     )
     parser.add_argument("--soft", action="store_true", help="primary definition on p_true instead of correct")
+    parser.add_argument("--learned-after", type=int, default=1, help="consecutive correct epochs that count as learned")
     parser.add_argument(
         "--robustness",
         nargs="*",
         default=[],
         metavar="LABEL",
-        help="further definitions in the same table, e.g. since_warmup raw conditional since_learned_soft",
+        help="further definitions in the same table, e.g. since_warmup raw since_learned_soft since_learned_la2",
     )
     parser.add_argument("--min-points", type=int, default=3, help="traces with fewer points are too_short (default 3)")
-    parser.add_argument("--lambda-max", type=float, default=5.0, help="upper bound of lambda, per epoch (default 5)")
+    parser.add_argument("--lambda-max", type=float, default=LAMBDA_MAX, help="upper bound of lambda, per epoch")
     parser.add_argument("--run-name", help="name of the run in messages (default: from the path)")
     parser.add_argument("--log", help="also log to this file")
     args = parser.parse_args()
@@ -101,8 +99,7 @@ def main():
     run(
         args.traces,
         args.output,
-        args.trace,
-        args.soft,
+        trace_label(args.trace, args.soft, args.learned_after),
         args.robustness,
         args.min_points,
         args.lambda_max,

@@ -2,12 +2,12 @@
 
 Run by Snakemake (rule ``findings``) or standalone:
 
-    python scripts/make_findings.py results/stats/*/summary.csv \
-        --csv results/findings.csv --md results/findings.md
+    python scripts/make_findings.py results/stats/*/summary.csv results/sampler/*/summary.csv \
+        --config config.yaml --csv results/findings.csv --md results/findings.md
 
-Any table with the summary columns can be added (e.g. the sampler's F6 rows); the
-paper's values come from retention/paper_values.csv (or ``--paper-values``), p-values
-are Holm-corrected across the whole table.
+The config tells which datasets and architectures are the paper's (paper values attach
+only to those), the architectures' display labels and the family-wise alpha. Paper values
+come from retention/paper_values.csv (or ``--paper-values``), keyed by finding id.
 """
 
 import argparse
@@ -24,19 +24,19 @@ from retention.io import run_main, save_table, save_text, setup_logging
 log = logging.getLogger("retention")
 
 
-def make(summary_paths, csv_path, md_path, paper_values=None) -> pd.DataFrame:
+def make(summary_paths, study: findings.Study, csv_path, md_path, paper_values=None) -> pd.DataFrame:
     """Read the summaries, assemble, write csv and markdown; returns the table."""
     tables = []
     for p in summary_paths:
         if not Path(p).exists():
             raise DataError(f"summary table {p} does not exist; run the statistics stage first")
         tables.append(pd.read_csv(p, keep_default_na=True))
-    table = findings.assemble_findings(tables, findings.load_paper_values(paper_values))
+    table = findings.assemble_findings(tables, study, findings.load_paper_values(paper_values))
     save_table(csv_path, table)
     save_text(md_path, findings.findings_markdown(table))
-    log.info(
-        "wrote %s and %s (%d findings from %d tables)", csv_path, md_path, len(table), len(tables)
-    )
+    for r in table[table["primary"]].itertuples(index=False):
+        log.info("%s (%s): %.4g, Holm p %.3g: %s", r.finding, r.dataset, r.value, r.p_holm, r.verdict)
+    log.info("wrote %s and %s (%d rows from %d tables)", csv_path, md_path, len(table), len(tables))
     return table
 
 
@@ -44,22 +44,20 @@ def main() -> None:
     if "snakemake" in globals():
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
-        paper = sm.input.paper_values
-        make(list(sm.input.summaries), sm.output.csv, sm.output.md, paper)
-    else:
-        ap = argparse.ArgumentParser(
-            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        ap.add_argument("summaries", nargs="+", help="summary.csv tables")
-        ap.add_argument("--csv", required=True)
-        ap.add_argument("--md", required=True)
-        ap.add_argument(
-            "--paper-values", help="paper values csv (default: retention/paper_values.csv)"
-        )
-        ap.add_argument("--log")
-        args = ap.parse_args()
-        setup_logging(args.log)
-        make(args.summaries, args.csv, args.md, args.paper_values)
+        make(list(sm.input.summaries), findings.Study(**sm.params.study), sm.output.csv, sm.output.md)
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("summaries", nargs="+", help="summary.csv tables")
+    ap.add_argument("--config", required=True, help="the study's config (grid, datasets, archs, stats)")
+    ap.add_argument("--csv", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--paper-values", help="paper values csv (default: retention/paper_values.csv)")
+    ap.add_argument("--log")
+    args = ap.parse_args()
+    setup_logging(args.log)
+    from retention.config import load_config
+
+    make(args.summaries, findings.Study.from_config(load_config(args.config)), args.csv, args.md, args.paper_values)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from pathlib import Path
 # scripts/_retention_path.py, also in conda envs, which do not install it).
 sys.path.insert(0, workflow.basedir)
 
+from retention import paths
 from retention.config import result_train_params, validate_config
+from retention.figure_specs import DATASET_TABLES, FIGURES, RUN_FILES
 
 # Jobs that re-read the workflow (cluster jobs) skip the timm model-name check: the
 # submitting process made it, and it costs a torch import.
@@ -24,18 +26,7 @@ wildcard_constraints:
 
 
 GRID = config["grid"]
-PAPER_VALUES = str(Path(workflow.basedir) / "retention" / "paper_values.csv")
-FIGURES = [
-    "retention_examples",
-    "jaccard",
-    "r2",
-    "seed_stability",
-    "class_forgetting",
-    "warmup_loss",
-    "training_curves",
-    "robustness",
-    "alternative_scores",
-]
+STATS_TABLES = paths.STATS_TABLES
 
 
 # ------------------------------------------------------------------ config lookups
@@ -85,8 +76,8 @@ def arch_weights(arch):
 def finetune_inputs(wildcards):
     """Prepared dataset plus, where configured, the local pretrained weights."""
     inputs = {
-        "manifest": f"results/data/{wildcards.dataset}/manifest.csv",
-        "images": f"results/data/{wildcards.dataset}/images.npy",
+        "manifest": paths.MANIFEST.format(dataset=wildcards.dataset),
+        "images": paths.IMAGES.format(dataset=wildcards.dataset),
     }
     weights = arch_weights(wildcards.arch)
     if weights:
@@ -95,9 +86,11 @@ def finetune_inputs(wildcards):
 
 
 def primary_trace():
-    """Label of the configured trace definition, e.g. since_learned or raw_soft."""
+    """Label of the configured trace definition, e.g. since_learned, raw_soft or
+    since_learned_la2 (retention.traces.trace_label)."""
     r = config["retention"]
-    return r["trace"] + ("_soft" if r["soft"] else "")
+    la = r.get("learned_after", 1)
+    return r["trace"] + ("_soft" if r["soft"] else "") + (f"_la{la}" if la != 1 else "")
 
 
 # Wall time of a fine-tuning job on a cluster (resource runtime, SLURM --time): seconds
@@ -130,29 +123,28 @@ def grid_runs(dataset):
 
 
 def run_keys_for_dataset(wildcards):
-    """[arch, seed] pairs in the order of fits_for_dataset and traces_for_dataset."""
+    """[arch, seed] pairs in the order of run_files (the statistics' run keys)."""
     return [[arch, seed] for arch, seed in grid_runs(wildcards.dataset)]
 
 
-def traces_for_dataset(wildcards):
+def run_files(template, n_seeds=None):
+    """An input function: ``template`` (paths.TRACES, FITS, NULLS, ...) for every run of
+    the wildcards' dataset, in grid order; with n_seeds only the first seeds of each arch."""
+
+    def files(wildcards):
+        return grid_files(template, [wildcards.dataset], n_seeds)
+
+    return files
+
+
+def grid_files(template, datasets, n_seeds=None):
+    """``template`` for every run of ``datasets``, dataset-major, in grid order."""
+    seeds = GRID["seeds"][:n_seeds] if n_seeds else GRID["seeds"]
     return [
-        f"results/runs/{wildcards.dataset}/{arch}/seed{seed}/traces.npz"
-        for arch, seed in grid_runs(wildcards.dataset)
-    ]
-
-
-def fits_for_dataset(wildcards):
-    return [
-        f"results/fits/{wildcards.dataset}/{arch}/seed{seed}.parquet"
-        for arch, seed in grid_runs(wildcards.dataset)
-    ]
-
-
-def metrics_for_all_runs():
-    return [
-        f"results/runs/{dataset}/{arch}/seed{seed}/metrics.csv"
-        for dataset in GRID["datasets"]
-        for arch, seed in grid_runs(dataset)
+        template.format(dataset=d, arch=a, seed=s)
+        for d in datasets
+        for a, s in grid_runs(d)
+        if s in seeds
     ]
 
 
@@ -165,29 +157,40 @@ def sampler_datasets():
 
 def summary_tables():
     """Per-dataset summary tables that the findings table collects."""
-    tables = [f"results/stats/{dataset}/summary.csv" for dataset in GRID["datasets"]]
-    tables += [
-        f"results/sampler/{dataset}/summary.csv" for dataset in sampler_datasets()
-    ]
+    tables = [paths.fill(paths.STATS, table="summary").format(dataset=d) for d in GRID["datasets"]]
+    tables += [paths.fill(paths.SAMPLER, table="summary").format(dataset=d) for d in sampler_datasets()]
     return tables
 
 
+def figure_names():
+    """The figures this config draws (the sampler's only with a sampler comparison)."""
+    return [n for n, spec in FIGURES.items() if not spec.sampler or sampler_datasets()]
+
+
 def figure_files(name):
-    return [f"results/figures/{name}.{ext}" for ext in ("pdf", "png")]
+    return [paths.FIGURE.format(name=name, ext=ext) for ext in ("pdf", "png")]
 
 
 def all_outputs():
     """Every traces file, fits table, statistics table, figure and the findings."""
     outputs = []
     for dataset in GRID["datasets"]:
-        for arch, seed in grid_runs(dataset):
-            outputs.append(f"results/runs/{dataset}/{arch}/seed{seed}/traces.npz")
-            outputs.append(f"results/fits/{dataset}/{arch}/seed{seed}.parquet")
-        outputs.append(f"results/stats/{dataset}/summary.csv")
-    outputs += ["results/findings.csv", "results/findings.md"]
-    for name in FIGURES + (["sampler"] if sampler_datasets() else []):
+        outputs += grid_files(paths.TRACES, [dataset]) + grid_files(paths.FITS, [dataset])
+        outputs.append(paths.STATS.format(dataset=dataset, table="summary"))
+    outputs += [paths.FINDINGS_CSV, paths.FINDINGS_MD]
+    for name in figure_names():
         outputs += figure_files(name)
     return outputs
+
+
+def study():
+    """What the findings need from the config (retention.findings.Study)."""
+    return {
+        "sources": {d: config["datasets"][d]["source"] for d in GRID["datasets"]},
+        "models": {a: config["archs"][a]["model"] for a in GRID["archs"]},
+        "labels": figure_arch_labels(),
+        "alpha": config["stats"]["alpha"],
+    }
 
 
 # ------------------------------------------------------------------ sampler (F6)
@@ -205,7 +208,7 @@ def sampler_runs(dataset):
 
 def scout_fits(wildcards):
     seed = config["sampler"]["scout_seed"]
-    return f"results/fits/{wildcards.dataset}/{wildcards.arch}/seed{seed}.parquet"
+    return paths.FITS.format(dataset=wildcards.dataset, arch=wildcards.arch, seed=seed)
 
 
 def budget_inputs(wildcards):
@@ -217,9 +220,11 @@ def budget_inputs(wildcards):
 
 
 def sampler_spec(wildcards, input):
+    """What the budgeted run's sampler needs (retention.sampler.BudgetSampler.from_spec)."""
     return {
         "kind": wildcards.sampler,
         "fraction": config["sampler"]["fraction"],
+        "min_lambda": config["sampler"].get("min_lambda"),
         "scout_fits": input.get("scout_fits"),
     }
 
@@ -228,52 +233,45 @@ def sampler_run_keys(wildcards):
     return [list(run) for run in sampler_runs(wildcards.dataset)]
 
 
-def sampler_traces_for_dataset(wildcards):
-    return [
-        f"results/sampler/{wildcards.dataset}/{arch}/{kind}/seed{seed}/traces.npz"
-        for arch, kind, seed in sampler_runs(wildcards.dataset)
-    ]
+def sampler_files(template):
+    """An input function: ``template`` (paths.BUDGET_TRACES, ...) for every budgeted run."""
 
+    def files(wildcards):
+        return [
+            template.format(dataset=wildcards.dataset, arch=a, sampler=k, seed=s)
+            for a, k, s in sampler_runs(wildcards.dataset)
+        ]
 
-def sampler_metrics_for_dataset(wildcards):
-    return [
-        f"results/sampler/{wildcards.dataset}/{arch}/{kind}/seed{seed}/metrics.csv"
-        for arch, kind, seed in sampler_runs(wildcards.dataset)
-    ]
+    return files
 
 
 # ------------------------------------------------------------------ figures
 
 
-FITS_PATH = "results/fits/{dataset}/{arch}/seed{seed}.parquet"
-TRACES_PATH = "results/runs/{dataset}/{arch}/seed{seed}/traces.npz"
+def figure_inputs(name):
+    """The inputs of one figure: its per-run files and per-dataset tables, named as
+    retention.figure_specs.FIGURES declares."""
+    spec = FIGURES[name]
+    datasets = sampler_datasets() if spec.sampler else GRID["datasets"]
+    inputs = {kind: grid_files(RUN_FILES[kind], datasets, spec.seeds) for kind in spec.runs}
+    for table in spec.tables:
+        inputs[table] = [DATASET_TABLES[table].format(dataset=d) for d in datasets]
+    return inputs
 
 
-def figure_runs(n_seeds=None):
-    """[dataset, arch, seed] of the grid's runs, dataset-major as metrics_for_all_runs;
-    with n_seeds only the first n_seeds seeds of the grid."""
-    seeds = GRID["seeds"][:n_seeds] if n_seeds else GRID["seeds"]
-    return [
-        [dataset, arch, seed]
-        for dataset in GRID["datasets"]
-        for arch, seed in grid_runs(dataset)
-        if seed in seeds
-    ]
-
-
-def figure_run_files(path, n_seeds=None):
-    """``path`` (a template with {dataset}, {arch}, {seed}) for every run of figure_runs."""
-    return [path.format(dataset=d, arch=a, seed=s) for d, a, s in figure_runs(n_seeds)]
-
-
-def figure_stats_files(table):
-    """One statistics table per dataset of the grid, in grid order."""
-    return [f"results/stats/{dataset}/{table}.csv" for dataset in GRID["datasets"]]
-
-
-def figure_sampler_files(table):
-    """One sampler table (comparison, curves) per dataset with a sampler comparison."""
-    return [f"results/sampler/{dataset}/{table}.csv" for dataset in sampler_datasets()]
+def figure_params(name):
+    """The parameters of one figure: panel rows, runs, labels, bounds, resolution."""
+    spec = FIGURES[name]
+    datasets = sampler_datasets() if spec.sampler else GRID["datasets"]
+    seeds = GRID["seeds"][: spec.seeds] if spec.seeds else GRID["seeds"]
+    return {
+        "figure": name,
+        "datasets": datasets,
+        "runs": [[d, a, s] for d in datasets for a, s in grid_runs(d) if s in seeds],
+        "arch_labels": figure_arch_labels(),
+        "lam_max": config["retention"]["lambda_max"],
+        "dpi": config["figures"]["dpi"],
+    }
 
 
 def figure_arch_labels():

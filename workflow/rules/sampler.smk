@@ -8,8 +8,8 @@ use rule finetune as finetune_budget with:
     input:
         unpack(budget_inputs),
     output:
-        traces="results/sampler/{dataset}/{arch}/{sampler}/seed{seed}/traces.npz",
-        metrics="results/sampler/{dataset}/{arch}/{sampler}/seed{seed}/metrics.csv",
+        traces=paths.BUDGET_TRACES,
+        metrics=paths.BUDGET_METRICS,
     log:
         "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
     benchmark:
@@ -18,30 +18,31 @@ use rule finetune as finetune_budget with:
         arch=arch_spec,
         train=result_train_params(config),
         sampler=sampler_spec,
-        checkpoint="results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt",
+        checkpoint=paths.BUDGET_CHECKPOINT,
 
 
 rule compare_samplers:
+    """F6: spaced minus random per architecture, paired by seed; curves and coverage."""
     input:
-        traces=sampler_traces_for_dataset,
-        metrics=sampler_metrics_for_dataset,
+        traces=sampler_files(paths.BUDGET_TRACES),
+        metrics=sampler_files(paths.BUDGET_METRICS),
     output:
         comparison=report(
-            "results/sampler/{dataset}/comparison.csv",
+            paths.fill(paths.SAMPLER, table="comparison"),
             caption="../report/sampler_table.rst",
             category="F6 spaced repetition",
         ),
-        curves="results/sampler/{dataset}/curves.csv",
-        summary="results/sampler/{dataset}/summary.csv",
+        curves=paths.fill(paths.SAMPLER, table="curves"),
+        summary=paths.fill(paths.SAMPLER, table="summary"),
     log:
         "logs/compare_samplers/{dataset}.log",
     benchmark:
         "benchmarks/compare_samplers/{dataset}.tsv"
     conda:
-        "../../envs/torch.yaml"  # sampler.py uses torch
+        "../../envs/analysis.yaml"
     params:
         runs=sampler_run_keys,
-        stats=config["stats"],
         trace=primary_trace(),
+        margin=config["sampler"]["margin"],
     script:
         "../../scripts/compare_samplers.py"

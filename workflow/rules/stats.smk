@@ -1,21 +1,14 @@
-# Statistics of every finding per dataset (METHOD.md section 7) and the findings table.
+# Statistics of every finding per dataset (METHOD section 7) and the findings table.
 
 
 rule dataset_stats:
+    """Every statistics table of one dataset: the registry's findings with their nulls."""
     input:
-        fits=fits_for_dataset,
-        traces=traces_for_dataset,
+        fits=run_files(paths.FITS),
+        traces=run_files(paths.TRACES),
+        nulls=run_files(paths.NULLS),
     output:
-        f1_jaccard="results/stats/{dataset}/f1_jaccard.csv",
-        f2_r2="results/stats/{dataset}/f2_r2.csv",
-        f3_seed_stability="results/stats/{dataset}/f3_seed_stability.csv",
-        f4_class="results/stats/{dataset}/f4_class.csv",
-        f4_class_similarity="results/stats/{dataset}/f4_class_similarity.csv",
-        f5_early_predictor="results/stats/{dataset}/f5_early_predictor.csv",
-        scores="results/stats/{dataset}/scores.csv",
-        status_counts="results/stats/{dataset}/status_counts.csv",
-        robustness="results/stats/{dataset}/robustness.csv",
-        summary="results/stats/{dataset}/summary.csv",
+        **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES},
     log:
         "logs/dataset_stats/{dataset}.log",
     benchmark:
@@ -26,18 +19,19 @@ rule dataset_stats:
         runs=run_keys_for_dataset,
         stats=config["stats"],
         primary=primary_trace(),
+        lambda_max=config["retention"]["lambda_max"],
     script:
         "../../scripts/compute_stats.py"
 
 
 rule findings:
+    """The findings table: verdicts, primary and exploratory rows of every dataset."""
     input:
         summaries=summary_tables(),
-        paper_values=PAPER_VALUES,
     output:
-        csv="results/findings.csv",
+        csv=paths.FINDINGS_CSV,
         md=report(
-            "results/findings.md",
+            paths.FINDINGS_MD,
             caption="../report/findings.rst",
             category="Findings",
         ),
@@ -47,5 +41,7 @@ rule findings:
         "benchmarks/findings/findings.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        study=study(),
     script:
         "../../scripts/make_findings.py"

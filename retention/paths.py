@@ -1,0 +1,45 @@
+"""Every path template of the workflow's files, declared once (docs/contracts.md).
+
+Relative to the study folder (Snakemake's working directory). The rules, their input
+functions and the scripts' standalone modes all format these; nothing else spells a path.
+"""
+
+RESULTS = "results"
+MANIFEST = "results/data/{dataset}/manifest.csv"
+IMAGES = "results/data/{dataset}/images.npy"
+RUN = "results/runs/{dataset}/{arch}/seed{seed}"
+TRACES = RUN + "/traces.npz"
+METRICS = RUN + "/metrics.csv"
+CHECKPOINT = "results/checkpoints/{dataset}/{arch}/seed{seed}.pt"
+FITS = "results/fits/{dataset}/{arch}/seed{seed}.parquet"
+NULLS = "results/nulls/{dataset}/{arch}/seed{seed}.parquet"
+STATS = "results/stats/{dataset}/{table}.csv"
+#: the tables of STATS, in the order they are written (docs/contracts.md)
+STATS_TABLES = (
+    "f1_jaccard", "f2_r2", "f3_seed_stability", "f4_class", "f4_class_similarity",
+    "f5_early_predictor", "scores", "bounds", "rank_scores", "status_counts", "robustness",
+    "summary",
+)
+BUDGET_RUN = "results/sampler/{dataset}/{arch}/{sampler}/seed{seed}"
+BUDGET_TRACES = BUDGET_RUN + "/traces.npz"
+BUDGET_METRICS = BUDGET_RUN + "/metrics.csv"
+BUDGET_CHECKPOINT = "results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt"
+SAMPLER = "results/sampler/{dataset}/{table}.csv"
+FINDINGS_CSV = "results/findings.csv"
+FINDINGS_MD = "results/findings.md"
+FIGURE = "results/figures/{name}.{ext}"
+DATASET_DOWNLOAD = "resources/datasets/{dataset}"
+WEIGHTS = "resources/weights/{arch}.safetensors"
+LOG = "logs/{rule}/{name}.log"
+BENCHMARK = "benchmarks/{rule}/{name}.tsv"
+
+
+def fill(template: str, **fields) -> str:
+    """``template`` with some of its fields filled and the others left as wildcards, so
+    that ``fill(STATS, table="summary")`` is ``results/stats/{dataset}/summary.csv``."""
+
+    class Keep(dict):
+        def __missing__(self, key):
+            return "{" + key + "}"
+
+    return template.format_map(Keep(fields))

@@ -1,0 +1,82 @@
+"""F3, seed stability: does a sample's score repeat across seeds? (METHOD section 7)
+
+For every pair of runs, the Spearman rho of the rank score over the samples eligible in
+both (ties averaged). The mean over the seed pairs of one architecture, with a jackknife
+over seeds, is tested for equivalence to 0 (TOST against +- ``stats.equivalence_bound``:
+the paper's "not stable" claim) beside the usual test against 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from . import inference as inf
+from .config import StatsConfig
+from .estimate import Estimate
+from .pairs import PairMatrix, arch_pairs, needs_two_archs, pair_matrix, seed_estimate
+from .runs import RunStack, StatsInput, frame
+
+
+def rho_of(x: np.ndarray, y: np.ndarray) -> dict:
+    """Spearman rho and n over the samples finite in both (NaN when constant or < 3)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return {"value": np.nan, "n_samples": n}
+    return {"value": float(sps.spearmanr(x[ok], y[ok]).statistic), "n_samples": n}
+
+
+def pair_rhos(stack: RunStack, values: np.ndarray | None = None, key: str = "score") -> PairMatrix:
+    """Spearman of ``values`` (default: the rank score) for every pair of runs, over the
+    samples eligible in both (cached on the stack under ``key``)."""
+    v = stack.score if values is None else np.where(stack.eligible, values, np.nan)
+    return stack.cached(("rho_pairs", key), lambda: pair_matrix(stack, lambda i, j: rho_of(v[i], v[j])))
+
+
+def within(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """F3 primary: mean seed-pair Spearman of the rank score per architecture; p: TOST
+    against +- equivalence_bound (``p_zero``: t test against 0)."""
+    stack = data.stack
+    pm = pair_rhos(stack)
+    out = []
+    for arch in stack.archs:
+        est, jk = seed_estimate(stack, pm, "within", arch)
+        est.extra = {"bound": cfg.equivalence_bound}
+        if np.isfinite(jk.se):
+            est.p_value = inf.tost_p(jk.estimate, jk.se, jk.df, cfg.equivalence_bound)
+            est.test = f"TOST over seeds (jackknife t): |rho| < {cfg.equivalence_bound:g}"
+            est.extra["p_zero"] = inf.t_p(jk.estimate, jk.se, jk.df)
+        elif not np.isfinite(est.value):
+            est.note = est.note or f"needs two seeds of {arch}"
+        out.append(est)
+    return out
+
+
+def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """Mean Spearman of the rank score between the seeds of two architectures (jackknife
+    over seeds, t test against 0)."""
+    stack = data.stack
+    note = needs_two_archs(stack)
+    if note:
+        return [Estimate(arch=stack.archs[0], note=note)]
+    pm = pair_rhos(stack)
+    out = []
+    for a, b in arch_pairs(stack):
+        est, jk = seed_estimate(stack, pm, "cross", a, b)
+        if np.isfinite(jk.se):
+            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
+        out.append(est)
+    return out
+
+
+def detail_table(stack: RunStack) -> pd.DataFrame:
+    """Every pair of runs' Spearman of the rank score (f3_seed_stability.csv)."""
+    pm = pair_rhos(stack)
+    rows = []
+    for i, j in pm.pairs(stack):
+        (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
+        rows.append({"kind": "within_pair" if a == b else "cross_pair", "arch": a, "seed": sa, "arch_b": b,
+                     "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
+    return frame(rows, ["kind", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "f3_seed_stability")

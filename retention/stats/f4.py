@@ -1,0 +1,243 @@
+"""F4, class level: is class forgetting consistent, and does it track visual similarity?
+
+A class's forgetting in a run is the mean rank score of its eligible samples. Its
+consistency is the Spearman of the class vectors of two runs, averaged over seed pairs
+(jackknife over seeds). Visual similarity (METHOD section 7): each class's largest
+off-diagonal held-out confusion rate at the last epoch, and the cosine of its nearest
+class centroid in the penultimate features at t = 0; class forgetting (mean over an
+architecture's seeds) is correlated with each over classes (p by permutation below
+``stats.spearman_permutation_below`` classes; unit: class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import inference as inf
+from .config import StatsConfig, rng_for
+from .correlation import spearman
+from .estimate import Estimate
+from .f3 import rho_of
+from .pairs import arch_pairs, needs_two_archs, pair_matrix, seed_estimate
+from .runs import RunStack, StatsInput, frame, masked_mean
+from ..errors import DataError
+
+MEASURES = {"max_confusion": "held-out confusion", "nearest_cosine": "centroid cosine"}
+
+
+@dataclass(frozen=True)
+class RunClassInfo:
+    """Class-level similarity of one run (from its traces.npz).
+
+    confusion: (C, C) held-out confusion rates at the last epoch, row = true class, rows
+    normalised (NaN for a class without held-out samples). centroid_cosine: (C, C)
+    cosine similarity of the class centroids of penultimate features at t = 0.
+    """
+
+    class_names: tuple
+    confusion: np.ndarray
+    centroid_cosine: np.ndarray
+
+
+def class_similarity(heldout_label, heldout_pred, centroid_cosine, class_names: Sequence[str]) -> RunClassInfo:
+    """Held-out confusion rates from labels and predictions (one epoch) and the centroid
+    cosine matrix, as a :class:`RunClassInfo`."""
+    names = tuple(str(c) for c in class_names)
+    c = len(names)
+    label = np.asarray(heldout_label, np.int64).ravel()
+    pred = np.asarray(heldout_pred, np.int64).ravel()
+    cos = np.asarray(centroid_cosine, float)
+    if label.shape != pred.shape:
+        raise DataError(f"heldout_label {label.shape} and heldout_pred {pred.shape} differ in length")
+    for name, v in (("heldout_label", label), ("heldout_pred", pred)):
+        if v.size and (v.min() < 0 or v.max() >= c):
+            raise DataError(f"{name} has values outside 0..{c - 1} (there are {c} class_names)")
+    if cos.shape != (c, c):
+        raise DataError(f"class_centroid_cosine has shape {cos.shape}, expected ({c}, {c})")
+    counts = np.bincount(label * c + pred, minlength=c * c).reshape(c, c).astype(float)
+    totals = counts.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
+    return RunClassInfo(names, rates, cos)
+
+
+def class_info_from_traces(arrays: Mapping[str, np.ndarray], run: str = "") -> RunClassInfo:
+    """:func:`class_similarity` from the arrays of one ``traces.npz``: held-out
+    predictions at the last epoch (largest ``t``)."""
+    where = f" of run {run}" if run else ""
+    keys = ("t", "class_names", "heldout_label", "heldout_pred", "class_centroid_cosine")
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise DataError(f"traces.npz{where} lacks key(s) {missing}; see docs/contracts.md 'traces.npz'")
+    t = np.asarray(arrays["t"])
+    pred = np.asarray(arrays["heldout_pred"])
+    if pred.ndim != 2 or pred.shape[1] != t.size:
+        raise DataError(f"traces.npz{where}: heldout_pred has shape {pred.shape}, expected (N, {t.size})")
+    return class_similarity(
+        arrays["heldout_label"], pred[:, int(np.argmax(t))], arrays["class_centroid_cosine"],
+        [str(c) for c in np.asarray(arrays["class_names"])],
+    )
+
+
+def off_diagonal_max(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest off-diagonal entry of each row and its column (-1 where none)."""
+    m = np.array(mat, dtype=float)
+    c = m.shape[0]
+    if c < 2:
+        return np.full(c, np.nan), np.full(c, -1)
+    np.fill_diagonal(m, -np.inf)
+    m[np.isnan(m)] = -np.inf
+    arg = m.argmax(1)
+    best = m[np.arange(c), arg]
+    ok = np.isfinite(best)
+    return np.where(ok, best, np.nan), np.where(ok, arg, -1)
+
+
+def class_means(stack: RunStack, n_classes: int) -> np.ndarray:
+    """Mean rank score per class per run (runs, classes) over eligible samples; NaN where
+    a class has none."""
+    lab = stack.label
+    if lab.size and (lab.min() < 0 or lab.max() >= n_classes):
+        raise DataError(f"fits labels range {lab.min()}..{lab.max()} but there are {n_classes} classes")
+
+    def compute():
+        out = np.full((len(stack.runs), n_classes), np.nan)
+        for i in range(len(stack.runs)):
+            el = stack.eligible[i]
+            total = np.bincount(lab[el], weights=stack.score[i][el], minlength=n_classes)
+            count = np.bincount(lab[el], minlength=n_classes)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[i] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return out
+
+    return stack.cached(("class_means", n_classes), compute)
+
+
+def _class_pairs(data: StatsInput):
+    means = class_means(data.stack, len(data.class_names))
+    return data.stack.cached(("class_pairs",), lambda: pair_matrix(data.stack, lambda i, j: rho_of(means[i], means[j])))
+
+
+def extreme_classes(pooled: np.ndarray, names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Names of the most and least forgotten classes (up to 5 each, at most half)."""
+    order = [k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])]
+    n = max(1, min(5, len(names) // 2))
+    top = order[:n]
+    bottom = [k for k in order[::-1][:n] if k not in top]
+    return [names[k] for k in top], [names[k] for k in bottom]
+
+
+def consistency(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """Mean Spearman of the class vectors of two seeds of each architecture (jackknife
+    over seeds, t test against 0); the most and least forgotten classes by name."""
+    stack, names = data.stack, list(data.class_names)
+    pm = _class_pairs(data)
+    means = class_means(stack, len(names))
+    out = []
+    for arch in stack.archs:
+        est, jk = seed_estimate(stack, pm, "within", arch)
+        top, bottom = extreme_classes(masked_mean(means[stack.run_index(arch)], np.ones_like(means[stack.run_index(arch)], bool)), names)
+        est.extra = {"n_classes": len(names), "most_forgotten": ", ".join(top), "least_forgotten": ", ".join(bottom)}
+        if np.isfinite(jk.se):
+            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
+        out.append(est)
+    return out
+
+
+def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """Mean Spearman of the class vectors of two architectures' seeds."""
+    stack = data.stack
+    note = needs_two_archs(stack)
+    if note:
+        return [Estimate(arch=stack.archs[0], note=note)]
+    pm = _class_pairs(data)
+    out = []
+    for a, b in arch_pairs(stack):
+        est, jk = seed_estimate(stack, pm, "cross", a, b)
+        if np.isfinite(jk.se):
+            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
+        out.append(est)
+    return out
+
+
+def arch_similarity(data: StatsInput, arch: str) -> dict[str, np.ndarray]:
+    """Per class, over an architecture's runs: mean forgetting, mean largest confusion
+    (and with which class), mean cosine to the nearest centroid (and which)."""
+    stack, names = data.stack, list(data.class_names)
+    idx = stack.run_index(arch)
+    means = class_means(stack, len(names))
+    conf = np.nanmean(np.stack([data.class_infos[i].confusion for i in idx]), axis=0)
+    cos = np.mean(np.stack([data.class_infos[i].centroid_cosine for i in idx]), axis=0)
+    mc, cw = off_diagonal_max(conf)
+    nc, nn = off_diagonal_max(cos)
+    return {"forgetting": masked_mean(means[idx], np.ones_like(means[idx], bool)), "max_confusion": mc,
+            "confused_with": cw, "nearest_cosine": nc, "nearest_class": nn}
+
+
+def similarity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """Spearman over classes of class forgetting against each similarity measure, per
+    architecture (bootstrap over classes; p by permutation below the threshold)."""
+    stack = data.stack
+    if data.class_infos is None or any(ci is None for ci in data.class_infos):
+        return [Estimate(arch=a, note="class similarity needs every run's traces.npz") for a in stack.archs]
+    out = []
+    for arch in stack.archs:
+        sim = arch_similarity(data, arch)
+        for measure in MEASURES:
+            rho, p, n = spearman(sim["forgetting"], sim[measure], cfg)
+            est = Estimate(arch=arch, case=MEASURES[measure], value=rho, p_value=p, n_runs=len(stack.run_index(arch)),
+                           n_samples=int(stack.eligible[stack.run_index(arch)].any(0).sum()),
+                           test=f"Spearman over {n} classes" + (" (permutation p)" if n < cfg.spearman_permutation_below else ""),
+                           extra={"n_classes": n})
+            ok = np.isfinite(sim["forgetting"]) & np.isfinite(sim[measure])
+            if n >= 3 and np.isfinite(rho):
+                rng = rng_for(cfg, "f4_sim", stack.trace, stack.score_name, arch, measure)
+                idx = rng.integers(0, n, size=(cfg.bootstrap, n))
+                x, y = sim["forgetting"][ok], sim[measure][ok]
+                boot = [rho_of(x[k], y[k])["value"] for k in idx]
+                est.ci_low, est.ci_high = inf.percentile_interval(boot)
+                est.interval = f"bootstrap over classes (B = {cfg.bootstrap})"
+            out.append(est)
+    return out
+
+
+def detail_tables(data: StatsInput) -> dict[str, pd.DataFrame]:
+    """f4_class.csv (mean score per class per run and per architecture, class-vector
+    Spearman of every pair of runs) and f4_class_similarity.csv (per class and arch)."""
+    stack, names = data.stack, list(data.class_names)
+    means = class_means(stack, len(names))
+    rows = []
+    for i, (arch, seed) in enumerate(stack.runs):
+        for k, name in enumerate(names):
+            rows.append({"kind": "run_class", "arch": arch, "seed": seed, "class_index": k, "class_name": name,
+                         "value": means[i, k], "n_samples": int(((stack.label == k) & stack.eligible[i]).sum())})
+    for arch in stack.archs:
+        idx = stack.run_index(arch)
+        pooled = masked_mean(means[idx], np.ones_like(means[idx], bool))
+        order = [k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])]
+        for k, name in enumerate(names):
+            rows.append({"kind": "arch_class", "arch": arch, "class_index": k, "class_name": name, "value": pooled[k],
+                         "rank": order.index(k) + 1 if k in order else None,
+                         "n_samples": int(((stack.label == k) & stack.eligible[idx]).sum())})
+    pm = _class_pairs(data)
+    for i, j in pm.pairs(stack):
+        (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
+        rows.append({"kind": "within_pair" if a == b else "cross_pair", "arch": a, "seed": sa, "arch_b": b,
+                     "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
+    cls = frame(rows, ["kind", "arch", "seed", "arch_b", "seed_b", "class_index", "class_name", "value", "rank", "n_samples"], "f4_class")
+    sim_rows = []
+    if data.class_infos is not None and all(ci is not None for ci in data.class_infos):
+        for arch in stack.archs:
+            sim = arch_similarity(data, arch)
+            for k, name in enumerate(names):
+                sim_rows.append({"arch": arch, "class_index": k, "class_name": name, "forgetting": sim["forgetting"][k],
+                                 "max_confusion": sim["max_confusion"][k],
+                                 "confused_with": names[sim["confused_with"][k]] if sim["confused_with"][k] >= 0 else "",
+                                 "nearest_cosine": sim["nearest_cosine"][k],
+                                 "nearest_class": names[sim["nearest_class"][k]] if sim["nearest_class"][k] >= 0 else ""})
+    columns = ["arch", "class_index", "class_name", "forgetting", "max_confusion", "confused_with", "nearest_cosine", "nearest_class"]
+    return {"f4_class": cls, "f4_class_similarity": frame(sim_rows, columns, "f4_class_similarity")}

@@ -1,0 +1,135 @@
+"""Statistics of pairs of runs, aggregated with seeds as the unit of replication.
+
+A pair statistic (a Jaccard of two runs' top sets, a Spearman of their scores) is computed
+for every pair of runs. Means over within-architecture pairs, over cross-architecture
+pairs, and their difference, are functions of the seeds: pairs that share a seed are not
+independent, so their interval and test come from a jackknife over seeds (each
+replicate leaves one seed out: both architectures' runs of that seed), with Student's t
+on (seeds - 1) degrees of freedom (:mod:`retention.stats.inference`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import inference as inf
+from .estimate import Estimate
+from .runs import RunStack
+
+
+@dataclass(frozen=True)
+class PairMatrix:
+    """A statistic for every pair of runs (R x R, NaN on the diagonal and where
+    undefined), the samples behind each pair, and extra per-pair columns."""
+
+    value: np.ndarray
+    n: np.ndarray
+    extra: dict
+
+    def pairs(self, stack: RunStack):
+        """(i, j) of every pair of runs, i < j."""
+        return itertools.combinations(range(len(stack.runs)), 2)
+
+
+def pair_matrix(stack: RunStack, fn: Callable[[int, int], dict]) -> PairMatrix:
+    """``fn(i, j)`` -> {"value", "n_samples", ...} for every pair of runs i < j."""
+    r = len(stack.runs)
+    value, n, extra = np.full((r, r), np.nan), np.zeros((r, r), dtype=np.int64), {}
+    for i, j in itertools.combinations(range(r), 2):
+        res = fn(i, j)
+        value[i, j] = value[j, i] = res["value"]
+        n[i, j] = n[j, i] = res["n_samples"]
+        extra[(i, j)] = {k: v for k, v in res.items() if k not in ("value", "n_samples")}
+    return PairMatrix(value, n, extra)
+
+
+def _mean_over(mat: np.ndarray, rows: list[int], cols: list[int] | None) -> float:
+    """Mean of mat over pairs of ``rows`` (within) or rows x cols (cross), ignoring NaN."""
+    if cols is None:
+        vals = [mat[i, j] for i, j in itertools.combinations(rows, 2)]
+    else:
+        vals = [mat[i, j] for i in rows for j in cols]
+    vals = np.asarray(vals, dtype=float)
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if vals.size else math.nan
+
+
+def _runs_of(stack: RunStack, arch: str, keep: np.ndarray | None = None) -> list[int]:
+    seeds = stack.seeds
+    out = []
+    for i in stack.run_index(arch):
+        if keep is None or keep[seeds.index(stack.runs[i][1])]:
+            out.append(i)
+    return out
+
+
+def seed_statistic(stack: RunStack, mat: np.ndarray, kind: str, arch: str, arch_b: str = "") -> Callable:
+    """statistic(keep) over the seeds kept: ``within`` (mean over pairs of arch),
+    ``cross`` (mean over arch x arch_b pairs) or ``difference`` (mean over the within
+    pairs of both architectures minus the cross mean)."""
+
+    def statistic(keep: np.ndarray) -> float:
+        a = _runs_of(stack, arch, keep)
+        if kind == "within":
+            return _mean_over(mat, a, None)
+        b = _runs_of(stack, arch_b, keep)
+        cross = _mean_over(mat, a, b)
+        if kind == "cross":
+            return cross
+        within = [mat[i, j] for runs in (a, b) for i, j in itertools.combinations(runs, 2)]
+        within = np.asarray(within, dtype=float)
+        within = within[np.isfinite(within)]
+        return float(within.mean()) - cross if within.size else math.nan
+
+    return statistic
+
+
+def seed_estimate(stack: RunStack, pm: PairMatrix, kind: str, arch: str, arch_b: str = "") -> tuple[Estimate, inf.Jackknife]:
+    """The seed-level mean of a pair statistic (see :func:`seed_statistic`) with its
+    jackknife-over-seeds standard error and t interval; ``n_samples`` counts the samples
+    behind the pairs used (the largest pair), ``n_runs`` the runs."""
+    jk = inf.jackknife(len(stack.seeds), seed_statistic(stack, pm.value, kind, arch, arch_b))
+    runs = _runs_of(stack, arch) + (_runs_of(stack, arch_b) if arch_b else [])
+    used = [pm.n[i, j] for i, j in itertools.combinations(runs, 2)]
+    est = Estimate(
+        arch=arch,
+        arch_b=arch_b,
+        value=jk.estimate,
+        n_samples=int(max(used)) if used else 0,
+        n_runs=len(runs),
+    )
+    if np.isfinite(jk.se):
+        est.ci_low, est.ci_high = inf.t_ci(jk.estimate, jk.se, jk.df)
+        est.interval = f"t over {jk.n_units} seeds (jackknife)"
+    elif np.isfinite(jk.estimate):
+        if jk.n_units < 3:
+            est.note = f"interval needs at least 3 seeds (the grid has {jk.n_units})"
+        else:
+            undefined = int(np.sum(~np.isfinite(jk.replicates)))
+            est.note = f"no interval: {undefined} of {jk.n_units} leave-one-seed-out replicates are undefined"
+            est.note += f" ({pm_reason(pm)})" if pm_reason(pm) else ""
+    return est, jk
+
+
+def pm_reason(pm: PairMatrix) -> str:
+    """The first reason a pair statistic gave for being undefined, and how many pairs are."""
+    notes = [e.get("note", "") for e in pm.extra.values() if e.get("note")]
+    return f"{len(notes)} pair(s) undefined, e.g. {notes[0]}" if notes else ""
+
+
+def needs_two_archs(stack: RunStack) -> str:
+    """The note of a cross-architecture row the grid cannot support ("" when it can)."""
+    archs = stack.archs
+    if len(archs) >= 2:
+        return ""
+    return f"needs two architectures; the grid has {len(archs)} ({', '.join(archs)})"
+
+
+def arch_pairs(stack: RunStack) -> list[tuple[str, str]]:
+    """Every pair of architectures, in config order."""
+    return list(itertools.combinations(stack.archs, 2))

@@ -1,0 +1,56 @@
+"""Fit the null runs of one run: traces.npz -> the null fits table (METHOD section 7a).
+
+``stats.null_draws`` memoryless versions of the run per null kind (iid, shuffle: each
+sample's record after its learning point redrawn from its own post-learning epochs),
+fitted by the same code as the run, for the primary trace definition. Rule fit_nulls, or:
+    python scripts/fit_nulls.py traces.npz nulls.parquet --trace since_learned --draws 20
+"""
+
+import argparse
+import logging
+import time
+
+import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention import io, nulls
+from retention.fit import LAMBDA_MAX
+from retention.traces import load_traces, parse_label
+
+log = logging.getLogger("retention.fit_nulls")
+
+
+def run(traces_path, out_path, primary, draws, seed, run_name, min_points=3, lambda_max=LAMBDA_MAX):
+    """Load, draw and fit the null runs, write the table atomically."""
+    parse_label(primary)
+    start = time.perf_counter()
+    traces = load_traces(traces_path, run_name)
+    table = nulls.null_fit_table(traces, primary, int(draws), int(seed), traces.run_name, int(min_points), float(lambda_max))
+    io.save_table(out_path, table)
+    log.info("%s: %d null draws x %d kinds, %d rows, %.1f s", traces.run_name, draws, len(nulls.KINDS), len(table),
+             time.perf_counter() - start)
+
+
+def main():
+    if "snakemake" in globals():
+        sm = snakemake  # noqa: F821
+        io.setup_logging(sm.log[0])
+        w, r = sm.wildcards, sm.params.retention
+        run(sm.input.traces, sm.output.nulls, sm.params.primary, sm.params.draws, sm.params.seed,
+            f"{w.dataset}/{w.arch}/seed{w.seed}", r["min_points"], r["lambda_max"])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("traces", help="a run's traces.npz")
+    ap.add_argument("output", help="the null fits table to write (.parquet or .csv)")
+    ap.add_argument("--trace", default="since_learned", help="the primary trace label (default since_learned)")
+    ap.add_argument("--draws", type=int, default=20, help="null runs per kind (default 20)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-name", help="the run's name: seeds its draws (default: from the path)")
+    ap.add_argument("--min-points", type=int, default=3)
+    ap.add_argument("--lambda-max", type=float, default=LAMBDA_MAX)
+    ap.add_argument("--log")
+    args = ap.parse_args()
+    io.setup_logging(args.log)
+    run(args.traces, args.output, args.trace, args.draws, args.seed, args.run_name, args.min_points, args.lambda_max)
+
+
+if __name__ == "__main__":
+    io.run_main(main)
