@@ -42,6 +42,8 @@ def free_space(path: str | os.PathLike) -> str:
     path = Path(path).absolute()
     for folder in (path, *path.parents):
         try:
+            if not folder.is_dir():
+                continue
             usage = shutil.disk_usage(folder)
         except OSError:
             continue
