@@ -205,16 +205,87 @@ def list_octdl(root: str | os.PathLike) -> pd.DataFrame:
     )
 
 
-def list_imagefolder(root: str | os.PathLike) -> pd.DataFrame:
-    """A ``root/<class>/<image>`` tree; classes sorted by name, sample_id by sorted path."""
+def _images_below(folder: Path) -> list[Path]:
+    """Every image file below ``folder``, sorted; hidden files and folders ('.name') skipped.
+
+    A folder that cannot be read raises DataError naming it (never a silently shorter list).
+    """
+
+    def fail(err: OSError) -> None:
+        raise DataError(
+            f"cannot read the folder {err.filename}: {err.strerror}; fix its permissions "
+            "(the images below it would be left out)"
+        )
+
+    found = []
+    for top, dirs, files in os.walk(folder, onerror=fail):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [
+            Path(top, f)
+            for f in files
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    return sorted(found)
+
+
+def _check_layout(root: Path, images: dict[str, list[Path]]) -> None:
+    """DataError when the class folders look like ``<split>/<class>`` or there is one."""
+    nested = {}  # class folder without images of its own -> its subfolders with images
+    for name, paths in images.items():
+        parts = [p.relative_to(root / name).parts for p in paths]
+        if paths and all(len(q) > 1 for q in parts):
+            nested[name] = sorted({q[0] for q in parts})
+    shared = sorted(set.intersection(*map(set, nested.values()))) if len(nested) > 1 else []
+    if shared:
+        raise DataError(
+            f"imagefolder root {root} looks like <split>/<class>: the folders "
+            f"{', '.join(map(repr, nested))} hold no images of their own but share the "
+            f"subfolders {', '.join(map(repr, shared[:5]))}; point the dataset's path at a "
+            "folder whose subfolders are the classes (the workflow makes its own split)"
+        )
+    if len(images) == 1 and nested:
+        [(name, subs)] = nested.items()
+        raise DataError(
+            f"imagefolder root {root} has one class folder, '{name}', whose images are in "
+            f"its subfolders {', '.join(map(repr, subs[:5]))}; point the dataset's path at "
+            f"{root / name} if those are the classes"
+        )
+
+
+def list_imagefolder(root: str | os.PathLike, skip_empty_classes: bool = False) -> pd.DataFrame:
+    """A ``root/<class>/<image>`` tree; classes sorted by name, sample_id by sorted path.
+
+    Images in subfolders of a class folder belong to the class (as in torchvision's
+    ImageFolder); hidden files and folders are ignored. DataError, naming the folder, for
+    a folder that cannot be read, a ``<split>/<class>`` layout and a class folder without
+    images (left out with a warning when ``skip_empty_classes``). Image files directly in
+    ``root`` belong to no class: left out with a warning.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"imagefolder root {root} is not a directory")
-    rows = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                rows.append((class_dir.name, str(path)))
+    try:
+        entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise DataError(f"cannot read imagefolder root {root}: {err.strerror}") from err
+    loose = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if loose:
+        log.warning(
+            "%d image file(s) directly in %s (e.g. %s) are in no class folder; left out",
+            len(loose), root, loose[0].name,
+        )
+    images = {p.name: _images_below(p) for p in entries if p.is_dir()}
+    _check_layout(root, images)
+    empty = [name for name, paths in images.items() if not paths]
+    if empty and not skip_empty_classes:
+        raise DataError(
+            f"class folder(s) {', '.join(str(root / n) for n in empty[:5])} hold no image "
+            f"files ({', '.join(sorted(IMAGE_SUFFIXES))}); add images, remove the folder, or "
+            "set data.skip_empty_classes: true to leave such folders out"
+        )
+    for name in empty:
+        log.warning("skipped the empty class folder %s (data.skip_empty_classes)", root / name)
+    rows = [(name, str(path)) for name, paths in images.items() for path in paths]
     if not rows:
         raise DataError(f"imagefolder root {root} holds no <class>/<image> files")
     classes = sorted({c for c, _ in rows})
@@ -236,6 +307,7 @@ def list_samples(
     path: str | os.PathLike | None = None,
     imbalance_ratio: float = 56.0,
     split_seed: int = 0,
+    skip_empty_classes: bool = False,
 ) -> pd.DataFrame:
     """List a dataset's images (manifest columns; ``split`` empty where not official)."""
     if source == "digits":
@@ -246,9 +318,9 @@ def list_samples(
         raise DataError(f"unknown dataset source '{source}' (one of {', '.join(SOURCES)})")
     if path is None:
         raise DataError(f"dataset source '{source}' needs a 'path'")
-    return {"imagefolder": list_imagefolder, "cub200": list_cub200, "octdl": list_octdl}[source](
-        path
-    )
+    if source == "imagefolder":
+        return list_imagefolder(path, skip_empty_classes)
+    return {"cub200": list_cub200, "octdl": list_octdl}[source](path)
 
 
 # ----------------------------------------------------------------------------- split
@@ -352,6 +424,30 @@ def decode_images(
     return PreparedDataset(manifest, images, [decoded[i] for i in bad])
 
 
+def check_classes(
+    manifest: pd.DataFrame, classes: pd.Series, min_per_class: int, where: str
+) -> None:
+    """DataError unless ``classes`` (label -> class name) are two or more and each has at
+    least ``min_per_class`` train images in ``manifest``; ``where`` names the dataset."""
+    if len(classes) < 2:
+        names = ", ".join(f"'{c}'" for c in classes) or "none"
+        raise DataError(
+            f"{where} has {len(classes)} class(es) ({names}); the analysis needs at least 2"
+        )
+    splits = manifest.groupby(["label", "split"]).size().unstack(fill_value=0)
+    train = splits.get("train", pd.Series(dtype=int)).reindex(classes.index, fill_value=0)
+    short = train[train < min_per_class]
+    if len(short):
+        label = short.index[0]
+        held = int(splits.get("heldout", pd.Series(dtype=int)).get(label, 0))
+        raise DataError(
+            f"{where}: class '{classes[label]}' has {short.iloc[0]} training image(s) after "
+            f"the split ({held} held out; {len(short)} class(es) below data.min_per_class = "
+            f"{min_per_class}); add images, lower heldout_fraction or data.min_per_class, "
+            "or remove the class"
+        )
+
+
 def prepare_dataset(
     source: str,
     path: str | os.PathLike | None,
@@ -361,14 +457,25 @@ def prepare_dataset(
     imbalance_ratio: float = 56.0,
     skip_corrupt: bool = False,
     workers: int = 1,
+    min_per_class: int = 2,
+    skip_empty_classes: bool = False,
 ) -> PreparedDataset:
-    """List, split and decode a dataset (see the module docstring)."""
-    listing = list_samples(source, path, imbalance_ratio, split_seed)
+    """List, split and decode a dataset (see the module docstring).
+
+    Stops with DataError before decoding, and again after skipping unreadable images,
+    unless there are two or more classes with ``min_per_class`` train images each.
+    """
+    where = f"dataset '{source}'" + (f" at {path}" if path is not None else "")
+    listing = list_samples(source, path, imbalance_ratio, split_seed, skip_empty_classes)
     listing = assign_split(listing, heldout_fraction, split_seed)
+    classes = listing.drop_duplicates("label").set_index("label")["class_name"].sort_index()
+    check_classes(listing, classes, min_per_class, where)
     prepared = decode_images(listing, storage_size, skip_corrupt, workers)
+    if prepared.skipped:
+        check_classes(prepared.manifest, classes, min_per_class, where)
     for split in ("train", "heldout"):
         if not (prepared.manifest["split"] == split).any():
-            raise DataError(f"dataset '{source}' has no {split} samples after the split")
+            raise DataError(f"{where} has no {split} samples after the split")
     return prepared
 
 

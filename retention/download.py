@@ -3,47 +3,45 @@
 A dataset is a list of files (``DownloadSpec``), each fetched from the first source that
 works: a local ``archive`` the user already has, a local path among its ``urls``, or the
 HTTP(S) mirrors in order. A download goes to ``<file>.part`` and resumes with an HTTP
-``Range`` request after a dropped connection (from scratch when the server ignores the
-range). Every file is checked against its ``md5:`` or ``sha256:`` checksum before it is
-used; without a configured checksum its sha256 is logged so a user can pin it.
+``Range`` request (``If-Range`` with the server's validator, so a file changed upstream
+starts over) after a dropped connection, and across processes: ``fetch_dataset`` keeps
+a dataset's downloads in progress at a stable path per file and checksum (or URL),
+``<datasets>/.partial/<dataset>/``, so a rerun after a crash or kill -9 continues where
+the last run stopped. Every file is checked against its ``md5:`` or ``sha256:``
+checksum before it is used; without a configured checksum its sha256 is logged so a
+user can pin it.
 
-Archives (tar of any compression, zip) are extracted member by member after refusing
-absolute paths, ``..``, links and device files. The whole tree is assembled in a
-temporary directory beside the destination and renamed into place, so the destination
-either holds the complete dataset or does not exist.
+Archives are extracted safely (``retention.archive``) into a scratch folder beside the
+destination that is renamed into place, so the destination either holds the complete
+dataset or does not exist. Scratch folders of killed runs are removed by the next run.
 """
 
 from __future__ import annotations
 
-import gzip
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import shutil
-import stat
-import tarfile
+import socket
 import tempfile
-import time
-import zipfile
-import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
+from .archive import CHUNK_BYTES, extract_archive
 from .errors import ConfigError, DownloadError
+from .transfer import DEFAULT_MAX_BYTES, download_file
 
 log = logging.getLogger("retention.download")
 
-#: Default size sanity limit of one file, in bytes (CUB-200-2011 is about 1.15 GB).
-DEFAULT_MAX_BYTES = 16 * 1024**3
-CHUNK_BYTES = 1 << 20
-_NET_CHUNK_BYTES = 1 << 16
+#: Folder beside the datasets that holds their downloads in progress, one folder each.
+PARTIAL_DIR = ".partial"
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
 _SPEC_KEYS = {"file", "url", "checksum", "extract", "max_bytes", "archive"}
-_TAR_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tbz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz")
-_USER_AGENT = "retention/0.1 (research dataset download; python-requests)"
 
 
 @dataclass(frozen=True)
@@ -208,301 +206,17 @@ def verify_checksum(path: str | os.PathLike, checksum: str | None, source: str =
     return f"sha256:{sha256}"
 
 
-# ------------------------------------------------------------------------- download
-
-
-class _Retry(Exception):
-    """A failure worth another attempt (connection dropped, 5xx, truncated body)."""
-
-
-class _Skip(Exception):
-    """A failure of this URL that another attempt will not fix (404, size limit)."""
-
-
-def _content_range(value: str | None) -> tuple[int, int | None]:
-    """Parse ``bytes start-end/total`` into (start, total or None)."""
-    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
-    if not match:
-        raise _Retry(f"unparseable Content-Range {value!r}")
-    total = None if match.group(3) == "*" else int(match.group(3))
-    return int(match.group(1)), total
-
-
-def _fetch_once(
-    session, url: str, part: Path, max_bytes: int, timeout: float, progress: bool
-) -> None:
-    """One HTTP GET of ``url`` into ``part``, resuming from its current size."""
-    import requests
-    from tqdm import tqdm
-
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Accept-Encoding": "identity", "User-Agent": _USER_AGENT}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    total: int | None = None
-    try:
-        with session.get(url, headers=headers, stream=True, timeout=(timeout, timeout)) as resp:
-            code = resp.status_code
-            if code == 416 and have:
-                part.unlink()
-                raise _Retry("server refused the resume range; restarting from scratch")
-            if code in (408, 425, 429) or code >= 500:
-                raise _Retry(f"HTTP {code} {resp.reason}")
-            if code >= 400:
-                raise _Skip(f"HTTP {code} {resp.reason}")
-            if code == 206:
-                start, total = _content_range(resp.headers.get("Content-Range"))
-                if start != have:
-                    part.unlink(missing_ok=True)
-                    raise _Retry(f"server resumed at byte {start}, not {have}; restarting")
-                mode = "ab"
-                if have:
-                    log.info("resuming %s at byte %d", part.name, have)
-            else:
-                if have:
-                    log.info("server ignored the Range request; restarting %s from scratch", url)
-                have, mode = 0, "wb"
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-            if total is not None and total > max_bytes:
-                part.unlink(missing_ok=True)
-                raise _Skip(f"it announces {total} bytes, over the max_bytes limit of {max_bytes}")
-            # Our own length check below keeps the bytes of a short body for the resume
-            # (urllib3's check would raise and drop the last partial chunk).
-            if hasattr(resp.raw, "enforce_content_length"):
-                resp.raw.enforce_content_length = False
-            with (
-                open(part, mode) as fh,
-                tqdm(
-                    total=total,
-                    initial=have,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=part.name[: -len(".part")],
-                    disable=not progress,
-                    mininterval=1.0,
-                    leave=False,
-                ) as bar,
-            ):
-                for chunk in resp.iter_content(_NET_CHUNK_BYTES):
-                    fh.write(chunk)
-                    have += len(chunk)
-                    bar.update(len(chunk))
-                    if have > max_bytes:
-                        raise _Skip(f"it sent more than the max_bytes limit of {max_bytes} bytes")
-    except _Skip:
-        part.unlink(missing_ok=True)
-        raise
-    except requests.exceptions.RequestException as err:
-        if isinstance(
-            err,
-            (
-                requests.exceptions.InvalidURL,
-                requests.exceptions.InvalidSchema,
-                requests.exceptions.MissingSchema,
-            ),
-        ):
-            raise _Skip(f"invalid URL: {err}") from err
-        if total is not None:
-            raise _Retry(
-                f"truncated: received {have} of {total} bytes ({type(err).__name__}: {err})"
-            ) from err
-        raise _Retry(f"connection failed after {have} bytes: {type(err).__name__}: {err}") from err
-    if total is not None and have < total:
-        raise _Retry(f"truncated: received {have} of {total} bytes")
-    if total is not None and have > total:
-        part.unlink(missing_ok=True)
-        raise _Retry(f"received {have} bytes, more than the announced {total}")
-
-
-def download_file(
-    urls: Sequence[str],
-    dest: str | os.PathLike,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    retries: int = 5,
-    timeout: float = 60.0,
-    backoff: float = 2.0,
-    progress: bool = True,
-    keep_partial: bool = False,
-) -> str:
-    """Download ``dest`` from the first of ``urls`` (mirrors) that delivers it whole.
-
-    Each of ``retries`` rounds tries every mirror still usable; a dropped connection
-    resumes from ``<dest>.part`` with an HTTP Range request. Waits ``backoff * round``
-    seconds between rounds. Returns the URL that succeeded. Raises DownloadError naming
-    the file, the URLs and the last error; the .part file is removed unless
-    ``keep_partial`` (a cache that a later run resumes).
-    """
-    import requests
-
-    if not urls:
-        raise DownloadError(f"no URL to download {Path(dest).name} from")
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    errors: dict[str, str] = {}
-    dead: set[str] = set()
-    with requests.Session() as session:
-        for attempt in range(1, retries + 1):
-            for url in urls:
-                if url in dead:
-                    continue
-                log.info(
-                    "downloading %s from %s (attempt %d of %d)", dest.name, url, attempt, retries
-                )
-                try:
-                    _fetch_once(session, url, part, max_bytes, timeout, progress)
-                except _Skip as err:
-                    dead.add(url)
-                    errors[url] = str(err)
-                    log.warning("%s from %s: %s; not retrying this URL", dest.name, url, err)
-                    continue
-                except _Retry as err:
-                    errors[url] = str(err)
-                    log.warning("%s from %s: %s", dest.name, url, err)
-                    continue
-                os.replace(part, dest)
-                log.info("downloaded %s (%d bytes) from %s", dest.name, dest.stat().st_size, url)
-                return url
-            if len(dead) == len(urls):
-                break
-            if attempt < retries and backoff > 0:
-                time.sleep(backoff * attempt)
-    if not keep_partial:
-        part.unlink(missing_ok=True)
-    detail = "; ".join(f"{url}: {msg}" for url, msg in errors.items())
-    raise DownloadError(f"could not download {dest.name} after {retries} attempt(s): {detail}")
-
-
-# ----------------------------------------------------------------------- extraction
-
-
-def _check_name(name: str, archive: str) -> PurePosixPath:
-    """Refuse an archive member name that is absolute or climbs out with '..'."""
-    if not name or "\x00" in name:
-        raise DownloadError(f"archive {archive}: member {name!r} has an empty or invalid name")
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
-        raise DownloadError(
-            f"archive {archive}: member '{name}' has an absolute path; refusing to extract it"
-        )
-    path = PurePosixPath(posix)
-    if ".." in path.parts:
-        raise DownloadError(
-            f"archive {archive}: member '{name}' contains '..' (path traversal); "
-            "refusing to extract it"
-        )
-    return path
-
-
-def _inside(root: Path, rel: PurePosixPath, archive: str, name: str) -> Path:
-    """``root / rel``, after checking it resolves inside ``root``."""
-    target = root.joinpath(*rel.parts)
-    if not target.resolve().is_relative_to(root.resolve()):
-        raise DownloadError(
-            f"archive {archive}: member '{name}' would be written outside the destination"
-        )
-    return target
-
-
-def _checked_tar_members(tf: tarfile.TarFile, archive: str) -> Iterator[tarfile.TarInfo]:
-    for member in tf:
-        _check_name(member.name, archive)
-        if member.issym() or member.islnk():
-            kind = "symbolic" if member.issym() else "hard"
-            raise DownloadError(
-                f"archive {archive}: member '{member.name}' is a {kind} link "
-                f"(to '{member.linkname}'); refusing to extract links"
-            )
-        if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-            raise DownloadError(
-                f"archive {archive}: member '{member.name}' is a device or fifo; "
-                "refusing to extract it"
-            )
-        if not (member.isfile() or member.isdir()):
-            raise DownloadError(
-                f"archive {archive}: member '{member.name}' is not a regular file or "
-                "directory; refusing to extract it"
-            )
-        yield member
-
-
-def _extract_tar(archive: Path, dest: Path) -> None:
-    try:
-        with tarfile.open(archive, "r:*") as tf:
-            tf.extractall(dest, members=_checked_tar_members(tf, archive.name), filter="data")
-    except tarfile.FilterError as err:  # belt and braces: the data filter's own refusal
-        raise DownloadError(f"archive {archive.name}: unsafe member refused: {err}") from err
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise DownloadError(f"archive {archive.name} is corrupt or truncated: {err}") from err
-
-
-def _extract_zip(archive: Path, dest: Path) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            checked = []
-            for info in infos:
-                rel = _check_name(info.filename, archive.name)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise DownloadError(
-                        f"archive {archive.name}: member '{info.filename}' is a symbolic "
-                        "link; refusing to extract links"
-                    )
-                if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-                    raise DownloadError(
-                        f"archive {archive.name}: member '{info.filename}' is a device, "
-                        "fifo or socket; refusing to extract it"
-                    )
-                checked.append((info, _inside(dest, rel, archive.name, info.filename)))
-            for info, target in checked:
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK_BYTES)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
-        raise DownloadError(f"archive {archive.name} is corrupt or truncated: {err}") from err
-
-
-def archive_kind(name: str) -> str:
-    """``"zip"`` or ``"tar"`` from a file name's suffix; raises DownloadError otherwise."""
-    lower = name.lower()
-    if lower.endswith(".zip"):
-        return "zip"
-    if lower.endswith(_TAR_SUFFIXES):
-        return "tar"
-    raise DownloadError(
-        f"cannot extract {name}: not a .zip or .tar(.gz/.bz2/.xz)/.tgz file name "
-        "(set extract: false to keep it as it is)"
-    )
-
-
-def extract_archive(
-    archive: str | os.PathLike, dest: str | os.PathLike, name: str | None = None
-) -> None:
-    """Extract a zip or tar archive into the existing directory ``dest``.
-
-    ``name`` (default: the archive's file name) picks the format by its suffix.
-    Refuses, with DownloadError naming the member, absolute paths, '..', symbolic and
-    hard links, devices and fifos; tar members also pass tarfile's ``filter="data"``.
-    A refusal can leave part of the archive in ``dest``: extract into a scratch
-    directory (as ``fetch_dataset`` does).
-    """
-    archive, dest = Path(archive), Path(dest)
-    kind = archive_kind(name or archive.name)
-    log.info("extracting %s", archive.name)
-    if kind == "zip":
-        _extract_zip(archive, dest)
-    else:
-        _extract_tar(archive, dest)
-
-
 # -------------------------------------------------------------------------- dataset
+
+
+def partial_key(spec: DownloadSpec) -> str:
+    """The folder name of ``spec``'s download while in progress: a key of what it holds
+    (its checksum, or its URLs when it has none). A rerun with the same key resumes the
+    bytes; a changed checksum or URL gets a new key and starts afresh."""
+    checksum = parse_checksum(spec.checksum)
+    urls = [url for url in spec.urls if local_path(url) is None]
+    identity = ":".join(checksum) if checksum else "\n".join(urls)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def _obtain(
@@ -532,11 +246,134 @@ def _obtain(
         raise DownloadError(
             f"no source for {spec.file}: none of the local paths {list(spec.urls)} exists"
         )
-    target = downloads / spec.file
+    target = downloads / partial_key(spec) / spec.file
     if target.is_file():
-        log.info("using the cached download %s", target)
-        return target, f"{target} (cached)", True
+        log.info("using %s, downloaded whole by an earlier run", target)
+        return target, f"{target} (downloaded by an earlier run)", True
+    target.parent.mkdir(parents=True, exist_ok=True)
     return target, fetch(remote, target), True
+
+
+@contextlib.contextmanager
+def _download_lock(dest: Path) -> Iterator[None]:
+    """Hold ``.<name>.lock`` beside ``dest``: one process at a time fetches a dataset.
+
+    An exclusive flock, which the kernel drops when its process dies (kill -9 too); the
+    file says who holds it, and is removed on release.
+    """
+    lock = dest.with_name(f".{dest.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise DownloadError(
+                f"{dest} is being downloaded by {owner} (lock file {lock}); wait for it "
+                "to finish, or stop it"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)  # its last holder removed the file meanwhile: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_leftovers(dest: Path, downloads: Path, keep: set[str]) -> None:
+    """Remove what interrupted runs of ``dest`` left: their scratch folders
+    (``.<name>.<pid>.<random>.tmp``) and, in ``downloads``, downloads in progress whose
+    key is not in ``keep`` (their checksum or URL changed).
+
+    Called under the download lock, so no live run of this dataset owns a scratch
+    folder; one whose recorded process is still alive is kept all the same.
+    """
+    scratch = re.compile(re.escape(f".{dest.name}.") + r"(?:(\d+)\.)?[a-z0-9_]+\.tmp")
+    for path in sorted(dest.parent.iterdir()):
+        match = scratch.fullmatch(path.name)
+        if not match or not path.is_dir():
+            continue
+        pid = int(match.group(1) or 0)
+        if pid and pid != os.getpid() and _pid_alive(pid):
+            log.warning("keeping %s: its process %d is still running", path, pid)
+            continue
+        log.warning("removing %s, the scratch folder of an interrupted run", path)
+        shutil.rmtree(path)
+    for path in sorted(downloads.iterdir()) if downloads.is_dir() else []:
+        if path.name not in keep:
+            log.warning("removing %s: the checksum or URL of its file changed", path)
+            shutil.rmtree(path)
+
+
+def _gather(
+    specs: Sequence[DownloadSpec], downloads: Path, options: dict
+) -> tuple[list[tuple[DownloadSpec, Path, bool]], dict[str, str]]:
+    """Every file of ``specs`` on disk and checked: ([(spec, path, downloaded)], digests)."""
+    files, digests = [], {}
+    for spec in specs:
+
+        def fetch(urls: Sequence[str], target: Path, spec: DownloadSpec = spec) -> str:
+            return download_file(
+                urls, target, max_bytes=spec.max_bytes, keep_partial=True, **options
+            )
+
+        path, source, downloaded = _obtain(spec, downloads, fetch)
+        if not downloaded and path.stat().st_size > spec.max_bytes:
+            raise DownloadError(
+                f"{path} is {path.stat().st_size} bytes, over the max_bytes limit of "
+                f"{spec.max_bytes} for {spec.file}"
+            )
+        try:
+            digests[spec.file] = verify_checksum(path, spec.checksum, source)
+        except DownloadError:
+            if downloaded:
+                path.unlink(missing_ok=True)  # never reuse a bad download
+            raise
+        files.append((spec, path, downloaded))
+    return files, digests
+
+
+def _assemble(files: Sequence[tuple[DownloadSpec, Path, bool]], dest: Path) -> None:
+    """Extract or copy ``files`` into a scratch folder beside ``dest``, renamed to ``dest``."""
+    prefix = f".{dest.name}.{os.getpid()}."
+    work = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=dest.parent))
+    try:
+        tree = work / "tree"
+        tree.mkdir()
+        for spec, path, downloaded in files:
+            if not spec.extract:
+                shutil.copy2(path, tree / spec.file)
+                continue
+            try:
+                extract_archive(path, tree, name=spec.file)
+            except DownloadError:
+                if downloaded:
+                    path.unlink()  # a corrupt or unsafe archive is never reused
+                raise
+        if dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+        elif dest.exists():  # overwrite: move the old tree aside, removed with ``work``
+            os.replace(dest, work / "previous")
+        os.replace(tree, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _make_parents(path: Path) -> list[Path]:
@@ -550,11 +387,15 @@ def _make_parents(path: Path) -> list[Path]:
     return created
 
 
+def _refuse_existing(dest: Path, overwrite: bool) -> None:
+    if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())) and not overwrite:
+        raise DownloadError(f"{dest} already exists; remove it to download the dataset again")
+
+
 def fetch_dataset(
     specs: Sequence[DownloadSpec],
     dest: str | os.PathLike,
     *,
-    cache_dir: str | os.PathLike | None = None,
     retries: int = 5,
     timeout: float = 60.0,
     backoff: float = 2.0,
@@ -564,70 +405,29 @@ def fetch_dataset(
     """Download, verify and extract ``specs`` into the new directory ``dest``.
 
     Archives with ``extract`` are unpacked into ``dest``; other files are placed in it
-    under their name. The tree is built in a temporary directory beside ``dest`` and
-    renamed into place: on any failure nothing is left at ``dest`` (nor the
-    directories this call created). ``cache_dir``: keep downloads and .part files
-    there, so a later call resumes or reuses them; None downloads into the temporary
-    directory. Returns each file's ``"sha256:<hex>"``.
+    under their name. Downloads live in ``.partial/<name>/<key>/`` beside ``dest`` (see
+    :func:`partial_key`) until the dataset is in place, so a later call resumes them
+    after a failed or killed run. The tree is built in a scratch folder beside ``dest``
+    and renamed into place: on any failure nothing is left at ``dest``, nor a scratch
+    folder, nor the directories this call created (only a resumable download). One
+    process at a time fetches ``dest``. Returns each file's ``"sha256:<hex>"``.
     """
     dest = Path(dest)
-    if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())) and not overwrite:
-        raise DownloadError(f"{dest} already exists; remove it to download the dataset again")
+    _refuse_existing(dest, overwrite)
     created = _make_parents(dest.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    ok = False
+    downloads = dest.parent / PARTIAL_DIR / dest.name
+    options = dict(retries=retries, timeout=timeout, backoff=backoff, progress=progress)
     try:
-        tree = work / "tree"
-        tree.mkdir()
-        downloads = Path(cache_dir) if cache_dir is not None else work / "downloads"
-        digests: dict[str, str] = {}
-        for spec in specs:
-
-            def fetch(urls: Sequence[str], target: Path, spec: DownloadSpec = spec) -> str:
-                return download_file(
-                    urls,
-                    target,
-                    max_bytes=spec.max_bytes,
-                    retries=retries,
-                    timeout=timeout,
-                    backoff=backoff,
-                    progress=progress,
-                    keep_partial=cache_dir is not None,
-                )
-
-            path, source, downloaded = _obtain(spec, downloads, fetch)
-            if not downloaded and path.stat().st_size > spec.max_bytes:
-                raise DownloadError(
-                    f"{path} is {path.stat().st_size} bytes, over the max_bytes limit of "
-                    f"{spec.max_bytes} for {spec.file}"
-                )
-            try:
-                digests[spec.file] = verify_checksum(path, spec.checksum, source)
-            except DownloadError:
-                if downloaded:
-                    path.unlink(missing_ok=True)  # never reuse a bad download from the cache
-                raise
-            if spec.extract:
-                extract_archive(path, tree, name=spec.file)
-            elif downloaded and cache_dir is None:
-                os.replace(path, tree / spec.file)
-            else:
-                shutil.copy2(path, tree / spec.file)
-            if downloaded and cache_dir is None:
-                path.unlink(missing_ok=True)  # free the space of an extracted archive early
-        if dest.is_dir() and not any(dest.iterdir()):
-            dest.rmdir()
-        elif dest.exists():  # overwrite: move the old tree aside, removed with ``work``
-            os.replace(dest, work / "previous")
-        os.replace(tree, dest)
-        ok = True
+        with _download_lock(dest):
+            _refuse_existing(dest, overwrite)
+            _remove_leftovers(dest, downloads, {partial_key(spec) for spec in specs})
+            files, digests = _gather(specs, downloads, options)
+            _assemble(files, dest)
+            shutil.rmtree(downloads, ignore_errors=True)  # all of it is in place now
         log.info("dataset ready at %s", dest)
         return digests
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if not ok:
-            for directory in created:
-                try:
-                    directory.rmdir()
-                except OSError:
-                    break
+        keys = sorted(downloads.iterdir()) if downloads.is_dir() else []
+        for folder in (*keys, downloads, downloads.parent, *created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty

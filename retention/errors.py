@@ -27,3 +27,8 @@ class WeightsError(RetentionError):
 
 class TrainingError(RetentionError):
     """Training diverged (NaN or infinite loss) or cannot continue."""
+
+
+class StorageError(RetentionError):
+    """A file or folder could not be written or read: no space left, permission denied,
+    a read-only filesystem. The message names the path and the free space there."""

@@ -3,7 +3,9 @@
 Standalone:
     python scripts/download_dataset.py --dest resources/datasets/octdl --spec octdl.yaml
 where the spec file (YAML or JSON) is a list of download entries, or a mapping with a
-``download`` list (a dataset's config section), e.g.
+``download`` list (a dataset's config section). Downloads in progress are kept in
+resources/datasets/.partial/octdl/ and resumed by the next run after a failure or kill.
+A spec, e.g.
     - file: OCTDL_labels.csv
       url: [https://...]
       checksum: sha256:...
@@ -45,7 +47,6 @@ def main() -> None:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--dest", required=True, help="dataset directory to create")
         parser.add_argument("--spec", required=True, help="YAML/JSON list of download entries")
-        parser.add_argument("--cache-dir", help="keep downloads here (resumable across runs)")
         parser.add_argument("--retries", type=int, default=5)
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds per read")
         parser.add_argument(
@@ -59,7 +60,6 @@ def main() -> None:
         entries = load_spec_file(args.spec)
         dest = args.dest
         options = dict(
-            cache_dir=args.cache_dir,
             retries=args.retries,
             timeout=args.timeout,
             backoff=args.backoff,

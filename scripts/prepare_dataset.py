@@ -14,33 +14,34 @@ from retention import data, io
 log = logging.getLogger("retention.prepare")
 
 
-def prepare(spec: dict, split_seed: int, skip_corrupt: bool, manifest: Path, images: Path, workers: int):
+def prepare(spec: dict, options: dict, manifest: Path, images: Path, workers: int):
+    """``options``: the config's data section (split_seed, skip_corrupt, min_per_class, ...)."""
     prepared = data.prepare_dataset(
         source=spec["source"],
         path=spec.get("path"),
         storage_size=spec["storage_size"],
         heldout_fraction=spec.get("heldout_fraction", 0.2),
-        split_seed=split_seed,
+        split_seed=options["split_seed"],
         imbalance_ratio=spec.get("imbalance_ratio", 56.0),
-        skip_corrupt=skip_corrupt,
+        skip_corrupt=options["skip_corrupt"],
         workers=workers,
+        min_per_class=options["min_per_class"],
+        skip_empty_classes=options["skip_empty_classes"],
     )
     for line in prepared.skipped:
         log.warning("skipped unreadable image %s", line)
     counts = prepared.manifest.groupby(["split", "class_name"]).size()
     log.info("%d images (%d skipped); per split and class:\n%s", len(prepared.manifest), len(prepared.skipped), counts.to_string())
-    io.save_npy(images, prepared.images)
-    io.save_table(manifest, prepared.manifest)
+    with io.all_or_none(images, manifest):
+        io.save_npy(images, prepared.images)
+        io.save_table(manifest, prepared.manifest)
 
 
 def main():
     if "snakemake" in globals():
         sm = snakemake  # noqa: F821
         io.setup_logging(sm.log[0])
-        prepare(
-            sm.params.spec, sm.params.split_seed, sm.params.skip_corrupt,
-            Path(sm.output.manifest), Path(sm.output.images), sm.threads,
-        )
+        prepare(sm.params.spec, sm.params.data, Path(sm.output.manifest), Path(sm.output.images), sm.threads)
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, choices=data.SOURCES)
@@ -50,13 +51,17 @@ def main():
     parser.add_argument("--imbalance-ratio", type=float, default=56.0, help="digits_lt only")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--skip-corrupt", action="store_true")
+    parser.add_argument("--min-per-class", type=int, default=2, help="train images each class needs")
+    parser.add_argument("--skip-empty-classes", action="store_true", help="leave empty class folders out")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT/manifest.csv and OUT/images.npy")
     args = parser.parse_args()
     io.setup_logging()
     spec = dict(source=args.source, path=args.path, storage_size=args.storage_size,
                 heldout_fraction=args.heldout_fraction, imbalance_ratio=args.imbalance_ratio)
-    prepare(spec, args.split_seed, args.skip_corrupt, args.out / "manifest.csv", args.out / "images.npy", args.workers)
+    options = dict(split_seed=args.split_seed, skip_corrupt=args.skip_corrupt,
+                   min_per_class=args.min_per_class, skip_empty_classes=args.skip_empty_classes)
+    prepare(spec, options, args.out / "manifest.csv", args.out / "images.npy", args.workers)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ OCTDL_labels.csv). The builders and the server are importable by other tests.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import http.server
@@ -36,6 +35,7 @@ from retention.download import (  # noqa: E402
     extract_archive,
     fetch_dataset,
     parse_spec,
+    partial_key,
     parse_specs,
     verify_checksum,
 )
@@ -213,8 +213,12 @@ def digest(path: Path, algo: str = "md5") -> str:
 class FileServer:
     """Serves registered bytes on 127.0.0.1 with HTTP Range support and failure modes.
 
+    Every response carries a strong ETag (the bytes' sha256); a Range request whose
+    If-Range names another ETag gets the whole file (200), as RFC 9110 says.
     Modes of a path: ``truncate_after=N`` never sends bytes past offset N (a broken
     host); ``truncate_first=N`` drops the first response after N bytes;
+    ``stall_first=N`` sends the first response's first N bytes, then waits (up to a
+    minute, until the server stops) without closing: a transfer to kill mid-way;
     ``fail_first=K`` answers the first K requests with 503; ``ignore_range`` answers
     every request with the whole file (200); ``no_length`` sends no Content-Length.
     """
@@ -233,6 +237,7 @@ class FileServer:
             def do_GET(self):  # noqa: N802
                 owner._serve(self)
 
+        self.stopping = threading.Event()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(
@@ -253,7 +258,13 @@ class FileServer:
 
     def _serve(self, h: http.server.BaseHTTPRequestHandler) -> None:
         path = h.path.split("?", 1)[0]
-        record = {"path": path, "range": h.headers.get("Range"), "status": None, "sent": 0}
+        record = {
+            "path": path,
+            "range": h.headers.get("Range"),
+            "if_range": h.headers.get("If-Range"),
+            "status": None,
+            "sent": 0,
+        }
         with self._lock:
             self.requests.append(record)
             n = len(self.requests_for(path.lstrip("/")))
@@ -267,8 +278,10 @@ class FileServer:
             h.send_error(503)
             return
         start = 0
+        etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
         match = re.fullmatch(r"bytes=(\d+)-", record["range"] or "")
-        if match and not mode.get("ignore_range"):
+        changed = record["if_range"] not in (None, etag)
+        if match and not mode.get("ignore_range") and not changed:
             start = int(match.group(1))
             if start >= len(data):
                 record["status"] = 416
@@ -281,6 +294,7 @@ class FileServer:
             h.send_response(200)
             record["status"] = 200
         h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("ETag", etag)
         if not mode.get("no_length"):
             h.send_header("Content-Length", str(len(data) - start))
         h.end_headers()
@@ -289,10 +303,14 @@ class FileServer:
             stop = min(stop, mode["truncate_after"])
         if "truncate_first" in mode and n == 1:
             stop = min(stop, mode["truncate_first"])
+        if "stall_first" in mode and n == 1:
+            stop = min(stop, mode["stall_first"])
         body = data[start : max(start, stop)]
         h.wfile.write(body)
         h.wfile.flush()
         record["sent"] = len(body)
+        if "stall_first" in mode and n == 1:
+            self.stopping.wait(60)
         h.close_connection = True
 
     def __enter__(self) -> "FileServer":
@@ -300,6 +318,7 @@ class FileServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
@@ -397,20 +416,64 @@ def test_octdl_zip_and_csv_unpinned_checksum_is_logged(server, octdl, tmp_path, 
     )
 
 
-def test_truncated_download_is_rejected_and_nothing_left(server, cub, tmp_path):
+def test_truncated_download_keeps_only_its_bytes_and_the_next_run_resumes(server, cub, tmp_path):
     archive, _ = cub
+    size = archive.stat().st_size
     url = server.add("CUB_200_2011.tgz", archive.read_bytes(), truncate_after=1000)
     spec = DownloadSpec("CUB_200_2011.tgz", (url,), digest(archive), extract=True)
-    resources = tmp_path / "resources"
+    datasets = tmp_path / "resources" / "datasets"
     with pytest.raises(DownloadError) as err:
-        fetch_dataset([spec], resources / "datasets" / "cub200", **FAST)
+        fetch_dataset([spec], datasets / "cub200", **FAST)
     msg = str(err.value)
     assert "CUB_200_2011.tgz" in msg and url in msg
-    assert f"truncated: received 1000 of {archive.stat().st_size} bytes" in msg
-    assert not resources.exists()
-    # it retried, resuming with a Range request
+    assert f"truncated: received 1000 of {size} bytes" in msg
+    part = datasets / ".partial" / "cub200" / partial_key(spec) / "CUB_200_2011.tgz.part"
+    assert f"its first 1000 bytes are kept in {part}, a rerun resumes there" in msg
+    # only the resumable bytes and the server's ETag (for If-Range) are left
+    assert sorted(files_under(datasets)) == [part, part.with_name(part.name + ".validator")]
     reqs = server.requests_for("CUB_200_2011.tgz")
-    assert len(reqs) == 3 and reqs[1]["range"] == "bytes=1000-"
+    assert len(reqs) == 3 and reqs[1]["range"] == "bytes=1000-"  # it retried, resuming
+    server.add("CUB_200_2011.tgz", archive.read_bytes())  # the host is fixed
+    fetch_dataset([spec], datasets / "cub200", **FAST)
+    last = server.requests_for("CUB_200_2011.tgz")[-1]
+    assert last["range"] == "bytes=1000-" and last["status"] == 206
+    assert last["sent"] == size - 1000 and last["if_range"] is not None
+    assert (datasets / "cub200" / "CUB_200_2011" / "images.txt").is_file()
+    assert sorted(p.name for p in datasets.iterdir()) == ["cub200"]  # no partial, lock, scratch
+
+
+def test_partial_download_of_a_file_changed_upstream_starts_over(server, tmp_path):
+    """If-Range: bytes of an older version of an unpinned file are never joined to new ones."""
+    old, new = os.urandom(5000), os.urandom(6000)
+    url = server.add("labels.csv", old, truncate_after=2000)
+    spec = DownloadSpec("labels.csv", (url,), None)
+    dest = tmp_path / "datasets" / "x"
+    with pytest.raises(DownloadError, match="kept in"):
+        fetch_dataset([spec], dest, **FAST)
+    server.add("labels.csv", new)
+    fetch_dataset([spec], dest, **FAST)
+    assert (dest / "labels.csv").read_bytes() == new
+    last = server.requests_for("labels.csv")[-1]
+    assert last["range"] == "bytes=2000-" and last["if_range"] and last["status"] == 200
+
+
+def test_changed_checksum_discards_the_old_partial_download(server, cub, tmp_path, caplog):
+    archive, _ = cub
+    url = server.add("CUB_200_2011.tgz", archive.read_bytes(), truncate_after=700)
+    pinned_md5 = DownloadSpec("CUB_200_2011.tgz", (url,), digest(archive), extract=True)
+    datasets = tmp_path / "datasets"
+    with pytest.raises(DownloadError):
+        fetch_dataset([pinned_md5], datasets / "cub200", **FAST)
+    old = datasets / ".partial" / "cub200" / partial_key(pinned_md5)
+    assert old.is_dir()
+    server.add("CUB_200_2011.tgz", archive.read_bytes())
+    pinned_sha = DownloadSpec("CUB_200_2011.tgz", (url,), digest(archive, "sha256"), extract=True)
+    assert partial_key(pinned_sha) != partial_key(pinned_md5)
+    with caplog.at_level(logging.WARNING, logger="retention.download"):
+        fetch_dataset([pinned_sha], datasets / "cub200", **FAST)
+    assert server.requests_for("CUB_200_2011.tgz")[-1]["range"] is None  # started afresh
+    assert any(str(old) in r.getMessage() and "changed" in r.getMessage() for r in caplog.records)
+    assert sorted(p.name for p in datasets.iterdir()) == ["cub200"]
 
 
 def test_wrong_checksum_is_rejected_and_nothing_left(server, cub, tmp_path):
@@ -588,21 +651,6 @@ def test_existing_destination(octdl, tmp_path):
     fetch_dataset([spec], dest, overwrite=True, **FAST)
     assert not (dest / "stale.txt").exists() and (dest / "OCTDL" / "AMD").is_dir()
     assert sorted(p.name for p in dest.parent.iterdir()) == ["octdl"]
-
-
-def test_cache_dir_keeps_partial_download_for_the_next_run(server, cub, tmp_path):
-    archive, _ = cub
-    url = server.add("CUB_200_2011.tgz", archive.read_bytes(), truncate_first=500, fail_first=0)
-    spec = DownloadSpec("CUB_200_2011.tgz", (url,), digest(archive), extract=True)
-    cache = tmp_path / "cache"
-    dest = tmp_path / "resources" / "datasets" / "cub200"
-    with pytest.raises(DownloadError, match="truncated"):
-        fetch_dataset([spec], dest, cache_dir=cache, retries=1, backoff=0, progress=False)
-    assert (cache / "CUB_200_2011.tgz.part").stat().st_size == 500
-    fetch_dataset([spec], dest, cache_dir=cache, retries=1, backoff=0, progress=False)
-    assert server.requests_for("CUB_200_2011.tgz")[-1]["range"] == "bytes=500-"
-    assert (dest / "CUB_200_2011" / "images.txt").is_file()
-    assert (cache / "CUB_200_2011.tgz").is_file()  # reused by a later run
 
 
 @pytest.mark.parametrize(

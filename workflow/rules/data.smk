@@ -13,7 +13,6 @@ rule prepare_dataset:
     threads: 4
     params:
         spec=dataset_spec,
-        split_seed=config["data"]["split_seed"],
-        skip_corrupt=config["data"]["skip_corrupt"],
+        data=config["data"],
     script:
         "../../scripts/prepare_dataset.py"

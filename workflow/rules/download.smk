@@ -1,6 +1,7 @@
-# Datasets from their hosts into resources/datasets/{dataset}: resumable, checksummed,
-# extracted safely into a temporary directory renamed into place. Runs on the login
-# node (localrule); compute jobs only read the extracted tree.
+# Datasets from their hosts into resources/datasets/{dataset}: checksummed, resumable
+# across runs (downloads in progress stay in resources/datasets/.partial/{dataset}/),
+# extracted safely into a scratch folder renamed into place. Runs on the login node
+# (localrule); compute jobs only read the extracted tree.
 
 
 localrules:
