@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .nulls import KINDS as NULL_KINDS
 from .stats.estimate import Finding
 from .stats.inference import holm
 from .stats.registry import FINDINGS, by_id
@@ -80,10 +81,15 @@ def load_paper_values(path: str | os.PathLike | None = None) -> pd.DataFrame:
             raise DataError(f"paper values file {path} does not exist")
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
         where = str(path)
+    return check_paper_values(table, where)
+
+
+def check_paper_values(table: pd.DataFrame, where: str, findings: Sequence[Finding] = FINDINGS) -> pd.DataFrame:
+    """The paper values' columns; DataError for a missing column or an id the registry lacks."""
     missing = [c for c in PAPER_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{where} lacks column(s) {missing}; expected {list(PAPER_COLUMNS)}")
-    unknown = sorted(set(table["id"]) - set(by_id()))
+    unknown = sorted(set(table["id"]) - set(by_id(tuple(findings))))
     if unknown:
         raise DataError(f"{where}: finding id {unknown[0]!r} is not in the registry (retention/stats/registry.py)")
     return table[list(PAPER_COLUMNS)]
@@ -115,7 +121,9 @@ def verdict(row: Mapping, alpha: float) -> tuple[str, str]:
     """The verdict of a primary row and its reason (the rule of docs/method.md):
 
     1. no estimate: not comparable;
-    2. the observed value lies inside a null model's 95% range: consistent with null;
+    2. the memoryless null explains the observed value (``p_null_holm``, the larger of
+       the two null kinds' p, Holm-corrected over the dataset's primary rows, is not below
+       alpha): consistent with null;
     3. the claim's test passes at alpha after Holm (for ``differs``, in the sign of the
        paper's value where one is attached): consistent with the paper;
     4. the 95% interval excludes the claim (``greater``: below 0; ``differs``: the
@@ -127,10 +135,10 @@ def verdict(row: Mapping, alpha: float) -> tuple[str, str]:
     p, claim = float(row.get("p_holm", math.nan)), str(row.get("claim", ""))
     if not np.isfinite(value):
         return "not comparable", str(row.get("note", "")) or "no estimate"
-    for kind in ("iid", "shuffle"):
-        nl, nh = float(row.get(f"null_{kind}_low", math.nan)), float(row.get(f"null_{kind}_high", math.nan))
-        if np.isfinite(nl) and nl <= value <= nh:
-            return "consistent with null", f"inside the {kind} null's 95% range {nl:.3g} to {nh:.3g}"
+    p_null = float(row.get("p_null_holm", math.nan))
+    if np.isfinite(p_null) and p_null >= alpha:
+        nl, nh = float(row.get("null_iid_low", math.nan)), float(row.get("null_iid_high", math.nan))
+        return "consistent with null", f"the memoryless null gives it (Holm p {p_null:.2g}; iid null {nl:.3g} to {nh:.3g})"
     bound = float(row.get("bound", math.nan))
     sign = _paper_sign(row.get("paper_value", ""))
     passed = np.isfinite(p) and p < alpha
@@ -162,7 +170,7 @@ def assemble_findings(
     if not summaries:
         raise DataError("no summary tables to assemble")
     registry = by_id(tuple(findings))
-    paper_values = load_paper_values() if paper_values is None else paper_values
+    paper_values = load_paper_values() if paper_values is None else check_paper_values(paper_values, "paper values", findings)
     table = pd.concat([df.reindex(columns=summary_columns(findings)) for df in summaries], ignore_index=True)
     for c in ("id", "dataset", "trace", "score", "arch", "arch_b", "case", "claim", "note", "interval", "test"):
         table[c] = table[c].astype(object).where(table[c].notna(), "").astype(str)
@@ -179,9 +187,12 @@ def assemble_findings(
     matched = [paper_value(r, study, paper_values) for r in rows]
     table["paper_value"] = [m[0] for m in matched]
     table["paper_note"] = [m[1] for m in matched]
-    table["p_holm"] = math.nan
+    table["p_holm"] = table["p_null_holm"] = math.nan
+    # the larger of the two nulls' p: a value either null produces is "given by the null"
+    p_null = table[[f"null_{k}_p" for k in NULL_KINDS]].astype(float).max(axis=1, skipna=False)
     for _, part in table[table["primary"]].groupby("dataset", sort=False):
         table.loc[part.index, "p_holm"] = holm(part["p_value"].to_numpy(float))
+        table.loc[part.index, "p_null_holm"] = holm(p_null[part.index].to_numpy(float))
     verdicts = [verdict(r, study.alpha) if r["primary"] else ("", "") for r in table.to_dict("records")]
     table["verdict"] = [v[0] for v in verdicts]
     table["verdict_reason"] = [v[1] for v in verdicts]

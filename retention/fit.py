@@ -227,6 +227,7 @@ def fit_table(
     primary: str = "since_learned",
     min_points: int = 3,
     lam_max: float = LAMBDA_MAX,
+    soft_columns: bool = True,
 ) -> pd.DataFrame:
     """The fits table of one run: one row per (trace definition, train sample).
 
@@ -235,8 +236,8 @@ def fit_table(
     primary one is added first when missing, duplicates are dropped); primary: the
     configured definition. Every row also carries its definition's soft counterpart
     (``soft_lambda``, ``soft_mean_retention``: the same definition fitted on p_true, the
-    inputs of the rank scores ``soft_lambda`` and ``mean_p_true_since_learned``).
-    Returns a pandas DataFrame with exactly the columns ``FIT_COLUMNS`` (contracts.md).
+    inputs of the rank scores ``soft_lambda`` and ``mean_p_true_since_learned``; NaN
+    without ``soft_columns``). Returns a pandas DataFrame with exactly the columns ``FIT_COLUMNS`` (contracts.md).
     """
     labels = list(dict.fromkeys([primary, *definitions]))
     specs = {label: tr.parse_label(label) for label in labels}  # ValueError before any work
@@ -252,7 +253,7 @@ def fit_table(
     frames = []
     for label in labels:
         fits = fits_of(label)
-        soft = fits_of(specs[label].soft_counterpart.label)
+        soft = fits_of(specs[label].soft_counterpart.label) if soft_columns else {k: np.full(n, np.nan) for k in fits}
         columns = {
             "trace": np.full(n, label, dtype=object),
             "primary": np.full(n, label == primary),

@@ -85,15 +85,18 @@ def null_fit_table(
     run: str,
     min_points: int = 3,
     lam_max: float = fit.LAMBDA_MAX,
+    soft_columns: bool = False,
 ) -> pd.DataFrame:
     """The fits table (docs/contracts.md) of ``draws`` null runs of each kind, for the
-    primary trace definition only, with the columns ``null`` (kind) and ``draw`` first."""
+    primary trace definition only, with the columns ``null`` (kind) and ``draw`` first
+    (the soft columns only with ``soft_columns``: the soft rank scores need them)."""
     learned_after = tr.parse_label(primary).learned_after
     frames = []
     for kind in KINDS:
         for draw in range(int(draws)):
             rng = null_generator(seed, run, kind, draw)
-            table = fit.fit_table(null_traces(traces, learned_after, kind, rng), [], primary, min_points, lam_max)
+            null = null_traces(traces, learned_after, kind, rng)
+            table = fit.fit_table(null, [], primary, min_points, lam_max, soft_columns)
             table.insert(0, "draw", np.int64(draw))
             table.insert(0, "null", kind)
             frames.append(table)

@@ -13,17 +13,19 @@ import time
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io, nulls
 from retention.fit import LAMBDA_MAX
+from retention.stats.config import SOFT_SCORES
 from retention.traces import load_traces, parse_label
 
 log = logging.getLogger("retention.fit_nulls")
 
 
-def run(traces_path, out_path, primary, draws, seed, run_name, min_points=3, lambda_max=LAMBDA_MAX):
+def run(traces_path, out_path, primary, draws, seed, run_name, min_points=3, lambda_max=LAMBDA_MAX, rank_score="lambda"):
     """Load, draw and fit the null runs, write the table atomically."""
     parse_label(primary)
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
-    table = nulls.null_fit_table(traces, primary, int(draws), int(seed), traces.run_name, int(min_points), float(lambda_max))
+    table = nulls.null_fit_table(traces, primary, int(draws), int(seed), traces.run_name, int(min_points),
+                                 float(lambda_max), soft_columns=rank_score in SOFT_SCORES)
     io.save_table(out_path, table)
     log.info("%s: %d null draws x %d kinds, %d rows, %.1f s", traces.run_name, draws, len(nulls.KINDS), len(table),
              time.perf_counter() - start)
@@ -35,7 +37,7 @@ def main():
         io.setup_logging(sm.log[0])
         w, r = sm.wildcards, sm.params.retention
         run(sm.input.traces, sm.output.nulls, sm.params.primary, sm.params.draws, sm.params.seed,
-            f"{w.dataset}/{w.arch}/seed{w.seed}", r["min_points"], r["lambda_max"])
+            f"{w.dataset}/{w.arch}/seed{w.seed}", r["min_points"], r["lambda_max"], sm.params.rank_score)
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", help="a run's traces.npz")
@@ -46,10 +48,12 @@ def main():
     ap.add_argument("--run-name", help="the run's name: seeds its draws (default: from the path)")
     ap.add_argument("--min-points", type=int, default=3)
     ap.add_argument("--lambda-max", type=float, default=LAMBDA_MAX)
+    ap.add_argument("--rank-score", default="lambda", help="the rank score the null runs are ranked by")
     ap.add_argument("--log")
     args = ap.parse_args()
     io.setup_logging(args.log)
-    run(args.traces, args.output, args.trace, args.draws, args.seed, args.run_name, args.min_points, args.lambda_max)
+    run(args.traces, args.output, args.trace, args.draws, args.seed, args.run_name, args.min_points, args.lambda_max,
+        args.rank_score)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,18 @@ from .runs import RunStack, StatsInput, frame
 
 
 def rho_of(x: np.ndarray, y: np.ndarray) -> dict:
-    """Spearman rho and n over the samples finite in both (NaN when constant or < 3)."""
+    """Spearman rho (ties averaged: the Pearson correlation of the mid-ranks, as
+    scipy.stats.spearmanr) and n over the samples finite in both (NaN when constant or
+    fewer than 3)."""
     ok = np.isfinite(x) & np.isfinite(y)
     n = int(ok.sum())
-    if n < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+    if n < 3:
         return {"value": np.nan, "n_samples": n}
-    return {"value": float(sps.spearmanr(x[ok], y[ok]).statistic), "n_samples": n}
+    rx, ry = sps.rankdata(x[ok]), sps.rankdata(y[ok])
+    rx -= rx.mean()
+    ry -= ry.mean()
+    den = np.sqrt((rx @ rx) * (ry @ ry))
+    return {"value": float(rx @ ry / den) if den > 0 else np.nan, "n_samples": n}
 
 
 def pair_rhos(stack: RunStack, values: np.ndarray | None = None, key: str = "score") -> PairMatrix:

@@ -10,6 +10,7 @@ the "set" would be a random pick from that group, so it is undefined and says wh
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -99,6 +100,7 @@ def jaccard_draws(a: TopSets, b: TopSets) -> np.ndarray:
     return inter / (a.masks.sum(axis=1) + b.masks.sum(axis=1) - inter)
 
 
+@functools.lru_cache(maxsize=4096)
 def chance_jaccard(n: int, k: int) -> float:
     """Expected Jaccard of two independent random k-subsets of n items (exact:
     E[I / (2k - I)] with I hypergeometric); about q / (2 - q) for q = k / n."""

@@ -125,27 +125,44 @@ def trace_labels(fits: Sequence[pd.DataFrame]) -> list[str]:
     return labels
 
 
-def _rows_of(df: pd.DataFrame, name: str, trace: str) -> pd.DataFrame:
+def _rows_of(df: pd.DataFrame, name: str, trace: str) -> dict[str, np.ndarray]:
+    """The columns of one run's rows of ``trace`` as arrays, checked."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"fits table of run {name} lacks column(s) {missing}; see docs/contracts.md 'fits table'")
-    sub = df[df["trace"].astype(str) == trace]
-    if sub.empty:
-        raise DataError(
-            f"fits table of run {name} has no rows for trace {trace!r}; it has {sorted(df['trace'].astype(str).unique())}"
-        )
-    if sub["sample_id"].duplicated().any():
-        dup = sub.loc[sub["sample_id"].duplicated(), "sample_id"].iloc[0]
+    traces = df["trace"].to_numpy().astype(str)
+    keep = traces == trace
+    if not keep.any():
+        raise DataError(f"fits table of run {name} has no rows for trace {trace!r}; it has {sorted(set(traces))}")
+    sid = df["sample_id"].to_numpy(np.int64)[keep]
+    order = np.argsort(sid, kind="stable")
+    sid = sid[order]
+    if np.any(sid[1:] == sid[:-1]):
+        dup = sid[1:][sid[1:] == sid[:-1]][0]
         raise DataError(f"fits table of run {name}, trace {trace!r}: sample_id {dup} appears twice")
-    bad = sorted(set(sub["status"].astype(str)) - set(STATUSES))
+    status = df["status"].to_numpy().astype(str)[keep][order]
+    bad = sorted(set(np.unique(status)) - set(STATUSES))
     if bad:
         raise DataError(f"fits table of run {name}: unknown status {bad}; expected {list(STATUSES)}")
-    lam = sub["lambda"].to_numpy(float)
-    broken = np.isin(sub["status"].astype(str).to_numpy(), ELIGIBLE) & ~np.isfinite(lam)
+    cols = {c: df[c].to_numpy(float)[keep][order] for c in ("label", *NUMERIC)}
+    broken = np.isin(status, ELIGIBLE) & ~np.isfinite(cols["lambda"])
     if broken.any():
-        sid = sub["sample_id"].to_numpy()[broken][0]
-        raise DataError(f"fits table of run {name}: sample {sid} is fitted/unforgettable but lambda is NaN")
-    return sub.set_index("sample_id")
+        raise DataError(f"fits table of run {name}: sample {sid[broken][0]} is fitted/unforgettable but lambda is NaN")
+    return {"sample_id": sid, "status": status, **cols}
+
+
+def _aligned(run: dict, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """A run's columns at the positions of ``ids`` (NaN / 'missing' where it lacks one)."""
+    if run["sample_id"].size == ids.size and np.array_equal(run["sample_id"], ids):
+        return run
+    pos = np.searchsorted(run["sample_id"], ids)
+    pos = np.minimum(pos, max(run["sample_id"].size - 1, 0))
+    has = run["sample_id"][pos] == ids if run["sample_id"].size else np.zeros(ids.size, bool)
+    out = {"status": np.where(has, run["status"][pos], "missing")}
+    for c, v in run.items():
+        if c not in ("sample_id", "status"):
+            out[c] = np.where(has, v[pos], np.nan)
+    return out
 
 
 def stack_runs(fits: Sequence[pd.DataFrame], runs: Sequence, trace: str, score: str = "lambda") -> RunStack:
@@ -154,9 +171,9 @@ def stack_runs(fits: Sequence[pd.DataFrame], runs: Sequence, trace: str, score: 
     if score not in RANK_SCORES:
         raise DataError(f"unknown rank score {score!r}; expected one of {', '.join(RANK_SCORES)}")
     subs = [_rows_of(df, f"{a}/seed{s}", trace) for (a, s), df in zip(runs, fits)]
-    ids = np.unique(np.concatenate([s.index.to_numpy() for s in subs]))
-    aligned = [s.reindex(ids) for s in subs]
-    labels = np.vstack([a["label"].to_numpy(float) for a in aligned])
+    ids = np.unique(np.concatenate([s["sample_id"] for s in subs]))
+    aligned = [_aligned(s, ids) for s in subs]
+    labels = np.vstack([a["label"] for a in aligned])
     first = np.nanmax(np.where(np.isfinite(labels), labels, -np.inf), axis=0)
     clash = np.isfinite(labels) & (labels != first[None])
     if clash.any():
@@ -165,8 +182,8 @@ def stack_runs(fits: Sequence[pd.DataFrame], runs: Sequence, trace: str, score: 
             f"sample {ids[c]} has label {int(labels[r, c])} in run {runs[r][0]}/seed{runs[r][1]} "
             f"but {int(first[c])} in another run; the runs must share one split"
         )
-    status = np.vstack([a["status"].astype(object).fillna("missing").astype(str).to_numpy() for a in aligned])
-    values = {c: np.vstack([a[c].to_numpy(float) for a in aligned]) for c in NUMERIC}
+    status = np.vstack([a["status"] for a in aligned])
+    values = {c: np.vstack([a[c] for a in aligned]) for c in NUMERIC}
     raw = rank_score(values, score)
     eligible = np.isin(status, ELIGIBLE) & np.isfinite(raw)
     return RunStack(

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from ..errors import DataError
 from ..paths import STATS_TABLES as TABLE_NAMES
@@ -26,7 +27,7 @@ from .registry import FINDINGS, extra_columns
 from .runs import StatsInput, check_runs, stack_runs, status_counts_table, trace_labels
 
 # fmt: off
-NULL_COLUMNS = [f"null_{k}{s}" for k in NULL_KINDS for s in ("", "_low", "_high")]
+NULL_COLUMNS = [f"null_{k}{s}" for k in NULL_KINDS for s in ("", "_low", "_high", "_p")]
 BASE_COLUMNS = [
     "id", "dataset", "trace", "score", "arch", "arch_b", "case", "value", "ci_low", "ci_high",
     "interval", "test", "p_value", "primary", "claim", "unit", *NULL_COLUMNS, "excess",
@@ -56,18 +57,29 @@ def estimates(finding: Finding, data: StatsInput, cfg: StatsConfig) -> list[Esti
 
 
 def null_values(finding: Finding, nulls: dict[str, list[StatsInput]], cfg: StatsConfig) -> dict:
-    """{(estimate key, null kind): (mean, 2.5%, 97.5%) of the finding over the null draws}."""
+    """{(estimate key, null kind): the finding's values over the null draws}."""
     values: dict = {}
     for kind, draws in nulls.items():
         for data in draws:
             for est in finding.estimate(data, cfg):
                 values.setdefault((est.key, kind), []).append(est.value)
-    out = {}
-    for key, vals in values.items():
-        v = np.asarray(vals, dtype=float)
-        v = v[np.isfinite(v)]
-        out[key] = (float(v.mean()), *map(float, np.quantile(v, [0.025, 0.975]))) if v.size else (math.nan,) * 3
-    return out
+    return {key: np.asarray(v, dtype=float) for key, v in values.items()}
+
+
+def null_comparison(observed: float, draws: np.ndarray | None, level: float = 0.95) -> dict:
+    """Where ``observed`` falls in a null model's distribution, from its draws: the null
+    mean, the 95% prediction interval of one more draw (mean +- t sd sqrt(1 + 1/B), B
+    draws, t on B - 1 df: the range a statistic of a null world falls in) and the
+    two-sided p of ``observed`` under it. NaN without at least 3 finite draws."""
+    v = np.asarray(draws if draws is not None else [], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 3:
+        return {"mean": float(v.mean()) if v.size else math.nan, "low": math.nan, "high": math.nan, "p": math.nan}
+    mean, sd, b = float(v.mean()), float(v.std(ddof=1)), v.size
+    scale = sd * math.sqrt(1 + 1 / b)
+    half = sps.t.ppf(0.5 + level / 2, b - 1) * scale
+    p = float(2 * sps.t.sf(abs(observed - mean) / scale, b - 1)) if scale > 0 else float(observed != mean)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "p": p if np.isfinite(observed) else math.nan}
 
 
 def estimate_row(finding: Finding, est: Estimate, dataset: str, trace: str, score: str, nulls: dict) -> dict:
@@ -80,8 +92,9 @@ def estimate_row(finding: Finding, est: Estimate, dataset: str, trace: str, scor
         "n_samples": est.n_samples, "n_runs": est.n_runs, "note": est.note, **est.extra,
     }
     for kind in NULL_KINDS:
-        mean, low, high = nulls.get((est.key, kind), (math.nan,) * 3)
-        row |= {f"null_{kind}": mean, f"null_{kind}_low": low, f"null_{kind}_high": high}
+        cmp = null_comparison(est.value, nulls.get((est.key, kind)))
+        row |= {f"null_{kind}": cmp["mean"], f"null_{kind}_low": cmp["low"], f"null_{kind}_high": cmp["high"],
+                f"null_{kind}_p": cmp["p"]}
     row["excess"] = est.value - row[f"null_{NULL_KINDS[0]}"]
     low, high = finding.limits
     row["ci_low"], row["ci_high"] = max(est.ci_low, low), min(est.ci_high, high)  # NaN stays NaN

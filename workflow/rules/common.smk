@@ -129,7 +129,8 @@ def run_keys_for_dataset(wildcards):
 
 def run_files(template, n_seeds=None):
     """An input function: ``template`` (paths.TRACES, FITS, NULLS, ...) for every run of
-    the wildcards' dataset, in grid order; with n_seeds only the first seeds of each arch."""
+    the wildcards' dataset, in grid order; with n_seeds only the first seeds of each arch.
+    """
 
     def files(wildcards):
         return grid_files(template, [wildcards.dataset], n_seeds)
@@ -157,8 +158,14 @@ def sampler_datasets():
 
 def summary_tables():
     """Per-dataset summary tables that the findings table collects."""
-    tables = [paths.fill(paths.STATS, table="summary").format(dataset=d) for d in GRID["datasets"]]
-    tables += [paths.fill(paths.SAMPLER, table="summary").format(dataset=d) for d in sampler_datasets()]
+    tables = [
+        paths.fill(paths.STATS, table="summary").format(dataset=d)
+        for d in GRID["datasets"]
+    ]
+    tables += [
+        paths.fill(paths.SAMPLER, table="summary").format(dataset=d)
+        for d in sampler_datasets()
+    ]
     return tables
 
 
@@ -175,7 +182,9 @@ def all_outputs():
     """Every traces file, fits table, statistics table, figure and the findings."""
     outputs = []
     for dataset in GRID["datasets"]:
-        outputs += grid_files(paths.TRACES, [dataset]) + grid_files(paths.FITS, [dataset])
+        outputs += grid_files(paths.TRACES, [dataset]) + grid_files(
+            paths.FITS, [dataset]
+        )
         outputs.append(paths.STATS.format(dataset=dataset, table="summary"))
     outputs += [paths.FINDINGS_CSV, paths.FINDINGS_MD]
     for name in figure_names():
@@ -253,7 +262,9 @@ def figure_inputs(name):
     retention.figure_specs.FIGURES declares."""
     spec = FIGURES[name]
     datasets = sampler_datasets() if spec.sampler else GRID["datasets"]
-    inputs = {kind: grid_files(RUN_FILES[kind], datasets, spec.seeds) for kind in spec.runs}
+    inputs = {
+        kind: grid_files(RUN_FILES[kind], datasets, spec.seeds) for kind in spec.runs
+    }
     for table in spec.tables:
         inputs[table] = [DATASET_TABLES[table].format(dataset=d) for d in datasets]
     return inputs

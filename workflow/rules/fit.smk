@@ -37,5 +37,6 @@ rule fit_nulls:
         primary=primary_trace(),
         draws=config["stats"]["null_draws"],
         seed=config["stats"]["seed"],
+        rank_score=config["stats"]["rank_score"],
     script:
         "../../scripts/fit_nulls.py"
