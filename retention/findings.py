@@ -34,7 +34,13 @@ PAPER_COLUMNS = ("id", "source", "model", "model_b", "paper_value", "note")
 #: the paper's datasets (by source) and architectures (by timm model, without tag)
 PAPER_SOURCES = ("octdl", "cub200")
 PAPER_MODELS = ("resnet18", "deit_small_patch16_224")
-VERDICTS = ("consistent with the paper", "contradicts the paper", "inconclusive", "consistent with null", "not comparable")
+VERDICTS = (
+    "consistent with the paper",
+    "contradicts the paper",
+    "inconclusive",
+    "consistent with null",
+    "not comparable",
+)
 KEY = ["id", "dataset", "trace", "score", "arch", "arch_b", "case"]
 
 
@@ -50,8 +56,10 @@ class Study:
 
     def is_paper(self, dataset: str) -> bool:
         """Whether ``dataset`` is one of the paper's, run with the paper's architectures."""
-        return self.sources.get(dataset) in PAPER_SOURCES and bool(self.models) and all(
-            _base(m) in PAPER_MODELS for m in self.models.values()
+        return (
+            self.sources.get(dataset) in PAPER_SOURCES
+            and bool(self.models)
+            and all(_base(m) in PAPER_MODELS for m in self.models.values())
         )
 
     @classmethod
@@ -84,14 +92,18 @@ def load_paper_values(path: str | os.PathLike | None = None) -> pd.DataFrame:
     return check_paper_values(table, where)
 
 
-def check_paper_values(table: pd.DataFrame, where: str, findings: Sequence[Finding] = FINDINGS) -> pd.DataFrame:
+def check_paper_values(
+    table: pd.DataFrame, where: str, findings: Sequence[Finding] = FINDINGS
+) -> pd.DataFrame:
     """The paper values' columns; DataError for a missing column or an id the registry lacks."""
     missing = [c for c in PAPER_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"{where} lacks column(s) {missing}; expected {list(PAPER_COLUMNS)}")
     unknown = sorted(set(table["id"]) - set(by_id(tuple(findings))))
     if unknown:
-        raise DataError(f"{where}: finding id {unknown[0]!r} is not in the registry (retention/stats/registry.py)")
+        raise DataError(
+            f"{where}: finding id {unknown[0]!r} is not in the registry (retention/stats/registry.py)"
+        )
     return table[list(PAPER_COLUMNS)]
 
 
@@ -104,7 +116,8 @@ def paper_value(row: Mapping, study: Study, paper_values: pd.DataFrame) -> tuple
     models = [_base(study.models.get(str(row.get(k, "") or ""), "")) for k in ("arch", "arch_b")]
     for p in paper_values[paper_values["id"] == row["id"]].itertuples(index=False):
         if fnmatch.fnmatchcase(source, p.source) and all(
-            (pat == "" and m == "") or (pat != "" and fnmatch.fnmatchcase(m, pat)) for m, pat in zip(models, (p.model, p.model_b))
+            (pat == "" and m == "") or (pat != "" and fnmatch.fnmatchcase(m, pat))
+            for m, pat in zip(models, (p.model, p.model_b))
         ):
             return p.paper_value, p.note
     return "", ""
@@ -138,12 +151,18 @@ def verdict(row: Mapping, alpha: float) -> tuple[str, str]:
     p_null = float(row.get("p_null_holm", math.nan))
     if np.isfinite(p_null) and p_null >= alpha:
         nl, nh = float(row.get("null_iid_low", math.nan)), float(row.get("null_iid_high", math.nan))
-        return "consistent with null", f"the memoryless null gives it (Holm p {p_null:.2g}; iid null {nl:.3g} to {nh:.3g})"
+        return (
+            "consistent with null",
+            f"the memoryless null gives it (Holm p {p_null:.2g}; iid null {nl:.3g} to {nh:.3g})",
+        )
     bound = float(row.get("bound", math.nan))
     sign = _paper_sign(row.get("paper_value", ""))
     passed = np.isfinite(p) and p < alpha
     if claim == "differs" and passed and np.isfinite(sign) and np.sign(value) != sign:
-        return "contradicts the paper", f"significant (Holm p {p:.2g}) with the opposite sign of the paper's value"
+        return (
+            "contradicts the paper",
+            f"significant (Holm p {p:.2g}) with the opposite sign of the paper's value",
+        )
     if passed:
         return "consistent with the paper", f"Holm p {p:.2g} < {alpha:g}"
     against = {
@@ -170,9 +189,25 @@ def assemble_findings(
     if not summaries:
         raise DataError("no summary tables to assemble")
     registry = by_id(tuple(findings))
-    paper_values = load_paper_values() if paper_values is None else check_paper_values(paper_values, "paper values", findings)
+    paper_values = (
+        load_paper_values()
+        if paper_values is None
+        else check_paper_values(paper_values, "paper values", findings)
+    )
     table = pd.concat([df.reindex(columns=summary_columns(findings)) for df in summaries], ignore_index=True)
-    for c in ("id", "dataset", "trace", "score", "arch", "arch_b", "case", "claim", "note", "interval", "test"):
+    for c in (
+        "id",
+        "dataset",
+        "trace",
+        "score",
+        "arch",
+        "arch_b",
+        "case",
+        "claim",
+        "note",
+        "interval",
+        "test",
+    ):
         table[c] = table[c].astype(object).where(table[c].notna(), "").astype(str)
     unknown = sorted(set(table["id"]) - set(registry))
     if unknown:
@@ -180,7 +215,9 @@ def assemble_findings(
     dup = table.duplicated(KEY)
     if dup.any():
         r = table[dup].iloc[0]
-        raise DataError(f"finding {r['id']} ({r['arch']} {r['arch_b']} {r['case']}) for dataset {r['dataset']} appears twice")
+        raise DataError(
+            f"finding {r['id']} ({r['arch']} {r['arch_b']} {r['case']}) for dataset {r['dataset']} appears twice"
+        )
     table["primary"] = table["primary"].astype(str).str.lower().isin(["true", "1"])
     rows = table.to_dict("records")
     table.insert(1, "finding", [registry[r["id"]].label_for(r, study.labels) for r in rows])
@@ -246,9 +283,14 @@ def _paper_cell(row: pd.Series, table: pd.DataFrame) -> str:
     if row["paper_value"]:
         return str(row["paper_value"])
     group = row["id"].split(".")[0]
-    same = table[(table["dataset"] == row["dataset"]) & table["id"].str.startswith(group + ".") & (table["paper_value"] != "")]
+    same = table[
+        (table["dataset"] == row["dataset"])
+        & table["id"].str.startswith(group + ".")
+        & (table["paper_value"] != "")
+    ]
     return "; ".join(
-        f"{r.paper_value} ({r.finding}: ours {_fmt(r.value)}" + (f", {_interval(r.ci_low, r.ci_high)})" if pd.notna(r.ci_low) else ")")
+        f"{r.paper_value} ({r.finding}: ours {_fmt(r.value)}"
+        + (f", {_interval(r.ci_low, r.ci_high)})" if pd.notna(r.ci_low) else ")")
         for r in same.itertuples(index=False)
     )
 
@@ -281,11 +323,25 @@ def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
         "",
     ]
     lines += _table(
-        ["finding", "dataset", "ours (95% interval)", "memoryless null (95% range)", "paper", "p (Holm)", "verdict"],
         [
-            [r["finding"], r["dataset"], _with_interval(r["value"], r["ci_low"], r["ci_high"]),
-             _with_interval(r["null_iid"], r["null_iid_low"], r["null_iid_high"]),
-             _paper_cell(r, table), _fmt_p(r["p_holm"]), f"**{r['verdict']}**: {r['verdict_reason']}"]
+            "finding",
+            "dataset",
+            "ours (95% interval)",
+            "memoryless null (95% range)",
+            "paper",
+            "p (Holm)",
+            "verdict",
+        ],
+        [
+            [
+                r["finding"],
+                r["dataset"],
+                _with_interval(r["value"], r["ci_low"], r["ci_high"]),
+                _with_interval(r["null_iid"], r["null_iid_low"], r["null_iid_high"]),
+                _paper_cell(r, table),
+                _fmt_p(r["p_holm"]),
+                f"**{r['verdict']}**: {r['verdict_reason']}",
+            ]
             for _, r in primary.iterrows()
         ],
     )
@@ -294,27 +350,79 @@ def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
         lines += ["", "Where most samples sit at a bound of lambda:", "", *warnings]
     lines += ["", "## Primary findings in detail", ""]
     lines += _table(
-        ["finding", "dataset", "value", "95% interval", "interval", "test", "p", "p (Holm)", "null iid", "null shuffle",
-         "excess over null", "samples", "runs", "note"],
         [
-            [r["finding"], r["dataset"], _fmt(r["value"]), _interval(r["ci_low"], r["ci_high"]), r["interval"], r["test"],
-             _fmt_p(r["p_value"]), _fmt_p(r["p_holm"]), _fmt(r["null_iid"]), _fmt(r["null_shuffle"]), _fmt(r["excess"]),
-             _count(r["n_samples"]), _count(r["n_runs"]), r["note"]]
+            "finding",
+            "dataset",
+            "value",
+            "95% interval",
+            "interval",
+            "test",
+            "p",
+            "p (Holm)",
+            "null iid",
+            "null shuffle",
+            "excess over null",
+            "samples",
+            "runs",
+            "note",
+        ],
+        [
+            [
+                r["finding"],
+                r["dataset"],
+                _fmt(r["value"]),
+                _interval(r["ci_low"], r["ci_high"]),
+                r["interval"],
+                r["test"],
+                _fmt_p(r["p_value"]),
+                _fmt_p(r["p_holm"]),
+                _fmt(r["null_iid"]),
+                _fmt(r["null_shuffle"]),
+                _fmt(r["excess"]),
+                _count(r["n_samples"]),
+                _count(r["n_runs"]),
+                r["note"],
+            ]
             for _, r in primary.iterrows()
         ],
     )
     lines += ["", "## Exploratory (raw p-values, not corrected)", ""]
     lines += _table(
-        ["finding", "dataset", "value", "95% interval", "interval", "test", "p", "paper", "samples", "runs", "note"],
         [
-            [r["finding"], r["dataset"], _fmt(r["value"]), _interval(r["ci_low"], r["ci_high"]), r["interval"], r["test"],
-             _fmt_p(r["p_value"]), r["paper_value"], _count(r["n_samples"]), _count(r["n_runs"]), r["note"]]
+            "finding",
+            "dataset",
+            "value",
+            "95% interval",
+            "interval",
+            "test",
+            "p",
+            "paper",
+            "samples",
+            "runs",
+            "note",
+        ],
+        [
+            [
+                r["finding"],
+                r["dataset"],
+                _fmt(r["value"]),
+                _interval(r["ci_low"], r["ci_high"]),
+                r["interval"],
+                r["test"],
+                _fmt_p(r["p_value"]),
+                r["paper_value"],
+                _count(r["n_samples"]),
+                _count(r["n_runs"]),
+                r["note"],
+            ]
             for _, r in explore.iterrows()
         ],
     )
     notes = table[table["paper_note"] != ""].drop_duplicates("paper_note")
     if len(notes):
-        lines += ["", "Paper values:", ""] + [f"- {r.finding} ({r.dataset}): {r.paper_note}" for r in notes.itertuples(index=False)]
+        lines += ["", "Paper values:", ""] + [
+            f"- {r.finding} ({r.dataset}): {r.paper_note}" for r in notes.itertuples(index=False)
+        ]
     return "\n".join(lines) + "\n"
 
 

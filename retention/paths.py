@@ -16,8 +16,17 @@ NULLS = "results/nulls/{dataset}/{arch}/seed{seed}.parquet"
 STATS = "results/stats/{dataset}/{table}.csv"
 #: the tables of STATS, in the order they are written (docs/contracts.md)
 STATS_TABLES = (
-    "f1_jaccard", "f2_r2", "f3_seed_stability", "f4_class", "f4_class_similarity",
-    "f5_early_predictor", "scores", "bounds", "rank_scores", "status_counts", "robustness",
+    "f1_jaccard",
+    "f2_r2",
+    "f3_seed_stability",
+    "f4_class",
+    "f4_class_similarity",
+    "f5_early_predictor",
+    "scores",
+    "bounds",
+    "rank_scores",
+    "status_counts",
+    "robustness",
     "summary",
 )
 BUDGET_RUN = "results/sampler/{dataset}/{arch}/{sampler}/seed{seed}"

@@ -39,7 +39,9 @@ def read_run(traces_path, metrics_path) -> tuple[dict, pd.DataFrame]:
     return {**outcomes, "coverage": float(last) / n_train if pd.notna(last) else np.nan}, curve
 
 
-def compare(runs, traces_paths, metrics_paths, dataset: str, trace: str, margin: float) -> dict[str, pd.DataFrame]:
+def compare(
+    runs, traces_paths, metrics_paths, dataset: str, trace: str, margin: float
+) -> dict[str, pd.DataFrame]:
     """The comparison, curves and summary tables of one dataset's budgeted runs."""
     rows, curves = [], []
     for (arch, kind, seed), traces_path, metrics_path in zip(runs, traces_paths, metrics_paths):
@@ -61,17 +63,31 @@ def main():
     if "snakemake" in globals():
         sm = globals()["snakemake"]
         io.setup_logging(sm.log[0])
-        tables = compare(sm.params.runs, sm.input.traces, sm.input.metrics, sm.wildcards.dataset, sm.params.trace,
-                         sm.params.margin)
+        tables = compare(
+            sm.params.runs,
+            sm.input.traces,
+            sm.input.metrics,
+            sm.wildcards.dataset,
+            sm.params.trace,
+            sm.params.margin,
+        )
         outputs = {name: sm.output[name] for name in tables}
     else:
-        ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        ap = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         ap.add_argument("--dataset", required=True)
         ap.add_argument("--runs", nargs="+", required=True, help="arch:kind:seed of every budgeted run")
-        ap.add_argument("--results", default="results", help="the results folder holding sampler/{dataset}/...")
-        ap.add_argument("--outdir", required=True, help="writes comparison.csv, curves.csv and summary.csv here")
+        ap.add_argument(
+            "--results", default="results", help="the results folder holding sampler/{dataset}/..."
+        )
+        ap.add_argument(
+            "--outdir", required=True, help="writes comparison.csv, curves.csv and summary.csv here"
+        )
         ap.add_argument("--trace", default="since_learned", help="the trace definition of the scout's lambda")
-        ap.add_argument("--margin", type=float, default=0.01, help="accuracy gain that counts as an improvement")
+        ap.add_argument(
+            "--margin", type=float, default=0.01, help="accuracy gain that counts as an improvement"
+        )
         ap.add_argument("--log")
         args = ap.parse_args()
         io.setup_logging(args.log)
@@ -83,8 +99,14 @@ def main():
             runs.append((parts[0], parts[1], int(parts[2])))
         base = Path(args.results) / "sampler" / args.dataset
         paths = [base / a / k / f"seed{s}" for a, k, s in runs]
-        tables = compare(runs, [p / "traces.npz" for p in paths], [p / "metrics.csv" for p in paths], args.dataset,
-                         args.trace, args.margin)
+        tables = compare(
+            runs,
+            [p / "traces.npz" for p in paths],
+            [p / "metrics.csv" for p in paths],
+            args.dataset,
+            args.trace,
+            args.margin,
+        )
         outputs = {name: Path(args.outdir) / f"{name}.csv" for name in tables}
     for name, path in outputs.items():
         io.save_table(path, tables[name])

@@ -72,13 +72,29 @@ def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, 
         if paths and len(paths) != len(fits_paths):
             raise DataError(f"{len(paths)} {what} files for {len(fits_paths)} fits tables; give one per run")
     fits = [read_table(p, "fits") for p in fits_paths]
-    infos = [read_class_info(p, f"{a}/seed{s}") for p, (a, s) in zip(traces_paths, runs)] if traces_paths else None
+    infos = (
+        [read_class_info(p, f"{a}/seed{s}") for p, (a, s) in zip(traces_paths, runs)]
+        if traces_paths
+        else None
+    )
     null_fits = [read_table(p, "null fits") for p in null_paths] if null_paths else None
-    log.info("dataset %s: %d runs %s, trace %s, rank score %s", dataset, len(runs), runs, primary, cfg.rank_score)
+    log.info(
+        "dataset %s: %d runs %s, trace %s, rank score %s", dataset, len(runs), runs, primary, cfg.rank_score
+    )
     tables = stats.dataset_tables(fits, runs, cfg, dataset, primary, infos, null_fits)
     for row in tables["summary"].itertuples(index=False):
-        log.info("%s %s %s %s: %.4g [%.4g, %.4g] p=%.3g %s", row.id, row.arch, row.arch_b, row.case, row.value,
-                 row.ci_low, row.ci_high, row.p_value, row.note)
+        log.info(
+            "%s %s %s %s: %.4g [%.4g, %.4g] p=%.3g %s",
+            row.id,
+            row.arch,
+            row.arch_b,
+            row.case,
+            row.value,
+            row.ci_low,
+            row.ci_high,
+            row.p_value,
+            row.note,
+        )
     return tables
 
 
@@ -112,8 +128,15 @@ def main() -> None:
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
         cfg = stats.StatsConfig.from_mapping(dict(sm.params.stats), sm.params.lambda_max)
-        tables = compute(list(sm.input.fits), list(sm.input.traces), list(sm.input.nulls), sm.params.runs, cfg,
-                         sm.params.primary, sm.wildcards.dataset)
+        tables = compute(
+            list(sm.input.fits),
+            list(sm.input.traces),
+            list(sm.input.nulls),
+            sm.params.runs,
+            cfg,
+            sm.params.primary,
+            sm.wildcards.dataset,
+        )
         outputs = {name: sm.output[name] for name in stats.TABLE_NAMES}
     else:
         tables, outputs = standalone()

@@ -19,16 +19,40 @@ from retention.traces import load_traces, parse_label
 log = logging.getLogger("retention.fit_nulls")
 
 
-def run(traces_path, out_path, primary, draws, seed, run_name, min_points=3, lambda_max=LAMBDA_MAX, rank_score="lambda"):
+def run(
+    traces_path,
+    out_path,
+    primary,
+    draws,
+    seed,
+    run_name,
+    min_points=3,
+    lambda_max=LAMBDA_MAX,
+    rank_score="lambda",
+):
     """Load, draw and fit the null runs, write the table atomically."""
     parse_label(primary)
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
-    table = nulls.null_fit_table(traces, primary, int(draws), int(seed), traces.run_name, int(min_points),
-                                 float(lambda_max), soft_columns=rank_score in SOFT_SCORES)
+    table = nulls.null_fit_table(
+        traces,
+        primary,
+        int(draws),
+        int(seed),
+        traces.run_name,
+        int(min_points),
+        float(lambda_max),
+        soft_columns=rank_score in SOFT_SCORES,
+    )
     io.save_table(out_path, table)
-    log.info("%s: %d null draws x %d kinds, %d rows, %.1f s", traces.run_name, draws, len(nulls.KINDS), len(table),
-             time.perf_counter() - start)
+    log.info(
+        "%s: %d null draws x %d kinds, %d rows, %.1f s",
+        traces.run_name,
+        draws,
+        len(nulls.KINDS),
+        len(table),
+        time.perf_counter() - start,
+    )
 
 
 def main():
@@ -36,13 +60,24 @@ def main():
         sm = snakemake  # noqa: F821
         io.setup_logging(sm.log[0])
         w, r = sm.wildcards, sm.params.retention
-        run(sm.input.traces, sm.output.nulls, sm.params.primary, sm.params.draws, sm.params.seed,
-            f"{w.dataset}/{w.arch}/seed{w.seed}", r["min_points"], r["lambda_max"], sm.params.rank_score)
+        run(
+            sm.input.traces,
+            sm.output.nulls,
+            sm.params.primary,
+            sm.params.draws,
+            sm.params.seed,
+            f"{w.dataset}/{w.arch}/seed{w.seed}",
+            r["min_points"],
+            r["lambda_max"],
+            sm.params.rank_score,
+        )
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", help="a run's traces.npz")
     ap.add_argument("output", help="the null fits table to write (.parquet or .csv)")
-    ap.add_argument("--trace", default="since_learned", help="the primary trace label (default since_learned)")
+    ap.add_argument(
+        "--trace", default="since_learned", help="the primary trace label (default since_learned)"
+    )
     ap.add_argument("--draws", type=int, default=20, help="null runs per kind (default 20)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-name", help="the run's name: seeds its draws (default: from the path)")
@@ -52,8 +87,17 @@ def main():
     ap.add_argument("--log")
     args = ap.parse_args()
     io.setup_logging(args.log)
-    run(args.traces, args.output, args.trace, args.draws, args.seed, args.run_name, args.min_points, args.lambda_max,
-        args.rank_score)
+    run(
+        args.traces,
+        args.output,
+        args.trace,
+        args.draws,
+        args.seed,
+        args.run_name,
+        args.min_points,
+        args.lambda_max,
+        args.rank_score,
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,13 @@ def main() -> None:
     setup_logging(args.log)
     from retention.config import load_config
 
-    make(args.summaries, findings.Study.from_config(load_config(args.config)), args.csv, args.md, args.paper_values)
+    make(
+        args.summaries,
+        findings.Study.from_config(load_config(args.config)),
+        args.csv,
+        args.md,
+        args.paper_values,
+    )
 
 
 if __name__ == "__main__":

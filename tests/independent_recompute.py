@@ -26,7 +26,13 @@ import pandas as pd
 from scipy import optimize, stats
 
 LAMBDA_MAX, MIN_POINTS, Q = 5.0, 3, 0.10
-TOLERANCE = {"F1.pooled": 0.02, "F1.difference": 0.03, "F2.arch_difference": 1e-3, "F3.within": 2e-3, "F5.meta": 2e-3}
+TOLERANCE = {
+    "F1.pooled": 0.02,
+    "F1.difference": 0.03,
+    "F2.arch_difference": 1e-3,
+    "F3.within": 2e-3,
+    "F5.meta": 2e-3,
+}
 
 
 def fit_one(y: np.ndarray) -> tuple[float, float, float]:
@@ -43,8 +49,9 @@ def fit_one(y: np.ndarray) -> tuple[float, float, float]:
     grid = np.r_[0.0, np.geomspace(1e-5 * LAMBDA_MAX, LAMBDA_MAX, 400)]
     best = int(np.argmin([sse(g)[0] for g in grid]))
     lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)]
-    res = optimize.minimize_scalar(lambda lam: sse(lam)[0], bounds=(lo, hi), method="bounded",
-                                   options={"xatol": 1e-10})
+    res = optimize.minimize_scalar(
+        lambda lam: sse(lam)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
+    )
     lam = float(res.x) if res.fun < sse(grid[best])[0] else float(grid[best])
     err, b = sse(lam)
     if b >= 1 - 1e-12 or lam <= 0:
@@ -61,11 +68,16 @@ def run_table(path: Path) -> pd.DataFrame:
     rows = []
     for i in range(c.shape[0]):
         hits = np.flatnonzero(c[i])
-        row = {"sample_id": int(sid[i]), "loss_t0": float(loss[i, list(t).index(0)]), "lambda": math.nan, "r2": math.nan}
+        row = {
+            "sample_id": int(sid[i]),
+            "loss_t0": float(loss[i, list(t).index(0)]),
+            "lambda": math.nan,
+            "r2": math.nan,
+        }
         if hits.size == 0:
             row["status"] = "never_learned"
         else:
-            y = c[i, hits[0]:].astype(float)
+            y = c[i, hits[0] :].astype(float)
             if y.size < MIN_POINTS:
                 row["status"] = "too_short"
             elif y.all():
@@ -92,7 +104,11 @@ def expected_jaccard(a: np.ndarray, b: np.ndarray, rng, draws: int = 4000) -> fl
 
 def recompute(results: Path, dataset: str, archs, seeds) -> dict:
     """(finding id, arch, arch_b) -> value, for the primary findings and F1.pooled."""
-    runs = {(a, s): run_table(results / "runs" / dataset / a / f"seed{s}" / "traces.npz") for a in archs for s in seeds}
+    runs = {
+        (a, s): run_table(results / "runs" / dataset / a / f"seed{s}" / "traces.npz")
+        for a in archs
+        for s in seeds
+    }
     eligible = {k: v[v["status"].isin(["fitted", "unforgettable"])] for k, v in runs.items()}
     rng = np.random.default_rng(0)
     out = {}
@@ -100,7 +116,11 @@ def recompute(results: Path, dataset: str, archs, seeds) -> dict:
         rhos = []
         for s1, s2 in itertools.combinations(seeds, 2):
             common = eligible[(a, s1)].index.intersection(eligible[(a, s2)].index)
-            rhos.append(stats.spearmanr(eligible[(a, s1)].loc[common, "lambda"], eligible[(a, s2)].loc[common, "lambda"]).statistic)
+            rhos.append(
+                stats.spearmanr(
+                    eligible[(a, s1)].loc[common, "lambda"], eligible[(a, s2)].loc[common, "lambda"]
+                ).statistic
+            )
         out[("F3.within", a, "")] = float(np.nanmean(rhos))
     a, b = archs[0], archs[1]
     diffs = []
@@ -126,12 +146,18 @@ def recompute(results: Path, dataset: str, archs, seeds) -> dict:
         frame = pd.concat([eligible[(arch, s)]["lambda"] for s in seeds], axis=1)
         pooled[arch] = frame.mean(axis=1, skipna=True)
     common = pooled[a].index.intersection(pooled[b].index)
-    out[("F1.pooled", a, b)] = expected_jaccard(pooled[a][common].to_numpy(), pooled[b][common].to_numpy(), rng)
+    out[("F1.pooled", a, b)] = expected_jaccard(
+        pooled[a][common].to_numpy(), pooled[b][common].to_numpy(), rng
+    )
     pair = {}
     for (x, s1), (y, s2) in itertools.combinations(list(runs), 2):
         common = eligible[(x, s1)].index.intersection(eligible[(y, s2)].index)
-        pair[((x, s1), (y, s2))] = expected_jaccard(eligible[(x, s1)].loc[common, "lambda"].to_numpy(),
-                                                    eligible[(y, s2)].loc[common, "lambda"].to_numpy(), rng, 500)
+        pair[((x, s1), (y, s2))] = expected_jaccard(
+            eligible[(x, s1)].loc[common, "lambda"].to_numpy(),
+            eligible[(y, s2)].loc[common, "lambda"].to_numpy(),
+            rng,
+            500,
+        )
     within = [j for (p1, p2), j in pair.items() if p1[0] == p2[0]]
     cross = [j for (p1, p2), j in pair.items() if p1[0] != p2[0]]
     out[("F1.difference", a, b)] = float(np.nanmean(within) - np.nanmean(cross))
@@ -147,10 +173,21 @@ def compare(results: Path, dataset: str, archs, seeds) -> pd.DataFrame:
     rows = []
     for (fid, a, b), value in recompute(results, dataset, archs, seeds).items():
         mine = ours.get((fid, a, b), math.nan)
-        rows.append({"id": fid, "arch": a, "arch_b": b, "workflow": mine, "independent": value,
-                     "difference": abs(mine - value), "tolerance": TOLERANCE[fid]})
+        rows.append(
+            {
+                "id": fid,
+                "arch": a,
+                "arch_b": b,
+                "workflow": mine,
+                "independent": value,
+                "difference": abs(mine - value),
+                "tolerance": TOLERANCE[fid],
+            }
+        )
     table = pd.DataFrame(rows)
-    table["agrees"] = (table["difference"] <= table["tolerance"]) | (table["workflow"].isna() & table["independent"].isna())
+    table["agrees"] = (table["difference"] <= table["tolerance"]) | (
+        table["workflow"].isna() & table["independent"].isna()
+    )
     return table
 
 

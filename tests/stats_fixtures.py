@@ -79,7 +79,9 @@ def planted(n=2000, seeds=(0, 1, 2, 3, 4), archs=("resnet18", "deit_small"), see
     for a in archs:
         for s in seeds:
             lam, status = tied_lambda(n, rng, top=tops[a])
-            r2 = np.where(status == "fitted", np.clip(rng.normal(0.52 if a == archs[0] else 0.74, 0.1, n), 0, 1), np.nan)
+            r2 = np.where(
+                status == "fitted", np.clip(rng.normal(0.52 if a == archs[0] else 0.74, 0.1, n), 0, 1), np.nan
+            )
             loss = np.nan_to_num(lam) + rng.normal(0, 1.5, n)
             fits.append(fits_table(ids, label, lam, status, rng, r2=r2, loss_t0=loss))
             runs.append((a, s))
@@ -111,17 +113,28 @@ def memoryless_arrays(difficulty: np.ndarray, label: np.ndarray, epochs: int, rn
     correct = np.where(after, rng.random((n, t.size)) < rate[:, None], False)
     correct[np.arange(n), np.minimum(t_learn + 1, t.size - 1)] |= t_learn <= epochs
     correct[:, 0] = rng.random(n) < 0.3
-    p = np.where(correct, rng.uniform(0.55, 1, (n, t.size)), rng.uniform(0, 0.45, (n, t.size))).astype(np.float32)
+    p = np.where(correct, rng.uniform(0.55, 1, (n, t.size)), rng.uniform(0, 0.45, (n, t.size))).astype(
+        np.float32
+    )
     loss = -np.log(p)
     loss[:, t == 0] = (difficulty + rng.normal(0, 0.3, n))[:, None].clip(0.01)
     wrong = (label[:, None] + 1) % n_classes
     return {
-        "sample_id": np.arange(n, dtype=np.int64), "label": label, "class_names": np.array([f"c{k}" for k in range(n_classes)]),
-        "t": t, "correct": correct, "p_true": p, "loss": loss.astype(np.float32), "el2n": (1 - p).astype(np.float32),
+        "sample_id": np.arange(n, dtype=np.int64),
+        "label": label,
+        "class_names": np.array([f"c{k}" for k in range(n_classes)]),
+        "t": t,
+        "correct": correct,
+        "p_true": p,
+        "loss": loss.astype(np.float32),
+        "el2n": (1 - p).astype(np.float32),
         "pred": np.where(correct, label[:, None], wrong).astype(np.int32),
-        "heldout_sample_id": np.arange(n, n + 40, dtype=np.int64), "heldout_label": np.arange(40) % n_classes,
-        "heldout_correct": np.ones((40, t.size), bool), "heldout_p_true": np.full((40, t.size), 0.9, np.float32),
-        "heldout_loss": np.full((40, t.size), 0.1, np.float32), "heldout_el2n": np.full((40, t.size), 0.1, np.float32),
+        "heldout_sample_id": np.arange(n, n + 40, dtype=np.int64),
+        "heldout_label": np.arange(40) % n_classes,
+        "heldout_correct": np.ones((40, t.size), bool),
+        "heldout_p_true": np.full((40, t.size), 0.9, np.float32),
+        "heldout_loss": np.full((40, t.size), 0.1, np.float32),
+        "heldout_el2n": np.full((40, t.size), 0.1, np.float32),
         "heldout_pred": np.repeat((np.arange(40) % n_classes)[:, None], t.size, 1).astype(np.int32),
         "class_centroid_cosine": np.eye(n_classes, dtype=np.float32),
     }
@@ -144,7 +157,9 @@ def memoryless_study(n=400, epochs=20, seeds=(0, 1, 2, 3, 4), archs=("cnn", "vit
     return fits, null_fits, runs
 
 
-def decay_arrays(lam: np.ndarray, floor: np.ndarray, label: np.ndarray, epochs: int, rng, n_classes: int) -> dict:
+def decay_arrays(
+    lam: np.ndarray, floor: np.ndarray, label: np.ndarray, epochs: int, rng, n_classes: int
+) -> dict:
     """A run whose samples forget as the paper's model says: learned at a geometric epoch,
     then correct with probability floor + (1 - floor) exp(-lam tau); the same samples
     forget alike in every run when ``lam`` and ``floor`` are shared."""
@@ -172,7 +187,9 @@ def decay_study(n=400, epochs=20, seeds=(0, 1, 2, 3, 4), archs=("cnn", "vit"), d
     fits, null_fits, runs = [], [], []
     for a in archs:
         for s in seeds:
-            traces = tr.Traces(path="", run_name=f"decay/{a}/seed{s}", **decay_arrays(lam, floor, label, epochs, rng, 4))
+            traces = tr.Traces(
+                path="", run_name=f"decay/{a}/seed{s}", **decay_arrays(lam, floor, label, epochs, rng, 4)
+            )
             fits.append(fit.fit_table(traces, ["since_learned"], "since_learned"))
             null_fits.append(nulls.null_fit_table(traces, "since_learned", draws, 0, f"decay/{a}/seed{s}"))
             runs.append((a, s))

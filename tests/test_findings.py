@@ -32,29 +32,49 @@ PAPER = findings.Study(
 def row(fid, dataset, value=0.1, p=0.01, arch="resnet18", arch_b="", **extra) -> dict:
     f = {x.id: x for x in FINDINGS}[fid]
     out = {c: math.nan for c in summary_columns()}
-    out.update(id=fid, dataset=dataset, trace="since_learned", score="lambda", arch=arch, arch_b=arch_b, case="",
-               value=value, ci_low=value - 0.05, ci_high=value + 0.05, p_value=p, primary=f.primary,
-               claim=f.claim.kind if f.claim else "", q=0.1)
+    out.update(
+        id=fid,
+        dataset=dataset,
+        trace="since_learned",
+        score="lambda",
+        arch=arch,
+        arch_b=arch_b,
+        case="",
+        value=value,
+        ci_low=value - 0.05,
+        ci_high=value + 0.05,
+        p_value=p,
+        primary=f.primary,
+        claim=f.claim.kind if f.claim else "",
+        q=0.1,
+    )
     out.update(extra)
     return out
 
 
 def test_paper_values_attach_only_to_the_papers_datasets_and_architectures():
-    summary = pd.DataFrame([
-        row("F1.pooled", "octdl", arch_b="deit_small"),
-        row("F1.pooled", "cub200", arch="deit_small", arch_b="resnet18"),
-        row("F2.arch_difference", "octdl", arch_b="deit_small"),
-        row("F5.meta", "octdl", arch=""),
-    ])
+    summary = pd.DataFrame(
+        [
+            row("F1.pooled", "octdl", arch_b="deit_small"),
+            row("F1.pooled", "cub200", arch="deit_small", arch_b="resnet18"),
+            row("F2.arch_difference", "octdl", arch_b="deit_small"),
+            row("F5.meta", "octdl", arch=""),
+        ]
+    )
     table = findings.assemble_findings([summary], PAPER).set_index(["id", "dataset"])
     assert table.loc[("F1.pooled", "octdl"), "paper_value"] == "0.34"
     assert table.loc[("F1.pooled", "cub200"), "paper_value"] == "0.15"  # either order of the pair
     assert table.loc[("F2.arch_difference", "octdl"), "paper_value"] == "-0.22"
     assert table.loc[("F5.meta", "octdl"), "paper_value"].startswith("0.30 to 0.50")
-    assert table.loc[("F1.pooled", "octdl"), "finding"] == "F1 top-10% Jaccard, seed-pooled ranking (ResNet-18 vs DeiT-S)"
+    assert (
+        table.loc[("F1.pooled", "octdl"), "finding"]
+        == "F1 top-10% Jaccard, seed-pooled ranking (ResNet-18 vs DeiT-S)"
+    )
     # the demo's names, or a user's folder named "octdl" with other models: nothing attaches
     demo = findings.Study(sources={"octdl": "digits"}, models=PAPER.models)
-    other = findings.Study(sources={"octdl": "octdl"}, models={"resnet18": "convnext_tiny", "deit_small": "vit_small"})
+    other = findings.Study(
+        sources={"octdl": "octdl"}, models={"resnet18": "convnext_tiny", "deit_small": "vit_small"}
+    )
     for study in (demo, other):
         assert (findings.assemble_findings([summary], study)["paper_value"] == "").all()
 
@@ -68,7 +88,10 @@ def test_holm_runs_per_dataset_over_the_primary_family_only():
     assert table.loc[("F5.meta", "octdl"), "p_holm"] == pytest.approx(0.02)  # max(0.02, 1 x 0.02)
     assert table.loc[("F1.difference", "cub200"), "p_holm"] == pytest.approx(0.04)
     assert table.loc[("F5.meta", "cub200"), "p_holm"] == pytest.approx(0.5)
-    assert np.isnan(table.loc[("F1.pooled", "octdl"), "p_holm"]) and table.loc[("F1.pooled", "octdl"), "verdict"] == ""
+    assert (
+        np.isnan(table.loc[("F1.pooled", "octdl"), "p_holm"])
+        and table.loc[("F1.pooled", "octdl"), "verdict"] == ""
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,22 +99,48 @@ def test_holm_runs_per_dataset_over_the_primary_family_only():
     [
         ("F1.difference", {}, "consistent with the paper"),
         ("F1.difference", {"p_value": 0.2}, "inconclusive"),
-        ("F1.difference", {"value": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.99}, "contradicts the paper"),
-        ("F1.difference", {"null_iid_p": 0.4, "null_shuffle_p": 0.5, "null_iid_low": 0.0, "null_iid_high": 0.2},
-         "consistent with null"),
+        (
+            "F1.difference",
+            {"value": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.99},
+            "contradicts the paper",
+        ),
+        (
+            "F1.difference",
+            {"null_iid_p": 0.4, "null_shuffle_p": 0.5, "null_iid_low": 0.0, "null_iid_high": 0.2},
+            "consistent with null",
+        ),
         ("F1.difference", {"null_iid_p": 1e-6, "null_shuffle_p": 1e-6}, "consistent with the paper"),
         ("F1.difference", {"value": math.nan}, "not comparable"),
-        ("F2.arch_difference", {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3}, "contradicts the paper"),  # paper: -0.22
+        (
+            "F2.arch_difference",
+            {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3},
+            "contradicts the paper",
+        ),  # paper: -0.22
         ("F2.arch_difference", {"value": -0.2, "ci_low": -0.3, "ci_high": -0.1}, "consistent with the paper"),
         ("F3.within", {"value": 0.01, "bound": 0.1}, "consistent with the paper"),
-        ("F3.within", {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "bound": 0.1, "p_value": 1.0}, "contradicts the paper"),
-        ("F6.heldout", {"value": 0.05, "ci_low": 0.03, "ci_high": 0.07, "bound": 0.01, "p_value": 1.0},
-         "contradicts the paper"),
+        (
+            "F3.within",
+            {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "bound": 0.1, "p_value": 1.0},
+            "contradicts the paper",
+        ),
+        (
+            "F6.heldout",
+            {"value": 0.05, "ci_low": 0.03, "ci_high": 0.07, "bound": 0.01, "p_value": 1.0},
+            "contradicts the paper",
+        ),
     ],
 )
 def test_the_verdict_rule(fid, extra, expected):
-    summary = pd.DataFrame([row(fid, "octdl", arch_b="deit_small" if fid in ("F1.difference", "F2.arch_difference") else "",
-                                **extra)])
+    summary = pd.DataFrame(
+        [
+            row(
+                fid,
+                "octdl",
+                arch_b="deit_small" if fid in ("F1.difference", "F2.arch_difference") else "",
+                **extra,
+            )
+        ]
+    )
     table = findings.assemble_findings([summary], PAPER)
     assert table["verdict"].iloc[0] == expected, table["verdict_reason"].iloc[0]
 
@@ -102,14 +151,19 @@ def test_assembly_refuses_unknown_ids_and_repeated_rows():
     twice = pd.DataFrame([row("F1.pooled", "x", arch_b="b")] * 2)
     with pytest.raises(DataError, match="appears twice"):
         findings.assemble_findings([twice], PAPER)
-    bad = pd.DataFrame({"id": ["F9.x"], "source": ["*"], "model": [""], "model_b": [""], "paper_value": ["1"], "note": [""]})
+    bad = pd.DataFrame(
+        {"id": ["F9.x"], "source": ["*"], "model": [""], "model_b": [""], "paper_value": ["1"], "note": [""]}
+    )
     with pytest.raises(DataError, match="not in the registry"):
         findings.assemble_findings([pd.DataFrame([row("F1.pooled", "x", arch_b="b")])], PAPER, bad)
 
 
 def test_markdown_puts_the_verdicts_first_and_warns_about_bounds():
-    rows = [row("F1.difference", "octdl", arch_b="deit_small"), row("F1.pooled", "octdl", arch_b="deit_small"),
-            row("Fit.bounds", "octdl", value=0.8, case="lambda = 0", p=math.nan)]
+    rows = [
+        row("F1.difference", "octdl", arch_b="deit_small"),
+        row("F1.pooled", "octdl", arch_b="deit_small"),
+        row("Fit.bounds", "octdl", value=0.8, case="lambda = 0", p=math.nan),
+    ]
     md = findings.findings_markdown(findings.assemble_findings([pd.DataFrame(rows)], PAPER))
     assert md.index("## Verdicts") < md.index("## Primary findings in detail") < md.index("## Exploratory")
     verdicts = md.split("## Verdicts")[1].split("##")[0]
@@ -159,14 +213,29 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
     for dataset in ("octdl", "cub200"):
         for arch in ("resnet18", "deit_small"):
             for seed in (0, 1, 2):
-                save_npz(tmp_path / f"results/runs/{dataset}/{arch}/seed{seed}/traces.npz",
-                         decay_arrays(lam, floor, label, 12, rng, 4))
+                save_npz(
+                    tmp_path / f"results/runs/{dataset}/{arch}/seed{seed}/traces.npz",
+                    decay_arrays(lam, floor, label, 12, rng, 4),
+                )
     (tmp_path / "Snakefile").write_text(SNAKEFILE.replace("@ROOT@", str(ROOT)))
     (tmp_path / "test.yaml").write_text(textwrap.dedent(CONFIG))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "all", "--cores", "2", "--configfile", str(tmp_path / "test.yaml")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "all",
+            "--cores",
+            "2",
+            "--configfile",
+            str(tmp_path / "test.yaml"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for dataset in ("octdl", "cub200"):

@@ -28,7 +28,9 @@ FAST = stats.StatsConfig(bootstrap=50, tie_draws=20, null_draws=0)
 
 
 def primary_rows(fits, runs, cfg, dataset="toy"):
-    data = stats.StatsInput(stats.stack_runs(fits, runs, "since_learned", cfg.rank_score), [f"c{k}" for k in range(7)])
+    data = stats.StatsInput(
+        stats.stack_runs(fits, runs, "since_learned", cfg.rank_score), [f"c{k}" for k in range(7)]
+    )
     return tables.summary_table(data, cfg, dataset, only=lambda f: f.primary)
 
 
@@ -64,8 +66,10 @@ def test_jaccard_of_untied_sets_matches_the_set_computation_and_chance_is_exact(
     sb = ranksets.top_sets(b, 0.1, 5, rng)
     top_a, top_b = set(np.argsort(-a)[:50]), set(np.argsort(-b)[:50])
     assert ranksets.jaccard_draws(sa, sb)[0] == pytest.approx(len(top_a & top_b) / len(top_a | top_b))
-    sims = [ranksets.jaccard_draws(*(ranksets.top_sets(rng.normal(size=200), 0.1, 1, rng) for _ in range(2)))[0]
-            for _ in range(4000)]
+    sims = [
+        ranksets.jaccard_draws(*(ranksets.top_sets(rng.normal(size=200), 0.1, 1, rng) for _ in range(2)))[0]
+        for _ in range(4000)
+    ]
     assert ranksets.chance_jaccard(200, 20) == pytest.approx(np.mean(sims), abs=0.004)
     assert ranksets.chance_jaccard(200, 20) == pytest.approx(0.1 / 1.9, abs=0.01)
 
@@ -74,10 +78,17 @@ def test_every_rank_score_ranks_more_forgotten_higher():
     rng = np.random.default_rng(2)
     n = 6
     status = np.array(["fitted"] * 5 + ["unforgettable"])
-    table = fits_table(np.arange(n), np.zeros(n, int), np.array([3.0, 2, 1, 0.5, 0.2, 0]), status, rng,
-                       b=np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]), mean_retention=np.array([0.2, 0.4, 0.5, 0.7, 0.9, 1]),
-                       soft_lambda=np.array([2.0, 1.5, 1, 0.5, 0.2, 0.1]),
-                       soft_mean_retention=np.array([0.3, 0.4, 0.5, 0.6, 0.8, 0.99]))
+    table = fits_table(
+        np.arange(n),
+        np.zeros(n, int),
+        np.array([3.0, 2, 1, 0.5, 0.2, 0]),
+        status,
+        rng,
+        b=np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+        mean_retention=np.array([0.2, 0.4, 0.5, 0.7, 0.9, 1]),
+        soft_lambda=np.array([2.0, 1.5, 1, 0.5, 0.2, 0.1]),
+        soft_mean_retention=np.array([0.3, 0.4, 0.5, 0.6, 0.8, 0.99]),
+    )
     for score in stats.RANK_SCORES:
         s = stats.stack_runs([table], [("a", 0)], "since_learned", score).score[0]
         assert np.all(np.diff(s) < 0), score  # sample 0 most forgotten under every score
@@ -99,9 +110,19 @@ def test_planted_effects_reach_the_holm_threshold_with_the_default_counts():
     assert np.all(f3["p_value"] < cfg.alpha / m), f3["p_value"].tolist()  # equivalent to 0
     noise = np.random.default_rng(0).normal(0, 0.003, 20)
     outcomes = pd.DataFrame(
-        [{"arch": a, "kind": k, "seed": s, "heldout_acc": 0.8 + 0.01 * s - (0.02 if k == "spaced" else 0) + noise[i],
-          "train_retention": 0.9, "coverage": 1.0}
-         for i, (a, k, s) in enumerate((a, k, s) for a in ("r", "d") for k in ("random", "spaced") for s in range(5))]
+        [
+            {
+                "arch": a,
+                "kind": k,
+                "seed": s,
+                "heldout_acc": 0.8 + 0.01 * s - (0.02 if k == "spaced" else 0) + noise[i],
+                "train_retention": 0.9,
+                "coverage": 1.0,
+            }
+            for i, (a, k, s) in enumerate(
+                (a, k, s) for a in ("r", "d") for k in ("random", "spaced") for s in range(5)
+            )
+        ]
     )
     comp = f6.compare_samplers(outcomes, margin=0.01)
     assert np.all(comp[comp["outcome"] == "heldout_acc"]["p_non_superiority"] < cfg.alpha / m)
@@ -117,18 +138,26 @@ def test_f1_sets_are_never_built_from_a_tie_group():
     # a run whose 90% sit at lambda = 0: its pairs are undefined, with the reason
     rng = np.random.default_rng(5)
     lam = np.r_[np.full(50, 1.0), np.zeros(550)]
-    degenerate = [fits_table(np.arange(600), np.zeros(600, int), lam, np.where(lam > 0, "fitted", "unforgettable"), rng)
-                  for _ in range(3)]
-    rows = primary_rows(degenerate + degenerate, [("a", s) for s in range(3)] + [("b", s) for s in range(3)], FAST)
+    degenerate = [
+        fits_table(np.arange(600), np.zeros(600, int), lam, np.where(lam > 0, "fitted", "unforgettable"), rng)
+        for _ in range(3)
+    ]
+    rows = primary_rows(
+        degenerate + degenerate, [("a", s) for s in range(3)] + [("b", s) for s in range(3)], FAST
+    )
     row = rows.set_index("id").loc["F1.difference"]
     assert np.isnan(row["value"]) or np.isnan(row["p_value"])
     assert "cut-off inside the lowest-score group" in row["note"]
 
 
 def test_f5_p_is_not_small_when_the_runs_disagree_in_sign():
-    est = meta_estimate([0.6, -0.6, 0.55, -0.5, 0.62, -0.58], [2000] * 6, stats.StatsConfig(), alternative="greater")
+    est = meta_estimate(
+        [0.6, -0.6, 0.55, -0.5, 0.62, -0.58], [2000] * 6, stats.StatsConfig(), alternative="greater"
+    )
     assert abs(est.value) < 0.1 and est.p_value > 0.3
-    agree = meta_estimate([0.4, 0.35, 0.45, 0.38, 0.42, 0.41], [2000] * 6, stats.StatsConfig(), alternative="greater")
+    agree = meta_estimate(
+        [0.4, 0.35, 0.45, 0.38, 0.42, 0.41], [2000] * 6, stats.StatsConfig(), alternative="greater"
+    )
     assert agree.p_value < 1e-4 and agree.ci_low > 0.3
 
 
@@ -148,7 +177,9 @@ def test_planted_null_is_covered_by_the_null_model_and_never_consistent_with_the
     # F5 arises from difficulty alone here: far from 0, yet no evidence about forgetting
     f5 = primary.set_index("id").loc["F5.meta"]
     assert f5["p_value"] < 0.01 and f5["verdict"] == "consistent with null"
-    inside = (primary["null_shuffle_low"] <= primary["value"]) & (primary["value"] <= primary["null_shuffle_high"])
+    inside = (primary["null_shuffle_low"] <= primary["value"]) & (
+        primary["value"] <= primary["null_shuffle_high"]
+    )
     assert inside.sum() >= 4  # the plain 95% prediction ranges, row by row
 
 
@@ -192,10 +223,14 @@ def test_bad_input_is_a_one_line_error():
 def test_an_undeclared_column_or_a_repeated_row_is_an_error():
     fits, runs = planted(n=300, seeds=(0, 1))
     data = stats.StatsInput(stats.stack_runs(fits, runs, "since_learned"), [])
-    sloppy = Finding("X.sloppy", "X", "x", lambda d, c: [Estimate(arch="a", extra={"surprise": 1})], "seed", "none")
+    sloppy = Finding(
+        "X.sloppy", "X", "x", lambda d, c: [Estimate(arch="a", extra={"surprise": 1})], "seed", "none"
+    )
     with pytest.raises(ValueError, match="'surprise'.*not declared"):
         tables.estimates(sloppy, data, FAST)
-    twice = Finding("X.twice", "X", "x", lambda d, c: [Estimate(arch="a"), Estimate(arch="a")], "seed", "none")
+    twice = Finding(
+        "X.twice", "X", "x", lambda d, c: [Estimate(arch="a"), Estimate(arch="a")], "seed", "none"
+    )
     with pytest.raises(ValueError, match="two estimates"):
         tables.estimates(twice, data, FAST)
 
@@ -205,16 +240,22 @@ def test_an_undeclared_column_or_a_repeated_row_is_an_error():
 
 def test_a_made_up_finding_is_one_registry_entry_plus_one_estimator():
     def mean_score(data, cfg):
-        return [Estimate(arch=a, value=float(np.nanmean(data.stack.score[data.stack.run_index(a)])), n_runs=2)
-                for a in data.stack.archs]
+        return [
+            Estimate(arch=a, value=float(np.nanmean(data.stack.score[data.stack.run_index(a)])), n_runs=2)
+            for a in data.stack.archs
+        ]
 
-    made_up = Finding("X.mean_score", "X", "mean {score} ({arch})", mean_score, "seed", "none", figure="robustness")
+    made_up = Finding(
+        "X.mean_score", "X", "mean {score} ({arch})", mean_score, "seed", "none", figure="robustness"
+    )
     registry = FINDINGS + (made_up,)
     fits, runs = planted(n=300, seeds=(0, 1))
     out = stats.dataset_tables(fits, runs, FAST, "toy", "since_learned", findings=registry)
     rows = out["summary"][out["summary"]["id"] == "X.mean_score"]
     assert len(rows) == 2 and np.isfinite(rows["value"]).all()
-    table = findings.assemble_findings([out["summary"]], findings.Study(labels={"resnet18": "ResNet-18"}), findings=registry)
+    table = findings.assemble_findings(
+        [out["summary"]], findings.Study(labels={"resnet18": "ResNet-18"}), findings=registry
+    )
     assert "mean lambda (ResNet-18)" in set(table["finding"])
 
 
@@ -227,7 +268,9 @@ def test_summary_robustness_and_detail_tables():
     assert list(out["summary"].columns) == tables.summary_columns()
     rob = out["robustness"]
     variants = set(zip(rob["trace"], rob["score"]))
-    assert variants == {("since_learned", s) for s in stats.RANK_SCORES if s != "lambda"} | {("raw", "lambda")}
+    assert variants == {("since_learned", s) for s in stats.RANK_SCORES if s != "lambda"} | {
+        ("raw", "lambda")
+    }
     assert "F2.arch_difference" not in set(rob[rob["score"] != "lambda"]["id"])  # R^2 does not use the score
     assert set(rob["id"]) == {f.id for f in FINDINGS if f.primary and f.estimate is not None}
     bounds = out["bounds"]
@@ -250,8 +293,12 @@ def test_spearman_p_is_exact_for_few_classes_and_scipy_for_many():
     y = np.array([2.0, 1, 4, 3, 7, 5, 6])
     rho, p, n = stats.spearman(x, y)
     assert n == 7 and rho == pytest.approx(sps.spearmanr(x, y).statistic)
-    perm = sps.permutation_test((x,), lambda a: sps.spearmanr(a, y).statistic, permutation_type="pairings",
-                                n_resamples=math.factorial(7))
+    perm = sps.permutation_test(
+        (x,),
+        lambda a: sps.spearmanr(a, y).statistic,
+        permutation_type="pairings",
+        n_resamples=math.factorial(7),
+    )
     assert p == pytest.approx(perm.pvalue)
     big = np.random.default_rng(0).normal(size=(2, 100))
     assert stats.spearman(*big)[1] == pytest.approx(sps.spearmanr(*big).pvalue)
@@ -272,11 +319,19 @@ def test_compute_stats_script_standalone(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         f.to_parquet(p)
         paths.append(str(p))
-    cmd = [sys.executable, str(ROOT / "scripts/compute_stats.py"), "--dataset", "toy", "--outdir", str(tmp_path / "out"),
-           "--fits", *paths]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts/compute_stats.py"),
+        "--dataset",
+        "toy",
+        "--outdir",
+        str(tmp_path / "out"),
+        "--fits",
+        *paths,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert {"F1.difference", "F5.meta"} <= set(summary["id"])
-    bad = subprocess.run(cmd[:-len(paths)] + [paths[0], paths[0]], capture_output=True, text=True)
+    bad = subprocess.run(cmd[: -len(paths)] + [paths[0], paths[0]], capture_output=True, text=True)
     assert bad.returncode == 1 and "given twice" in bad.stderr and "Traceback" not in bad.stderr

@@ -18,8 +18,25 @@ from .scores import SCORES
 from .tables import TABLE_NAMES, dataset_tables, summary_columns
 
 __all__ = [
-    "ELIGIBLE", "EXCLUDED", "FINDINGS", "RANK_SCORES", "SCORES", "STATUSES", "TABLE_NAMES", "Claim",
-    "Estimate", "Finding", "RunClassInfo", "RunStack", "StatsConfig", "StatsInput", "by_id",
-    "class_info_from_traces", "class_similarity", "dataset_tables", "spearman", "stack_runs",
+    "ELIGIBLE",
+    "EXCLUDED",
+    "FINDINGS",
+    "RANK_SCORES",
+    "SCORES",
+    "STATUSES",
+    "TABLE_NAMES",
+    "Claim",
+    "Estimate",
+    "Finding",
+    "RunClassInfo",
+    "RunStack",
+    "StatsConfig",
+    "StatsInput",
+    "by_id",
+    "class_info_from_traces",
+    "class_similarity",
+    "dataset_tables",
+    "spearman",
+    "stack_runs",
     "summary_columns",
 ]

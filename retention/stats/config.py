@@ -70,7 +70,9 @@ class StatsConfig:
         """ConfigError naming the first key with a value outside its range."""
         for q in (self.top_q, *self.sensitivity_q):
             if not 0 < float(q) <= 1:
-                raise ConfigError(f"config key 'stats.top_q'/'stats.sensitivity_q': q = {q} is outside (0, 1]")
+                raise ConfigError(
+                    f"config key 'stats.top_q'/'stats.sensitivity_q': q = {q} is outside (0, 1]"
+                )
         checks = {
             "r2_min": 0 <= self.r2_min <= 1,
             "rank_score": self.rank_score in RANK_SCORES,

@@ -39,7 +39,11 @@ def spearman(x: np.ndarray, y: np.ndarray, cfg: StatsConfig | None = None) -> tu
         return (centred * ry).sum(axis=axis) / np.linalg.norm(centred, axis=axis)
 
     perm = sps.permutation_test(
-        (rx,), rho, permutation_type="pairings", vectorized=True, alternative="two-sided",
+        (rx,),
+        rho,
+        permutation_type="pairings",
+        vectorized=True,
+        alternative="two-sided",
         n_resamples=math.factorial(n) if n <= 8 else cfg.permutations,
         rng=rng_for(cfg, "spearman", n, *np.round(rx, 3), *np.round(ry, 6)),
     )
@@ -63,7 +67,9 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[float
     return (float(res_x @ res_y / den) if den > 1e-12 else math.nan), n
 
 
-def meta_estimate(rhos, ns, cfg: StatsConfig, n_controlled: int = 0, alternative: str = "two-sided") -> Estimate:
+def meta_estimate(
+    rhos, ns, cfg: StatsConfig, n_controlled: int = 0, alternative: str = "two-sided"
+) -> Estimate:
     """Random-effects meta-analysis of per-run Spearman rhos (Fisher z, variance
     1.06 / (n - 3 - n_controlled); DerSimonian-Laird tau^2; interval cfg.meta_interval),
     back-transformed to rho. ``alternative`` picks the p-value reported."""
@@ -77,12 +83,19 @@ def meta_estimate(rhos, ns, cfg: StatsConfig, n_controlled: int = 0, alternative
         inf.fisher_z(rhos[ok]), inf.spearman_z_var(ns[ok], n_controlled), interval=cfg.meta_interval
     )
     est.value = float(np.tanh(meta.estimate))
-    est.extra = {"tau2": meta.tau2, "i2": meta.I2, "rho_min": float(rhos[ok].min()), "rho_max": float(rhos[ok].max())}
+    est.extra = {
+        "tau2": meta.tau2,
+        "i2": meta.I2,
+        "rho_min": float(rhos[ok].min()),
+        "rho_max": float(rhos[ok].max()),
+    }
     if meta.k >= 2 and np.isfinite(meta.low):
         est.ci_low, est.ci_high = float(np.tanh(meta.low)), float(np.tanh(meta.high))
         how = "Hartung-Knapp t" if cfg.meta_interval == "hartung_knapp" else "normal"
         est.interval = f"random effects over {meta.k} runs (DerSimonian-Laird, {how})"
-        est.p_value = {"two-sided": meta.p_two_sided, "greater": meta.p_greater, "less": meta.p_less}[alternative]
+        est.p_value = {"two-sided": meta.p_two_sided, "greater": meta.p_greater, "less": meta.p_less}[
+            alternative
+        ]
         est.test = f"random-effects meta-analysis of Fisher z, {alternative}"
     else:
         est.note = "interval needs at least 2 runs"

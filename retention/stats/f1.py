@@ -18,7 +18,7 @@ import pandas as pd
 from . import inference as inf
 from .config import StatsConfig, rng_for
 from .estimate import Estimate
-from .pairs import PairMatrix, arch_pairs, needs_two_archs, pair_matrix, pm_reason, seed_estimate, seed_statistic
+from .pairs import PairMatrix, for_arch_pairs, pair_matrix, pm_reason, seed_estimate, seed_statistic
 from .ranksets import bootstrap_jaccard, chance_jaccard, jaccard_draws, overlap_p, top_sets
 from .runs import RunStack, StatsInput, frame, masked_mean
 
@@ -43,9 +43,21 @@ def _jaccard(sa: np.ndarray, sb: np.ndarray, q: float, cfg: StatsConfig, key: tu
     b = top_sets(sb, q, cfg.tie_draws, rng_for(cfg, *key, "b"), cfg.min_samples)
     out = {"n_samples": int(sa.size), "k": a.k, "chance": chance_jaccard(sa.size, a.k)}
     if not (a.defined and b.defined):
-        return {**out, "value": math.nan, "draw_min": math.nan, "draw_max": math.nan, "note": a.reason or b.reason}
+        return {
+            **out,
+            "value": math.nan,
+            "draw_min": math.nan,
+            "draw_max": math.nan,
+            "note": a.reason or b.reason,
+        }
     j = jaccard_draws(a, b)
-    return {**out, "value": float(j.mean()), "draw_min": float(j.min()), "draw_max": float(j.max()), "note": ""}
+    return {
+        **out,
+        "value": float(j.mean()),
+        "draw_min": float(j.min()),
+        "draw_max": float(j.max()),
+        "note": "",
+    }
 
 
 def pair_jaccards(stack: RunStack, cfg: StatsConfig, q: float, subset: str = ALL) -> PairMatrix:
@@ -69,12 +81,9 @@ def pooled_scores(stack: RunStack, arch: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _difference(data: StatsInput, cfg: StatsConfig, q: float, subset: str) -> list[Estimate]:
     stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note, extra={"q": q})]
     pm = pair_jaccards(stack, cfg, q, subset)
-    out = []
-    for a, b in arch_pairs(stack):
+
+    def one(a: str, b: str) -> Estimate:
         est, jk = seed_estimate(stack, pm, "difference", a, b)
         everyone = np.ones(len(stack.seeds), dtype=bool)
         runs = stack.run_index(a) + stack.run_index(b)
@@ -89,8 +98,9 @@ def _difference(data: StatsInput, cfg: StatsConfig, q: float, subset: str) -> li
             est.test = "one-sided t over seeds (jackknife): within > cross"
         elif not est.note:
             est.note = pm_reason(pm)
-        out.append(est)
-    return out
+        return est
+
+    return _with_q(for_arch_pairs(stack, one), q)
 
 
 def difference(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
@@ -122,6 +132,13 @@ def _nanmean(values) -> float:
     return float(v.mean()) if v.size else math.nan
 
 
+def _with_q(estimates: list[Estimate], q: float) -> list[Estimate]:
+    """Every estimate carries its q (also the row that says the grid cannot support it)."""
+    for est in estimates:
+        est.extra.setdefault("q", q)
+    return estimates
+
+
 def _chance(pm: PairMatrix, pairs) -> float:
     """Mean chance Jaccard (exact, at each pair's n and k) over the pairs (i, j)."""
     vals = [pm.extra[(min(i, j), max(i, j))]["chance"] for i, j in pairs]
@@ -133,12 +150,9 @@ def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Mean Jaccard between the seeds of two architectures (the paper's quantity, paired
     by seed), tested against chance."""
     stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note, extra={"q": cfg.top_q})]
     pm = pair_jaccards(stack, cfg, cfg.top_q)
-    out = []
-    for a, b in arch_pairs(stack):
+
+    def one(a: str, b: str) -> Estimate:
         est, jk = seed_estimate(stack, pm, "cross", a, b)
         chance = _chance(pm, itertools.product(stack.run_index(a), stack.run_index(b)))
         est.extra = {"q": cfg.top_q, "chance": chance}
@@ -147,17 +161,17 @@ def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est.test = "two-sided t over seeds (jackknife): against chance"
         elif not np.isfinite(est.value):
             est.note = est.note or pm_reason(pm)
-        out.append(est)
-    return out
+        return est
+
+    return _with_q(for_arch_pairs(stack, one), cfg.top_q)
 
 
-def _pooled(data: StatsInput, cfg: StatsConfig, q: float, subset: str, interval: bool = True) -> list[Estimate]:
+def _pooled(
+    data: StatsInput, cfg: StatsConfig, q: float, subset: str, interval: bool = True
+) -> list[Estimate]:
     stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note, extra={"q": q})]
-    out = []
-    for a, b in arch_pairs(stack):
+
+    def one(a: str, b: str) -> Estimate:
         (sa, ra), (sb, rb) = pooled_scores(stack, a), pooled_scores(stack, b)
         u = np.isfinite(sa) & np.isfinite(sb) & _in_subset(ra, rb, subset, cfg)
         key = ("f1_pooled", stack.trace, stack.score_name, q, subset, a, b)
@@ -172,13 +186,16 @@ def _pooled(data: StatsInput, cfg: StatsConfig, q: float, subset: str, interval:
             extra={k: res[k] for k in ("q", "k", "chance", "draw_min", "draw_max") if k in res} | {"q": q},
         )
         if interval and np.isfinite(est.value):
-            boot = bootstrap_jaccard(sa[u], sb[u], q, cfg.bootstrap, rng_for(cfg, *key, "boot"), cfg.min_samples)
+            boot = bootstrap_jaccard(
+                sa[u], sb[u], q, cfg.bootstrap, rng_for(cfg, *key, "boot"), cfg.min_samples
+            )
             est.ci_low, est.ci_high = inf.percentile_interval(boot)
             est.interval = f"bootstrap over samples (B = {cfg.bootstrap})"
             est.p_value = overlap_p(res["n_samples"], res["k"], est.value)
             est.test = "hypergeometric, one-sided: overlap above chance"
-        out.append(est)
-    return out
+        return est
+
+    return _with_q(for_arch_pairs(stack, one), q)
 
 
 def pooled(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
@@ -191,12 +208,9 @@ def label_permutation(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     labels of the runs over every distinct split (a cross-check of the primary t test;
     not run where the smallest attainable p is not below alpha)."""
     stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note)]
     pm = pair_jaccards(stack, cfg, cfg.top_q)
-    out = []
-    for a, b in arch_pairs(stack):
+
+    def one(a: str, b: str) -> Estimate:
         runs = stack.run_index(a) + stack.run_index(b)
         mat = pm.value[np.ix_(runs, runs)]
         off = ~np.eye(len(runs), dtype=bool)
@@ -206,19 +220,24 @@ def label_permutation(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             other = (groups[:, :, None] != groups[:, None, :]) & np.isfinite(mat)
             vals = np.nan_to_num(mat)[None]
             with np.errstate(invalid="ignore", divide="ignore"):
-                return (vals * same).sum((1, 2)) / same.sum((1, 2)) - (vals * other).sum((1, 2)) / other.sum((1, 2))
+                return (vals * same).sum((1, 2)) / same.sum((1, 2)) - (vals * other).sum((1, 2)) / other.sum(
+                    (1, 2)
+                )
 
         n_a = len(stack.run_index(a))
         est = Estimate(arch=a, arch_b=b, n_runs=len(runs))
-        p, n_splits, p_min = inf.permutation_p(statistic, n_a, len(runs) - n_a, alternative="greater", symmetric=True)
+        p, n_splits, p_min = inf.permutation_p(
+            statistic, n_a, len(runs) - n_a, alternative="greater", symmetric=True
+        )
         est.value = float(statistic(np.arange(len(runs))[None] < n_a)[0])
         est.extra = {"splits": n_splits, "p_min": p_min}
         if inf.attainable(p_min, cfg.alpha):
             est.p_value, est.test = p, f"run-label permutation, {n_splits} distinct splits"
         else:
             est.note = f"{n_splits} distinct splits: the smallest attainable p ({p_min:.3g}) is not below alpha; not tested"
-        out.append(est)
-    return out
+        return est
+
+    return for_arch_pairs(stack, one)
 
 
 def sensitivity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
@@ -250,16 +269,49 @@ def detail_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
             for i, j in pm.pairs(stack):
                 (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
                 rows.append(
-                    {"kind": "within_pair" if a == b else "cross_pair", "q": q, "subset": subset, "arch": a, "seed": sa,
-                     "arch_b": b, "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j], **pm.extra[(i, j)]}
+                    {
+                        "kind": "within_pair" if a == b else "cross_pair",
+                        "q": q,
+                        "subset": subset,
+                        "arch": a,
+                        "seed": sa,
+                        "arch_b": b,
+                        "seed_b": sb,
+                        "value": pm.value[i, j],
+                        "n_samples": pm.n[i, j],
+                        **pm.extra[(i, j)],
+                    }
                 )
             for est in _pooled(StatsInput(stack, []), cfg, q, subset, interval=False):
-                rows.append({"kind": "pooled", "q": q, "subset": subset, "arch": est.arch, "arch_b": est.arch_b,
-                             "value": est.value, "n_samples": est.n_samples, "note": est.note, **est.extra})
+                rows.append(
+                    {
+                        "kind": "pooled",
+                        "q": q,
+                        "subset": subset,
+                        "arch": est.arch,
+                        "arch_b": est.arch_b,
+                        "value": est.value,
+                        "n_samples": est.n_samples,
+                        "note": est.note,
+                        **est.extra,
+                    }
+                )
     return frame(rows, DETAIL_COLUMNS, "f1_jaccard")
 
 
 DETAIL_COLUMNS = [
-    "kind", "q", "subset", "arch", "seed", "arch_b", "seed_b", "value", "draw_min", "draw_max",
-    "n_samples", "k", "chance", "note",
+    "kind",
+    "q",
+    "subset",
+    "arch",
+    "seed",
+    "arch_b",
+    "seed_b",
+    "value",
+    "draw_min",
+    "draw_max",
+    "n_samples",
+    "k",
+    "chance",
+    "note",
 ]

@@ -18,7 +18,7 @@ from scipy import stats as sps
 from . import inference as inf
 from .config import StatsConfig, rng_for
 from .estimate import Estimate
-from .pairs import arch_pairs, needs_two_archs
+from .pairs import for_arch_pairs
 from .runs import RunStack, StatsInput, frame, masked_mean
 
 
@@ -48,12 +48,9 @@ def arch_difference(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """F2 primary: per seed, mean R^2 of one architecture minus the other's over the
     samples defined in both; paired t over seeds, two-sided."""
     stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note)]
     r2 = defined_r2(stack)
-    out = []
-    for a, b in arch_pairs(stack):
+
+    def one(a: str, b: str) -> Estimate:
         ma, mb, n_common = [], [], []
         for seed in stack.seeds:
             i, j = stack.index(a, seed), stack.index(b, seed)
@@ -69,8 +66,9 @@ def arch_difference(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         if np.isfinite(res.se):
             est.p_value, est.test = res.p, "paired t over seeds, two-sided"
         est.extra = {"mean_a": _mean(np.asarray(ma)), "mean_b": _mean(np.asarray(mb))}
-        out.append(est)
-    return out
+        return est
+
+    return for_arch_pairs(stack, one)
 
 
 def _per_run(stack: RunStack) -> dict[int, dict]:
@@ -79,7 +77,12 @@ def _per_run(stack: RunStack) -> dict[int, dict]:
     for i in range(len(stack.runs)):
         v = r2[i][np.isfinite(r2[i])]
         n_el = int(stack.eligible[i].sum())
-        out[i] = {"mean": _mean(v), "frac": v.size / n_el if n_el else math.nan, "n_defined": v.size, "n_eligible": n_el}
+        out[i] = {
+            "mean": _mean(v),
+            "frac": v.size / n_el if n_el else math.nan,
+            "n_defined": v.size,
+            "n_eligible": n_el,
+        }
     return out
 
 
@@ -109,18 +112,17 @@ def paired_by_sample(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Per-sample mean R^2 over seeds, one architecture minus the other, on the samples
     defined in both (unit: sample; bootstrap interval, Wilcoxon signed-rank)."""
     stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note)]
     r2 = defined_r2(stack)
-    out = []
-    for a, b in arch_pairs(stack):
+
+    def one(a: str, b: str) -> Estimate:
         ia, ib = stack.run_index(a), stack.run_index(b)
         pa = masked_mean(r2[ia], np.isfinite(r2[ia]))
         pb = masked_mean(r2[ib], np.isfinite(r2[ib]))
         both = np.isfinite(pa) & np.isfinite(pb)
         diff = pa[both] - pb[both]
-        est = Estimate(arch=a, arch_b=b, value=_mean(diff), n_samples=int(both.sum()), n_runs=len(ia) + len(ib))
+        est = Estimate(
+            arch=a, arch_b=b, value=_mean(diff), n_samples=int(both.sum()), n_runs=len(ia) + len(ib)
+        )
         if diff.size >= 2 and np.any(diff != 0):
             rng = rng_for(cfg, "f2_paired", stack.trace, a, b)
             boot = diff[rng.integers(0, diff.size, size=(cfg.bootstrap, diff.size))].mean(axis=1)
@@ -130,21 +132,41 @@ def paired_by_sample(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est.test = "Wilcoxon signed-rank over samples, two-sided"
         else:
             est.note = "fewer than two samples with R^2 defined in both architectures"
-        out.append(est)
-    return out
+        return est
+
+    return for_arch_pairs(stack, one)
 
 
 def detail_table(stack: RunStack) -> pd.DataFrame:
     """Per run: mean and quantiles of the defined R^2, the share defined (f2_r2.csv)."""
-    r2 = defined_r2(stack)
+    r2, runs = defined_r2(stack), _per_run(stack)
     rows = []
     for i, (arch, seed) in enumerate(stack.runs):
         v = r2[i][np.isfinite(r2[i])]
         qs = np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9]) if v.size else [math.nan] * 5
-        n_el = int(stack.eligible[i].sum())
+        per = runs[i]
         rows.append(
-            {"arch": arch, "seed": seed, "value": _mean(v), "frac_defined": v.size / n_el if n_el else math.nan,
-             "n_defined": v.size, "n_eligible": n_el, **dict(zip(("q10", "q25", "median", "q75", "q90"), map(float, qs)))}
+            {
+                "arch": arch,
+                "seed": seed,
+                "value": per["mean"],
+                "frac_defined": per["frac"],
+                "n_defined": per["n_defined"],
+                "n_eligible": per["n_eligible"],
+                **dict(zip(("q10", "q25", "median", "q75", "q90"), map(float, qs))),
+            }
         )
-    columns = ["arch", "seed", "value", "frac_defined", "n_defined", "n_eligible", "q10", "q25", "median", "q75", "q90"]
+    columns = [
+        "arch",
+        "seed",
+        "value",
+        "frac_defined",
+        "n_defined",
+        "n_eligible",
+        "q10",
+        "q25",
+        "median",
+        "q75",
+        "q90",
+    ]
     return frame(rows, columns, "f2_r2")

@@ -15,7 +15,7 @@ from scipy import stats as sps
 from . import inference as inf
 from .config import StatsConfig
 from .estimate import Estimate
-from .pairs import PairMatrix, arch_pairs, needs_two_archs, pair_matrix, seed_estimate
+from .pairs import PairMatrix, pair_matrix, pair_means, seed_estimate
 from .runs import RunStack, StatsInput, frame
 
 
@@ -63,18 +63,7 @@ def within(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
 def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Mean Spearman of the rank score between the seeds of two architectures (jackknife
     over seeds, t test against 0)."""
-    stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note)]
-    pm = pair_rhos(stack)
-    out = []
-    for a, b in arch_pairs(stack):
-        est, jk = seed_estimate(stack, pm, "cross", a, b)
-        if np.isfinite(jk.se):
-            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
-        out.append(est)
-    return out
+    return pair_means(data.stack, pair_rhos(data.stack), "cross")
 
 
 def detail_table(stack: RunStack) -> pd.DataFrame:
@@ -83,6 +72,17 @@ def detail_table(stack: RunStack) -> pd.DataFrame:
     rows = []
     for i, j in pm.pairs(stack):
         (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-        rows.append({"kind": "within_pair" if a == b else "cross_pair", "arch": a, "seed": sa, "arch_b": b,
-                     "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
-    return frame(rows, ["kind", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "f3_seed_stability")
+        rows.append(
+            {
+                "kind": "within_pair" if a == b else "cross_pair",
+                "arch": a,
+                "seed": sa,
+                "arch_b": b,
+                "seed_b": sb,
+                "value": pm.value[i, j],
+                "n_samples": pm.n[i, j],
+            }
+        )
+    return frame(
+        rows, ["kind", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "f3_seed_stability"
+    )

@@ -22,7 +22,7 @@ from .config import StatsConfig, rng_for
 from .correlation import spearman
 from .estimate import Estimate
 from .f3 import rho_of
-from .pairs import arch_pairs, needs_two_archs, pair_matrix, seed_estimate
+from .pairs import pair_matrix, pair_means
 from .runs import RunStack, StatsInput, frame, masked_mean
 from ..errors import DataError
 
@@ -43,7 +43,9 @@ class RunClassInfo:
     centroid_cosine: np.ndarray
 
 
-def class_similarity(heldout_label, heldout_pred, centroid_cosine, class_names: Sequence[str]) -> RunClassInfo:
+def class_similarity(
+    heldout_label, heldout_pred, centroid_cosine, class_names: Sequence[str]
+) -> RunClassInfo:
     """Held-out confusion rates from labels and predictions (one epoch) and the centroid
     cosine matrix, as a :class:`RunClassInfo`."""
     names = tuple(str(c) for c in class_names)
@@ -78,7 +80,9 @@ def class_info_from_traces(arrays: Mapping[str, np.ndarray], run: str = "") -> R
     if pred.ndim != 2 or pred.shape[1] != t.size:
         raise DataError(f"traces.npz{where}: heldout_pred has shape {pred.shape}, expected (N, {t.size})")
     return class_similarity(
-        arrays["heldout_label"], pred[:, int(np.argmax(t))], arrays["class_centroid_cosine"],
+        arrays["heldout_label"],
+        pred[:, int(np.argmax(t))],
+        arrays["class_centroid_cosine"],
         [str(c) for c in np.asarray(arrays["class_names"])],
     )
 
@@ -119,12 +123,16 @@ def class_means(stack: RunStack, n_classes: int) -> np.ndarray:
 
 def _class_pairs(data: StatsInput):
     means = class_means(data.stack, len(data.class_names))
-    return data.stack.cached(("class_pairs",), lambda: pair_matrix(data.stack, lambda i, j: rho_of(means[i], means[j])))
+    return data.stack.cached(
+        ("class_pairs",), lambda: pair_matrix(data.stack, lambda i, j: rho_of(means[i], means[j]))
+    )
 
 
 def extreme_classes(pooled: np.ndarray, names: Sequence[str]) -> tuple[list[str], list[str]]:
     """Names of the most and least forgotten classes (up to 5 each, at most half)."""
-    order = [k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])]
+    order = [
+        k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])
+    ]
     n = max(1, min(5, len(names) // 2))
     top = order[:n]
     bottom = [k for k in order[::-1][:n] if k not in top]
@@ -137,31 +145,21 @@ def consistency(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     stack, names = data.stack, list(data.class_names)
     pm = _class_pairs(data)
     means = class_means(stack, len(names))
-    out = []
-    for arch in stack.archs:
-        est, jk = seed_estimate(stack, pm, "within", arch)
-        top, bottom = extreme_classes(masked_mean(means[stack.run_index(arch)], np.ones_like(means[stack.run_index(arch)], bool)), names)
-        est.extra = {"n_classes": len(names), "most_forgotten": ", ".join(top), "least_forgotten": ", ".join(bottom)}
-        if np.isfinite(jk.se):
-            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
-        out.append(est)
+    out = pair_means(stack, pm, "within")
+    for est in out:
+        idx = stack.run_index(est.arch)
+        top, bottom = extreme_classes(masked_mean(means[idx], np.ones_like(means[idx], bool)), names)
+        est.extra = {
+            "n_classes": len(names),
+            "most_forgotten": ", ".join(top),
+            "least_forgotten": ", ".join(bottom),
+        }
     return out
 
 
 def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Mean Spearman of the class vectors of two architectures' seeds."""
-    stack = data.stack
-    note = needs_two_archs(stack)
-    if note:
-        return [Estimate(arch=stack.archs[0], note=note)]
-    pm = _class_pairs(data)
-    out = []
-    for a, b in arch_pairs(stack):
-        est, jk = seed_estimate(stack, pm, "cross", a, b)
-        if np.isfinite(jk.se):
-            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
-        out.append(est)
-    return out
+    return pair_means(data.stack, _class_pairs(data), "cross")
 
 
 def arch_similarity(data: StatsInput, arch: str) -> dict[str, np.ndarray]:
@@ -174,8 +172,13 @@ def arch_similarity(data: StatsInput, arch: str) -> dict[str, np.ndarray]:
     cos = np.mean(np.stack([data.class_infos[i].centroid_cosine for i in idx]), axis=0)
     mc, cw = off_diagonal_max(conf)
     nc, nn = off_diagonal_max(cos)
-    return {"forgetting": masked_mean(means[idx], np.ones_like(means[idx], bool)), "max_confusion": mc,
-            "confused_with": cw, "nearest_cosine": nc, "nearest_class": nn}
+    return {
+        "forgetting": masked_mean(means[idx], np.ones_like(means[idx], bool)),
+        "max_confusion": mc,
+        "confused_with": cw,
+        "nearest_cosine": nc,
+        "nearest_class": nn,
+    }
 
 
 def similarity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
@@ -189,10 +192,17 @@ def similarity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         sim = arch_similarity(data, arch)
         for measure in MEASURES:
             rho, p, n = spearman(sim["forgetting"], sim[measure], cfg)
-            est = Estimate(arch=arch, case=MEASURES[measure], value=rho, p_value=p, n_runs=len(stack.run_index(arch)),
-                           n_samples=int(stack.eligible[stack.run_index(arch)].any(0).sum()),
-                           test=f"Spearman over {n} classes" + (" (permutation p)" if n < cfg.spearman_permutation_below else ""),
-                           extra={"n_classes": n})
+            est = Estimate(
+                arch=arch,
+                case=MEASURES[measure],
+                value=rho,
+                p_value=p,
+                n_runs=len(stack.run_index(arch)),
+                n_samples=int(stack.eligible[stack.run_index(arch)].any(0).sum()),
+                test=f"Spearman over {n} classes"
+                + (" (permutation p)" if n < cfg.spearman_permutation_below else ""),
+                extra={"n_classes": n},
+            )
             ok = np.isfinite(sim["forgetting"]) & np.isfinite(sim[measure])
             if n >= 3 and np.isfinite(rho):
                 rng = rng_for(cfg, "f4_sim", stack.trace, stack.score_name, arch, measure)
@@ -213,31 +223,96 @@ def detail_tables(data: StatsInput) -> dict[str, pd.DataFrame]:
     rows = []
     for i, (arch, seed) in enumerate(stack.runs):
         for k, name in enumerate(names):
-            rows.append({"kind": "run_class", "arch": arch, "seed": seed, "class_index": k, "class_name": name,
-                         "value": means[i, k], "n_samples": int(((stack.label == k) & stack.eligible[i]).sum())})
+            rows.append(
+                {
+                    "kind": "run_class",
+                    "arch": arch,
+                    "seed": seed,
+                    "class_index": k,
+                    "class_name": name,
+                    "value": means[i, k],
+                    "n_samples": int(((stack.label == k) & stack.eligible[i]).sum()),
+                }
+            )
     for arch in stack.archs:
         idx = stack.run_index(arch)
         pooled = masked_mean(means[idx], np.ones_like(means[idx], bool))
-        order = [k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])]
+        order = [
+            k
+            for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable")
+            if np.isfinite(pooled[k])
+        ]
         for k, name in enumerate(names):
-            rows.append({"kind": "arch_class", "arch": arch, "class_index": k, "class_name": name, "value": pooled[k],
-                         "rank": order.index(k) + 1 if k in order else None,
-                         "n_samples": int(((stack.label == k) & stack.eligible[idx]).sum())})
+            rows.append(
+                {
+                    "kind": "arch_class",
+                    "arch": arch,
+                    "class_index": k,
+                    "class_name": name,
+                    "value": pooled[k],
+                    "rank": order.index(k) + 1 if k in order else None,
+                    "n_samples": int(((stack.label == k) & stack.eligible[idx]).sum()),
+                }
+            )
     pm = _class_pairs(data)
     for i, j in pm.pairs(stack):
         (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-        rows.append({"kind": "within_pair" if a == b else "cross_pair", "arch": a, "seed": sa, "arch_b": b,
-                     "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
-    cls = frame(rows, ["kind", "arch", "seed", "arch_b", "seed_b", "class_index", "class_name", "value", "rank", "n_samples"], "f4_class")
+        rows.append(
+            {
+                "kind": "within_pair" if a == b else "cross_pair",
+                "arch": a,
+                "seed": sa,
+                "arch_b": b,
+                "seed_b": sb,
+                "value": pm.value[i, j],
+                "n_samples": pm.n[i, j],
+            }
+        )
+    cls = frame(
+        rows,
+        [
+            "kind",
+            "arch",
+            "seed",
+            "arch_b",
+            "seed_b",
+            "class_index",
+            "class_name",
+            "value",
+            "rank",
+            "n_samples",
+        ],
+        "f4_class",
+    )
     sim_rows = []
     if data.class_infos is not None and all(ci is not None for ci in data.class_infos):
         for arch in stack.archs:
             sim = arch_similarity(data, arch)
             for k, name in enumerate(names):
-                sim_rows.append({"arch": arch, "class_index": k, "class_name": name, "forgetting": sim["forgetting"][k],
-                                 "max_confusion": sim["max_confusion"][k],
-                                 "confused_with": names[sim["confused_with"][k]] if sim["confused_with"][k] >= 0 else "",
-                                 "nearest_cosine": sim["nearest_cosine"][k],
-                                 "nearest_class": names[sim["nearest_class"][k]] if sim["nearest_class"][k] >= 0 else ""})
-    columns = ["arch", "class_index", "class_name", "forgetting", "max_confusion", "confused_with", "nearest_cosine", "nearest_class"]
+                sim_rows.append(
+                    {
+                        "arch": arch,
+                        "class_index": k,
+                        "class_name": name,
+                        "forgetting": sim["forgetting"][k],
+                        "max_confusion": sim["max_confusion"][k],
+                        "confused_with": names[sim["confused_with"][k]]
+                        if sim["confused_with"][k] >= 0
+                        else "",
+                        "nearest_cosine": sim["nearest_cosine"][k],
+                        "nearest_class": names[sim["nearest_class"][k]]
+                        if sim["nearest_class"][k] >= 0
+                        else "",
+                    }
+                )
+    columns = [
+        "arch",
+        "class_index",
+        "class_name",
+        "forgetting",
+        "max_confusion",
+        "confused_with",
+        "nearest_cosine",
+        "nearest_class",
+    ]
     return {"f4_class": cls, "f4_class_similarity": frame(sim_rows, columns, "f4_class_similarity")}

@@ -34,7 +34,9 @@ def run_rhos(stack: RunStack, subset: str = "all") -> list[dict]:
                 keep = stack.values["t_learn"][i] == 0
                 res, controlled = rho_of(np.where(keep, x, np.nan), y), 0
             elif subset == "given forgetting events":
-                rho, n = partial_spearman(x, y, np.where(stack.eligible[i], stack.values["forget_events"][i], np.nan))
+                rho, n = partial_spearman(
+                    x, y, np.where(stack.eligible[i], stack.values["forget_events"][i], np.nan)
+                )
                 res, controlled = {"value": rho, "n_samples": n}, 1
             else:
                 res, controlled = rho_of(x, y), 0
@@ -46,8 +48,13 @@ def run_rhos(stack: RunStack, subset: str = "all") -> list[dict]:
 
 def _meta(stack: RunStack, cfg: StatsConfig, subset: str, runs: list[int], alternative: str) -> Estimate:
     per = run_rhos(stack, subset)
-    est = meta_estimate([per[i]["value"] for i in runs], [per[i]["n_samples"] for i in runs], cfg,
-                        per[0]["controlled"] if per else 0, alternative)
+    est = meta_estimate(
+        [per[i]["value"] for i in runs],
+        [per[i]["n_samples"] for i in runs],
+        cfg,
+        per[0]["controlled"] if per else 0,
+        alternative,
+    )
     est.n_samples = int(max((per[i]["n_samples"] for i in runs), default=0))
     return est
 
@@ -86,5 +93,13 @@ def detail_table(stack: RunStack) -> pd.DataFrame:
     rows = []
     for subset in SUBSETS:
         for (arch, seed), res in zip(stack.runs, run_rhos(stack, subset)):
-            rows.append({"subset": subset, "arch": arch, "seed": seed, "value": res["value"], "n_samples": res["n_samples"]})
+            rows.append(
+                {
+                    "subset": subset,
+                    "arch": arch,
+                    "seed": seed,
+                    "value": res["value"],
+                    "n_samples": res["n_samples"],
+                }
+            )
     return frame(rows, ["subset", "arch", "seed", "value", "n_samples"], "f5_early_predictor")

@@ -52,23 +52,36 @@ def compare_samplers(outcomes: pd.DataFrame, margin: float) -> pd.DataFrame:
     kinds = set(outcomes["kind"])
     if not {"random", "spaced"} <= kinds:
         raise DataError(f"the sampler comparison needs runs of both kinds, got {sorted(kinds)}")
-    wide = outcomes.pivot_table(index=["arch", "seed"], columns="kind", values=[*OUTCOMES, "coverage"], dropna=False)
+    wide = outcomes.pivot_table(
+        index=["arch", "seed"], columns="kind", values=[*OUTCOMES, "coverage"], dropna=False
+    )
     rows = []
     for arch in dict.fromkeys(outcomes["arch"]):
         part = wide.loc[[arch]]
         for outcome in OUTCOMES:
-            res = inf.paired_t(part[(outcome, "spaced")].to_numpy(float), part[(outcome, "random")].to_numpy(float))
+            res = inf.paired_t(
+                part[(outcome, "spaced")].to_numpy(float), part[(outcome, "random")].to_numpy(float)
+            )
             diff = (part[(outcome, "spaced")] - part[(outcome, "random")]).dropna().to_numpy()
-            rows.append({
-                "arch": arch, "outcome": outcome, "n_pairs": res.n, "mean_diff": res.estimate, "se": res.se,
-                "ci_low": res.low, "ci_high": res.high, "p": res.p,
-                "p_non_superiority": inf.non_superiority_p(res.estimate, res.se, res.df, margin),
-                "margin": margin, "mean_random": float(part[(outcome, "random")].mean()),
-                "mean_spaced": float(part[(outcome, "spaced")].mean()),
-                "coverage_random": float(part[("coverage", "random")].mean()),
-                "coverage_spaced": float(part[("coverage", "spaced")].mean()),
-                "differences": " ".join(f"{d:+.4f}" for d in diff),
-            })
+            rows.append(
+                {
+                    "arch": arch,
+                    "outcome": outcome,
+                    "n_pairs": res.n,
+                    "mean_diff": res.estimate,
+                    "se": res.se,
+                    "ci_low": res.low,
+                    "ci_high": res.high,
+                    "p": res.p,
+                    "p_non_superiority": inf.non_superiority_p(res.estimate, res.se, res.df, margin),
+                    "margin": margin,
+                    "mean_random": float(part[(outcome, "random")].mean()),
+                    "mean_spaced": float(part[(outcome, "spaced")].mean()),
+                    "coverage_random": float(part[("coverage", "random")].mean()),
+                    "coverage_spaced": float(part[("coverage", "spaced")].mean()),
+                    "differences": " ".join(f"{d:+.4f}" for d in diff),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -81,8 +94,14 @@ def sampler_summary(comparison: pd.DataFrame, dataset: str, trace: str) -> pd.Da
     for r in comparison.itertuples(index=False):
         heldout = r.outcome == "heldout_acc"
         finding = registry["F6.heldout" if heldout else "F6.retention"]
-        est = Estimate(arch=r.arch, value=r.mean_diff, ci_low=r.ci_low, ci_high=r.ci_high, n_runs=2 * int(r.n_pairs),
-                       extra={"mean_random": r.mean_random, "mean_spaced": r.mean_spaced})
+        est = Estimate(
+            arch=r.arch,
+            value=r.mean_diff,
+            ci_low=r.ci_low,
+            ci_high=r.ci_high,
+            n_runs=2 * int(r.n_pairs),
+            extra={"mean_random": r.mean_random, "mean_spaced": r.mean_spaced},
+        )
         if np.isfinite(r.se):
             est.interval = f"t over {int(r.n_pairs)} seeds"
             if heldout:

@@ -89,7 +89,9 @@ def seed_statistic(stack: RunStack, mat: np.ndarray, kind: str, arch: str, arch_
     return statistic
 
 
-def seed_estimate(stack: RunStack, pm: PairMatrix, kind: str, arch: str, arch_b: str = "") -> tuple[Estimate, inf.Jackknife]:
+def seed_estimate(
+    stack: RunStack, pm: PairMatrix, kind: str, arch: str, arch_b: str = ""
+) -> tuple[Estimate, inf.Jackknife]:
     """The seed-level mean of a pair statistic (see :func:`seed_statistic`) with its
     jackknife-over-seeds standard error and t interval; ``n_samples`` counts the samples
     behind the pairs used (the largest pair), ``n_runs`` the runs."""
@@ -120,6 +122,28 @@ def pm_reason(pm: PairMatrix) -> str:
     """The first reason a pair statistic gave for being undefined, and how many pairs are."""
     notes = [e.get("note", "") for e in pm.extra.values() if e.get("note")]
     return f"{len(notes)} pair(s) undefined, e.g. {notes[0]}" if notes else ""
+
+
+def pair_means(stack: RunStack, pm: PairMatrix, kind: str) -> list[Estimate]:
+    """The seed-level mean of a pair statistic per architecture (``within``) or per pair
+    of architectures (``cross``), each tested against 0 with its jackknife t."""
+
+    def one(a: str, b: str = "") -> Estimate:
+        est, jk = seed_estimate(stack, pm, kind, a, b)
+        if np.isfinite(jk.se):
+            est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
+        return est
+
+    return [one(a) for a in stack.archs] if kind == "within" else for_arch_pairs(stack, one)
+
+
+def for_arch_pairs(stack: RunStack, estimate: Callable[[str, str], Estimate]) -> list[Estimate]:
+    """``estimate(a, b)`` for every pair of architectures; one row that says so when the
+    grid has a single architecture."""
+    note = needs_two_archs(stack)
+    if note:
+        return [Estimate(arch=stack.archs[0], note=note)]
+    return [estimate(a, b) for a, b in arch_pairs(stack)]
 
 
 def needs_two_archs(stack: RunStack) -> str:

@@ -121,7 +121,12 @@ def overlap_p(n: int, k: int, jaccard: float) -> float:
 
 
 def bootstrap_jaccard(
-    score_a: np.ndarray, score_b: np.ndarray, q: float, n_boot: int, rng: np.random.Generator, min_samples: int = 2
+    score_a: np.ndarray,
+    score_b: np.ndarray,
+    q: float,
+    n_boot: int,
+    rng: np.random.Generator,
+    min_samples: int = 2,
 ) -> np.ndarray:
     """Jaccard of the exactly-k top sets of two rankings of the same samples, on ``n_boot``
     resamples of the samples (duplicates count with their multiplicity; each replicate

@@ -27,7 +27,10 @@ FINDINGS: tuple[Finding, ...] = (
         test="one-sided t over seeds (jackknife): within > cross",
         primary=True,
         null=True,
-        claim=Claim("greater", "the most-forgotten samples depend on the architecture: runs of one architecture agree more than runs of two"),
+        claim=Claim(
+            "greater",
+            "the most-forgotten samples depend on the architecture: runs of one architecture agree more than runs of two",
+        ),
         columns=("q", "within", "cross", "chance"),
         figure="jaccard",
         limits=(-1.0, 1.0),
@@ -41,7 +44,10 @@ FINDINGS: tuple[Finding, ...] = (
         test="paired t over seeds, two-sided",
         primary=True,
         null=True,
-        claim=Claim("differs", "the decay model fits the architectures differently well (DeiT-S better than ResNet-18)"),
+        claim=Claim(
+            "differs",
+            "the decay model fits the architectures differently well (DeiT-S better than ResNet-18)",
+        ),
         columns=("mean_a", "mean_b"),
         figure="r2",
         uses_score=False,

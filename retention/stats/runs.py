@@ -129,11 +129,15 @@ def _rows_of(df: pd.DataFrame, name: str, trace: str) -> dict[str, np.ndarray]:
     """The columns of one run's rows of ``trace`` as arrays, checked."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise DataError(f"fits table of run {name} lacks column(s) {missing}; see docs/contracts.md 'fits table'")
+        raise DataError(
+            f"fits table of run {name} lacks column(s) {missing}; see docs/contracts.md 'fits table'"
+        )
     traces = df["trace"].to_numpy().astype(str)
     keep = traces == trace
     if not keep.any():
-        raise DataError(f"fits table of run {name} has no rows for trace {trace!r}; it has {sorted(set(traces))}")
+        raise DataError(
+            f"fits table of run {name} has no rows for trace {trace!r}; it has {sorted(set(traces))}"
+        )
     sid = df["sample_id"].to_numpy(np.int64)[keep]
     order = np.argsort(sid, kind="stable")
     sid = sid[order]
@@ -147,7 +151,9 @@ def _rows_of(df: pd.DataFrame, name: str, trace: str) -> dict[str, np.ndarray]:
     cols = {c: df[c].to_numpy(float)[keep][order] for c in ("label", *NUMERIC)}
     broken = np.isin(status, ELIGIBLE) & ~np.isfinite(cols["lambda"])
     if broken.any():
-        raise DataError(f"fits table of run {name}: sample {sid[broken][0]} is fitted/unforgettable but lambda is NaN")
+        raise DataError(
+            f"fits table of run {name}: sample {sid[broken][0]} is fitted/unforgettable but lambda is NaN"
+        )
     return {"sample_id": sid, "status": status, **cols}
 
 

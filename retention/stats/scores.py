@@ -17,6 +17,7 @@ from .config import RANK_SCORES, StatsConfig
 from .correlation import meta_estimate
 from .estimate import Estimate
 from .f3 import pair_rhos, rho_of
+from .pairs import pair_means
 from .runs import RunStack, StatsInput, frame, rank_score
 
 #: per-sample scores of other methods (fits-table columns) compared with the rank score
@@ -31,7 +32,10 @@ def vs_rank_score(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     for score in SCORES:
         x = stack.values[score]
         for arch in stack.archs:
-            per = [rho_of(np.where(stack.eligible[i], x[i], np.nan), stack.score[i]) for i in stack.run_index(arch)]
+            per = [
+                rho_of(np.where(stack.eligible[i], x[i], np.nan), stack.score[i])
+                for i in stack.run_index(arch)
+            ]
             est = meta_estimate([r["value"] for r in per], [r["n_samples"] for r in per], cfg)
             est.arch, est.case = arch, score
             est.n_samples = max((r["n_samples"] for r in per), default=0)
@@ -42,17 +46,11 @@ def vs_rank_score(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
 def stability(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Each score's own seed stability: mean seed-pair Spearman per architecture
     (jackknife over seeds, t test against 0), as F3 does for the rank score."""
-    from .pairs import seed_estimate
-
     stack = data.stack
     out = []
     for score in SCORES:
-        pm = pair_rhos(stack, stack.values[score], key=score)
-        for arch in stack.archs:
-            est, jk = seed_estimate(stack, pm, "within", arch)
+        for est in pair_means(stack, pair_rhos(stack, stack.values[score], key=score), "within"):
             est.case = score
-            if np.isfinite(jk.se):
-                est.p_value, est.test = inf.t_p(jk.estimate, jk.se, jk.df), "two-sided t over seeds (jackknife)"
             out.append(est)
     return out
 
@@ -66,8 +64,13 @@ def _per_arch(stack: RunStack, per_run: list[float], case: str) -> list[Estimate
     for arch in stack.archs:
         idx = stack.run_index(arch)
         res = inf.t_interval([per_run[i] for i in idx])
-        est = Estimate(arch=arch, case=case, value=res.estimate, n_runs=len(idx),
-                       n_samples=int(stack.eligible[idx].any(0).sum()))
+        est = Estimate(
+            arch=arch,
+            case=case,
+            value=res.estimate,
+            n_runs=len(idx),
+            n_samples=int(stack.eligible[idx].any(0).sum()),
+        )
         if np.isfinite(res.se):
             est.ci_low, est.ci_high, est.interval = res.low, res.high, f"t over {res.n} seeds"
         out.append(est)
@@ -96,7 +99,9 @@ def lambda_at_bound(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Share of eligible samples with lambda at lambda_max, and at 0, per architecture
     (mean over seeds): where most sit at a bound, lambda is nearly an indicator."""
     per = bounds(data.stack, cfg.lambda_max)
-    return _per_arch(data.stack, per["at_max"], "lambda = lambda_max") + _per_arch(data.stack, per["at_zero"], "lambda = 0")
+    return _per_arch(data.stack, per["at_max"], "lambda = lambda_max") + _per_arch(
+        data.stack, per["at_zero"], "lambda = 0"
+    )
 
 
 def detail_tables(stack: RunStack, cfg: StatsConfig) -> dict[str, pd.DataFrame]:
@@ -112,20 +117,44 @@ def detail_tables(stack: RunStack, cfg: StatsConfig) -> dict[str, pd.DataFrame]:
         pm = pair_rhos(stack, x, key=score)
         for i, j in pm.pairs(stack):
             (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-            rows.append({"kind": "within_pair" if a == b else "cross_pair", "score": score, "arch": a, "seed": sa,
-                         "arch_b": b, "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
-    scores = frame(rows, ["kind", "score", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "scores")
+            rows.append(
+                {
+                    "kind": "within_pair" if a == b else "cross_pair",
+                    "score": score,
+                    "arch": a,
+                    "seed": sa,
+                    "arch_b": b,
+                    "seed_b": sb,
+                    "value": pm.value[i, j],
+                    "n_samples": pm.n[i, j],
+                }
+            )
+    scores = frame(
+        rows, ["kind", "score", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "scores"
+    )
     per = bounds(stack, cfg.lambda_max)
-    b_rows = [{"arch": a, "seed": s, "n_eligible": int(stack.eligible[i].sum()), "at_max": per["at_max"][i],
-               "at_zero": per["at_zero"][i]} for i, (a, s) in enumerate(stack.runs)]
+    b_rows = [
+        {
+            "arch": a,
+            "seed": s,
+            "n_eligible": int(stack.eligible[i].sum()),
+            "at_max": per["at_max"][i],
+            "at_zero": per["at_zero"][i],
+        }
+        for i, (a, s) in enumerate(stack.runs)
+    ]
     agree = []
     for i, (arch, seed) in enumerate(stack.runs):
         values = {k: stack.values[k][i] for k in stack.values}
         ranked = {name: np.where(stack.eligible[i], rank_score(values, name), np.nan) for name in RANK_SCORES}
         for x, y in itertools.combinations(RANK_SCORES, 2):
-            agree.append({"arch": arch, "seed": seed, "score": x, "score_b": y, **rho_of(ranked[x], ranked[y])})
+            agree.append(
+                {"arch": arch, "seed": seed, "score": x, "score_b": y, **rho_of(ranked[x], ranked[y])}
+            )
     return {
         "scores": scores,
         "bounds": frame(b_rows, ["arch", "seed", "n_eligible", "at_max", "at_zero"], "bounds"),
-        "rank_scores": frame(agree, ["arch", "seed", "score", "score_b", "value", "n_samples"], "rank_scores"),
+        "rank_scores": frame(
+            agree, ["arch", "seed", "score", "score_b", "value", "n_samples"], "rank_scores"
+        ),
     }

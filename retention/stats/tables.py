@@ -49,7 +49,9 @@ def estimates(finding: Finding, data: StatsInput, cfg: StatsConfig) -> list[Esti
     for est in out:
         extra = sorted(set(est.extra) - set(finding.columns))
         if extra:
-            raise ValueError(f"finding {finding.id}: column(s) {extra} are not declared in its registry entry")
+            raise ValueError(
+                f"finding {finding.id}: column(s) {extra} are not declared in its registry entry"
+            )
         if est.key in keys:
             raise ValueError(f"finding {finding.id}: two estimates for {est.key}")
         keys.add(est.key)
@@ -74,27 +76,56 @@ def null_comparison(observed: float, draws: np.ndarray | None, level: float = 0.
     v = np.asarray(draws if draws is not None else [], dtype=float)
     v = v[np.isfinite(v)]
     if v.size < 3:
-        return {"mean": float(v.mean()) if v.size else math.nan, "low": math.nan, "high": math.nan, "p": math.nan}
+        return {
+            "mean": float(v.mean()) if v.size else math.nan,
+            "low": math.nan,
+            "high": math.nan,
+            "p": math.nan,
+        }
     mean, sd, b = float(v.mean()), float(v.std(ddof=1)), v.size
     scale = sd * math.sqrt(1 + 1 / b)
     half = sps.t.ppf(0.5 + level / 2, b - 1) * scale
     p = float(2 * sps.t.sf(abs(observed - mean) / scale, b - 1)) if scale > 0 else float(observed != mean)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "p": p if np.isfinite(observed) else math.nan}
+    return {
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "p": p if np.isfinite(observed) else math.nan,
+    }
 
 
 def estimate_row(finding: Finding, est: Estimate, dataset: str, trace: str, score: str, nulls: dict) -> dict:
     """The summary.csv row of one estimate (``nulls``: from :func:`null_values`)."""
     row = {
-        "id": finding.id, "dataset": dataset, "trace": trace, "score": score,
-        "arch": est.arch, "arch_b": est.arch_b, "case": est.case, "value": est.value, "ci_low": est.ci_low,
-        "ci_high": est.ci_high, "interval": est.interval, "test": est.test, "p_value": est.p_value,
-        "primary": finding.primary, "claim": finding.claim.kind if finding.claim else "", "unit": finding.unit,
-        "n_samples": est.n_samples, "n_runs": est.n_runs, "note": est.note, **est.extra,
+        "id": finding.id,
+        "dataset": dataset,
+        "trace": trace,
+        "score": score,
+        "arch": est.arch,
+        "arch_b": est.arch_b,
+        "case": est.case,
+        "value": est.value,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "interval": est.interval,
+        "test": est.test,
+        "p_value": est.p_value,
+        "primary": finding.primary,
+        "claim": finding.claim.kind if finding.claim else "",
+        "unit": finding.unit,
+        "n_samples": est.n_samples,
+        "n_runs": est.n_runs,
+        "note": est.note,
+        **est.extra,
     }
     for kind in NULL_KINDS:
         cmp = null_comparison(est.value, nulls.get((est.key, kind)))
-        row |= {f"null_{kind}": cmp["mean"], f"null_{kind}_low": cmp["low"], f"null_{kind}_high": cmp["high"],
-                f"null_{kind}_p": cmp["p"]}
+        row |= {
+            f"null_{kind}": cmp["mean"],
+            f"null_{kind}_low": cmp["low"],
+            f"null_{kind}_high": cmp["high"],
+            f"null_{kind}_p": cmp["p"],
+        }
     row["excess"] = est.value - row[f"null_{NULL_KINDS[0]}"]
     low, high = finding.limits
     row["ci_low"], row["ci_high"] = max(est.ci_low, low), min(est.ci_high, high)  # NaN stays NaN
@@ -185,13 +216,17 @@ def dataset_tables(
     """
     runs = check_runs(fits, runs)
     if primary not in trace_labels(fits):
-        raise DataError(f"primary trace {primary!r} is not in the fits tables (they have {trace_labels(fits)})")
+        raise DataError(
+            f"primary trace {primary!r} is not in the fits tables (they have {trace_labels(fits)})"
+        )
     if class_infos is not None and len(class_infos) != len(runs):
         raise DataError(f"{len(class_infos)} traces files for {len(runs)} runs; give one per run")
     stack = stack_runs(fits, runs, primary, cfg.rank_score)
     names = class_names_of(stack, class_infos)
     data = StatsInput(stack, names, list(class_infos) if class_infos is not None else None)
-    nulls = null_inputs(null_fits, runs, primary, cfg.rank_score, names, data.class_infos) if null_fits else None
+    nulls = (
+        null_inputs(null_fits, runs, primary, cfg.rank_score, names, data.class_infos) if null_fits else None
+    )
     tables = {
         "f1_jaccard": f1.detail_table(stack, cfg),
         "f2_r2": f2.detail_table(stack),
