@@ -109,7 +109,9 @@ def difference(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
 
 
 def within(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
-    """Mean Jaccard between the seeds of each architecture, tested against chance."""
+    """Mean Jaccard between the seeds of each architecture, tested against chance; beside
+    it (``p_tost``) the equivalence test of "the sets are not stable across seeds": the
+    excess over chance within +- equivalence_bound."""
     stack = data.stack
     pm = pair_jaccards(stack, cfg, cfg.top_q)
     out = []
@@ -120,6 +122,10 @@ def within(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         if np.isfinite(jk.se):
             est.p_value = inf.t_p(jk.estimate, jk.se, jk.df, null=chance, alternative="greater")
             est.test = "one-sided t over seeds (jackknife): above chance"
+            est.extra |= {
+                "bound": cfg.equivalence_bound,
+                "p_tost": inf.tost_p(jk.estimate - chance, jk.se, jk.df, cfg.equivalence_bound),
+            }
         elif not np.isfinite(est.value):
             est.note = est.note or pm_reason(pm) or f"needs two seeds of {arch}"
         out.append(est)
