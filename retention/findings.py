@@ -296,8 +296,14 @@ def _paper_cell(row: pd.Series, table: pd.DataFrame) -> str:
 
 
 def _warnings(table: pd.DataFrame) -> list[str]:
-    """Lines for the reader: where lambda mostly sits at a bound."""
+    """Lines for the reader: runs near chance, and where lambda mostly sits at a bound."""
     out = []
+    near = table[(table["id"] == "Runs.accuracy") & (pd.to_numeric(table["near_chance"], errors="coerce") > 0)]
+    for r in near.itertuples(index=False):
+        out.append(
+            f"- {r.dataset}, {r.finding}: {int(r.near_chance)} run(s) within 5 points of chance "
+            f"({float(r.chance):.0%}). Such runs learned little; their traces describe noise."
+        )
     for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
         out.append(
             f"- {r.dataset}, {r.finding}: {r.value:.0%} of the eligible samples (mean over seeds). Lambda is close "
@@ -347,7 +353,7 @@ def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
     )
     warnings = _warnings(table)
     if warnings:
-        lines += ["", "Where most samples sit at a bound of lambda:", "", *warnings]
+        lines += ["", "Read with care:", "", *warnings]
     lines += ["", "## Primary findings in detail", ""]
     lines += _table(
         [

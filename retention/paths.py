@@ -26,6 +26,7 @@ STATS_TABLES = (
     "bounds",
     "rank_scores",
     "status_counts",
+    "samples",
     "robustness",
     "summary",
 )

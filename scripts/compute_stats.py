@@ -65,7 +65,7 @@ def parse_run(text: str) -> tuple[str, int]:
     return arch, int(seed)
 
 
-def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset) -> dict:
+def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset, manifest=None) -> dict:
     """Every table of one dataset (``retention.stats.dataset_tables``) from file paths."""
     runs = [(str(a), int(s)) for a, s in runs]
     for what, paths in (("traces", traces_paths), ("null fits", null_paths)):
@@ -81,7 +81,8 @@ def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, 
     log.info(
         "dataset %s: %d runs %s, trace %s, rank score %s", dataset, len(runs), runs, primary, cfg.rank_score
     )
-    tables = stats.dataset_tables(fits, runs, cfg, dataset, primary, infos, null_fits)
+    listing = pd.read_csv(manifest, dtype={"class_name": str}) if manifest else None
+    tables = stats.dataset_tables(fits, runs, cfg, dataset, primary, infos, null_fits, manifest=listing)
     for row in tables["summary"].itertuples(index=False):
         log.info(
             "%s %s %s %s: %.4g [%.4g, %.4g] p=%.3g %s",
@@ -103,6 +104,7 @@ def standalone() -> tuple[dict, dict]:
     ap.add_argument("--fits", nargs="+", required=True, help="fits tables, one per run")
     ap.add_argument("--traces", nargs="*", default=[], help="traces.npz of the same runs, same order")
     ap.add_argument("--nulls", nargs="*", default=[], help="null fits tables of the same runs, same order")
+    ap.add_argument("--manifest", help="the dataset's manifest.csv (samples.csv then names the files)")
     ap.add_argument("--runs", nargs="*", help="arch:seed of each fits table (default: from the paths)")
     ap.add_argument("--dataset", required=True, help="dataset name written into summary.csv")
     ap.add_argument("--outdir", required=True, help="directory for the csv tables")
@@ -119,7 +121,7 @@ def standalone() -> tuple[dict, dict]:
         section, lambda_max = config.get("stats", {}), config.get("retention", {}).get("lambda_max")
     runs = [parse_run(r) for r in args.runs] if args.runs else [run_from_path(p) for p in args.fits]
     cfg = stats.StatsConfig.from_mapping(section, lambda_max)
-    tables = compute(args.fits, args.traces, args.nulls, runs, cfg, args.primary, args.dataset)
+    tables = compute(args.fits, args.traces, args.nulls, runs, cfg, args.primary, args.dataset, args.manifest)
     return tables, {name: Path(args.outdir) / f"{name}.csv" for name in stats.TABLE_NAMES}
 
 
@@ -136,6 +138,7 @@ def main() -> None:
             cfg,
             sm.params.primary,
             sm.wildcards.dataset,
+            sm.input.manifest,
         )
         outputs = {name: sm.output[name] for name in stats.TABLE_NAMES}
     else:

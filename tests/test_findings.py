@@ -217,6 +217,18 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
                     tmp_path / f"results/runs/{dataset}/{arch}/seed{seed}/traces.npz",
                     decay_arrays(lam, floor, label, 12, rng, 4),
                 )
+        manifest = pd.DataFrame(
+            {
+                "sample_id": np.arange(150),
+                "label": label,
+                "class_name": [f"c{k}" for k in label],
+                "split": "train",
+                "source": [f"img/{i}.png" for i in range(150)],
+                "group": "",
+            }
+        )
+        (tmp_path / f"results/data/{dataset}").mkdir(parents=True)
+        manifest.to_csv(tmp_path / f"results/data/{dataset}/manifest.csv", index=False)
     (tmp_path / "Snakefile").write_text(SNAKEFILE.replace("@ROOT@", str(ROOT)))
     (tmp_path / "test.yaml").write_text(textwrap.dedent(CONFIG))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -259,3 +271,8 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
 
     check = compare(tmp_path / "results", "octdl", ["resnet18", "deit_small"], [0, 1, 2])
     assert len(check) == 6 and check["agrees"].all(), check.to_string()
+    samples = pd.read_csv(tmp_path / "results" / "stats" / "octdl" / "samples.csv")
+    assert len(samples) == 150 and samples["source"].str.startswith("img/").all()
+    assert {"resnet18_lambda_mean", "resnet18_lambda_sd", "resnet18_rank", "deit_small_status"} <= set(
+        samples.columns
+    )

@@ -335,3 +335,43 @@ def test_compute_stats_script_standalone(tmp_path):
     assert {"F1.difference", "F5.meta"} <= set(summary["id"])
     bad = subprocess.run(cmd[: -len(paths)] + [paths[0], paths[0]], capture_output=True, text=True)
     assert bad.returncode == 1 and "given twice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_samples_table_joins_each_sample_to_its_file_with_seed_means_and_rank():
+    rng = np.random.default_rng(3)
+    n = 40
+    lam = np.r_[np.full(10, 4.0), np.linspace(0.1, 2, 30)]
+    status = np.array(["fitted"] * n)
+    a = [
+        fits_table(np.arange(n), np.zeros(n, int), lam + 0.1 * s, status, rng, forget_events=np.full(n, s))
+        for s in (0, 1)
+    ]
+    stack = stats.stack_runs(a, [("cnn", 0), ("cnn", 1)], "since_learned")
+    manifest = pd.DataFrame(
+        {"sample_id": np.arange(n), "class_name": "c", "source": [f"x/{i}.png" for i in range(n)]}
+    )
+    table = stats.samples.samples_table(stack, manifest)
+    assert len(table) == n and table["source"].iloc[3] == "x/3.png"
+    assert table["cnn_lambda_mean"].iloc[0] == pytest.approx(4.05)
+    assert table["cnn_lambda_sd"].iloc[0] == pytest.approx(np.std([4.0, 4.1], ddof=1))
+    assert table["cnn_forget_events_mean"].iloc[5] == pytest.approx(0.5)
+    assert table["cnn_status"].iloc[0] == "fitted 2"
+    assert table["cnn_rank"].iloc[:10].eq(5.5).all()  # ten tied at the top share their mean rank
+
+
+def test_runs_near_chance_are_flagged_in_the_findings():
+    fits, runs = planted(n=300, seeds=(0, 1))
+    infos = [
+        stats.RunClassInfo(
+            tuple("abcdefg"), np.eye(7), np.eye(7), heldout_acc_t0=0.52, heldout_acc_end=0.9, chance=0.5
+        )
+        for _ in runs
+    ]
+    out = stats.dataset_tables(fits, runs, FAST, "toy", "since_learned", class_infos=infos)
+    acc = out["summary"][out["summary"]["id"] == "Runs.accuracy"].set_index(["arch", "case"])
+    assert (
+        acc.loc[("resnet18", "t = 0"), "near_chance"] == 2
+        and acc.loc[("resnet18", "end"), "near_chance"] == 0
+    )
+    md = findings.findings_markdown(findings.assemble_findings([out["summary"]], findings.Study()))
+    assert "2 run(s) within 5 points of chance (50%)" in md

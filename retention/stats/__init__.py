@@ -14,6 +14,7 @@ from .estimate import Claim, Estimate, Finding
 from .f4 import RunClassInfo, class_info_from_traces, class_similarity
 from .registry import FINDINGS, by_id
 from .runs import ELIGIBLE, EXCLUDED, STATUSES, RunStack, StatsInput, stack_runs
+from . import samples
 from .scores import SCORES
 from .tables import TABLE_NAMES, dataset_tables, summary_columns
 

@@ -11,6 +11,8 @@ architecture's seeds) is correlated with each over classes (p by permutation bel
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -36,11 +38,16 @@ class RunClassInfo:
     confusion: (C, C) held-out confusion rates at the last epoch, row = true class, rows
     normalised (NaN for a class without held-out samples). centroid_cosine: (C, C)
     cosine similarity of the class centroids of penultimate features at t = 0.
+    heldout_acc_t0 / heldout_acc_end: held-out accuracy at t = 0 and at the last epoch;
+    chance: the larger of 1 / C and the held-out share of the largest class.
     """
 
     class_names: tuple
     confusion: np.ndarray
     centroid_cosine: np.ndarray
+    heldout_acc_t0: float = math.nan
+    heldout_acc_end: float = math.nan
+    chance: float = math.nan
 
 
 def class_similarity(
@@ -71,7 +78,7 @@ def class_info_from_traces(arrays: Mapping[str, np.ndarray], run: str = "") -> R
     """:func:`class_similarity` from the arrays of one ``traces.npz``: held-out
     predictions at the last epoch (largest ``t``)."""
     where = f" of run {run}" if run else ""
-    keys = ("t", "class_names", "heldout_label", "heldout_pred", "class_centroid_cosine")
+    keys = ("t", "class_names", "heldout_label", "heldout_pred", "heldout_correct", "class_centroid_cosine")
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise DataError(f"traces.npz{where} lacks key(s) {missing}; see docs/contracts.md 'traces.npz'")
@@ -79,11 +86,19 @@ def class_info_from_traces(arrays: Mapping[str, np.ndarray], run: str = "") -> R
     pred = np.asarray(arrays["heldout_pred"])
     if pred.ndim != 2 or pred.shape[1] != t.size:
         raise DataError(f"traces.npz{where}: heldout_pred has shape {pred.shape}, expected (N, {t.size})")
-    return class_similarity(
-        arrays["heldout_label"],
-        pred[:, int(np.argmax(t))],
-        arrays["class_centroid_cosine"],
-        [str(c) for c in np.asarray(arrays["class_names"])],
+    names = [str(c) for c in np.asarray(arrays["class_names"])]
+    info = class_similarity(
+        arrays["heldout_label"], pred[:, int(np.argmax(t))], arrays["class_centroid_cosine"], names
+    )
+    correct = np.asarray(arrays["heldout_correct"], dtype=bool)
+    label = np.asarray(arrays["heldout_label"], dtype=np.int64)
+    at0 = np.flatnonzero(t == 0)
+    shares = np.bincount(label, minlength=len(names)) / max(label.size, 1)
+    return dataclasses.replace(
+        info,
+        heldout_acc_t0=float(correct[:, at0[0]].mean()) if at0.size and correct.size else math.nan,
+        heldout_acc_end=float(correct[:, int(np.argmax(t))].mean()) if correct.size else math.nan,
+        chance=max(1 / max(len(names), 1), float(shares.max()) if shares.size else 0.0),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from . import f1, f2, f3, f4, f5, scores
+from . import f1, f2, f3, f4, f5, samples, scores
 from .estimate import Claim, Finding
 
 FINDINGS: tuple[Finding, ...] = (
@@ -282,6 +282,17 @@ FINDINGS: tuple[Finding, ...] = (
         estimate=scores.aic_share,
         unit="seed",
         test="t interval over seeds",
+        uses_score=False,
+        limits=(0.0, 1.0),
+    ),
+    Finding(
+        id="Runs.accuracy",
+        group="Runs",
+        label="Held-out accuracy at {case} ({arch})",
+        estimate=samples.accuracy,
+        unit="seed",
+        test="t interval over seeds",
+        columns=("chance", "near_chance"),
         uses_score=False,
         limits=(0.0, 1.0),
     ),

@@ -20,7 +20,7 @@ from scipy import stats as sps
 from ..errors import DataError
 from ..paths import STATS_TABLES as TABLE_NAMES
 from ..nulls import KINDS as NULL_KINDS
-from . import f1, f2, f3, f4, f5, scores
+from . import f1, f2, f3, f4, f5, samples, scores
 from .config import RANK_SCORES, StatsConfig
 from .estimate import Estimate, Finding
 from .registry import FINDINGS, extra_columns
@@ -206,13 +206,15 @@ def dataset_tables(
     class_infos: Sequence | None = None,
     null_fits: Sequence[pd.DataFrame] | None = None,
     findings: Sequence[Finding] = FINDINGS,
+    manifest: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every statistics table of one dataset, keyed by ``TABLE_NAMES``.
 
     fits: one fits table per run (every trace definition); runs: the (arch, seed) of each,
     same order; primary: the configured trace label; class_infos: one
     :class:`retention.stats.f4.RunClassInfo` per run (or None); null_fits: one null fits
-    table per run (:func:`retention.nulls.null_fit_table`; None: no null columns).
+    table per run (:func:`retention.nulls.null_fit_table`; None: no null columns);
+    manifest: the dataset's manifest.csv (samples.csv then names each sample's file).
     """
     runs = check_runs(fits, runs)
     if primary not in trace_labels(fits):
@@ -235,6 +237,7 @@ def dataset_tables(
         "f5_early_predictor": f5.detail_table(stack),
         **scores.detail_tables(stack, cfg),
         "status_counts": status_counts_table(fits, runs),
+        "samples": samples.samples_table(stack, manifest),
         "summary": summary_table(data, cfg, dataset, findings, nulls),
         "robustness": robustness_table(fits, runs, cfg, dataset, primary, names, data.class_infos, findings),
     }

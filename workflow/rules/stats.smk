@@ -7,6 +7,7 @@ rule dataset_stats:
         fits=run_files(paths.FITS),
         traces=run_files(paths.TRACES),
         nulls=run_files(paths.NULLS),
+        manifest=paths.MANIFEST,
     output:
         **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES},
     log:

@@ -1,0 +1,83 @@
+"""Per-sample results (samples.csv) and per-run accuracy against chance.
+
+``samples_table``: one row per train sample, joined to its file: for each architecture the
+mean and spread over seeds of lambda and of the forgetting-event count, its fit status in
+every seed, and its rank in the seed-pooled ranking of the rank score (1 = most forgotten)
+- the forgetting-events list of Toneva et al. and the data map of dataset cartography,
+joined to the images. ``accuracy`` estimates: held-out accuracy per architecture at t = 0
+and at the end, with the chance level (the larger of 1 / C and the majority class's share)
+and the runs within ``NEAR_CHANCE`` of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import inference as inf
+from .config import StatsConfig
+from .estimate import Estimate
+from .runs import RunStack, StatsInput, masked_mean
+
+#: a run whose held-out accuracy is within this of chance gets a warning
+NEAR_CHANCE = 0.05
+
+
+def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Standard deviation (ddof 1) over the runs where ``mask``; NaN below two."""
+    ok = mask & np.isfinite(values)
+    n = ok.sum(axis=0)
+    mean = masked_mean(values, ok)
+    sq = np.where(ok, (values - mean) ** 2, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 1, np.sqrt(sq / np.maximum(n - 1, 1)), np.nan)
+
+
+def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per train sample (see the module docstring); ``manifest`` (manifest.csv)
+    adds each sample's source file and class name."""
+    out = pd.DataFrame({"sample_id": stack.sample_id, "label": stack.label})
+    if manifest is not None:
+        info = manifest.set_index("sample_id").reindex(stack.sample_id)
+        out["class_name"] = info["class_name"].to_numpy()
+        out["source"] = info["source"].to_numpy()
+    lam, events = stack.values["lambda"], stack.values["forget_events"]
+    for arch in stack.archs:
+        idx = stack.run_index(arch)
+        el = stack.eligible[idx]
+        score = masked_mean(stack.score[idx], el)
+        statuses = stack.status[idx]
+        out[f"{arch}_lambda_mean"] = masked_mean(lam[idx], el)
+        out[f"{arch}_lambda_sd"] = _spread(lam[idx], el)
+        every = np.ones_like(el)
+        out[f"{arch}_forget_events_mean"] = masked_mean(events[idx], every)
+        out[f"{arch}_forget_events_sd"] = _spread(events[idx], every)
+        out[f"{arch}_status"] = [
+            ", ".join(f"{s} {n}" for s, n in zip(*np.unique(col, return_counts=True))) for col in statuses.T
+        ]
+        ranks = pd.Series(score).rank(ascending=False, method="average")
+        out[f"{arch}_rank"] = ranks.to_numpy()
+    return out
+
+
+def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """Held-out accuracy per architecture at t = 0 and at the end (t over seeds), with the
+    chance level and the number of runs within NEAR_CHANCE of it."""
+    infos = data.class_infos
+    if infos is None or any(ci is None or not np.isfinite(ci.heldout_acc_end) for ci in infos):
+        return [
+            Estimate(arch=a, note="held-out accuracy needs every run's traces.npz") for a in data.stack.archs
+        ]
+    out = []
+    for arch in data.stack.archs:
+        idx = data.stack.run_index(arch)
+        chance = float(np.mean([infos[i].chance for i in idx]))
+        for case, field in (("t = 0", "heldout_acc_t0"), ("end", "heldout_acc_end")):
+            values = np.array([getattr(infos[i], field) for i in idx])
+            res = inf.t_interval(values)
+            est = Estimate(arch=arch, case=case, value=res.estimate, n_runs=len(idx))
+            if np.isfinite(res.se):
+                est.ci_low, est.ci_high, est.interval = res.low, res.high, f"t over {res.n} seeds"
+            est.extra = {"chance": chance, "near_chance": int(np.sum(values <= chance + NEAR_CHANCE))}
+            out.append(est)
+    return out
