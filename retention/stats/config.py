@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Mapping
 
 import numpy as np
@@ -65,6 +65,11 @@ class StatsConfig:
         cfg = cls(**kw)
         cfg.check()
         return cfg
+
+    def for_nulls(self) -> "StatsConfig":
+        """The settings the null runs are computed with: a tenth of the tie draws (their
+        spread over null draws is what matters, and it dwarfs the tie-break noise)."""
+        return replace(self, tie_draws=max(1, self.tie_draws // 10))
 
     def check(self) -> None:
         """ConfigError naming the first key with a value outside its range."""

@@ -206,7 +206,7 @@ def _pooled(
 
 def pooled(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Jaccard of the seed-pooled top-q sets of two architectures (the paper's number)."""
-    return _pooled(data, cfg, cfg.top_q, ALL)
+    return _pooled(data, cfg, cfg.top_q, ALL, interval=not data.values_only)
 
 
 def label_permutation(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:

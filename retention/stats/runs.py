@@ -232,11 +232,13 @@ def status_counts_table(fits: Sequence[pd.DataFrame], runs: Sequence) -> pd.Data
 class StatsInput:
     """What every estimator reads: the aligned runs (one trace definition and rank score)
     and, for the class-level findings, the class names and each run's class similarity
-    (:class:`retention.stats.f4.RunClassInfo`; None where the traces were not given)."""
+    (:class:`retention.stats.f4.RunClassInfo`; None where the traces were not given).
+    ``values_only``: estimators may skip work that only intervals need (null runs)."""
 
     stack: RunStack
     class_names: list[str]
     class_infos: list | None = None
+    values_only: bool = False  # null runs: the estimates' values are all that is used
 
 
 def frame(rows: list[dict], columns: Sequence[str], table: str) -> pd.DataFrame:

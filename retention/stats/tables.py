@@ -61,9 +61,10 @@ def estimates(finding: Finding, data: StatsInput, cfg: StatsConfig) -> list[Esti
 def null_values(finding: Finding, nulls: dict[str, list[StatsInput]], cfg: StatsConfig) -> dict:
     """{(estimate key, null kind): the finding's values over the null draws}."""
     values: dict = {}
+    null_cfg = cfg.for_nulls()
     for kind, draws in nulls.items():
         for data in draws:
-            for est in finding.estimate(data, cfg):
+            for est in finding.estimate(data, null_cfg):
                 values.setdefault((est.key, kind), []).append(est.value)
     return {key: np.asarray(v, dtype=float) for key, v in values.items()}
 
@@ -164,7 +165,7 @@ def null_inputs(
     out: dict[str, list[StatsInput]] = {}
     for kind, draw in keys:
         stack = stack_runs([s[(kind, draw)] for s in split], runs, trace, score)
-        out.setdefault(kind, []).append(StatsInput(stack, class_names, class_infos))
+        out.setdefault(kind, []).append(StatsInput(stack, class_names, class_infos, values_only=True))
     return out
 
 
