@@ -21,7 +21,7 @@ from .inputs import FigureInputs, text_of
 from .style import arch_colors, empty, figure_legend, new_figure, tag, title
 
 ONE_RUN = "one run"
-RUN = "mean of one run (hollow: fewer than the minimum of samples)"
+RUN = "mean of one run (hollow: fewer defined R² than the minimum)"
 PANELS = (
     ("F2.arch_mean", "mean R²", "mean R² over seeds (95% t interval)", "value"),
     ("F2.fraction_defined", "share with a defined R²", "share of eligible samples (95% t interval over seeds)",

@@ -83,7 +83,7 @@ def forest(ax, rows: pd.DataFrame, inputs: FigureInputs, legend: dict, labels: S
     if limits is None and len(rows) and str(rows["id"].iloc[0]) in by_id():
         limits = by_id()[str(rows["id"].iloc[0])].limits
     marks.set_value_axis(ax, values, refs, intervals, limits or (-float("inf"), float("inf")))
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(xlabel, loc="right")  # long row labels make the panel narrow: no overhang on the right
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", visible=False)
 

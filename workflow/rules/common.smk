@@ -130,7 +130,8 @@ def run_keys_for_dataset(wildcards):
 
 def run_files(template, n_seeds=None):
     """An input function: ``template`` (paths.TRACES, FITS, NULLS, ...) for every run of
-    the wildcards' dataset, in grid order; with n_seeds only the first seeds of each arch."""
+    the wildcards' dataset, in grid order; with n_seeds only the first seeds of each arch.
+    """
 
     def files(wildcards):
         return grid_files(template, [wildcards.dataset], n_seeds)
@@ -158,8 +159,14 @@ def sampler_datasets():
 
 def summary_tables():
     """Per-dataset summary tables that the findings table collects."""
-    tables = [paths.fill(paths.STATS, table="summary").format(dataset=d) for d in GRID["datasets"]]
-    tables += [paths.fill(paths.SAMPLER, table="summary").format(dataset=d) for d in sampler_datasets()]
+    tables = [
+        paths.fill(paths.STATS, table="summary").format(dataset=d)
+        for d in GRID["datasets"]
+    ]
+    tables += [
+        paths.fill(paths.SAMPLER, table="summary").format(dataset=d)
+        for d in sampler_datasets()
+    ]
     return tables
 
 
@@ -176,7 +183,9 @@ def all_outputs():
     """Every traces file, fits table, statistics table, figure and the findings."""
     outputs = []
     for dataset in GRID["datasets"]:
-        outputs += grid_files(paths.TRACES, [dataset]) + grid_files(paths.FITS, [dataset])
+        outputs += grid_files(paths.TRACES, [dataset]) + grid_files(
+            paths.FITS, [dataset]
+        )
         outputs.append(paths.STATS.format(dataset=dataset, table="summary"))
     outputs += [paths.FINDINGS_CSV, paths.FINDINGS_MD]
     for name in figure_names():
