@@ -367,9 +367,11 @@ def test_a_forest_row_is_solid_hollow_or_left_out_with_its_reason():
 
 def test_lambda_bounds_are_drawn_where_lambda_is_plotted(built):
     for name in ("seed_stability", "warmup_loss", "class_forgetting"):
-        lines = [a for a in _marks(built(name)[0], style.GUIDE) if isinstance(a, Line2D)]
-        levels = {round(float(v), 6) for line in lines for v in (*line.get_xdata(), *line.get_ydata())
-                  if len(set(np.asarray(line.get_xdata(), float))) == 1 or len(set(np.asarray(line.get_ydata(), float))) == 1}
+        levels = set()  # the level of every horizontal or vertical guide line
+        for line in (a for a in _marks(built(name)[0], style.GUIDE) if isinstance(a, Line2D)):
+            for data in (line.get_xdata(), line.get_ydata()):
+                values = set(np.asarray(data, float).round(6))
+                levels |= values if len(values) == 1 else set()
         assert {0.0, CONFIG["retention"]["lambda_max"]} <= levels, name
 
 
@@ -488,7 +490,8 @@ def test_a_made_up_finding_reaches_the_findings_table_and_its_figure(study):
     ax = fig.axes[0]
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks == [f"{d} · {LABELS[a]}" for d in DATASETS for a in ARCHS]
-    xs = sorted(float(line.get_xdata()[0]) for line in ax.lines if line.get_gid() == marks.SOLID and line.get_marker() == "o")
+    xs = sorted(float(line.get_xdata()[0]) for line in ax.lines
+                if line.get_gid() == marks.SOLID and line.get_marker() == "o")
     assert xs == pytest.approx(sorted(rows["value"]))
     assert not overlaps(drawn_texts(fig), fig.canvas.get_renderer())
     with pytest.raises(Exception, match="unknown finding id 'X.nothing'"):

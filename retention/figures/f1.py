@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from . import marks
 from .forest import forest, row_label
 from .inputs import FigureInputs, text_of
-from .style import arch_colors, empty, figure_legend, new_figure, tag, title, wrap_text
+from .style import arch_colors, empty, figure_legend, new_figure, tag, title
 
 JACCARD_IDS = ("F1.within", "F1.cross", "F1.pooled")
 
@@ -70,7 +70,7 @@ def _draw_q(ax, sq: pd.DataFrame, qi: int, series, inputs: FigureInputs, legend:
 
 def _subset_panel(ax, t: pd.DataFrame, subset: str, dataset: str, inputs: FigureInputs, legend: dict) -> None:
     what = "all eligible samples" if subset == "all" else subset.replace("r2>=", "samples with R² ≥ ") + " in both runs"
-    title(ax, wrap_text(f"{dataset} · {what}", 48))
+    title(ax, f"{dataset} · {what}")
     s = t[text_of(t, "subset") == subset]
     values = pd.to_numeric(s["value"], errors="coerce")
     if s.empty or not np.isfinite(values).any():

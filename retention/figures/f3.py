@@ -66,7 +66,8 @@ def _scatter_panel(ax, dataset: str, arch: str, inputs: FigureInputs, color, leg
     marks.lambda_bounds(ax, lam_max, "x")
     _corner_counts(ax, x, y, lam_max)
     rho = _pair_rho(inputs.table("f3_seed_stability", dataset), arch, s0, s1)
-    title(ax, f"{dataset} · {inputs.label(arch)}, seeds {s0} and {s1}\nρ = {rho:.3f} over {x.size:,} samples")
+    few = f" (< {inputs.min_samples}: too few)" if inputs.small(x.size) else ""
+    title(ax, f"{dataset} · {inputs.label(arch)}, seeds {s0} and {s1}\nρ = {rho:.3f} over {x.size:,} samples{few}")
     lim = (-2 * JITTER * lam_max, lam_max * (1 + 2 * JITTER))
     ax.set_xlim(*lim)
     ax.set_ylim(*lim)
@@ -83,10 +84,11 @@ def _pair_rho(f3: pd.DataFrame, arch: str, s0: int, s1: int) -> float:
     return number(hit["value"].iloc[0]) if len(hit) else float("nan")
 
 
-def rho_matrix(f3: pd.DataFrame, archs: list[str]) -> tuple[list[tuple[str, int]], np.ndarray]:
-    """The runs (arch-major) and the symmetric matrix of their pairs' rho (1 on the diagonal)."""
+def rho_matrix(f3: pd.DataFrame, archs: list[str], column: str = "value") -> tuple[list[tuple[str, int]], np.ndarray]:
+    """The runs (arch-major) and the symmetric matrix of a column of their pairs (rho, or
+    n_samples; 1 on the diagonal)."""
     rows = list(zip(text_of(f3, "arch"), pd.to_numeric(f3["seed"]).astype(int), text_of(f3, "arch_b"),
-                    pd.to_numeric(f3["seed_b"]).astype(int), pd.to_numeric(f3["value"], errors="coerce")))
+                    pd.to_numeric(f3["seed_b"]).astype(int), pd.to_numeric(f3[column], errors="coerce")))
     runs = sorted({(a, s) for a, s, *_ in rows} | {(b, t) for _, _, b, t, _ in rows},
                   key=lambda k: (archs.index(k[0]) if k[0] in archs else len(archs), k[1]))
     idx = {k: i for i, k in enumerate(runs)}
@@ -105,13 +107,13 @@ def _heatmap_panel(ax, dataset: str, inputs: FigureInputs) -> None:
         empty(ax, "no f3_seed_stability table (needs two runs)")
         return
     runs, m = rho_matrix(f3, inputs.archs(dataset))
+    n = rho_matrix(f3, inputs.archs(dataset), "n_samples")[1]
     im = tag(ax.imshow(m, vmin=-1, vmax=1, cmap="vlag"), COLORBAR)
-    if len(runs) <= 10:
-        for i in range(len(runs)):
-            for j in range(len(runs)):
-                if i != j and np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2f}".replace("0.", "."), ha="center", va="center", fontsize=5,
-                            color="white" if abs(m[i, j]) > 0.6 else "black")
+    if len(runs) <= 10:  # each pair's rho; in parentheses where it rests on too few samples
+        for i, j in zip(*np.nonzero(np.isfinite(m) & ~np.eye(len(runs), dtype=bool))):
+            text = f"{m[i, j]:.2f}".replace("0.", ".")
+            ax.text(j, i, f"({text})" if inputs.small(n[i, j]) else text, ha="center", va="center", fontsize=5,
+                    color="white" if abs(m[i, j]) > 0.6 else "black")
     ticks = [f"{inputs.label(a)} s{s}" for a, s in runs]
     ax.set_xticks(range(len(runs)), ticks, rotation=90)
     ax.set_yticks(range(len(runs)), ticks)

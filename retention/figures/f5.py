@@ -71,19 +71,25 @@ def _forest_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
     if len(per_run):
         per_run = per_run[text_of(per_run, "subset") == "all"]
     runs = [_run_rhos(per_run, r) for r in records]
-    forest(ax, rows, inputs, legend, labels, xlabel="Spearman ρ (95% interval)", extras=[x for v in runs for x in v],
-           ylabel="runs combined")
-    for i, v in enumerate(runs):
-        if len(v):
-            tag(ax.plot(v, np.full(len(v), i + 0.25), "|", color="0.3", ms=6, mew=1.2), RUN)
+    forest(ax, rows, inputs, legend, labels, xlabel="Spearman ρ (95% interval)",
+           extras=[x for v, _ in runs for x in v], ylabel="runs combined")
+    for i, (v, n) in enumerate(runs):
+        small = np.array([inputs.small(k) for k in n], dtype=bool)
+        if (~small).any():
+            tag(ax.plot(v[~small], np.full((~small).sum(), i + 0.25), "|", color="0.3", ms=6, mew=1.2), RUN)
             legend.setdefault(RUN, Line2D([], [], marker="|", color="0.3", ls="none", ms=6, mew=1.2))
+        if small.any():  # a run's rho over too few samples
+            tag(ax.plot(v[small], np.full(small.sum(), i + 0.25), "o", color="0.3", mfc="white", ms=3.5),
+                marks.hollow_label(inputs.min_samples))
 
 
-def _run_rhos(per_run: pd.DataFrame, row: dict) -> list[float]:
-    """Each run's rho behind a per-architecture row (f5_early_predictor.csv)."""
+def _run_rhos(per_run: pd.DataFrame, row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's rho behind a per-architecture row and its sample count (f5_early_predictor.csv)."""
     if row["id"] != "F5.meta_by_arch" or per_run.empty:
-        return []
-    return pd.to_numeric(per_run[text_of(per_run, "arch") == row["arch"]]["value"], errors="coerce").dropna().tolist()
+        return np.zeros(0), np.zeros(0)
+    part = per_run[text_of(per_run, "arch") == row["arch"]]
+    v, n = pd.to_numeric(part["value"], errors="coerce").to_numpy(float), pd.to_numeric(part["n_samples"]).to_numpy(float)
+    return v[np.isfinite(v)], n[np.isfinite(v)]
 
 
 def warmup_loss(inputs: FigureInputs) -> Figure:

@@ -108,7 +108,7 @@ def finding_figure(inputs: FigureInputs, ids: Sequence[str] | None = None,
     legend: dict = {}
     for ax, (finding_id, rows) in zip(axes, parts):
         finding = registry[finding_id]
-        title(ax, wrap_text(f"{finding_id}: {template_text(finding.label)}", 90))
+        title(ax, f"{finding_id}: {template_text(finding.label)}")
         if rows.empty:
             empty(ax, f"{finding_id}: no rows in the findings table for {', '.join(inputs.datasets)}")
             continue

@@ -202,9 +202,10 @@ def value_limits(values, marks=(), intervals=(), limits=(-math.inf, math.inf), p
     reference ``marks`` (nulls, chance, paper) and ``intervals``.
 
     The view covers the values and marks; an outlier more than 20 interquartile ranges
-    from the median switches an unbounded quantity's axis to a symmetric log scale. Intervals are shown whole within the quantity's
-    ``limits`` (a correlation's [-1, 1]); an unbounded quantity's intervals may extend the
-    view by at most twice the span of the values and marks (longer ones run into the frame).
+    from the median switches an unbounded quantity's axis to a symmetric log scale.
+    Intervals are shown whole within the quantity's ``limits`` (a correlation's [-1, 1]);
+    an unbounded quantity's intervals may extend the view by at most twice the span of
+    the values and marks (longer ones run into the frame).
     """
     core = np.concatenate([_finite(values), _finite(marks)])
     ivals = _finite(intervals)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from typing import Iterable
 
 import matplotlib
@@ -86,8 +87,6 @@ def empty(ax, message: str) -> None:
 
 def wrap_text(text: str, width: int) -> str:
     """``text`` broken into lines of at most ``width`` characters (at spaces)."""
-    import textwrap
-
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
 
 

@@ -60,7 +60,7 @@ def robustness(inputs: FigureInputs) -> Figure:
         for c, finding_id in enumerate(ids):
             ax = axes[r, c]
             rows, names = panels[(dataset, finding_id)]
-            title(ax, wrap_text(f"{dataset}: {finding_id}", 50))
+            title(ax, f"{dataset}: {finding_id}")
             if rows.empty:
                 empty(ax, f"no rows of {finding_id} for {dataset}")
                 continue
