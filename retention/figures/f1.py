@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import marks
-from .forest import forest, row_label
+from .forest import forest, panel_rows, row_label
 from .inputs import FigureInputs, text_of
 from .style import arch_colors, empty, figure_legend, new_figure, tag, title
 
@@ -93,18 +93,15 @@ def _subset_panel(ax, t: pd.DataFrame, subset: str, dataset: str, inputs: Figure
 
 
 def _forest_panels(ax_j, ax_d, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = pd.concat([inputs.rows(i, dataset) for i in JACCARD_IDS])
     names = {"F1.within": "within", "F1.cross": "across, seed pairs", "F1.pooled": "across, seed-pooled"}
-    q = pd.to_numeric(rows.get("q", pd.Series(dtype=float)), errors="coerce").dropna()
+    q = pd.to_numeric(inputs.rows("F1.within", dataset).get("q", pd.Series(dtype=float)), errors="coerce").dropna()
     top = f"top-{q.iloc[0]:.0%}" if len(q) else "the configured q"
-    for ax, part, heading, xlabel in (
-        (ax_j, rows, f"{dataset}: Jaccard of the {top} sets", "Jaccard (95% interval)"),
-        (ax_d, inputs.rows("F1.difference", dataset), f"{dataset}: primary, within minus across",
-         "difference of mean Jaccards (95% interval)"),
+    for ax, ids, heading, xlabel in (
+        (ax_j, JACCARD_IDS, f"{dataset}: Jaccard of the {top} sets", "Jaccard (95% interval)"),
+        (ax_d, ("F1.difference",), f"{dataset}: primary, within minus across", "difference of mean Jaccards (95% interval)"),
     ):
-        title(ax, heading)
+        part = panel_rows(ax, inputs, dataset, ids, heading)
         if part.empty:
-            empty(ax, "no F1 rows in the findings table")
             continue
         labels = [(f"{names[r['id']]}: " if r["id"] in names else "") + row_label(r, inputs, with_dataset=False)
                   for r in part.to_dict("records")]

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .examples import primary_rows
-from .forest import forest, row_label
+from .forest import forest, panel_rows, row_label
 from .inputs import FigureInputs, text_of
 from .style import arch_colors, empty, figure_legend, new_figure, tag, title
 
@@ -84,10 +84,8 @@ def _run_values(table: pd.DataFrame, arch: str, column: str) -> tuple[np.ndarray
 def _forest_panel(ax, dataset: str, panel: tuple, inputs: FigureInputs, legend: dict) -> None:
     ids, heading, xlabel, column = panel
     ids = (ids,) if isinstance(ids, str) else ids
-    rows = pd.concat([inputs.rows(i, dataset) for i in ids])
-    title(ax, f"{dataset}: {heading}")
+    rows = panel_rows(ax, inputs, dataset, ids, f"{dataset}: {heading}")
     if rows.empty:
-        empty(ax, "no F2 rows in the findings table")
         return
     how = {"F2.arch_difference": "primary, paired by seed: ", "F2.paired_by_sample": "paired by sample: "}
     records = rows.to_dict("records")

@@ -18,9 +18,9 @@ from matplotlib.lines import Line2D
 from ..stats.runs import ELIGIBLE
 from . import marks
 from .examples import primary_rows
-from .forest import forest, row_label
+from .forest import forest, panel_rows, row_label
 from .inputs import FigureInputs, number, text_of
-from .style import COLORBAR, arch_colors, empty, figure_legend, new_figure, tag, title
+from .style import arch_colors, empty, figure_legend, new_figure, tag, title
 
 JITTER = 0.08  # of lambda_max
 
@@ -108,27 +108,19 @@ def _heatmap_panel(ax, dataset: str, inputs: FigureInputs) -> None:
         return
     runs, m = rho_matrix(f3, inputs.archs(dataset))
     n = rho_matrix(f3, inputs.archs(dataset), "n_samples")[1]
-    im = tag(ax.imshow(m, vmin=-1, vmax=1, cmap="vlag"), COLORBAR)
-    if len(runs) <= 10:  # each pair's rho; in parentheses where it rests on too few samples
-        for i, j in zip(*np.nonzero(np.isfinite(m) & ~np.eye(len(runs), dtype=bool))):
-            text = f"{m[i, j]:.2f}".replace("0.", ".")
-            ax.text(j, i, f"({text})" if inputs.small(n[i, j]) else text, ha="center", va="center", fontsize=5,
-                    color="white" if abs(m[i, j]) > 0.6 else "black")
-    ticks = [f"{inputs.label(a)} s{s}" for a, s in runs]
-    ax.set_xticks(range(len(runs)), ticks, rotation=90)
-    ax.set_yticks(range(len(runs)), ticks)
-    ax.grid(False)
-    ax.set_xlabel("run (architecture, seed)")
-    ax.set_ylabel("run (architecture, seed)")
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label="Spearman ρ of λ")
+
+    def cell(i: int, j: int) -> str:  # each pair's rho; in parentheses where it rests on too few samples
+        text = f"{m[i, j]:.2f}".replace("0.", ".") if len(runs) <= 10 else ""
+        return f"({text})" if text and inputs.small(n[i, j]) else text
+
+    names = [f"{inputs.label(a)} s{s}" for a, s in runs]
+    marks.correlation_matrix(ax, m, names, cell, "run (architecture, seed)", "Spearman ρ of λ")
     title(ax, heading)  # after the colour bar, which narrows the panel
 
 
 def _forest_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = pd.concat([inputs.rows("F3.within", dataset), inputs.rows("F3.cross", dataset)])
-    title(ax, f"{dataset}: mean ρ over seed pairs")
+    rows = panel_rows(ax, inputs, dataset, ("F3.within", "F3.cross"), f"{dataset}: mean ρ over seed pairs")
     if rows.empty:
-        empty(ax, "no F3 rows in the findings table")
         return
     labels = [("within " if r["id"] == "F3.within" else "across ") + row_label(r, inputs, with_dataset=False)
               for r in rows.to_dict("records")]

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import marks
-from .forest import forest, row_label
+from .forest import forest, panel_rows, row_label
 from .inputs import FigureInputs, text_of
 from .style import (
     LEAST_COLOR,
@@ -115,11 +115,8 @@ def _class_n(counts: pd.DataFrame, arch: str, k) -> float:
 
 
 def _forest_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    ids = ("F4.consistency", "F4.cross", "F4.similarity")
-    rows = pd.concat([inputs.rows(i, dataset) for i in ids])
-    title(ax, f"{dataset}: F4 findings")
+    rows = panel_rows(ax, inputs, dataset, ("F4.consistency", "F4.cross", "F4.similarity"), f"{dataset}: F4 findings")
     if rows.empty:
-        empty(ax, "no F4 rows in the findings table")
         return
     what = {"F4.consistency": "across seeds", "F4.cross": "across architectures", "F4.similarity": "vs"}
     labels = [f"{what[r['id']]} " + row_label(r, inputs, with_dataset=False) for r in rows.to_dict("records")]

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from ..stats.runs import ELIGIBLE
 from . import marks
 from .examples import primary_rows
-from .forest import forest, row_label
+from .forest import forest, panel_rows, row_label
 from .inputs import FigureInputs, text_of
 from .style import COLORBAR, empty, figure_legend, new_figure, tag, title
 
@@ -59,10 +59,8 @@ def _hexbin_panel(ax, dataset: str, arch: str, inputs: FigureInputs) -> None:
 
 
 def _forest_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = pd.concat([inputs.rows(i, dataset) for i in IDS])
-    title(ax, f"{dataset}: ρ(loss at t = 0, λ), random effects over runs")
+    rows = panel_rows(ax, inputs, dataset, IDS, f"{dataset}: ρ(loss at t = 0, λ), random effects over runs")
     if rows.empty:
-        empty(ax, "no F5 rows in the findings table")
         return
     records = rows.to_dict("records")
     labels = [("all runs (primary)" if r["id"] == "F5.meta" else row_label(r, inputs, with_dataset=False))

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .forest import forest, row_label
+from .forest import forest, panel_rows, row_label
 from .inputs import FigureInputs, text_of
 from .style import (
     KIND_COLORS,
@@ -76,10 +76,8 @@ def _coverage_panel(ax, cur: pd.DataFrame, dataset: str, inputs: FigureInputs, l
 
 
 def _differences_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = pd.concat([inputs.rows(i, dataset) for i in OUTCOMES])
-    title(ax, f"{dataset}: spaced minus random, final values")
+    rows = panel_rows(ax, inputs, dataset, tuple(OUTCOMES), f"{dataset}: spaced minus random, final values")
     if rows.empty:
-        empty(ax, "no F6 rows in the findings table")
         return
     records = rows.to_dict("records")
     labels = [f"{OUTCOMES[r['id']]} · {row_label(r, inputs, with_dataset=False)}" for r in records]

@@ -36,6 +36,16 @@ def row_label(row, inputs: FigureInputs, with_dataset: bool = True) -> str:
     return " · ".join(parts) or "all runs"
 
 
+def panel_rows(ax, inputs: FigureInputs, dataset: str, ids: Sequence[str], heading: str) -> pd.DataFrame:
+    """The findings rows of ``ids`` (in that order) of one dataset for a forest panel
+    titled ``heading``; with none, the panel says so."""
+    rows = pd.concat([inputs.rows(i, dataset) for i in ids])
+    title(ax, heading)
+    if rows.empty:
+        empty(ax, f"no rows of {', '.join(ids)} for {dataset} in the findings table")
+    return rows
+
+
 def reference_marks(ax, i: int, row: dict, legend: dict) -> list[float]:
     """The null range, chance level, claim bound and paper value of one forest row;
     returns their values (for the axis limits)."""

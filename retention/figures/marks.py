@@ -19,7 +19,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from .inputs import number
-from .style import CHANCE_COLOR, NULL_COLOR, PAPER_COLOR, guide, tag
+from .style import CHANCE_COLOR, COLORBAR, NULL_COLOR, PAPER_COLOR, guide, tag
 
 NULL = "memoryless null: mean and 95% range"
 CHANCE = "chance level"
@@ -253,3 +253,17 @@ def symlog_ticks(lo: float, hi: float, thresh: float) -> list[float]:
         keep = decades[-1:] + (decades[-3:-2] if len(decades) >= 3 else [])
         ticks += [sign * 10.0**e for e in keep]
     return sorted(ticks)
+
+
+def correlation_matrix(ax, m: np.ndarray, names, cell, axis_label: str, bar_label: str) -> None:
+    """A symmetric matrix of correlations as a heatmap from -1 to 1 with a colour bar;
+    ``cell(i, j)`` gives the text written in each off-diagonal cell ("" for none)."""
+    im = tag(ax.imshow(m, vmin=-1, vmax=1, cmap="vlag"), COLORBAR)
+    for i, j in zip(*np.nonzero(np.isfinite(m) & ~np.eye(len(m), dtype=bool))):
+        ax.text(j, i, cell(i, j), ha="center", va="center", fontsize=5, color="white" if abs(m[i, j]) > 0.6 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=90)
+    ax.set_yticks(range(len(names)), names)
+    ax.grid(False)
+    ax.set_xlabel(axis_label)
+    ax.set_ylabel(axis_label)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=bar_label)

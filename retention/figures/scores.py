@@ -14,9 +14,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..stats.config import RANK_SCORES
-from .forest import forest
+from . import marks
+from .forest import forest, panel_rows
 from .inputs import FigureInputs, text_of
-from .style import COLORBAR, empty, figure_legend, new_figure, tag, title
+from .style import empty, figure_legend, new_figure, title
 
 SCORE_NAMES = {"forget_events": "forgetting events", "confidence": "confidence", "variability": "variability",
                "el2n_t0": "EL2N at t = 0"}
@@ -24,10 +25,9 @@ SHORT = {"lambda": "λ", "forgetting_amount": "1 − b", "area": "1 − mean ret
          "mean_p_true_since_learned": "1 − mean p_true"}
 
 
-def _forest(ax, rows: pd.DataFrame, heading: str, xlabel: str, inputs: FigureInputs, legend: dict) -> None:
-    title(ax, heading)
+def _forest(ax, dataset: str, ids: tuple, heading: str, xlabel: str, inputs: FigureInputs, legend: dict) -> None:
+    rows = panel_rows(ax, inputs, dataset, ids, heading)
     if rows.empty:
-        empty(ax, "no rows in the findings table")
         return
     labels = [f"{SCORE_NAMES.get(r['case'], r['case'] or 'rank score ' + r['score'])} · {inputs.label(r['arch'])}"
               for r in rows.to_dict("records")]
@@ -57,19 +57,8 @@ def _agreement_panel(ax, dataset: str, arch: str, inputs: FigureInputs) -> None:
         empty(ax, "no rank_scores table")
         return
     m = agreement(table, arch)
-    im = tag(ax.imshow(m, vmin=-1, vmax=1, cmap="vlag"), COLORBAR)
-    for i in range(len(m)):
-        for j in range(len(m)):
-            if i != j and np.isfinite(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
-                        color="white" if abs(m[i, j]) > 0.6 else "black")
     names = [SHORT.get(s, s) for s in RANK_SCORES]
-    ax.set_xticks(range(len(names)), names, rotation=90)
-    ax.set_yticks(range(len(names)), names)
-    ax.grid(False)
-    ax.set_xlabel("rank score")
-    ax.set_ylabel("rank score")
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label="Spearman ρ, mean over runs")
+    marks.correlation_matrix(ax, m, names, lambda i, j: f"{m[i, j]:.2f}", "rank score", "Spearman ρ, mean over runs")
     title(ax, heading)  # again: the colour bar narrows the panel
 
 
@@ -83,11 +72,10 @@ def alternative_scores(inputs: FigureInputs) -> Figure:
     for r, dataset in enumerate(inputs.datasets):
         vs = inputs.rows("Scores.vs_rank_score", dataset)
         score = vs["score"].iloc[0] if len(vs) else "the rank score"
-        _forest(axes[r, 0], vs, f"{dataset}: each score vs {score}", f"Spearman ρ with {score} (95% interval)",
-                inputs, legend)
-        stab = pd.concat([inputs.rows("Scores.stability", dataset), inputs.rows("F3.within", dataset)])
-        _forest(axes[r, 1], stab, f"{dataset}: stability across seeds", "mean Spearman ρ over seed pairs (95% interval)",
-                inputs, legend)
+        _forest(axes[r, 0], dataset, ("Scores.vs_rank_score",), f"{dataset}: each score vs {score}",
+                f"Spearman ρ with {score} (95% interval)", inputs, legend)
+        _forest(axes[r, 1], dataset, ("Scores.stability", "F3.within"), f"{dataset}: stability across seeds",
+                "mean Spearman ρ over seed pairs (95% interval)", inputs, legend)
         for c, arch in enumerate(archs, start=2):
             _agreement_panel(axes[r, c], dataset, arch, inputs)
     figure_legend(fig, legend)
