@@ -160,12 +160,11 @@ def consistency(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     stack, names = data.stack, list(data.class_names)
     pm = _class_pairs(data)
     means = class_means(stack, len(names))
-    out = pair_means(stack, pm, "within")
+    out = _samples_behind(stack, pair_means(stack, pm, "within"), len(names))
     for est in out:
         idx = stack.run_index(est.arch)
         top, bottom = extreme_classes(masked_mean(means[idx], np.ones_like(means[idx], bool)), names)
-        est.extra = {
-            "n_classes": len(names),
+        est.extra |= {
             "most_forgotten": ", ".join(top),
             "least_forgotten": ", ".join(bottom),
         }
@@ -174,7 +173,18 @@ def consistency(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
 
 def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Mean Spearman of the class vectors of two architectures' seeds."""
-    return pair_means(data.stack, _class_pairs(data), "cross")
+    return _samples_behind(data.stack, pair_means(data.stack, _class_pairs(data), "cross"), len(data.class_names))
+
+
+def _samples_behind(stack, estimates: list[Estimate], n_classes: int) -> list[Estimate]:
+    """A class-vector correlation's pairs count classes; its rows report the eligible
+    samples behind the classes (n_samples) and the classes (n_classes)."""
+    for est in estimates:
+        runs = stack.run_index(est.arch) + (stack.run_index(est.arch_b) if est.arch_b else [])
+        if runs:
+            est.n_samples = int(stack.eligible[runs].any(0).sum())
+        est.extra["n_classes"] = n_classes
+    return estimates
 
 
 def arch_similarity(data: StatsInput, arch: str) -> dict[str, np.ndarray]:

@@ -207,6 +207,7 @@ FINDINGS: tuple[Finding, ...] = (
         estimate=f4.cross,
         unit="seed",
         test="two-sided t over seeds (jackknife)",
+        columns=("n_classes",),
         figure="class_forgetting",
         limits=(-1.0, 1.0),
     ),

@@ -9,7 +9,8 @@ sys.path.insert(0, workflow.basedir)
 
 from retention import paths
 from retention.config import result_train_params, validate_config
-from retention.figure_specs import DATASET_TABLES, FIGURES, RUN_FILES
+from retention import figure_specs
+from retention.figure_specs import FIGURES
 
 # Jobs that re-read the workflow (cluster jobs) skip the timm model-name check: the
 # submitting process made it, and it costs a torch import.
@@ -151,9 +152,7 @@ def grid_files(template, datasets, n_seeds=None):
 
 def sampler_datasets():
     """Datasets with spaced-repetition comparisons (sampler.datasets, default all)."""
-    if not config["sampler"]["enabled"]:
-        return []
-    return config["sampler"].get("datasets") or GRID["datasets"]
+    return figure_specs.sampler_datasets(config)
 
 
 def summary_tables():
@@ -256,33 +255,19 @@ def sampler_files(template):
 
 # ------------------------------------------------------------------ figures
 
+FIGURE_CATEGORY = figure_specs.REPORT_CATEGORY
+
 
 def figure_inputs(name):
-    """The inputs of one figure: its per-run files and per-dataset tables, named as
+    """The inputs of one figure: its per-run files and per-dataset files, named as
     retention.figure_specs.FIGURES declares."""
-    spec = FIGURES[name]
-    datasets = sampler_datasets() if spec.sampler else GRID["datasets"]
-    inputs = {
-        kind: grid_files(RUN_FILES[kind], datasets, spec.seeds) for kind in spec.runs
-    }
-    for table in spec.tables:
-        inputs[table] = [DATASET_TABLES[table].format(dataset=d) for d in datasets]
-    return inputs
+    return figure_specs.figure_job(name, config, study(), sampler_datasets())[0]
 
 
 def figure_params(name):
-    """The parameters of one figure: panel rows, runs, labels, bounds, resolution."""
-    spec = FIGURES[name]
-    datasets = sampler_datasets() if spec.sampler else GRID["datasets"]
-    seeds = GRID["seeds"][: spec.seeds] if spec.seeds else GRID["seeds"]
-    return {
-        "figure": name,
-        "datasets": datasets,
-        "runs": [[d, a, s] for d in datasets for a, s in grid_runs(d) if s in seeds],
-        "arch_labels": figure_arch_labels(),
-        "lam_max": config["retention"]["lambda_max"],
-        "dpi": config["figures"]["dpi"],
-    }
+    """The parameters of one figure: panel rows, runs, what the findings table needs,
+    lambda's bound, the sample count below which an estimate is drawn hollow, dpi."""
+    return figure_specs.figure_job(name, config, study(), sampler_datasets())[1]
 
 
 def figure_arch_labels():

@@ -1,6 +1,8 @@
 # The figures (results/figures/{name}.pdf and .png), one rule each, generated from the one
 # list of retention/figure_specs.py: `snakemake results/figures/<name>.pdf` builds only
 # what that figure reads. Every rule runs scripts/plot_figure.py. Panel rows: datasets.
+# In the HTML report they follow the findings table (category "Findings" sorts first),
+# under subcategories named so that they sort in the order of the paper's findings.
 
 for name in figure_names():
 
@@ -13,7 +15,7 @@ for name in figure_names():
             pdf=report(
                 paths.FIGURE.format(name=name, ext="pdf"),
                 caption=f"../report/{name}.rst",
-                category="Figures",
+                category=FIGURE_CATEGORY,
                 subcategory=FIGURES[name].subcategory,
             ),
             png=paths.FIGURE.format(name=name, ext="png"),

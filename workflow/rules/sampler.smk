@@ -30,7 +30,8 @@ rule compare_samplers:
         comparison=report(
             paths.fill(paths.SAMPLER, table="comparison"),
             caption="../report/sampler_table.rst",
-            category="F6 spaced repetition",
+            category=FIGURE_CATEGORY,
+            subcategory=FIGURES["sampler"].subcategory,
         ),
         curves=paths.fill(paths.SAMPLER, table="curves"),
         summary=paths.fill(paths.SAMPLER, table="summary"),

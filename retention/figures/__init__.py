@@ -1,0 +1,70 @@
+"""The workflow's figures, one function each, all with one signature:
+``(FigureInputs) -> matplotlib Figure`` (:data:`DRAW`; the files each reads are declared in
+:mod:`retention.figure_specs`).
+
+Every figure names architectures by their display label, looks findings up by registry id
+in the assembled findings table, and draws an estimate the same way (:mod:`.marks`):
+value and 95% interval, solid only where it rests on at least ``min_samples`` samples and
+has an interval; the memoryless null's mean and range, chance and the paper's value beside
+it (the paper's only where it attaches). :func:`save_figure` writes PDF and PNG
+atomically. Modules: ``style`` (look, legend, saving), ``inputs`` (FigureInputs, readers),
+``marks`` (how an estimate is drawn), ``forest`` (any finding by id), ``f1`` .. ``f6``
+(the paper's findings), ``variants`` (robustness), ``scores`` (beyond the paper),
+``examples`` (traces and fits), ``thumbnails`` (the gallery), ``datamap``, ``training``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from matplotlib.figure import Figure
+
+from ..figure_specs import FIGURES
+from .datamap import data_map
+from .examples import retention_examples
+from .f1 import jaccard
+from .f2 import r2
+from .f3 import seed_stability
+from .f4 import class_forgetting
+from .f5 import warmup_loss
+from .f6 import sampler
+from .forest import finding_figure
+from .inputs import FigureInputs, read_inputs
+from .scores import alternative_scores
+from .style import save_figure
+from .thumbnails import gallery
+from .training import training_curves
+from .variants import robustness
+
+
+def primary_findings(inputs: FigureInputs) -> Figure:
+    """Every primary finding (the Holm family), one forest panel per finding id."""
+    return finding_figure(inputs)
+
+
+DRAW: dict[str, Callable[[FigureInputs], Figure]] = {
+    "primary_findings": primary_findings,
+    "jaccard": jaccard,
+    "r2": r2,
+    "seed_stability": seed_stability,
+    "class_forgetting": class_forgetting,
+    "warmup_loss": warmup_loss,
+    "sampler": sampler,
+    "robustness": robustness,
+    "gallery": gallery,
+    "data_map": data_map,
+    "alternative_scores": alternative_scores,
+    "retention_examples": retention_examples,
+    "training_curves": training_curves,
+}
+FIGURE_NAMES = tuple(FIGURES)
+
+
+def draw(name: str, inputs: FigureInputs) -> Figure:
+    """The figure ``name`` (a key of :data:`DRAW`) drawn from ``inputs``."""
+    if name not in DRAW:
+        raise ValueError(f"unknown figure {name!r}; known: {', '.join(DRAW)}")
+    return DRAW[name](inputs)
+
+
+__all__ = ["DRAW", "FIGURE_NAMES", "FigureInputs", "draw", "finding_figure", "read_inputs", "save_figure"]

@@ -1,0 +1,87 @@
+"""Dataset cartography (Swayamdipta et al. 2020): confidence against variability per
+training sample, coloured by lambda (figure ``data_map``).
+
+Per dataset (rows) and architecture (columns): each train sample's confidence (mean
+p_true over the fine-tuning epochs) against its variability (their standard deviation),
+averaged over seeds, coloured by its mean lambda over the seeds in which it is eligible;
+samples never learned (no lambda) are grey crosses. The corners hold the regions the
+cartography paper names: easy to learn (confident, stable), ambiguous (variable), hard
+to learn (unconfident, stable).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..stats.runs import ELIGIBLE
+from .examples import primary_rows
+from .inputs import FigureInputs
+from .style import COLORBAR, empty, figure_legend, new_figure, subsample, tag, title
+
+NEVER = "no λ (never learned or too short)"
+REGIONS = (("easy to learn", 0.02, 0.98, "left", "top"), ("ambiguous", 0.98, 0.5, "right", "center"),
+           ("hard to learn", 0.02, 0.02, "left", "bottom"))
+
+
+def sample_map(runs: dict, arch: str) -> pd.DataFrame:
+    """Per sample of an architecture's runs: mean confidence and variability over seeds,
+    mean lambda over the seeds where it is eligible (NaN if none), seeds counted."""
+    frames = []
+    for (a, _), fits in runs.items():
+        if a == arch:
+            p = primary_rows(fits)
+            eligible = p["status"].astype(str).isin(ELIGIBLE)
+            frames.append(pd.DataFrame({
+                "sample_id": p["sample_id"].to_numpy(), "confidence": p["confidence"].to_numpy(float),
+                "variability": p["variability"].to_numpy(float),
+                "lambda": np.where(eligible, pd.to_numeric(p["lambda"], errors="coerce"), np.nan)}))
+    if not frames:
+        return pd.DataFrame(columns=["sample_id", "confidence", "variability", "lambda", "n_seeds"])
+    data = pd.concat(frames, ignore_index=True)
+    return data.groupby("sample_id").agg(confidence=("confidence", "mean"), variability=("variability", "mean"),
+                                         n_seeds=("confidence", "size"), **{"lambda": ("lambda", "mean")}).reset_index()
+
+
+def _panel(ax, dataset: str, arch: str, inputs: FigureInputs, legend: dict):
+    m = sample_map(inputs.run("fits", dataset), arch)
+    if m.empty:
+        title(ax, f"{dataset} · {inputs.label(arch)}")
+        empty(ax, "no fits")
+        return None
+    ax.set_title(f"{dataset} · {inputs.label(arch)}\n{len(m):,} samples, mean over {int(m['n_seeds'].max())} seeds",
+                 loc="left")
+    keep = subsample(len(m), 6000)
+    m = m.iloc[keep]
+    has = np.isfinite(m["lambda"].to_numpy(float))
+    sc = tag(ax.scatter(m["variability"][has], m["confidence"][has], c=m["lambda"][has], s=5, lw=0, alpha=0.75,
+                        cmap="plasma", vmin=0, vmax=inputs.lambda_max), COLORBAR)
+    if (~has).any():
+        tag(ax.scatter(m["variability"][~has], m["confidence"][~has], marker="x", s=8, lw=0.6, color="0.5"), NEVER)
+        legend.setdefault(NEVER, Line2D([], [], marker="x", ls="none", color="0.5", ms=4))
+    for text, x, y, ha, va in REGIONS:
+        ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=6, color="0.25", style="italic")
+    ax.set_xlabel("variability (sd of p_true over epochs)")
+    ax.set_ylabel("confidence (mean p_true over epochs)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlim(left=0)
+    return sc
+
+
+def data_map(inputs: FigureInputs) -> Figure:
+    """The data map (see the module docstring). Rows: datasets; columns: architectures."""
+    archs = inputs.archs()
+    fig, axes = new_figure(len(inputs.datasets), len(archs), col_w=3.4, row_h=3.0)
+    legend: dict = {}
+    last = None
+    for r, dataset in enumerate(inputs.datasets):
+        for c, arch in enumerate(archs):
+            last = _panel(axes[r, c], dataset, arch, inputs, legend) or last
+    if last is not None:
+        bar = fig.colorbar(last, ax=axes.ravel().tolist(), shrink=0.6, aspect=30)
+        bar.set_label(f"mean λ over seeds (bounds 0 and λ max = {inputs.lambda_max:g})")
+        bar.set_ticks(np.linspace(0, inputs.lambda_max, 6))
+    figure_legend(fig, legend)
+    return fig
