@@ -20,6 +20,7 @@ from .tables import TABLE_NAMES, dataset_tables, summary_columns
 
 __all__ = [
     "ELIGIBLE",
+    "samples",
     "EXCLUDED",
     "FINDINGS",
     "RANK_SCORES",
