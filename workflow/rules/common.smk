@@ -46,7 +46,7 @@ def dataset_source(wildcards):
         return {}
     if Path(path).exists() or not spec.get("download"):
         return {"tree": path}
-    return {"tree": f"resources/datasets/{wildcards.dataset}"}
+    return {"tree": paths.DATASET_DOWNLOAD.format(dataset=wildcards.dataset)}
 
 
 def dataset_downloads(wildcards):

@@ -2,8 +2,8 @@ rule prepare_dataset:
     input:
         unpack(dataset_source),
     output:
-        manifest="results/data/{dataset}/manifest.csv",
-        images="results/data/{dataset}/images.npy",
+        manifest=paths.MANIFEST,
+        images=paths.IMAGES,
     log:
         "logs/prepare_dataset/{dataset}.log",
     benchmark:

@@ -10,7 +10,7 @@ localrules:
 
 rule download_dataset:
     output:
-        dataset=directory("resources/datasets/{dataset}"),
+        dataset=directory(paths.DATASET_DOWNLOAD),
     log:
         "logs/download_dataset/{dataset}.log",
     benchmark:
