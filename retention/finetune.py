@@ -31,7 +31,7 @@ log = logging.getLogger("retention.finetune")
 # keys of an archs entry that do not change results (figure labels)
 DISPLAY_ONLY_ARCH_KEYS = ("label",)
 # the modules whose code decides a run's results
-TRAINING_MODULES = ("train.py", "stacked.py", "augment.py", "models.py", "sampler.py")
+TRAINING_MODULES = ("train.py", "runs.py", "stacked.py", "augment.py", "models.py", "sampler.py")
 
 
 def file_digest(*paths: str | os.PathLike) -> str:

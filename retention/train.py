@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import AugmentConfig, DeviceTransform, to_device
+from .checkpoint import Checkpoints
 from .errors import ConfigError, TrainingError
 from .models import InputConfig, classifier, features_and_logits
+from .runs import EpochSampler, PermutationSampler, Recorder, SeedRun, class_centroid_cosine  # noqa: F401
 
 log = logging.getLogger("retention.train")
 
@@ -83,33 +85,6 @@ class SplitData:
     images: np.ndarray
     labels: np.ndarray
     sample_ids: np.ndarray
-
-
-class EpochSampler(Protocol):
-    """Chooses which train samples an epoch trains on, in order (see ``sampler``)."""
-
-    def epoch_indices(self, epoch: int) -> np.ndarray: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
-
-
-class PermutationSampler:
-    """Every train sample once per epoch, in a seeded random order."""
-
-    def __init__(self, n: int, seed: int):
-        self.n = self.budget = n
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def epoch_indices(self, epoch: int) -> np.ndarray:
-        return torch.randperm(self.n, generator=self.generator).numpy()
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
 
 @dataclass
@@ -176,119 +151,7 @@ def _cosine(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-class Recorder:
-    """Per-sample arrays of one split over all recorded epochs."""
-
-    def __init__(self, n: int, n_epochs: int):
-        self.correct = np.zeros((n, n_epochs), dtype=bool)
-        self.p_true = np.zeros((n, n_epochs), dtype=np.float32)
-        self.loss = np.zeros((n, n_epochs), dtype=np.float32)
-        self.el2n = np.zeros((n, n_epochs), dtype=np.float32)
-        self.pred = np.zeros((n, n_epochs), dtype=np.int32)
-
-    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        return {
-            f"{prefix}correct": self.correct,
-            f"{prefix}p_true": self.p_true,
-            f"{prefix}loss": self.loss,
-            f"{prefix}el2n": self.el2n,
-            f"{prefix}pred": self.pred,
-        }
-
-    def load(self, arrays: dict[str, np.ndarray], prefix: str = "") -> None:
-        for key, value in self.arrays(prefix).items():
-            value[...] = arrays[key]
-
-
-def class_centroid_cosine(features: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Cosine similarity (C, C) of the class means of ``features``; NaN for empty classes."""
-    feats = features.astype(np.float64)
-    sums = np.zeros((n_classes, feats.shape[1]))
-    np.add.at(sums, labels, feats)
-    counts = np.bincount(labels, minlength=n_classes)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centroids = sums / counts
-        unit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
-    return (unit @ unit.T).astype(np.float32)
-
-
-class SeedRun:
-    """What one seed's run owns: its random streams, its epoch samplers and its records.
-
-    ``generator`` draws the augmentation, ``full`` orders the warmup epochs (every train
-    sample), ``sampler`` the fine-tuning epochs (``full`` unless a budget sampler is
-    given); ``trained`` marks the train samples trained on in the fine-tuning phase.
-    """
-
-    def __init__(self, seed: int, n_train: int, n_heldout: int, n_records: int, n_classes: int,
-                 sampler: EpochSampler | None = None):
-        self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
-        self.full = PermutationSampler(n_train, seed)
-        self.sampler = sampler or self.full
-        self.train_rec = Recorder(n_train, n_records)
-        self.heldout_rec = Recorder(n_heldout, n_records)
-        self.centroid_cosine = np.full((n_classes, n_classes), np.nan, dtype=np.float32)
-        self.metrics: list[dict] = []
-        self.trained = np.zeros(n_train, dtype=bool)
-
-    def budget(self) -> int:
-        """Images trained on per fine-tuning epoch (the sampler's budget; all by default)."""
-        return int(getattr(self.sampler, "budget", len(self.trained)))
-
-    def state_dict(self) -> dict:
-        return {
-            "seed": self.seed,
-            "generator": self.generator.get_state(),
-            "full": self.full.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "train": self.train_rec.arrays(),
-            "heldout": self.heldout_rec.arrays(),
-            "centroid_cosine": self.centroid_cosine,
-            "metrics": self.metrics,
-            "trained": self.trained,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.full.load_state_dict(state["full"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.train_rec.load(state["train"])
-        self.heldout_rec.load(state["heldout"])
-        self.centroid_cosine = state["centroid_cosine"]
-        self.metrics = list(state["metrics"])
-        self.trained[...] = state["trained"]
-
-
-def _flat(prefix: str, value) -> dict:
-    """``value`` as {dotted key: plain value}: dataclasses and mappings flattened, tuples as lists."""
-    if dataclasses.is_dataclass(value):
-        value = dataclasses.asdict(value)
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            out.update(_flat(f"{prefix}.{key}" if prefix else str(key), item))
-        return out
-    return {prefix: _plain(value)}
-
-
-def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
-
-
-def first_difference(saved: Mapping, current: Mapping) -> str | None:
-    """The first key (in ``current``'s order) whose value differs, with both values; None if equal."""
-    for key in [*current, *(k for k in saved if k not in current)]:
-        if key not in saved:
-            return f"{key} (not recorded in the checkpoint)"
-        if key not in current:
-            return f"{key} (recorded in the checkpoint, not set now)"
-        if saved[key] != current[key]:
-            return f"{key} was {saved[key]!r}, now {current[key]!r}"
-    return None
-
-
-class Trainer:
+class Trainer(Checkpoints):
     """Runs one fine-tuning run; see the module docstring.
 
     fingerprint: what identifies the run besides ``cfg`` and ``seed`` (the arch entry,
@@ -597,85 +460,6 @@ class Trainer:
                 run.centroid_cosine = class_centroid_cosine(f, self.train_data.labels, len(self.class_names))
         self.evaluate(self.heldout_images, self.heldout_labels, [r.heldout_rec for r in self.runs], col, False)
 
-    # ------------------------------------------------------------------ checkpoint
-    def config_fingerprint(self) -> dict:
-        """What the run's results depend on, as {key: plain value} (see the class docstring)."""
-        if self._fingerprint is None:
-            from . import __version__
-            from .config import run_only_train_keys
-
-            source = self._fingerprint_source
-            extra = source() if callable(source) else (source or {})
-            run_only = set(run_only_train_keys())
-            train = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in run_only}
-            self._fingerprint = {
-                "code.version": __version__,
-                "seeds": [run.seed for run in self.runs],
-                **_flat("", dict(extra)),
-                **_flat("train", train),
-            }
-        return self._fingerprint
-
-    def _state(self, done: int) -> dict:
-        return {
-            "fingerprint": self.config_fingerprint(),
-            "done": done,
-            "phase": self.phase,
-            "step": self.step,
-            **self._model_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy_rng": np.random.get_state(),
-            "python_rng": random.getstate(),
-            "runs": [run.state_dict() for run in self.runs],
-        }
-
-    def _save_checkpoint(self, done: int) -> None:
-        if self.checkpoint is None:
-            return
-        from .io import atomic_path
-
-        with atomic_path(self.checkpoint) as tmp:
-            torch.save(self._state(done), tmp)
-
-    def _read_checkpoint(self) -> dict | None:
-        """The checkpoint's state if it belongs to this run's config, else None (and it is
-        deleted, with one log line that says why)."""
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return None
-        try:
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-            saved = state.get("fingerprint")
-        except Exception as err:  # a truncated or foreign file: not a checkpoint of ours
-            why = f"it cannot be read ({type(err).__name__}: {err})"
-        else:
-            diff = "no config record (an older format)" if saved is None else first_difference(
-                saved, self.config_fingerprint())
-            if diff is None:
-                return state
-            why = f"it was written under another config: {diff}"
-        log.warning("discarding checkpoint %s and starting fresh: %s", self.checkpoint, why)
-        self.checkpoint.unlink(missing_ok=True)
-        return None
-
-    def _load_checkpoint(self) -> int:
-        """Restore the state of the last completed epoch; returns how many are done."""
-        state = self._read_checkpoint()
-        if state is None:
-            return 0
-        self._load_model_state(state, state["phase"])
-        self.phase = state["phase"]
-        self.step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        for run, run_state in zip(self.runs, state["runs"]):
-            run.load_state_dict(run_state)
-        log.info("resumed from %s after epoch %d", self.checkpoint, state["done"])
-        return int(state["done"])
-
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
         """Train (or resume) to the end; returns traces and metrics."""
@@ -760,12 +544,6 @@ class Trainer:
         out.update(run.heldout_rec.arrays("heldout_"))
         out["class_centroid_cosine"] = run.centroid_cosine
         return out
-
-    def remove_checkpoint(self) -> None:
-        """Delete the checkpoint (call once the outputs are safely written)."""
-        if self.checkpoint is not None and self.checkpoint.exists():
-            self.checkpoint.unlink()
-
 
 def _like(value, default):
     """``value`` (from YAML) as the type of the field default ``default``."""
