@@ -2,23 +2,28 @@
 
 ``SeedStack`` is a :class:`retention.train.Trainer` whose model is S models at once:
 their parameters and buffers are stacked along a new first dimension
-(``torch.func.stack_module_state``) and every forward pass is one
-``torch.func.vmap`` of ``functional_call`` over the stack, so each operation is
-dispatched once for all seeds and works on S times the data. One AdamW steps the
-stacked parameters; AdamW is elementwise, so that is each seed's own optimizer.
+(``torch.func.stack_module_state``) and every training step is one ``torch.func.vmap``
+of ``functional_call`` over the stack, so each operation is dispatched once for all
+seeds and works on S times the data. One AdamW steps the stacked parameters; AdamW is
+elementwise, so that is each seed's own optimizer. Evaluation runs the seeds one after
+another through the same skeleton (its batches are large enough on their own).
 
 What each seed keeps of its own, as in a run of its own: its initial weights (each
 model is created under its seed), its data order and augmentation draws (its own
 generators, drawn in the same order), its optimizer state and BatchNorm statistics
-(stacked, so per seed). Evaluation passes every seed's model over the same eval
-batch. The job's start-up (imports, data, the device) is paid once for all seeds.
+(stacked, so per seed). The job's start-up (imports, data, the device) is paid once
+for all seeds.
 
 Equality with separate runs (tests/test_train.py): stacked matrix products run as
-batched ones (``bmm``), whose floating-point sums may be ordered differently than a
-single model's, so floats agree to rounding error, not bit for bit. What cannot be
-equal: dropout and drop-path draw from one random stream for the whole stack
+batched ones (``bmm``, grouped convolutions), whose floating-point sums may be ordered
+differently than a single model's, so floats agree to rounding error, not bit for bit;
+training then carries such differences on as it carries those of another thread count.
+The demo's ViT stays within 1e-4 with identical predictions; its BatchNorm CNN is as
+sensitive to them as to the thread count (docs/performance.md). What cannot be equal:
+dropout and drop-path draw from one random stream for the whole stack
 (``randomness="different"``: independent per seed, reproducible, but not the draws a
-separate run makes). The demo's and the paper's models use neither.
+separate run makes). The demo's and the paper's models use neither. Ops without a vmap
+rule (``scaled_dot_product_attention`` on the CPU) run seed by seed inside the step.
 """
 
 from __future__ import annotations
@@ -95,8 +100,6 @@ class SeedStack(Trainer):
         self.head_names = {name for name, p in self.base.named_parameters() if id(p) in head}
         self.optimizer: torch.optim.Optimizer | None = None
         self._train_forward = vmap(self._call, in_dims=(0, 0, 0), randomness="different")
-        self._eval_forward = vmap(self._call, in_dims=(0, 0, None), randomness="different")
-        self._eval_features = vmap(self._call_features, in_dims=(0, 0, None), randomness="different")
 
     @staticmethod
     @contextlib.contextmanager
@@ -109,10 +112,6 @@ class SeedStack(Trainer):
 
     def _call(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
-
-    def _call_features(self, params: dict, buffers: dict, x: torch.Tensor):
-        prefixed = {f"m.{k}": v for k, v in {**params, **buffers}.items()}
-        return functional_call(self.features_module, prefixed, (x,))
 
     # ------------------------------------------------------------------ the stacked model
     def start_phase(self, phase: str) -> None:
@@ -143,10 +142,19 @@ class SeedStack(Trainer):
         return loss.detach()
 
     def _outputs(self, x: torch.Tensor, features: bool):
-        with torch.no_grad(), self._quiet():
-            if features:
-                return self._eval_features(self.params, self.buffers, x)
-            return None, self._eval_forward(self.params, self.buffers, x)
+        """Evaluation runs seed by seed through the shared skeleton: the batch is large
+        enough not to need vmap, and each seed computes exactly what a run of its own does."""
+        feats, logits = [], []
+        with torch.no_grad():
+            for i in range(len(self.runs)):
+                tensors = {k: v[i] for k, v in {**self.params, **self.buffers}.items()}
+                if features:
+                    f, out = functional_call(self.features_module, {f"m.{k}": v for k, v in tensors.items()}, (x,))
+                    feats.append(f)
+                else:
+                    out = functional_call(self.base, tensors, (x,))
+                logits.append(out)
+        return (torch.stack(feats) if features else None), torch.stack(logits)
 
     def _eval_mode(self, training: bool | None = None) -> bool:
         was = self.base.training
