@@ -12,7 +12,7 @@ heavy modules (torch, timm, ...) the workflow's dry run imports beyond bare Snak
 
     python benchmarks/bench_dry_run.py                        # the demo, in results/bench_dry_run
     python benchmarks/bench_dry_run.py --workdir DIR --configfile config.yaml config/demo.yaml \
-        --repeat 5 --cores 2 [--targets FILE ...]
+        --repeat 5 --cores 2 [--targets FILE ...] [--snakefile ../main/Snakefile]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ rule b:
 
 
 def workflow_cmd(args, *extra: str) -> list[str]:
-    return [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(args.workdir), *extra, *args.targets,
+    return [*SNAKEMAKE, "-s", str(args.snakefile), "-d", str(args.workdir), *extra, *args.targets,
             "--configfile", *map(str, args.configfile)]
 
 
@@ -81,7 +81,10 @@ def main():
     parser.add_argument("--targets", nargs="*", default=[], help="build and dry-run these only (default: all)")
     parser.add_argument("--repeat", type=int, default=5, help="timed dry runs of each (medians reported)")
     parser.add_argument("--cores", type=int, default=2, help="for building the work directory")
+    parser.add_argument("--snakefile", type=Path, default=REPO / "Snakefile",
+                        help="another checkout's Snakefile, to measure it the same way (a baseline)")
     args = parser.parse_args()
+    args.snakefile = args.snakefile.resolve()
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.configfile = [p.resolve() for p in args.configfile]

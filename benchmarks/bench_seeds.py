@@ -9,6 +9,8 @@ For each number of seeds per job asked for (default 1 and 3), on the same data a
   (b) whole jobs (unless --no-jobs): ``scripts/finetune.py`` as the rule runs it, one
       process per job, ``--seed 0`` against ``--seed 0 1 2``: wall seconds per seed,
       start-up included, and the job's start-up (its time besides its epochs).
+  (c) agreement: seed 0's traces in the S-seed job and with one more CPU thread, each
+      against seed 0 alone (max |p_true difference| per epoch, predictions differing).
 Then the paper grid estimate (``bench_train.grid_hours``) for the arch's share of the
 grid (2 datasets x 5 seeds, plus its sampler runs, which stay 1 seed per job), with the
 main runs at each number of seeds per job.
@@ -91,7 +93,15 @@ def in_process(args, root: Path, arch: dict, cfg: train.TrainConfig, n_seeds: in
     eval_rate = statistics.median(n_eval / eval_s)
     return {"seeds": n_seeds, "train_img_s_per_seed": train_rate, "train_img_s_all": n_seeds * train_rate,
             "eval_img_s_per_seed": eval_rate, "eval_img_s_all": n_seeds * eval_rate,
-            "first_step_s": trainer.times["first_step_s"], "run_s": wall}
+            "first_step_s": trainer.times["first_step_s"], "run_s": wall, "traces": results[0].traces}
+
+
+def agreement(a: dict, b: dict) -> str:
+    """How far seed 0's traces of two runs are apart: max |p_true difference| per recorded
+    epoch, and the share of (sample, epoch) predictions that differ."""
+    diff = np.abs(a["p_true"].astype(np.float64) - b["p_true"]).max(axis=0)
+    flips = float((a["pred"] != b["pred"]).mean())
+    return f"max |p_true diff| per epoch {', '.join(f'{d:.1e}' for d in diff)}; predictions differing {flips:.2%}"
 
 
 def whole_job(args, root: Path, config_path: Path, n_seeds: int, out: Path) -> dict:
@@ -142,6 +152,17 @@ def main():
                 row.update(whole_job(args, root, config_path, n_seeds, Path(tmp) / f"job{n_seeds}"))
             rows.append(row)
             print(f"  measured {n_seeds} seed(s) per job", flush=True)
+        # (c) seed 0 trained alone with one more thread: how much a change of summation order moves a run
+        torch.set_num_threads(args.threads + 1)
+        other_threads = in_process(args, root, arch, cfg, 1)["traces"]
+        torch.set_num_threads(args.threads)
+    traces = {row["seeds"]: row.pop("traces") for row in rows}
+    first = args.seeds[0]
+    agree = {f"seed 0 in a job of {n} seeds against alone": agreement(traces[n], traces[first]) for n in args.seeds[1:]}
+    agree[f"seed 0 alone with {args.threads + 1} threads against {args.threads}"] = agreement(other_threads,
+                                                                                              traces[first])
+    for what, text in agree.items():
+        print(f"{what}: {text}")
     table = pd.DataFrame(rows).set_index("seeds")
     base = table.iloc[0]
     table["train_per_seed_vs_first"] = table["train_img_s_per_seed"] / base["train_img_s_per_seed"]
@@ -166,7 +187,8 @@ def main():
               f"{est['grid_minutes']:.1f} min with the sampler runs")
     if args.json:
         args.json.write_text(json.dumps({"device": args.device, "torch": torch.__version__, "arch": arch,
-                                         "rows": table.reset_index().to_dict("records"), "grid": grid}, indent=2))
+                                         "rows": table.reset_index().to_dict("records"), "grid": grid,
+                                         "agreement": agree}, indent=2))
 
 
 if __name__ == "__main__":

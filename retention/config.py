@@ -131,6 +131,12 @@ def validate_references(config: dict, check_models: bool = True) -> None:
             f"config key 'sampler.scout_seed': {sampler['scout_seed']} is one of the compared "
             "seeds in grid.seeds; the scout run needs a seed outside them"
         )
+    train = config["train"]
+    if train.get("compile") and train.get("seeds_per_job", 1) > 1:
+        raise ConfigError(
+            f"config key 'train.seeds_per_job': {train['seeds_per_job']} with train.compile: true is not "
+            "supported (torch.compile of the seed stack); set seeds_per_job: 1 or compile: false"
+        )
     for i, name in enumerate(sampler.get("datasets") or []):
         if name not in config["grid"]["datasets"]:
             raise ConfigError(f"config key 'sampler.datasets[{i}]': {name!r} is not in grid.datasets")

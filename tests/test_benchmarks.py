@@ -66,6 +66,7 @@ TINY = {
     "bench_seeds.py": ["--epochs", "2", "--seeds", "1", "2"],
     "bench_dry_run.py": ["--targets", "results/data/digits/manifest.csv", "--repeat", "1"],
     "bench_compile_cache.py": ["--archs", "vit", "--batch", "8", "--eval-batch", "16"],
+    "bench_demo.py": ["--targets", "results/runs/digits_lt/vit/seed0/traces.npz"],
 }
 EXPECT = {
     "bench_fit.py": "speed-up",
@@ -73,8 +74,9 @@ EXPECT = {
     "bench_seeds.py": "train_img_s_per_seed",
     "bench_dry_run.py": "(b) - (a)",
     "bench_compile_cache.py": "2nd run's cache",
+    "bench_demo.py": "per run, over all fine-tuning jobs",
 }
-SLOW = {"bench_seeds.py", "bench_dry_run.py", "bench_compile_cache.py"}
+SLOW = {"bench_seeds.py", "bench_dry_run.py", "bench_compile_cache.py", "bench_demo.py"}
 
 
 def documented_command(script: str) -> list[str]:
@@ -92,7 +94,7 @@ def test_every_benchmark_has_a_smoke_test():
     "script", [pytest.param(s, marks=pytest.mark.integration) if s in SLOW else s for s in TINY])
 def test_documented_cpu_command_runs_at_tiny_sizes(script, tmp_path):
     argv = documented_command(script) + TINY[script]
-    if script == "bench_dry_run.py":
+    if script in ("bench_dry_run.py", "bench_demo.py"):
         argv += ["--workdir", str(tmp_path / "work")]
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
     proc = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
