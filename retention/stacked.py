@@ -14,16 +14,20 @@ generators, drawn in the same order), its optimizer state and BatchNorm statisti
 (stacked, so per seed). The job's start-up (imports, data, the device) is paid once
 for all seeds.
 
-Equality with separate runs (tests/test_train.py): stacked matrix products run as
-batched ones (``bmm``, grouped convolutions), whose floating-point sums may be ordered
-differently than a single model's, so floats agree to rounding error, not bit for bit;
-training then carries such differences on as it carries those of another thread count.
-The demo's ViT stays within 1e-4 with identical predictions; its BatchNorm CNN is as
-sensitive to them as to the thread count (docs/performance.md). What cannot be equal:
-dropout and drop-path draw from one random stream for the whole stack
-(``randomness="different"``: independent per seed, reproducible, but not the draws a
-separate run makes). The demo's and the paper's models use neither. Ops without a vmap
-rule (``scaled_dot_product_attention`` on the CPU) run seed by seed inside the step.
+Equality with separate runs (tests/test_train.py): a step of the stack computes each
+seed's gradients and BatchNorm statistics to rounding error (1e-5 of the largest, for
+the demo's ViT and CNN), but not bit for bit: stacked matrix products run as batched
+ones (``bmm``, grouped convolutions), whose sums are ordered differently. Training
+carries such differences on. AdamW's first steps move each weight by about
+lr * sign(gradient), which rounding can flip where a gradient is about 0, so the
+trajectories drift apart as they do under any change of summation order (another thread
+count): within 1e-4 with identical predictions for a short ViT run (the test), further
+on the demo's data (docs/performance.md has the figures, benchmarks/bench_seeds.py
+measures them). What cannot be equal: dropout and drop-path draw from one random stream
+for the whole stack (``randomness="different"``: independent per seed, reproducible,
+but not the draws a separate run makes); the demo's and the paper's models use neither.
+Ops without a vmap rule (``scaled_dot_product_attention`` on the CPU) run seed by seed
+inside the step.
 """
 
 from __future__ import annotations

@@ -368,3 +368,29 @@ def test_seed_stack_resumes_from_its_checkpoint(digits_small, tmp_path):
             np.testing.assert_array_equal(b.traces[name], value, err_msg=name)
     # another seed set does not resume it
     assert torch.load(ckpt, weights_only=False)["fingerprint"]["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize("model", ["test_vit", "test_resnet"])
+def test_seed_stack_step_computes_each_seeds_own_gradients(digits_small, model):
+    """One fine-tuning step of a 2-seed stack gives each seed the gradients (and BatchNorm
+    statistics) of that seed's own Trainer, to rounding error. (The weights after the step
+    may differ more: AdamW's first step is about lr * sign(gradient), which rounding can
+    flip where a gradient is about 0; that is how longer runs drift, docs/performance.md.)"""
+    arch = {"model": model, "weights": "none", "lr": 3e-3, "input_size": 12}
+    if model == "test_vit":
+        arch["model_kwargs"] = {"img_size": 12, "patch_size": 6}
+    over = {"augment": {"scale": [0.5, 1.0], "flip": 0.5}}
+    stack = _job(digits_small, arch, over, seeds=(0, 1))
+    stack.start_phase("finetune")
+    idx = [torch.arange(0, 32), torch.arange(40, 72)]
+    stack.train_batch(idx)
+    for i, seed in enumerate((0, 1)):
+        alone = _job(digits_small, arch, over, seeds=(seed,))
+        alone.start_phase("finetune")
+        alone.train_batch(idx[i])
+        for name, p in alone.model.named_parameters():
+            grad = stack.params[name].grad[i]
+            assert (grad - p.grad).abs().max() <= 1e-5 * p.grad.abs().max(), name
+        for name, b in alone.model.named_buffers():
+            if b.is_floating_point():  # BatchNorm running statistics
+                torch.testing.assert_close(stack.buffers[name][i], b, rtol=1e-5, atol=1e-6)
