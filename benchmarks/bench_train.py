@@ -157,15 +157,33 @@ def loader_rate(items, transform, device, batch, workers, step, n_batches) -> fl
     return seen / (time.perf_counter() - start)
 
 
+def size_kwargs(name: str, size: int) -> dict:
+    """timm keyword arguments that make model ``name`` take ``size`` px input.
+
+    Models built for one input size (ViT, DeiT: position embeddings) need ``img_size``;
+    the others (ResNet) take any size and no such argument.
+    """
+    try:
+        models.create_model(name, 2, model_kwargs={"img_size": size})
+    except TypeError:
+        return {}
+    return {"img_size": size}
+
+
+def model_at_size(name: str, size: int, num_classes: int = 200) -> torch.nn.Module:
+    """timm model ``name`` for ``size`` px input, randomly initialised."""
+    return models.create_model(name, num_classes, model_kwargs=size_kwargs(name, size))
+
+
 def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dict:
     """Rates (a)-(d) for one architecture, eager (``mode`` none) or torch.compile'd."""
     torch.manual_seed(0)
-    model = models.create_model(name, 200)
+    model = model_at_size(name, args.size)
     input_cfg = models.input_config(model, args.size)
     cfg = train.TrainConfig(
         lr=1e-4, warmup_epochs=0, epochs=1000, batch_size=args.batch, eval_batch_size=args.eval_batch,
         augment=AugmentConfig(), channels_last=True, compile=mode != "none",
-        compile_mode=mode if mode != "none" else "default",
+        compile_mode=mode if mode != "none" else "default", cache_dir=args.cache_dir,
     )
     n = len(labels)
     split = train.SplitData(images, labels, np.arange(n))
@@ -229,8 +247,9 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     return result
 
 
-def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30, overhead_s: dict | None = None) -> dict:
-    """Paper-grid wall time on one device from the measured rates (one run at a time).
+def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30, overhead_s: dict | None = None,
+               main_rates: list[dict] | None = None, main_overhead_s: dict | None = None) -> dict:
+    """Paper-grid wall time on one device from the measured rates (one job at a time).
 
     Per run and epoch: the train images at the train rate (``b_ours_img_s``) plus the
     train and held-out images at the eval rate (``d_eval_ours_img_s``); per run,
@@ -238,18 +257,24 @@ def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30, overhead_s:
     5 seeds x 2 archs x 2 datasets, plus the sampler runs: a scout run and 2 samplers x
     5 seeds that train on SAMPLER_FRACTION of the train set in the fine-tuning epochs
     (the warmup epochs train on all of it). Warmup epochs are costed as full train steps
-    (an upper bound: only the head trains).
+    (an upper bound: only the head trains). ``main_rates`` / ``main_overhead_s``: the
+    rates (of all seeds of a job together) and per-run overhead of the 20 main runs
+    when they run several seeds per job (train.seeds_per_job); default as the others.
     """
     main = sampler = 0.0
+    main_by_arch = {r["arch"]: r for r in (main_rates or rates)}
     for r in rates:
         extra = (overhead_s or {}).get(r["arch"], 0.0)
+        m = main_by_arch.get(r["arch"], r)
+        main_extra = (main_overhead_s or overhead_s or {}).get(r["arch"], 0.0)
         for n_train, n_held in GRID.values():
             evaluate = (n_train + n_held) / r["d_eval_ours_img_s"]
             epoch = n_train / r["b_ours_img_s"] + evaluate
+            main_epoch = n_train / m["b_ours_img_s"] + (n_train + n_held) / m["d_eval_ours_img_s"]
             budget_epoch = SAMPLER_FRACTION * n_train / r["b_ours_img_s"] + evaluate
             full = epoch * (warmup + epochs) + extra
             budget = epoch * warmup + budget_epoch * epochs + extra
-            main += SEEDS * full
+            main += SEEDS * (main_epoch * (warmup + epochs) + main_extra)
             sampler += full + 2 * SEEDS * budget
     return {"main_grid_minutes": main / 60.0, "grid_minutes": (main + sampler) / 60.0}
 
@@ -277,6 +302,9 @@ def main():
     parser.add_argument("--json", type=Path, help="write every number here (after each arch and mode)")
     parser.add_argument("--start-at", type=float, help="unix time at which to start timing (concurrent runs)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (as the rule's train.threads; default: torch's)")
+    parser.add_argument("--cache-dir", default=tempfile.mkdtemp(prefix="bench_train_cache."),
+                        help="train.cache_dir: torch.compile's caches (default: a new, empty folder, so that the "
+                             "first calls show the whole compile time)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,10 +10,14 @@
 #     same window;
 #  4. the paper grid estimate from the rule's last epoch (and, beside it, the rates of
 #     step 1) plus each run's overhead from step 2,
-#     one run at a time and with 2 runs per GPU (the gain of step 3).
+#     one run at a time and with 2 runs per GPU (the gain of step 3);
+#  5. several seeds per job (train.seeds_per_job): DeiT-S with 1 and SEEDS_N (default 5)
+#     seeds trained together (bench_seeds.py: images/s per seed and in all, whole jobs
+#     with their start-up), and the grid estimate (DeiT-S's share) with each.
 # The measurements that decide most come first, so they survive a timeout. Prints a
 # short table per step; writes every number under $OUT_DIR (default results/gpu_check):
-# bench.json, bench.txt, rule.txt, rule_metrics.csv, concurrent.csv, estimate.txt.
+# bench.json, bench.txt, rule.txt, rule_metrics.csv, concurrent.csv, estimate.txt,
+# seeds.json, seeds.txt.
 # Snakemake missing (the GPU machine has torch and timm only)? Wheels in .whl/ are
 # installed to a temporary site (benchmarks/wheelhouse.sh builds them).
 # SMALL=1 shrinks everything for a CPU dry run of the script itself.
@@ -24,15 +28,16 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 PYTHONUNBUF
 PY=${PYTHON:-python3}
 if [ "${SMALL:-0}" = 1 ]; then
   SIZE=32; N=512; STEPS=3; LB=3; ARCHS="test_resnet test_vit"; STORE=37; DEV=cpu; W=2; SETUP_S=10
-  MODES=${MODES:-default}; RULE_COMPILE=${RULE_COMPILE:-false}; THREADS=${THREADS:-2}
+  MODES=${MODES:-default}; RULE_COMPILE=${RULE_COMPILE:-false}; THREADS=${THREADS:-2}; SEEDS_N=${SEEDS_N:-5}
 else
   SIZE=224; N=11788; STEPS=${STEPS:-20}; LB=${LB:-42}; ARCHS="resnet18 deit_small_patch16_224"; SETUP_S=25
   STORE=256; DEV=cuda; W=14; MODES=${MODES:-reduce-overhead}; RULE_COMPILE=${RULE_COMPILE:-false}; THREADS=${THREADS:-8}
+  SEEDS_N=${SEEDS_N:-5}
 fi
 # THREADS: torch CPU threads of the benchmark and of the rule (train.threads)
 ARCH_A=$(echo $ARCHS | cut -d' ' -f1); ARCH_B=$(echo $ARCHS | cut -d' ' -f2)
 T0=$(date +%s)
-rm -f "$OUT_DIR"/{bench.json,bench.txt,rule.txt,rule_metrics.csv,concurrent.csv,concurrent.txt,estimate.txt}
+rm -f "$OUT_DIR"/{bench.json,bench.txt,rule.txt,rule_metrics.csv,concurrent.csv,concurrent.txt,estimate.txt,seeds.json,seeds.txt}
 elapsed() { echo "   (step done; $(( $(date +%s) - T0 )) s since start)"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 if ! $PY -c "import snakemake" 2>/dev/null; then
@@ -80,7 +85,7 @@ train: {warmup_epochs: 1, epochs: 2, threads: $THREADS, compile: $RULE_COMPILE, 
 sampler: {enabled: false}
 YEOF
 start=$(date +%s.%N)
-snakemake -s "$PWD/Snakefile" -d "$WORK" --cores 16 --resources gpu=1 --rerun-triggers mtime \
+$PY -m snakemake -s "$PWD/Snakefile" -d "$WORK" --cores 16 --resources gpu=1 --rerun-triggers mtime \
   --configfile "$PWD/config.yaml" "$WORK/check.yaml" --show-failed-logs \
   results/runs/synth/deit_small/seed0/traces.npz results/runs/synth/resnet18/seed0/traces.npz 2>&1 | tail -n 3
 wall=$($PY -c "import time; print(round(time.time() - $start, 1))")
@@ -95,7 +100,7 @@ for pair in sys.argv[4:]:
     tables.append(m)
     print(f"-- {a} ({model}): job {job_s:.1f} s, epochs {m['seconds'].sum():.1f} s")
     for line in (work / f"logs/finetune/synth/{a}/seed0.log").read_text().splitlines():
-        if "device:" in line or re.search(r"epoch \d+/", line):
+        if "device:" in line or "job time" in line or re.search(r"epoch \d+/", line):
             print("   " + line.split(": ", 1)[-1])
 rule = pd.concat(tables)
 print(f"snakemake wall {wall:.1f} s, of which outside the jobs (start-up, DAG, once per invocation) "
@@ -171,4 +176,14 @@ for source, rates in sources.items():
             line += f"; 2 runs per GPU (gain measured eager) {sum(e[key] / gain.get(a, 1.0) for a, e in per_arch.items()):.1f} min"
         print(line)
 PYEOF
+elapsed
+
+echo "== 5. seeds per job: $ARCH_B with 1 and $SEEDS_N seeds trained together, and the grid estimate with each"
+set +e
+$PY benchmarks/bench_seeds.py --device $DEV --model $ARCH_B --size $SIZE --synthetic $N --storage $STORE \
+  --seeds 1 $SEEDS_N --epochs 2 --threads $THREADS --json "$OUT_DIR/seeds.json" 2>&1 | grep -v -i "warn" \
+  | tee "$OUT_DIR/seeds.txt"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" != 0 ]; then echo "the seeds benchmark failed (exit $status; its output is above)" >&2; exit 1; fi
 elapsed

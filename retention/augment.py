@@ -21,7 +21,7 @@ class AugmentConfig:
 
     enabled: bool = True
     scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    ratio: tuple[float, float] = (0.75, 1.3333333)  # as config.yaml (the schema default)
     flip: float = 0.5
 
 
@@ -135,13 +135,24 @@ class DeviceTransform:
 
     def train(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augmented model input for a training batch (random draws from ``generator``)."""
-        n, _, h, w = images.shape
+        return self.train_many([images], [generator])
+
+    def train_many(self, batches: list[torch.Tensor], generators: list[torch.Generator]) -> torch.Tensor:
+        """:meth:`train` of several batches (one per seed, each augmented with draws from
+        its own generator, in the order :meth:`train` draws them), concatenated; one
+        crop-and-resize call for all of them."""
+        images = batches[0] if len(batches) == 1 else torch.cat(batches)
         if not self.augment.enabled:
             return self.eval(images)
-        boxes = random_resized_boxes(n, h, w, self.augment.scale, self.augment.ratio, generator)
-        flip = torch.rand(n, generator=generator) < self.augment.flip
+        boxes, flips = [], []
+        for batch, generator in zip(batches, generators):
+            n, _, h, w = batch.shape
+            boxes.append(random_resized_boxes(n, h, w, self.augment.scale, self.augment.ratio, generator))
+            flips.append(torch.rand(n, generator=generator) < self.augment.flip)
+        boxes = boxes[0] if len(boxes) == 1 else torch.cat(boxes)
+        flip = flips[0] if len(flips) == 1 else torch.cat(flips)
         x = crop_resize(images, boxes, self.size)
-        flip = to_device(flip, x.device).view(n, 1, 1, 1)
+        flip = to_device(flip, x.device).view(len(x), 1, 1, 1)
         x = torch.where(flip, x.flip(-1), x)
         return self._finish(x)
 

@@ -1,11 +1,14 @@
 """Configuration checks: the JSON schema, then what a schema cannot say.
 
 ``validate_config`` raises one ConfigError whose message names the key (as a dotted
-path) and the value at fault. The workflow calls it before any job runs.
+path) and the value at fault. The workflow calls it before any job runs, whenever it
+parses the workflow: so this module imports neither torch nor pandas nor timm.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -21,16 +24,46 @@ from .errors import ConfigError
 DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
 DIGITS_LT_SMALLEST = 3
 DIGITS_LT_MAX_RATIO = DIGITS_MIN_CLASS / DIGITS_LT_SMALLEST
-# train keys that change how a run executes, not its results: the rules keep them out
-# of their params, so changing them reruns nothing (scripts read them from the config)
-RUN_ONLY_TRAIN_KEYS = ("threads", "checkpoint", "checkpoint_interval_s", "gpu_slots_per_device", "data_on_device")
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@functools.lru_cache(maxsize=None)
+def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
+    """The JSON schema (read once per process)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _train_properties() -> dict:
+    return load_schema()["properties"]["train"]["properties"]
+
+
+def train_defaults() -> dict:
+    """Every ``train`` key with its schema default (nested for ``augment``)."""
+    return fill_defaults({}, load_schema()["properties"]["train"])
+
+
+def run_only_train_keys() -> tuple[str, ...]:
+    """``train`` keys marked ``run_only`` in the schema: they change how a run executes,
+    not its results, so the rules keep them out of their params (changing them reruns
+    nothing) and checkpoints ignore them."""
+    return tuple(k for k, spec in _train_properties().items() if spec.get("run_only"))
 
 
 def result_train_params(config: dict) -> dict:
-    """The config's ``train`` section without :data:`RUN_ONLY_TRAIN_KEYS` (a rule's params)."""
-    return {k: v for k, v in config["train"].items() if k not in RUN_ONLY_TRAIN_KEYS}
+    """The config's ``train`` section without the run-only keys (a rule's params)."""
+    run_only = run_only_train_keys()
+    return {k: v for k, v in config["train"].items() if k not in run_only}
 
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+def fill_defaults(instance: dict, schema: dict) -> dict:
+    """Add the schema's ``default`` of every absent property of ``instance``, recursively
+    into objects; returns ``instance`` (changed in place)."""
+    for key, spec in schema.get("properties", {}).items():
+        if key not in instance and "default" in spec:
+            instance[key] = copy.deepcopy(spec["default"])
+        if isinstance(instance.get(key), dict) and "properties" in spec:
+            fill_defaults(instance[key], spec)
+    return instance
 
 
 def _key(path) -> str:
@@ -59,7 +92,7 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 def validate_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> None:
     """Check ``config`` against the JSON schema; raise ConfigError on the first error."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
@@ -98,22 +131,34 @@ def validate_references(config: dict, check_models: bool = True) -> None:
             f"config key 'sampler.scout_seed': {sampler['scout_seed']} is one of the compared "
             "seeds in grid.seeds; the scout run needs a seed outside them"
         )
+    train = config["train"]
+    if train.get("compile") and train.get("seeds_per_job", 1) > 1:
+        raise ConfigError(
+            f"config key 'train.seeds_per_job': {train['seeds_per_job']} with train.compile: true is not "
+            "supported (torch.compile of the seed stack); set seeds_per_job: 1 or compile: false"
+        )
     for i, name in enumerate(sampler.get("datasets") or []):
         if name not in config["grid"]["datasets"]:
             raise ConfigError(f"config key 'sampler.datasets[{i}]': {name!r} is not in grid.datasets")
     if check_models:
-        from .models import check_model_name
+        from .model_names import check_model_name
 
         for name in config["grid"]["archs"]:
             try:
-                check_model_name(config["archs"][name]["model"])
+                check_model_name(config["archs"][name]["model"], config["train"]["cache_dir"])
             except ConfigError as err:
                 raise ConfigError(f"config key 'archs.{name}.model': {err}") from None
 
 
 def validate_config(config: dict, check_models: bool = True) -> dict:
-    """Schema and reference checks (see the module docstring); returns ``config``."""
+    """Schema and reference checks (see the module docstring); fills in the schema's
+    defaults of absent ``train`` keys; returns ``config``.
+
+    check_models: check the timm model names (from a name list cached per timm version
+    under ``train.cache_dir``; building it once imports timm).
+    """
     validate_schema(config)
+    fill_defaults(config["train"], load_schema()["properties"]["train"])
     validate_references(config, check_models)
     return config
 

@@ -17,7 +17,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from .errors import ConfigError, WeightsError  # noqa: E402
+from .errors import WeightsError  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,13 @@ class InputConfig:
 
 
 def check_model_name(name: str) -> None:
-    """Raise ConfigError unless ``name`` is a timm model (with an existing tag, if any)."""
-    if not timm.is_model(name):
-        raise ConfigError(f"'{name}' is not a timm model name (see timm.list_models())")
-    if "." in name and not timm.list_pretrained(name):
-        raise ConfigError(f"timm model '{name}' has no pretrained tag '{name.split('.', 1)[1]}'")
+    """Raise ConfigError unless ``name`` is a timm model (with an existing tag, if any).
+
+    (The config check uses ``retention.model_names``, which needs no timm import.)
+    """
+    from .model_names import check_model_name as check
+
+    check(name)
 
 
 def create_model(

@@ -164,18 +164,6 @@ class BudgetSampler:
         self.epoch = int(start_epoch)  # the last epoch drawn (or the start)
         self._indices: np.ndarray | None = None  # the indices of self.epoch, once drawn
 
-    @classmethod
-    def from_spec(cls, spec: dict, n: int, seed: int, sample_ids: np.ndarray) -> "BudgetSampler":
-        """The sampler of a budgeted run from the rule's spec: kind, fraction, min_lambda and,
-        for the spaced sampler, the scout run's fits table (path)."""
-        lam = None
-        if spec["kind"] == "spaced":
-            import pandas as pd
-
-            lam = align_lambda(pd.read_parquet(spec["scout_fits"]), sample_ids)
-        return cls(n=n, fraction=spec["fraction"], kind=spec["kind"], lam=lam, seed=seed,
-                   min_lambda=spec.get("min_lambda"))
-
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch), stream]))
 

@@ -1,8 +1,21 @@
 import copy
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from retention.config import load_config, merge, validate_config
+from retention import model_names
+from retention.config import (
+    load_config,
+    merge,
+    result_train_params,
+    run_only_train_keys,
+    train_defaults,
+    validate_config,
+)
 from retention.errors import ConfigError
 
 from .conftest import REPO
@@ -43,6 +56,9 @@ def test_paper_grid(paper):
         (lambda c: c.pop("train"), "config key 'train' is missing"),
         (lambda c: c["sampler"].update(kinds=["spaced"]), "'sampler.kinds': ['spaced'] - F6 compares the two kinds"),
         (lambda c: c["train"].update(compile_mode="fastest"), "'train.compile_mode': 'fastest' is not one of"),
+        (lambda c: c["train"].update(compile=True, seeds_per_job=3),
+         "'train.seeds_per_job': 3 with train.compile: true is not supported"),
+        (lambda c: c["train"].update(seeds_per_job=0), "'train.seeds_per_job': 0 is less than the minimum of 1"),
         (lambda c: (c["datasets"]["octdl"].update(source="digits_lt", imbalance_ratio=100.0)),
          "'datasets.octdl.imbalance_ratio': 100 is more than digits_lt can give (58"),
     ],
@@ -60,3 +76,104 @@ def test_merge_replaces_lists_and_merges_dicts():
     base = {"grid": {"seeds": [0, 1, 2]}, "archs": {"a": {"lr": 1}}}
     merge(base, {"grid": {"seeds": [7]}, "archs": {"b": {"lr": 2}}})
     assert base == {"grid": {"seeds": [7]}, "archs": {"a": {"lr": 1}, "b": {"lr": 2}}}
+
+
+# ------------------------------------------------------------------ train settings live once
+
+
+def _fields(obj, prefix=""):
+    """{dotted name: value} of a dataclass instance, nested dataclasses flattened."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_fields(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _flat(mapping, prefix=""):
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_train_config_defaults_equal_the_schema_defaults_and_config_yaml(paper):
+    from retention.train import ARCH_TRAIN_KEYS, TrainConfig
+
+    dataclass_defaults = _fields(TrainConfig(lr=1.0))
+    del dataclass_defaults["lr"]  # from archs.<arch>.lr
+    schema_defaults = _flat(train_defaults())
+    assert dataclass_defaults == schema_defaults  # the same keys, the same defaults
+    assert set(ARCH_TRAIN_KEYS) - {"lr"} <= set(train_defaults())
+    # what the paper config spells out (for people to read) is the default
+    written = _flat(load_config(REPO / "config.yaml")["train"])
+    assert written == {k: v for k, v in schema_defaults.items() if k in written}
+
+
+def test_train_config_reads_every_key_by_name():
+    from retention.train import TrainConfig, train_config
+
+    train = {"epochs": 7, "augment": {"scale": [0.5, 1.0], "flip": 0.0}, "threads": 3, "checkpoint_interval_s": 5,
+             "seeds_per_job": 4, "cache_dir": "/x"}
+    cfg = train_config(train, {"lr": 0.1, "head_lr": 0.2})
+    assert (cfg.lr, cfg.head_lr, cfg.epochs, cfg.threads, cfg.seeds_per_job, cfg.cache_dir) == (0.1, 0.2, 7, 3, 4, "/x")
+    assert cfg.augment.scale == (0.5, 1.0) and cfg.augment.flip == 0.0 and cfg.augment.ratio == TrainConfig(1).augment.ratio
+    assert isinstance(cfg.checkpoint_interval_s, float) and isinstance(cfg.augment.scale, tuple)
+    # head_lr from the train section unless the arch sets it
+    assert train_config({"head_lr": 0.5}, {"lr": 0.1}).head_lr == 0.5
+
+
+def test_run_only_keys_come_from_the_schema_and_stay_out_of_rule_params(paper):
+    keys = run_only_train_keys()
+    assert set(keys) == {"threads", "checkpoint", "checkpoint_interval_s", "gpu_slots_per_device", "data_on_device",
+                         "cache_dir", "seeds_per_job"}
+    params = result_train_params(paper)
+    assert not set(keys) & set(params) and {"epochs", "augment", "compile"} <= set(params)
+
+
+def test_absent_train_keys_get_the_schema_default(paper):
+    config = copy.deepcopy(paper)
+    del config["train"]["epochs"], config["train"]["augment"]["flip"]
+    validate_config(config)
+    assert config["train"]["epochs"] == 30 and config["train"]["augment"]["flip"] == 0.5
+
+
+# ------------------------------------------------------------------ timm names without timm
+
+
+def test_model_names_come_from_a_cache_per_timm_version(tmp_path):
+    import timm
+
+    names = model_names.cached_names(tmp_path)
+    cache = tmp_path / f"timm_models-{timm.__version__}.json"
+    assert cache.exists() and names["timm"] == timm.__version__
+    assert set(names["models"]) == set(timm.list_models()) and "resnet18.a1_in1k" in names["pretrained"]
+    # a later check reads the file (here: a doctored one, to see that it is what is read)
+    cache.write_text(json.dumps({**names, "models": names["models"] + ["my_made_up_net"]}))
+    model_names.check_model_name("my_made_up_net", tmp_path)
+    # a broken file is rebuilt
+    cache.write_text("{not json")
+    with pytest.raises(ConfigError, match="'my_made_up_net' is not a timm model name"):
+        model_names.check_model_name("my_made_up_net", tmp_path)
+    assert json.loads(cache.read_text())["timm"] == timm.__version__
+
+
+def test_config_check_imports_neither_torch_nor_timm_nor_pandas(tmp_path):
+    """What the workflow does on every parse, in a fresh interpreter, with a warm name cache."""
+    code = (
+        "import sys; from retention.config import load_config, validate_config, result_train_params; "
+        f"c = load_config({str(REPO / 'config.yaml')!r}, {str(REPO / 'config/demo.yaml')!r}); "
+        f"c['train']['cache_dir'] = {str(tmp_path)!r}; "
+        "validate_config(c); result_train_params(c); "
+        "print(sorted(m for m in ('torch', 'timm', 'pandas', 'numpy') if m in sys.modules))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)  # builds the cache
+    out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stdout

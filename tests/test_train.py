@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from retention import data, io, models, train
+from retention import data, finetune, io, models, train
 from retention.augment import AugmentConfig
 from retention.errors import TrainingError
 
@@ -208,3 +208,189 @@ def test_compiled_forward_runs_only_full_batches_compiled():
     for n in (4, 3, 8, 5, 4):
         torch.testing.assert_close(forward(torch.ones(n, 2)), torch.full((n, 2), 2.0))
     assert seen == [(4, True), (3, False), (8, True), (5, False), (4, True)]
+
+
+# ------------------------------------------------------------------ a checkpoint belongs to its config
+
+JOB_ARCH = {"model": "test_resnet", "weights": "none", "lr": 2e-3, "input_size": 12, "label": "a CNN"}
+JOB_TRAIN = {"warmup_epochs": 1, "epochs": 3, "batch_size": 32, "eval_batch_size": 64, "head_lr": 2e-3,
+             "augment": {"scale": [0.5, 1.0], "flip": 0.0}, "channels_last": False, "checkpoint_interval_s": 0}
+
+
+def _job(root, arch, train_over, checkpoint=None, seeds=(0,)):
+    cfg = train.train_config({**JOB_TRAIN, **train_over}, arch)
+    trainer = finetune.job_trainer(root / "manifest.csv", root / "images.npy", arch, cfg, list(seeds),
+                                   checkpoint=checkpoint)
+    trainer.progress = False
+    return trainer
+
+
+def _change_images(root):
+    images = np.load(root / "images.npy")
+    images[0, 0, 0, 0] ^= 1
+    io.save_npy(root / "images.npy", images)
+
+
+@pytest.mark.parametrize(
+    "arch_over, train_over, change_data, key",
+    [
+        ({"lr": 4e-3}, {}, False, "arch.lr was 0.002, now 0.004"),
+        ({}, {"epochs": 4}, False, "train.epochs was 3, now 4"),
+        ({}, {"batch_size": 16}, False, "train.batch_size was 32, now 16"),
+        ({}, {"augment": {"scale": [0.3, 1.0], "flip": 0.0}}, False, "train.augment.scale was [0.5, 1.0], now [0.3, 1.0]"),
+        ({}, {}, True, "data.sha256 was"),
+    ],
+    ids=["lr", "epochs", "batch_size", "augment", "images"],
+)
+def test_checkpoint_of_another_config_is_discarded(digits_small, tmp_path, caplog, arch_over, train_over,
+                                                   change_data, key):
+    """A run killed after its checkpoint, rerun under a changed config, starts fresh and says why."""
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("manifest.csv", "images.npy"):
+        (root / name).write_bytes((digits_small / name).read_bytes())
+    ckpt = tmp_path / "ckpt.pt"
+    _job(root, JOB_ARCH, {}, ckpt).run_all()  # leaves the checkpoint of epoch 3 of 4, as a kill would
+    assert torch.load(ckpt, weights_only=False)["done"] == 3
+    if change_data:
+        _change_images(root)
+    arch = {**JOB_ARCH, **arch_over}
+    with caplog.at_level("INFO", logger="retention.train"):
+        resumed = _job(root, arch, train_over, ckpt).run_all()[0]
+    discards = [r.getMessage() for r in caplog.records if "discarding checkpoint" in r.getMessage()]
+    assert len(discards) == 1 and key in discards[0], discards
+    assert not any("resumed from" in r.getMessage() for r in caplog.records)
+    fresh = _job(root, arch, train_over).run_all()[0]
+    for name, value in fresh.traces.items():
+        np.testing.assert_array_equal(resumed.traces[name], value, err_msg=name)
+
+
+def test_checkpoint_of_the_same_config_resumes(digits_small, tmp_path, caplog):
+    ckpt = tmp_path / "ckpt.pt"
+    _job(digits_small, JOB_ARCH, {}, ckpt).run_all()
+    # a display-only key (the figure label) and a run-only one do not discard it
+    with caplog.at_level("INFO", logger="retention.train"):
+        resumed = _job(digits_small, {**JOB_ARCH, "label": "renamed"}, {"threads": 1}, ckpt).run_all()[0]
+    assert any("resumed from" in r.getMessage() and "after epoch 3" in r.getMessage() for r in caplog.records)
+    fresh = _job(digits_small, JOB_ARCH, {}).run_all()[0]
+    for name, value in fresh.traces.items():
+        np.testing.assert_array_equal(resumed.traces[name], value, err_msg=name)
+
+
+def test_unreadable_checkpoint_is_discarded(digits_small, tmp_path, caplog):
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with caplog.at_level("INFO", logger="retention.train"):
+        _job(digits_small, JOB_ARCH, {"epochs": 1}, ckpt).run_all()
+    assert any("discarding checkpoint" in r.getMessage() and "cannot be read" in r.getMessage()
+               for r in caplog.records)
+
+
+# ------------------------------------------------------------------ metrics: distinct samples, job time
+
+
+def test_n_distinct_trained_counts_fine_tuning_samples(digits_small):
+    _, full = run_tiny(digits_small)
+    n = len(full.traces["label"])
+    assert full.metrics["n_distinct_trained"].tolist() == [0, n, n, n]  # warmup, then every sample
+    from retention.sampler import BudgetSampler
+
+    prepared = data.load_prepared(digits_small / "manifest.csv", digits_small / "images.npy")
+    names = data.class_names(prepared.manifest)
+    tr = train.split_data(prepared.manifest, prepared.images, "train")
+    ho = train.split_data(prepared.manifest, prepared.images, "heldout")
+    train.seed_everything(0)
+    model = models.create_model("test_resnet", len(names))
+    budget = BudgetSampler(n=len(tr.labels), fraction=0.25, kind="random", seed=0)
+    trainer = train.Trainer(model, models.input_config(model, 12), tr, ho, names, tiny_cfg(epochs=3), 0,
+                            sampler=budget, progress=False)
+    result = trainer.run()
+    replay, seen, expected = BudgetSampler(n=len(tr.labels), fraction=0.25, kind="random", seed=0), set(), []
+    for k in range(1, 4):  # the sampler's picks, replayed
+        seen |= set(replay.epoch_indices(k)[:-1 if replay.budget % 32 == 1 else None].tolist())
+        expected.append(len(seen))
+    assert result.metrics["n_distinct_trained"].tolist() == [0, *expected]
+    assert expected[0] < expected[-1] < n
+
+
+def test_job_writes_outputs_and_its_time_breakdown(digits_small, tmp_path, caplog):
+    cfg = train.train_config({**JOB_TRAIN, "epochs": 1}, JOB_ARCH)
+    outputs = [(tmp_path / f"s{s}" / "traces.npz", tmp_path / f"s{s}" / "metrics.csv") for s in (0, 1)]
+    with caplog.at_level("INFO", logger="retention.finetune"):
+        finetune.finetune_job(digits_small / "manifest.csv", digits_small / "images.npy", JOB_ARCH, cfg, [0, 1],
+                              None, outputs, tmp_path / "ckpt.pt")
+    import pandas as pd
+
+    parts = [f"job_{p}_s" for p in ("start", "imports", "data", "model", "first_step", "epochs", "write", "other")]
+    for traces, metrics in outputs:
+        table = pd.read_csv(metrics)
+        assert set(parts) | {"job_total_s", "job_seeds"} <= set(table.columns)
+        row = table.iloc[0]
+        assert row["job_seeds"] == 2 and (row[parts] >= 0).all()
+        assert row[parts].sum() == pytest.approx(row["job_total_s"], abs=0.05)
+        assert row["job_epochs_s"] + row["job_first_step_s"] == pytest.approx(table["seconds"].sum(), rel=0.01)
+        assert np.load(traces)["correct"].shape[1] == 2
+    assert not (tmp_path / "ckpt.pt").exists()
+    assert any(r.getMessage().startswith("job time") for r in caplog.records)
+
+
+# ------------------------------------------------------------------ several seeds in one process
+
+
+def test_seed_stack_equals_separate_runs(digits_small):
+    """3 seeds of the demo's small ViT trained together equal 3 runs of their own."""
+    arch = {"model": "test_vit.r160_in1k", "weights": "none", "lr": 3e-3, "input_size": 12,
+            "model_kwargs": {"img_size": 12, "patch_size": 6}}
+    over = {"augment": {"scale": [0.5, 1.0], "flip": 0.5}}
+    stacked = _job(digits_small, arch, over, seeds=(0, 1, 2)).run_all()
+    for seed, together in zip((0, 1, 2), stacked):
+        alone = _job(digits_small, arch, over, seeds=(seed,)).run_all()[0]
+        for key in ("correct", "pred", "heldout_correct", "heldout_pred", "sample_id", "t"):
+            np.testing.assert_array_equal(together.traces[key], alone.traces[key], err_msg=key)
+        for key in ("p_true", "el2n", "heldout_p_true", "heldout_el2n", "class_centroid_cosine"):
+            np.testing.assert_allclose(together.traces[key], alone.traces[key], rtol=0, atol=1e-4, err_msg=key)
+        for key in ("loss", "heldout_loss"):  # -log p: within 1e-4 of each other relative to their size
+            np.testing.assert_allclose(together.traces[key], alone.traces[key], rtol=1e-4, atol=1e-4, err_msg=key)
+        np.testing.assert_allclose(together.metrics["train_loss"], alone.metrics["train_loss"], rtol=1e-4)
+    # the seeds differ from each other (each its own init, data order and augmentation)
+    assert not np.array_equal(stacked[0].traces["p_true"], stacked[1].traces["p_true"])
+
+
+def test_seed_stack_resumes_from_its_checkpoint(digits_small, tmp_path):
+    arch = {"model": "test_vit.r160_in1k", "weights": "none", "lr": 3e-3, "input_size": 12,
+            "model_kwargs": {"img_size": 12, "patch_size": 6}}
+    ckpt = tmp_path / "group.pt"
+    reference = _job(digits_small, arch, {}, seeds=(0, 1)).run_all()
+    _job(digits_small, arch, {}, ckpt, seeds=(0, 1)).run_all()  # leaves the checkpoint of epoch 3
+    resumed = _job(digits_small, arch, {}, ckpt, seeds=(0, 1)).run_all()
+    for a, b in zip(reference, resumed):
+        for name, value in a.traces.items():
+            np.testing.assert_array_equal(b.traces[name], value, err_msg=name)
+    # another seed set does not resume it
+    assert torch.load(ckpt, weights_only=False)["fingerprint"]["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize("model", ["test_vit", "test_resnet"])
+def test_seed_stack_step_computes_each_seeds_own_gradients(digits_small, model):
+    """One fine-tuning step of a 2-seed stack gives each seed the gradients (and BatchNorm
+    statistics) of that seed's own Trainer, to rounding error. (The weights after the step
+    may differ more: AdamW's first step is about lr * sign(gradient), which rounding can
+    flip where a gradient is about 0; that is how longer runs drift, docs/performance.md.)"""
+    arch = {"model": model, "weights": "none", "lr": 3e-3, "input_size": 12}
+    if model == "test_vit":
+        arch["model_kwargs"] = {"img_size": 12, "patch_size": 6}
+    over = {"augment": {"scale": [0.5, 1.0], "flip": 0.5}}
+    stack = _job(digits_small, arch, over, seeds=(0, 1))
+    stack.start_phase("finetune")
+    idx = [torch.arange(0, 32), torch.arange(40, 72)]
+    stack.train_batch(idx)
+    for i, seed in enumerate((0, 1)):
+        alone = _job(digits_small, arch, over, seeds=(seed,))
+        alone.start_phase("finetune")
+        alone.train_batch(idx[i])
+        for name, p in alone.model.named_parameters():
+            grad = stack.params[name].grad[i]
+            assert (grad - p.grad).abs().max() <= 1e-5 * p.grad.abs().max(), name
+        for name, b in alone.model.named_buffers():
+            if b.is_floating_point():  # BatchNorm running statistics
+                torch.testing.assert_close(stack.buffers[name][i], b, rtol=1e-5, atol=1e-6)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -105,3 +106,44 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     shaping.write_text(yaml.safe_dump({"train": {"weight_decay": 0.01}}))
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, shaping])
     assert "Nothing to be done" not in again.stdout + again.stderr
+
+
+def test_seeds_per_job_groups_the_grid_seeds_into_jobs(tmp_path):
+    """train.seeds_per_job: 5 makes one job of the paper grid's 5 seeds per (dataset, arch);
+    rule finetune keeps the scout runs; one run's traces can still be asked for."""
+    group = tmp_path / "group.yaml"
+    group.write_text(yaml.safe_dump({"train": {"seeds_per_job": 5}}))
+    proc = snakemake(tmp_path, "-n", configs=[REPO / "config.yaml", group])
+    counts = job_counts(proc.stdout)
+    assert counts["finetune_seeds0_1_2_3_4"] == 4 and counts["finetune"] == 4  # the scouts
+    one = snakemake(tmp_path, "-n", "results/runs/octdl/resnet18/seed3/traces.npz", configs=[REPO / "config.yaml", group])
+    assert job_counts(one.stdout).get("finetune_seeds0_1_2_3_4") == 1 and "finetune" not in job_counts(one.stdout)
+
+
+@pytest.mark.integration
+def test_seed_group_job_through_snakemake(tmp_path):
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump({
+        "grid": {"datasets": ["digits_lt"], "archs": ["vit"], "seeds": [0, 1, 2]},
+        "train": {"warmup_epochs": 1, "epochs": 2, "seeds_per_job": 2},
+    }))
+    configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
+    targets = [f"results/runs/digits_lt/vit/seed{s}/traces.npz" for s in (0, 1, 2)]
+    proc = snakemake(tmp_path, "--cores", "2", *targets, configs=configs)
+    assert "rule finetune_seeds0_1:" in proc.stdout + proc.stderr
+    for seed in (0, 1, 2):
+        run = tmp_path / f"results/runs/digits_lt/vit/seed{seed}"
+        with np.load(run / "traces.npz") as traces:
+            assert traces["correct"].shape[1] == 3
+        metrics = pd.read_csv(run / "metrics.csv")
+        assert metrics["job_seeds"].iloc[0] == (2 if seed < 2 else 1)
+    log = (tmp_path / "logs/finetune/digits_lt/vit/seeds0_1.log").read_text()
+    assert "seed 1 epoch 3/3" in log and "job time" in log and "(2 seeds)" in log
+    assert (tmp_path / "benchmarks/finetune/digits_lt/vit/seeds0_1.tsv").exists()
+    again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=configs)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # one seed per job again: the regrouped runs rerun (stacked floats differ in the last bits)
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml.safe_dump({"train": {"seeds_per_job": 1}}))
+    again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, single])
+    assert job_counts(again.stdout).get("finetune") == 2

@@ -102,17 +102,45 @@ FINETUNE_SECONDS_PER_IMAGE_EPOCH = 0.005
 FINETUNE_STARTUP_MINUTES = 10
 
 
-def finetune_runtime(wildcards, input, attempt):
-    """Minutes for one fine-tuning run: start-up plus every image of the dataset once per
-    epoch (warmup + fine-tuning), doubled for safety, times the attempt."""
+def finetune_runtime(wildcards, input, attempt, n_seeds=1):
+    """Minutes for one fine-tuning job: start-up plus every image of the dataset once per
+    epoch (warmup + fine-tuning) and seed, doubled for safety, times the attempt."""
     size = config["datasets"][wildcards.dataset]["storage_size"]
     n_images = os.path.getsize(input.images) / (3 * size * size)
     epochs = config["train"]["warmup_epochs"] + config["train"]["epochs"]
     minutes = (
         FINETUNE_STARTUP_MINUTES
-        + epochs * n_images * FINETUNE_SECONDS_PER_IMAGE_EPOCH / 60
+        + n_seeds * epochs * n_images * FINETUNE_SECONDS_PER_IMAGE_EPOCH / 60
     )
     return math.ceil(2 * minutes) * attempt
+
+
+def seed_group_runtime(seeds):
+    """finetune_runtime of a seed group's job (resource runtime)."""
+
+    def runtime(wildcards, input, attempt):
+        return finetune_runtime(wildcards, input, attempt, len(seeds))
+
+    return runtime
+
+
+def seed_groups():
+    """The grid's seeds in groups of train.seeds_per_job, each group trained in one job
+    (a rule per group, finetune.smk); groups of one are left to rule finetune."""
+    k = config["train"]["seeds_per_job"]
+    seeds = GRID["seeds"]
+    groups = [seeds[i : i + k] for i in range(0, len(seeds), k)]
+    return [group for group in groups if len(group) > 1]
+
+
+def seed_group(seeds):
+    """Name of a seed group's log, benchmark and checkpoint: seeds0_1_2."""
+    return "seeds" + "_".join(map(str, seeds))
+
+
+def seed_group_paths(template, seeds):
+    """One run file (paths.TRACES, paths.METRICS) per seed of a group, {dataset} and {arch} left."""
+    return [paths.fill(template, seed=seed) for seed in seeds]
 
 
 # ------------------------------------------------------------------ the grid
@@ -228,7 +256,7 @@ def budget_inputs(wildcards):
 
 
 def sampler_spec(wildcards, input):
-    """What the budgeted run's sampler needs (retention.sampler.BudgetSampler.from_spec)."""
+    """What the budgeted run's sampler needs (retention.finetune.make_sampler)."""
     return {
         "kind": wildcards.sampler,
         "fraction": config["sampler"]["fraction"],

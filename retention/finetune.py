@@ -1,0 +1,190 @@
+"""One fine-tuning job: one (dataset, arch) and one or several seeds, files to files.
+
+``finetune_job`` reads the prepared dataset, takes a device (``retention.gpu``),
+creates each seed's model under its seed, trains them (one seed: ``train.Trainer``;
+several: ``stacked.SeedStack``, the seeds batched together), writes each seed's
+``traces.npz`` and ``metrics.csv`` atomically and removes the checkpoint. The job's
+time is split into parts (``retention.timing``), logged and added to metrics.csv.
+
+A checkpoint belongs to its config: :func:`run_fingerprint` says what a run's results
+depend on besides the train settings and seeds (the arch entry, the prepared data's
+checksum, the weights file's, the sampler, the training code), and the Trainer
+discards a checkpoint written under anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import data, gpu, io, models, train
+from .timing import JobClock
+
+log = logging.getLogger("retention.finetune")
+
+# keys of an archs entry that do not change results (figure labels)
+DISPLAY_ONLY_ARCH_KEYS = ("label",)
+# the modules whose code decides a run's results
+TRAINING_MODULES = ("train.py", "runs.py", "stacked.py", "augment.py", "models.py", "sampler.py")
+
+
+def file_digest(*paths: str | os.PathLike) -> str:
+    """sha256 over the bytes of ``paths``, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+def code_digest() -> str:
+    """sha256 of the training modules' source (:data:`TRAINING_MODULES`)."""
+    here = Path(__file__).resolve().parent
+    return file_digest(*(here / name for name in TRAINING_MODULES))
+
+
+def run_fingerprint(arch: Mapping, manifest, images, weights=None, sampler_spec: Mapping | None = None,
+                    lam: np.ndarray | None = None) -> Callable[[], dict]:
+    """What a run depends on besides its train settings and seed, for its checkpoint.
+
+    Returns a function (the Trainer calls it when it first writes or reads a checkpoint,
+    so runs that never checkpoint never hash their data) giving {key: plain value}: the
+    prepared data's checksum (images.npy and manifest.csv), the weights file's, the code,
+    the arch entry (``arch.<key>``), and a budgeted run's sampler (kind, fraction, the
+    scout lambda's checksum).
+    """
+
+    def fingerprint() -> dict:
+        out = {"code.sha256": code_digest(), "data.sha256": file_digest(images, manifest)}
+        if weights:
+            out["weights.sha256"] = file_digest(weights)
+        out.update({f"arch.{k}": v for k, v in arch.items() if k not in DISPLAY_ONLY_ARCH_KEYS})
+        if sampler_spec:
+            out["sampler.kind"] = sampler_spec["kind"]
+            out["sampler.fraction"] = float(sampler_spec["fraction"])
+            out["sampler.min_lambda"] = sampler_spec.get("min_lambda")
+            lam_bytes = np.ascontiguousarray(lam, dtype=np.float64).tobytes() if lam is not None else b""
+            out["sampler.lambda_sha256"] = hashlib.sha256(lam_bytes).hexdigest()
+        return out
+
+    return fingerprint
+
+
+def scout_lambda(spec: Mapping | None, sample_ids) -> np.ndarray | None:
+    """The scout run's lambda per train sample for a spaced budgeted run, else None."""
+    if not spec or spec["kind"] != "spaced":
+        return None
+    import pandas as pd
+
+    from . import sampler
+
+    return sampler.align_lambda(pd.read_parquet(spec["scout_fits"]), sample_ids)
+
+
+def make_sampler(spec: Mapping | None, n: int, seed: int, lam: np.ndarray | None):
+    """The epoch sampler of a budgeted run (spec from the rule), or None for a full run."""
+    if not spec:
+        return None
+    from . import sampler
+
+    return sampler.BudgetSampler(n=n, fraction=spec["fraction"], kind=spec["kind"], lam=lam, seed=seed,
+                                 min_lambda=spec.get("min_lambda"))
+
+
+def finetune_job(
+    manifest: str | os.PathLike,
+    images: str | os.PathLike,
+    arch: Mapping,
+    cfg: train.TrainConfig,
+    seeds: Sequence[int],
+    weights: str | os.PathLike | None,
+    outputs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    checkpoint: str | os.PathLike | None,
+    sampler_spec: Mapping | None = None,
+    clock: JobClock | None = None,
+) -> list[train.RunResult]:
+    """Train ``seeds`` of one (dataset, arch) and write each seed's (traces, metrics) to
+    ``outputs`` (one pair per seed, in order); see the module docstring.
+
+    The arguments are :func:`job_trainer`'s; clock: the job's clock, started by the caller.
+    """
+    clock = clock or JobClock()
+    if len(outputs) != len(seeds):
+        raise ValueError(f"{len(seeds)} seeds but {len(outputs)} output pairs")
+    torch.set_num_threads(cfg.threads)
+    with gpu.lease_for(cfg.device, cfg.gpu_slots_per_device) as lease:
+        log.info("device: %s", lease.description)
+        trainer = job_trainer(manifest, images, arch, cfg, seeds, weights, checkpoint if cfg.checkpoint else None,
+                              sampler_spec, lease.device, lease.description, clock)
+        results = trainer.run_all()
+    first_step, epochs = trainer.times["first_step_s"], trainer.times["epochs_s"]
+    clock.lap("other", split={"first_step": first_step, "epochs": epochs - first_step})
+    for (traces, _), result in zip(outputs, results):
+        io.save_npz(traces, result.traces)
+    trainer.remove_checkpoint()
+    clock.lap("write")
+    columns = {**clock.columns(), "job_seeds": len(seeds)}
+    for (_, metrics), result in zip(outputs, results):
+        result.metrics = result.metrics.assign(**columns)
+        io.save_table(metrics, result.metrics)
+    log.info("%s (%d seed%s)", clock.summary(), len(seeds), "s" if len(seeds) > 1 else "")
+    return results
+
+
+def job_trainer(
+    manifest: str | os.PathLike,
+    images: str | os.PathLike,
+    arch: Mapping,
+    cfg: train.TrainConfig,
+    seeds: Sequence[int],
+    weights: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    sampler_spec: Mapping | None = None,
+    device: str = "cpu",
+    device_label: str | None = None,
+    clock: JobClock | None = None,
+) -> train.Trainer:
+    """A job's Trainer (one seed) or SeedStack (several), ready to ``run_all()``.
+
+    Reads the prepared dataset (manifest.csv, images.npy) and a spaced run's scout fits,
+    and creates each seed's model under its seed. arch: the config's ``archs`` entry;
+    cfg: the run's settings (``train.train_config``); weights: a local weights file, or
+    None for random initialisation; checkpoint: the resume file (None: no checkpoints);
+    sampler_spec: a budgeted run's sampler ({kind, fraction, scout_fits}); clock: charged
+    with the data and model parts.
+    """
+    clock = clock or JobClock()
+    prepared = data.load_prepared(manifest, images)
+    names = data.class_names(prepared.manifest)
+    tr = train.split_data(prepared.manifest, prepared.images, "train")
+    ho = train.split_data(prepared.manifest, prepared.images, "heldout")
+    lam = scout_lambda(sampler_spec, tr.sample_ids)
+    samplers = [make_sampler(sampler_spec, len(tr.labels), seed, lam) for seed in seeds]
+    clock.lap("data")
+    model_list = []
+    for seed in seeds:
+        train.seed_everything(seed)
+        model_list.append(models.create_model(arch["model"], len(names), weights, arch.get("model_kwargs")))
+    input_cfg = models.input_config(model_list[0], arch.get("input_size"))
+    log.info(
+        "model %s, %d train / %d held-out images, %d classes, input %d px, seed%s %s",
+        arch["model"], len(tr.labels), len(ho.labels), len(names), input_cfg.size,
+        "s" if len(seeds) > 1 else "", ", ".join(map(str, seeds)),
+    )
+    common = dict(device=device, checkpoint=checkpoint, device_label=device_label,
+                  fingerprint=run_fingerprint(arch, manifest, images, weights, sampler_spec, lam))
+    if len(seeds) == 1:
+        trainer = train.Trainer(model_list[0], input_cfg, tr, ho, names, cfg, seeds[0], sampler=samplers[0],
+                                **common)
+    else:
+        from .stacked import SeedStack
+
+        trainer = SeedStack(model_list, input_cfg, tr, ho, names, cfg, seeds, samplers=samplers, **common)
+    clock.lap("model")
+    return trainer
