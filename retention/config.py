@@ -77,7 +77,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                     f"config key 'grid.{kind}[{i}]': {name!r} is not defined under '{kind}' "
                     f"(defined: {known})"
                 )
-    for name in config["grid"]["datasets"]:
+    for name in config["grid"]["datasets"] + _pretrain_datasets(config):
         spec = config["datasets"][name]
         if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
             raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
@@ -109,6 +109,20 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 check_model_name(config["archs"][name]["model"])
             except ConfigError as err:
                 raise ConfigError(f"config key 'archs.{name}.model': {err}") from None
+
+
+def _pretrain_datasets(config: dict) -> list[str]:
+    """[pretrain.dataset] when a grid arch has ``weights: pretrain``, else []; checks it is defined."""
+    users = [a for a in config["grid"]["archs"] if config["archs"][a].get("weights") == "pretrain"]
+    if not users:
+        return []
+    name = config["pretrain"]["dataset"]
+    if name not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'pretrain.dataset': {name!r} is not defined under 'datasets', and arch "
+            f"'{users[0]}' has weights: pretrain (set pretrain.dataset to a dataset to pretrain on)"
+        )
+    return [name]
 
 
 def validate_config(config: dict, check_models: bool = True) -> dict:

@@ -556,21 +556,25 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
 
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     n_data, n_arch, n_seed = (len(demo["grid"][k]) for k in ("datasets", "archs", "seeds"))
+    # every run starts from its arch's weights, pretrained on one more dataset (glyphs)
     targets = {
         "training_curves": {
-            "prepare_dataset": n_data,
+            "prepare_dataset": n_data + 1,
+            "pretrain": n_arch,
             "finetune": n_data * n_arch * n_seed,
             "figure_training_curves": 1,
         },
         # the first seed of each arch only
         "retention_examples": {
-            "prepare_dataset": n_data,
+            "prepare_dataset": n_data + 1,
+            "pretrain": n_arch,
             "finetune": n_data * n_arch,
             "fit_traces": n_data * n_arch,
             "figure_retention_examples": 1,
         },
         "jaccard": {
-            "prepare_dataset": n_data,
+            "prepare_dataset": n_data + 1,
+            "pretrain": n_arch,
             "finetune": n_data * n_arch * n_seed,
             "fit_traces": n_data * n_arch * n_seed,
             "dataset_stats": n_data,
@@ -597,6 +601,7 @@ def test_demo_builds_every_figure_and_the_report(tmp_path):
     override.write_text(textwrap.dedent("""\
             grid: {seeds: [0, 1]}
             train: {warmup_epochs: 1, epochs: 3}
+            pretrain: {epochs: 1}
             stats: {bootstrap: 50, permutations: 50}
             sampler: {datasets: [digits]}
             """))

@@ -79,7 +79,38 @@ def arch_weights(arch):
         return None
     if weights == "pretrained":
         return f"resources/weights/{arch}.safetensors"
+    if weights == "pretrain":
+        return PRETRAIN_WEIGHTS.format(dataset=config["pretrain"]["dataset"], arch=arch)
     return weights
+
+
+# outputs of pretraining; {dataset} is its source (config pretrain.dataset)
+PRETRAIN_WEIGHTS = "results/pretrain/{dataset}/{arch}/weights.safetensors"
+PRETRAIN_METRICS = "results/pretrain/{dataset}/{arch}/metrics.csv"
+# the arch keys that shape a pretrained model (not its fine-tuning lr or label), and the
+# train keys that do not apply to pretraining: changing them reruns no pretraining
+PRETRAIN_ARCH_KEYS = ("model", "model_kwargs", "input_size")
+PRETRAIN_SKIPS_TRAIN_KEYS = ("warmup_epochs", "epochs", "head_lr")
+
+
+def pretrain_arch(wildcards):
+    """The arch settings a pretraining run uses."""
+    spec = arch_spec(wildcards)
+    return {k: spec[k] for k in PRETRAIN_ARCH_KEYS if k in spec}
+
+
+def pretrain_train_params():
+    """The train settings a pretraining run uses (result-shaping ones only)."""
+    return {
+        k: v
+        for k, v in result_train_params(config).items()
+        if k not in PRETRAIN_SKIPS_TRAIN_KEYS
+    }
+
+
+def pretrain_spec():
+    """The pretrain section without the dataset (which is the {dataset} wildcard)."""
+    return {k: v for k, v in config["pretrain"].items() if k != "dataset"}
 
 
 def finetune_inputs(wildcards):
@@ -108,17 +139,27 @@ FINETUNE_SECONDS_PER_IMAGE_EPOCH = 0.005
 FINETUNE_STARTUP_MINUTES = 10
 
 
-def finetune_runtime(wildcards, input, attempt):
-    """Minutes for one fine-tuning run: start-up plus every image of the dataset once per
-    epoch (warmup + fine-tuning), doubled for safety, times the attempt."""
+def training_minutes(wildcards, input, attempt, epochs):
+    """Minutes for a training job: start-up plus every image of the dataset once per
+    epoch, doubled for safety, times the attempt."""
     size = config["datasets"][wildcards.dataset]["storage_size"]
     n_images = os.path.getsize(input.images) / (3 * size * size)
-    epochs = config["train"]["warmup_epochs"] + config["train"]["epochs"]
     minutes = (
         FINETUNE_STARTUP_MINUTES
         + epochs * n_images * FINETUNE_SECONDS_PER_IMAGE_EPOCH / 60
     )
     return math.ceil(2 * minutes) * attempt
+
+
+def finetune_runtime(wildcards, input, attempt):
+    """Minutes for one fine-tuning run (warmup + fine-tuning epochs)."""
+    epochs = config["train"]["warmup_epochs"] + config["train"]["epochs"]
+    return training_minutes(wildcards, input, attempt, epochs)
+
+
+def pretrain_runtime(wildcards, input, attempt):
+    """Minutes for one pretraining run (pretrain.epochs)."""
+    return training_minutes(wildcards, input, attempt, config["pretrain"]["epochs"])
 
 
 # ------------------------------------------------------------------ the grid
