@@ -30,6 +30,15 @@ def result_train_params(config: dict) -> dict:
     """The config's ``train`` section without :data:`RUN_ONLY_TRAIN_KEYS` (a rule's params)."""
     return {k: v for k, v in config["train"].items() if k not in RUN_ONLY_TRAIN_KEYS}
 
+# train keys a pretraining run does not use (the pretrain section has its own epochs,
+# learning rate and augmentation): rule pretrain keeps them out of its params
+PRETRAIN_UNUSED_TRAIN_KEYS = ("warmup_epochs", "epochs", "head_lr", "augment")
+
+
+def pretrain_train_params(config: dict) -> dict:
+    """The ``train`` settings a pretraining run uses (rule pretrain's params)."""
+    return {k: v for k, v in result_train_params(config).items() if k not in PRETRAIN_UNUSED_TRAIN_KEYS}
+
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 

@@ -4,9 +4,10 @@ Each class is one printed character (Latin and Greek letters, symbols; no digit 
 letter that fonts draw like one: O, o, I, l), rendered in one of the 12 DejaVu faces
 that matplotlib ships, with a random stroke weight and a random affine transform
 (rotation, shear, aspect, scale), then put through the acquisition of scikit-learn's
-digits (UCI optdigits): a 32 x 32 binary bitmap, centred and size-normalised, cut into
-4 x 4 blocks whose "on" pixels are counted, giving an 8 x 8 image of 17 grey levels
-(scaled to 0..255, as ``retention.data`` stores the digits).
+digits (UCI optdigits): a 32 x 32 binary bitmap, the glyph size-normalised in it, cut
+into 4 x 4 blocks whose "on" pixels are counted, giving an 8 x 8 image of 17 grey levels
+(scaled to 0..255, as ``retention.data`` stores the digits). As a dataset source
+(``synthetic_glyphs``) it is made with ``data.split_seed`` as its seed.
 
 Image ``i`` depends on (``seed``, ``i``) alone, so any image can be made again on its
 own and the dataset is the same whatever order or threads make it. Classes are

@@ -35,11 +35,12 @@ class PretrainResult:
     metrics: pd.DataFrame
 
 
-def pretrain_config(train: dict, epochs: int, lr: float) -> TrainConfig:
-    """TrainConfig of a pretraining run: the ``train`` section's settings (batch, weight
-    decay, augmentation, precision, ...; its epochs, warmup and learning rates do not
-    apply) with no head warmup, ``epochs`` and peak learning rate ``lr``."""
-    settings = {**train, "warmup_epochs": 0, "epochs": int(epochs), "head_lr": lr}
+def pretrain_config(train: dict, epochs: int, lr: float, augment: dict) -> TrainConfig:
+    """TrainConfig of a pretraining run: the ``train`` section's settings (batch size,
+    weight decay, precision, ...; its epochs, warmup, learning rates and augmentation do
+    not apply) with no head warmup, ``epochs``, peak learning rate ``lr`` and ``augment``
+    (the config's ``augment`` mapping)."""
+    settings = {**train, "warmup_epochs": 0, "epochs": int(epochs), "head_lr": lr, "augment": augment}
     return train_config(settings, {"lr": lr})
 
 

@@ -24,7 +24,7 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
         checkpoint, threads: int):
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)
-    cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"])
+    cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
     with gpu.lease_for(train_cfg.get("device", "auto"), train_cfg.get("gpu_slots_per_device", 1)) as lease:
         log.info("device: %s", lease.description)
         result = pretrain.pretrain(

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from retention import data, glyphs, models, pretrain, train
-from retention.config import load_config, validate_config
+from retention.config import load_config, pretrain_train_params, validate_config
 from retention.errors import ConfigError
 from retention.weights import check_weights, save_state_dict
 
@@ -31,19 +31,21 @@ def tiny_glyphs():
 
 
 def test_pretrain_config_keeps_train_settings_without_warmup(demo_config):
-    cfg = pretrain.pretrain_config(demo_config["train"], epochs=7, lr=0.02)
+    augment = demo_config["pretrain"]["augment"]
+    cfg = pretrain.pretrain_config(demo_config["train"], epochs=7, lr=0.02, augment=augment)
     assert (cfg.warmup_epochs, cfg.epochs, cfg.lr) == (0, 7, 0.02)
     assert cfg.batch_size == demo_config["train"]["batch_size"]
-    assert cfg.augment.scale == tuple(demo_config["train"]["augment"]["scale"])
+    assert cfg.augment.scale == tuple(augment["scale"]) != tuple(demo_config["train"]["augment"]["scale"])
     # the rule passes the train section without the keys that do not apply
-    params = {k: v for k, v in demo_config["train"].items() if k not in ("warmup_epochs", "epochs", "head_lr")}
-    assert pretrain.pretrain_config(params, epochs=7, lr=0.02) == cfg
+    params = pretrain_train_params(demo_config)
+    assert "epochs" not in params and "augment" not in params
+    assert pretrain.pretrain_config(params, epochs=7, lr=0.02, augment=augment) == cfg
 
 
 @pytest.mark.parametrize("arch", ["cnn", "vit"])
 def test_pretrained_weights_load_into_the_backbone(demo_config, tiny_glyphs, tmp_path, arch):
     spec = demo_config["archs"][arch]
-    cfg = pretrain.pretrain_config(demo_config["train"], epochs=1, lr=2e-3)
+    cfg = pretrain.pretrain_config(demo_config["train"], 1, 2e-3, demo_config["pretrain"]["augment"])
     result = pretrain.pretrain(tiny_glyphs, spec["model"], cfg, 0, spec.get("model_kwargs"), spec["input_size"])
     assert result.metrics["phase"].tolist() == ["pretrain"]
     fresh = models.create_model(spec["model"], len(glyphs.CHARACTERS), None, spec.get("model_kwargs"))

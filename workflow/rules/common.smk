@@ -7,7 +7,7 @@ from pathlib import Path
 # scripts/_retention_path.py, also in conda envs, which do not install it).
 sys.path.insert(0, workflow.basedir)
 
-from retention.config import result_train_params, validate_config
+from retention.config import pretrain_train_params, result_train_params, validate_config
 
 # Jobs that re-read the workflow (cluster jobs) skip the timm model-name check: the
 # submitting process made it, and it costs a torch import.
@@ -87,25 +87,15 @@ def arch_weights(arch):
 # outputs of pretraining; {dataset} is its source (config pretrain.dataset)
 PRETRAIN_WEIGHTS = "results/pretrain/{dataset}/{arch}/weights.safetensors"
 PRETRAIN_METRICS = "results/pretrain/{dataset}/{arch}/metrics.csv"
-# the arch keys that shape a pretrained model (not its fine-tuning lr or label), and the
-# train keys that do not apply to pretraining: changing them reruns no pretraining
+# the arch keys that shape a pretrained model (not its fine-tuning lr or label):
+# changing the others reruns no pretraining
 PRETRAIN_ARCH_KEYS = ("model", "model_kwargs", "input_size")
-PRETRAIN_SKIPS_TRAIN_KEYS = ("warmup_epochs", "epochs", "head_lr")
 
 
 def pretrain_arch(wildcards):
     """The arch settings a pretraining run uses."""
     spec = arch_spec(wildcards)
     return {k: spec[k] for k in PRETRAIN_ARCH_KEYS if k in spec}
-
-
-def pretrain_train_params():
-    """The train settings a pretraining run uses (result-shaping ones only)."""
-    return {
-        k: v
-        for k, v in result_train_params(config).items()
-        if k not in PRETRAIN_SKIPS_TRAIN_KEYS
-    }
 
 
 def pretrain_spec():

@@ -27,7 +27,7 @@ rule pretrain:
         runtime=pretrain_runtime,
     params:
         arch=pretrain_arch,
-        train=pretrain_train_params(),
+        train=pretrain_train_params(config),
         pretrain=pretrain_spec(),
         checkpoint="results/checkpoints/pretrain/{dataset}/{arch}.pt",
     script:
