@@ -59,11 +59,23 @@ def fill_defaults(instance: dict, schema: dict) -> dict:
     """Add the schema's ``default`` of every absent property of ``instance``, recursively
     into objects; returns ``instance`` (changed in place)."""
     for key, spec in schema.get("properties", {}).items():
+        if "$ref" in spec:  # "#/$defs/<name>": the shared definition, with this entry's own keys
+            spec = {**load_schema()["$defs"][spec["$ref"].rsplit("/", 1)[-1]], **spec}
         if key not in instance and "default" in spec:
             instance[key] = copy.deepcopy(spec["default"])
         if isinstance(instance.get(key), dict) and "properties" in spec:
             fill_defaults(instance[key], spec)
     return instance
+
+
+# train keys a pretraining run does not use (the pretrain section has its own epochs,
+# learning rate and augmentation): rule pretrain keeps them out of its params
+PRETRAIN_UNUSED_TRAIN_KEYS = ("warmup_epochs", "epochs", "head_lr", "augment")
+
+
+def pretrain_train_params(config: dict) -> dict:
+    """The ``train`` settings a pretraining run uses (rule pretrain's params)."""
+    return {k: v for k, v in result_train_params(config).items() if k not in PRETRAIN_UNUSED_TRAIN_KEYS}
 
 
 def _key(path) -> str:
@@ -110,7 +122,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                     f"config key 'grid.{kind}[{i}]': {name!r} is not defined under '{kind}' "
                     f"(defined: {known})"
                 )
-    for name in config["grid"]["datasets"]:
+    for name in config["grid"]["datasets"] + _pretrain_datasets(config):
         spec = config["datasets"][name]
         if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
             raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
@@ -150,15 +162,29 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 raise ConfigError(f"config key 'archs.{name}.model': {err}") from None
 
 
+def _pretrain_datasets(config: dict) -> list[str]:
+    """[pretrain.dataset] when a grid arch has ``weights: pretrain``, else []; checks it is defined."""
+    users = [a for a in config["grid"]["archs"] if config["archs"][a].get("weights") == "pretrain"]
+    if not users:
+        return []
+    name = config["pretrain"]["dataset"]
+    if name not in config["datasets"]:
+        raise ConfigError(
+            f"config key 'pretrain.dataset': {name!r} is not defined under 'datasets', and arch "
+            f"'{users[0]}' has weights: pretrain (set pretrain.dataset to a dataset to pretrain on)"
+        )
+    return [name]
+
+
 def validate_config(config: dict, check_models: bool = True) -> dict:
     """Schema and reference checks (see the module docstring); fills in the schema's
-    defaults of absent ``train`` keys; returns ``config``.
+    defaults of absent keys (train, augment); returns ``config``.
 
     check_models: check the timm model names (from a name list cached per timm version
     under ``train.cache_dir``; building it once imports timm).
     """
     validate_schema(config)
-    fill_defaults(config["train"], load_schema()["properties"]["train"])
+    fill_defaults(config, load_schema())
     validate_references(config, check_models)
     return config
 

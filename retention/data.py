@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from . import glyphs
 from .config import DIGITS_LT_MAX_RATIO, DIGITS_LT_SMALLEST, DIGITS_MIN_CLASS
 from .errors import ConfigError, DataError
 
 log = logging.getLogger("retention.data")
 
-SOURCES = ("digits", "digits_lt", "imagefolder", "cub200", "octdl")
+SOURCES = ("digits", "digits_lt", "imagefolder", "cub200", "octdl", glyphs.SOURCE)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MANIFEST_COLUMNS = ["sample_id", "label", "class_name", "split", "source", "group"]
 
@@ -314,6 +315,8 @@ def list_samples(
         return list_digits()
     if source == "digits_lt":
         return list_digits_lt(imbalance_ratio, split_seed)
+    if source == glyphs.SOURCE:
+        return glyphs.list_glyphs(split_seed)
     if source not in SOURCES:
         raise DataError(f"unknown dataset source '{source}' (one of {', '.join(SOURCES)})")
     if path is None:
@@ -377,6 +380,8 @@ def read_image(source: str) -> Image.Image:
     if source.startswith("digits:"):
         pixels, _ = _digits()
         return Image.fromarray(pixels[int(source.split(":", 1)[1])]).convert("RGB")
+    if source.startswith(f"{glyphs.SOURCE}:"):
+        return glyphs.read_glyph(source)
     with Image.open(source) as img:
         img.load()
         return img.convert("RGB")

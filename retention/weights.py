@@ -76,8 +76,11 @@ def save_pretrained_weights(model_name: str, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def check_weights(model_name: str, path: str | os.PathLike, num_classes: int = 2) -> int:
-    """Check that ``path`` loads into ``model_name`` with a new ``num_classes`` head.
+def check_weights(
+    model_name: str, path: str | os.PathLike, num_classes: int = 2, model_kwargs: dict | None = None
+) -> int:
+    """Check that ``path`` loads into ``model_name`` (built with ``model_kwargs``) with a new
+    ``num_classes`` head.
 
     Loads through ``retention.models.create_model`` (offline) and compares every
     backbone tensor with the file. Returns the number of tensors that matched; raises
@@ -87,7 +90,7 @@ def check_weights(model_name: str, path: str | os.PathLike, num_classes: int = 2
 
     from .models import create_model
 
-    model = create_model(model_name, num_classes=num_classes, weights=path)
+    model = create_model(model_name, num_classes=num_classes, weights=path, model_kwargs=model_kwargs)
     try:
         saved = load_file(str(path))
     except Exception as err:

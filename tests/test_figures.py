@@ -583,12 +583,14 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     n_data, n_arch, n_seed = (len(demo["grid"][k]) for k in ("datasets", "archs", "seeds"))
     runs = n_data * n_arch * n_seed
+    # every run starts from its arch's weights, pretrained on one more dataset (glyphs)
+    pre = {"prepare_dataset": n_data + 1, "pretrain": n_arch}
     targets = {
         # the first seed of each arch only
-        "retention_examples": {"prepare_dataset": n_data, "finetune": n_data * n_arch, "fit_traces": n_data * n_arch,
+        "retention_examples": {**pre, "finetune": n_data * n_arch, "fit_traces": n_data * n_arch,
                                "figure_retention_examples": 1},
-        "gallery": {"prepare_dataset": n_data, "finetune": runs, "fit_traces": runs, "figure_gallery": 1},
-        "jaccard": {"prepare_dataset": n_data, "finetune": runs, "fit_traces": runs, "fit_nulls": runs,
+        "gallery": {**pre, "finetune": runs, "fit_traces": runs, "figure_gallery": 1},
+        "jaccard": {**pre, "finetune": runs, "fit_traces": runs, "fit_nulls": runs,
                     "dataset_stats": n_data, "figure_jaccard": 1},
     }
     base = [_snakemake(), "-n", "--quiet", "rules", "-s", str(ROOT / "Snakefile"), "--configfile",
@@ -609,7 +611,12 @@ def test_demo_builds_every_figure_and_the_report_with_the_findings_first(tmp_pat
     override.write_text(textwrap.dedent("""\
             grid: {seeds: [0, 1]}
             train: {warmup_epochs: 1, epochs: 3}
+<<<<<<< HEAD
             stats: {bootstrap: 50, permutations: 50, tie_draws: 20, null_draws: 2}
+=======
+            pretrain: {epochs: 1}
+            stats: {bootstrap: 50, permutations: 50}
+>>>>>>> demo
             sampler: {datasets: [digits]}
             """))
     base = [_snakemake(), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml"),

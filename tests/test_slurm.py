@@ -40,7 +40,7 @@ LOCAL_PROFILE = REPO / "workflow" / "profiles" / "default"
 CONFIGS = [REPO / "config.yaml", REPO / "config" / "demo.yaml"]
 GRID = {"dataset": "digits_lt", "archs": ["cnn", "vit"], "seeds": [0, 1]}
 RUNS = [(arch, seed) for arch in GRID["archs"] for seed in GRID["seeds"]]
-GPU_RULES = {"finetune", "finetune_budget"}
+GPU_RULES = {"finetune", "finetune_budget", "pretrain"}
 PREEMPTED = ("cnn", 1)  # the fine-tuning run requeued mid-run
 FAILS_ONCE = ("vit", 1)  # the fit_traces job whose first attempt runs out of memory
 SLURM_TIMEOUT_S = 720
@@ -176,6 +176,7 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
         "grid": {"datasets": [GRID["dataset"]], "archs": GRID["archs"], "seeds": GRID["seeds"]},
         "sampler": {"enabled": False},
         "train": {"checkpoint_interval_s": 0},  # a checkpoint after every epoch, to resume from
+        "pretrain": {"epochs": 1},
     }))
     configs = [*map(str, CONFIGS), str(overlay)]
     profile = load_profile()

@@ -79,6 +79,7 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
         "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
         # a checkpoint after every epoch, so that the check for leftovers below can fail
         "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0},
+        "pretrain": {"epochs": 1},
     }))
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
     targets = [f"results/runs/digits_lt/{a}/seed{s}/traces.npz" for a in ("cnn", "vit") for s in (0, 1)]

@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from retention import paths
-from retention.config import result_train_params, validate_config
+from retention.config import pretrain_train_params, result_train_params, validate_config
 from retention import figure_specs
 from retention.figure_specs import FIGURES
 
@@ -71,7 +71,28 @@ def arch_weights(arch):
         return None
     if weights == "pretrained":
         return f"resources/weights/{arch}.safetensors"
+    if weights == "pretrain":
+        return PRETRAIN_WEIGHTS.format(dataset=config["pretrain"]["dataset"], arch=arch)
     return weights
+
+
+# outputs of pretraining; {dataset} is its source (config pretrain.dataset)
+PRETRAIN_WEIGHTS = "results/pretrain/{dataset}/{arch}/weights.safetensors"
+PRETRAIN_METRICS = "results/pretrain/{dataset}/{arch}/metrics.csv"
+# the arch keys that shape a pretrained model (not its fine-tuning lr or label):
+# changing the others reruns no pretraining
+PRETRAIN_ARCH_KEYS = ("model", "model_kwargs", "input_size")
+
+
+def pretrain_arch(wildcards):
+    """The arch settings a pretraining run uses."""
+    spec = arch_spec(wildcards)
+    return {k: spec[k] for k in PRETRAIN_ARCH_KEYS if k in spec}
+
+
+def pretrain_spec():
+    """The pretrain section without the dataset (which is the {dataset} wildcard)."""
+    return {k: v for k, v in config["pretrain"].items() if k != "dataset"}
 
 
 def finetune_inputs(wildcards):
@@ -102,17 +123,27 @@ FINETUNE_SECONDS_PER_IMAGE_EPOCH = 0.005
 FINETUNE_STARTUP_MINUTES = 10
 
 
-def finetune_runtime(wildcards, input, attempt, n_seeds=1):
-    """Minutes for one fine-tuning job: start-up plus every image of the dataset once per
-    epoch (warmup + fine-tuning) and seed, doubled for safety, times the attempt."""
+def training_minutes(wildcards, input, attempt, epochs):
+    """Minutes for a training job: start-up plus every image of the dataset once per
+    epoch (of every seed it trains), doubled for safety, times the attempt."""
     size = config["datasets"][wildcards.dataset]["storage_size"]
     n_images = os.path.getsize(input.images) / (3 * size * size)
-    epochs = config["train"]["warmup_epochs"] + config["train"]["epochs"]
     minutes = (
         FINETUNE_STARTUP_MINUTES
-        + n_seeds * epochs * n_images * FINETUNE_SECONDS_PER_IMAGE_EPOCH / 60
+        + epochs * n_images * FINETUNE_SECONDS_PER_IMAGE_EPOCH / 60
     )
     return math.ceil(2 * minutes) * attempt
+
+
+def finetune_runtime(wildcards, input, attempt, n_seeds=1):
+    """Minutes for one fine-tuning job of n_seeds runs (warmup + fine-tuning epochs each)."""
+    epochs = config["train"]["warmup_epochs"] + config["train"]["epochs"]
+    return training_minutes(wildcards, input, attempt, n_seeds * epochs)
+
+
+def pretrain_runtime(wildcards, input, attempt):
+    """Minutes for one pretraining run (pretrain.epochs)."""
+    return training_minutes(wildcards, input, attempt, config["pretrain"]["epochs"])
 
 
 def seed_group_runtime(seeds):

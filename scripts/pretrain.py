@@ -1,0 +1,77 @@
+"""Pretrain one architecture from random weights on a prepared source dataset (rule pretrain).
+
+Writes the weights (safetensors, the whole state dict) that fine-tuning loads for an arch
+with `weights: pretrain`, and the per-epoch metrics. Standalone:
+    python scripts/pretrain.py --data results/data/glyphs --config config.yaml \
+        --configfile config/demo.yaml --arch cnn --out results/pretrain/glyphs/cnn
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention import data, gpu, io, pretrain
+from retention.config import run_only_train_keys
+from retention.weights import check_weights, save_state_dict
+
+log = logging.getLogger("retention.pretrain")
+
+
+def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weights, out_metrics,
+        checkpoint, threads: int):
+    torch.set_num_threads(threads)
+    prepared = data.load_prepared(manifest, images)
+    cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
+    with gpu.lease_for(train_cfg.get("device", "auto"), train_cfg.get("gpu_slots_per_device", 1)) as lease:
+        log.info("device: %s", lease.description)
+        result = pretrain.pretrain(
+            prepared, arch_cfg["model"], cfg, int(spec["seed"]), arch_cfg.get("model_kwargs"),
+            arch_cfg.get("input_size"), device=lease.device,
+            checkpoint=checkpoint if train_cfg.get("checkpoint", True) else None,
+            device_label=lease.description,
+        )
+    save_state_dict(result.state_dict, out_weights)
+    try:
+        check_weights(arch_cfg["model"], out_weights, model_kwargs=arch_cfg.get("model_kwargs"))
+    except BaseException:
+        Path(out_weights).unlink(missing_ok=True)
+        raise
+    io.save_table(out_metrics, result.metrics)
+    Path(checkpoint).unlink(missing_ok=True)
+
+
+def main():
+    if "snakemake" in globals():
+        sm = snakemake  # noqa: F821
+        io.setup_logging(sm.log[0])
+        # the rule's params hold the train keys that shape results; the rest come from the config
+        train_cfg = {**sm.params.train, **{k: sm.config["train"][k] for k in run_only_train_keys()}}
+        run(
+            sm.input.manifest, sm.input.images, sm.params.arch, train_cfg, sm.params.pretrain,
+            sm.output.weights, sm.output.metrics, sm.params.checkpoint, sm.threads,
+        )
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder with manifest.csv and images.npy")
+    parser.add_argument("--config", type=Path, required=True, help="config.yaml (train, archs, pretrain)")
+    parser.add_argument("--configfile", type=Path, nargs="*", default=[], help="configs laid over --config")
+    parser.add_argument("--arch", required=True, help="a key of the config's archs")
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT/weights.safetensors and OUT/metrics.csv")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    io.setup_logging()
+    from retention.config import load_config
+
+    config = load_config(args.config, *args.configfile)
+    run(
+        args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], config["train"],
+        config["pretrain"], args.out / "weights.safetensors", args.out / "metrics.csv",
+        args.out / "checkpoint.pt", args.threads,
+    )
+
+
+if __name__ == "__main__":
+    io.run_main(main)
