@@ -21,6 +21,42 @@ use rule finetune as finetune_budget with:
         checkpoint=paths.BUDGET_CHECKPOINT,
 
 
+
+# train.seeds_per_job > 1: each (arch, sampler)'s seeds in the same groups as the main
+# runs, a group's budgeted runs trained together in one job (as rule finetune_seeds<...>).
+for seeds in seed_groups():
+
+    rule:
+        name:
+            f"finetune_budget_{seed_group(seeds)}"
+        input:
+            unpack(budget_inputs),
+        output:
+            traces=seed_group_paths(paths.BUDGET_TRACES, seeds),
+            metrics=seed_group_paths(paths.BUDGET_METRICS, seeds),
+        log:
+            f"logs/finetune_budget/{{dataset}}/{{arch}}/{{sampler}}/{seed_group(seeds)}.log",
+        benchmark:
+            f"benchmarks/finetune_budget/{{dataset}}/{{arch}}/{{sampler}}/{seed_group(seeds)}.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: config["train"]["threads"]
+        resources:
+            gpu=1,
+            runtime=seed_group_runtime(seeds),
+        params:
+            arch=arch_spec,
+            train=result_train_params(config),
+            sampler=sampler_spec,
+            seeds=seeds,
+            checkpoint=paths.fill(
+                paths.BUDGET_GROUP_CHECKPOINT, group=seed_group(seeds)
+            ),
+        script:
+            "../../scripts/finetune.py"
+
+    workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
+
 rule compare_samplers:
     """F6: spaced minus random per architecture, paired by seed; curves and coverage."""
     input:
