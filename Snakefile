@@ -1,11 +1,19 @@
 # Retention dynamics of fine-tuned image classifiers: every finding of arXiv 2604.11508.
-# Run `snakemake --cores N` for the paper grid, or add `--configfile config/demo.yaml`.
+# Run `snakemake --cores N` for the paper grid, or `snakemake --cores N --configfile=config/demo.yaml`.
+# Your own study, in its own folder (outputs go there):
+#   snakemake --cores N -s <repo>/Snakefile --directory <study> --configfile=<study>/config.yaml
+# Absent settings take the defaults of workflow/schemas/config.schema.yaml.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# the study folder's config.yaml, when it has one (the repository's: the paper grid)
+if os.path.exists("config.yaml"):
+
+    configfile: "config.yaml"
 
 
 # common.smk validates the config against workflow/schemas/config.schema.yaml first.

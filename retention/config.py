@@ -55,16 +55,28 @@ def result_train_params(config: dict) -> dict:
     return {k: v for k, v in config["train"].items() if k not in run_only}
 
 
+def _resolve(spec: dict) -> dict:
+    """A schema entry with its ``$ref`` ("#/$defs/<name>") laid under its own keys."""
+    if "$ref" not in spec:
+        return spec
+    return {**load_schema()["$defs"][spec["$ref"].rsplit("/", 1)[-1]], **spec}
+
+
 def fill_defaults(instance: dict, schema: dict) -> dict:
     """Add the schema's ``default`` of every absent property of ``instance``, recursively
-    into objects; returns ``instance`` (changed in place)."""
+    into objects and into the entries of mappings (``datasets.<name>``, ``archs.<name>``);
+    returns ``instance`` (changed in place)."""
     for key, spec in schema.get("properties", {}).items():
-        if "$ref" in spec:  # "#/$defs/<name>": the shared definition, with this entry's own keys
-            spec = {**load_schema()["$defs"][spec["$ref"].rsplit("/", 1)[-1]], **spec}
+        spec = _resolve(spec)
         if key not in instance and "default" in spec:
             instance[key] = copy.deepcopy(spec["default"])
-        if isinstance(instance.get(key), dict) and "properties" in spec:
+        if isinstance(instance.get(key), dict):
             fill_defaults(instance[key], spec)
+    entry = schema.get("additionalProperties")
+    if isinstance(entry, dict) and "properties" in entry:
+        for value in instance.values():
+            if isinstance(value, dict):
+                fill_defaults(value, entry)
     return instance
 
 
@@ -126,6 +138,12 @@ def validate_references(config: dict, check_models: bool = True) -> None:
         spec = config["datasets"][name]
         if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
             raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
+        path = spec.get("path")
+        if path and not spec.get("download") and not Path(path).exists():
+            raise ConfigError(
+                f"config key 'datasets.{name}.path': {path} does not exist (resolved from the study "
+                f"folder: {Path(path).resolve()}); fix the path, or add a download entry"
+            )
         if spec["source"] == "digits_lt" and spec.get("imbalance_ratio", 56.0) > DIGITS_LT_MAX_RATIO:
             raise ConfigError(
                 f"config key 'datasets.{name}.imbalance_ratio': {spec['imbalance_ratio']:g} is more than "
@@ -190,11 +208,12 @@ def validate_config(config: dict, check_models: bool = True) -> dict:
 
 
 def load_config(path: str | os.PathLike, *overlays: str | os.PathLike) -> dict[str, Any]:
-    """Read a config file and lay ``overlays`` over it as Snakemake's --configfile does."""
+    """Read a config file and lay ``overlays`` over it as Snakemake's --configfile does;
+    absent settings take the schema's defaults (as in the workflow)."""
     config = yaml.safe_load(Path(path).read_text())
     for overlay in overlays:
         merge(config, yaml.safe_load(Path(overlay).read_text()))
-    return config
+    return fill_defaults(config, load_schema())
 
 
 def merge(base: dict, update: dict) -> dict:

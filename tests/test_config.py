@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from retention import model_names
 from retention.config import (
+    fill_defaults,
     load_config,
+    load_schema,
     merge,
     result_train_params,
     run_only_train_keys,
@@ -53,7 +56,9 @@ def test_paper_grid(paper):
         (lambda c: c["retention"].update(trace="since_lunch"), "'retention.trace': 'since_lunch' is not one of"),
         (lambda c: c["datasets"]["cub200"].update(source="cub"), "'datasets.cub200.source': 'cub' is not one of"),
         (lambda c: c["sampler"].update(scout_seed=2), "'sampler.scout_seed': 2 is one of the compared seeds"),
-        (lambda c: c.pop("train"), "config key 'train' is missing"),
+        (lambda c: c.pop("grid"), "config key 'grid' is missing"),
+        (lambda c: c["datasets"].update(octdl={"source": "imagefolder", "path": "no/such/folder"}),
+         "'datasets.octdl.path': no/such/folder does not exist (resolved from the study folder: /"),
         (lambda c: c["sampler"].update(kinds=["spaced"]), "'sampler.kinds': ['spaced'] - F6 compares the two kinds"),
         (lambda c: c["train"].update(compile_mode="fastest"), "'train.compile_mode': 'fastest' is not one of"),
         (lambda c: c["train"].update(compile=True, seeds_per_job=3),
@@ -70,6 +75,35 @@ def test_bad_config_gives_one_message_naming_key_and_value(paper, mutate, messag
         validate_config(config)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_partial_config_takes_every_other_setting_from_the_schema(tmp_path):
+    """A study's own config names its data and models; the rest are the schema's defaults,
+    which are what the paper config spells out."""
+    (tmp_path / "imgs").mkdir()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "grid: {datasets: [mine], archs: [m], seeds: [0, 1]}\n"
+        f"datasets: {{mine: {{source: imagefolder, path: {tmp_path / 'imgs'}}}}}\n"
+        "archs: {m: {model: resnet18, lr: 0.001}}\n"
+    )
+    config = validate_config(load_config(mine), check_models=False)
+    paper = load_config(REPO / "config.yaml")
+    for section in ("data", "pretrain", "train", "retention", "stats", "sampler", "figures"):
+        assert config[section] == paper[section], section
+    assert config["datasets"]["mine"]["storage_size"] == paper["datasets"]["octdl"]["storage_size"]
+    assert config["datasets"]["mine"]["heldout_fraction"] == paper["datasets"]["octdl"]["heldout_fraction"]
+    assert config["archs"]["m"]["weights"] == "pretrained"
+
+
+def test_the_paper_config_spells_out_the_schema_defaults():
+    """What config.yaml writes out for people to read is the schema's default (declared
+    once, in the schema; a changed default without config.yaml fails here)."""
+    written = yaml.safe_load((REPO / "config.yaml").read_text())
+    defaults = fill_defaults({}, {"properties": {k: v for k, v in load_schema()["properties"].items()
+                                                 if k not in ("grid", "datasets", "archs")}})
+    for section, values in _flat({k: written[k] for k in defaults}).items():
+        assert values == _flat(defaults)[section], section
 
 
 def test_merge_replaces_lists_and_merges_dicts():

@@ -102,6 +102,8 @@ class Finding:
         for key in ("arch", "arch_b"):
             value = str(row.get(key, "") or "")
             fields[key] = names.get(value, value)
+        if "{arch_b}" in self.label and not fields["arch_b"]:  # a grid of one architecture
+            fields["arch_b"] = "a second architecture"
         try:
             return self.label.format(**fields)
         except (ValueError, TypeError):  # a number that is missing (NaN read back as text)

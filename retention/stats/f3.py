@@ -34,6 +34,9 @@ def rho_of(x: np.ndarray, y: np.ndarray) -> dict:
     return {"value": float(rx @ ry / den) if den > 0 else np.nan, "n_samples": n}
 
 
+UNDEFINED_RHO = "undefined for the seed pairs: fewer than 3 samples eligible in both, or a constant score"
+
+
 def pair_rhos(stack: RunStack, values: np.ndarray | None = None, key: str = "score") -> PairMatrix:
     """Spearman of ``values`` (default: the rank score) for every pair of runs, over the
     samples eligible in both (cached on the stack under ``key``)."""
@@ -55,7 +58,8 @@ def within(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est.test = f"TOST over seeds (jackknife t): |rho| < {cfg.equivalence_bound:g}"
             est.extra["p_zero"] = inf.t_p(jk.estimate, jk.se, jk.df)
         elif not np.isfinite(est.value):
-            est.note = est.note or f"needs two seeds of {arch}"
+            few = len(stack.run_index(arch)) < 2
+            est.note = est.note or (f"needs two seeds of {arch}" if few else UNDEFINED_RHO)
         out.append(est)
     return out
 

@@ -3,9 +3,10 @@ import os
 import sys
 from pathlib import Path
 
-# The package that holds the logic sits beside the Snakefile (jobs find it through
-# scripts/_retention_path.py, also in conda envs, which do not install it).
-sys.path.insert(0, workflow.basedir)
+# The package that holds the logic sits two folders above this file, beside the
+# Snakefile (jobs find it through scripts/_retention_path.py, also in conda envs, which
+# do not install it). Not workflow.basedir: used as a module, that is the study's.
+sys.path.insert(0, str(Path(workflow.current_basedir).parents[1]))
 
 from retention import paths
 from retention.config import pretrain_train_params, result_train_params, validate_config
@@ -47,6 +48,17 @@ def dataset_source(wildcards):
     if Path(path).exists() or not spec.get("download"):
         return {"tree": path}
     return {"tree": paths.DATASET_DOWNLOAD.format(dataset=wildcards.dataset)}
+
+
+def dataset_path(wildcards):
+    """The dataset's configured tree, resolved (a param of prepare_dataset: a changed
+    path reruns preparation): relative to the study folder when inside it (a copied
+    study stays complete), else absolute; None for sources made in code."""
+    path = dataset_spec(wildcards).get("path")
+    if not path:
+        return None
+    resolved, study = Path(path).resolve(), Path.cwd().resolve()
+    return str(resolved.relative_to(study) if resolved.is_relative_to(study) else resolved)
 
 
 def dataset_downloads(wildcards):

@@ -13,6 +13,7 @@ rule prepare_dataset:
     threads: 4
     params:
         spec=dataset_spec,
+        path=dataset_path,
         data=config["data"],
     script:
         "../../scripts/prepare_dataset.py"

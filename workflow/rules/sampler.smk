@@ -21,7 +21,6 @@ use rule finetune as finetune_budget with:
         checkpoint=paths.BUDGET_CHECKPOINT,
 
 
-
 # train.seeds_per_job > 1: each (arch, sampler)'s seeds in the same groups as the main
 # runs, a group's budgeted runs trained together in one job (as rule finetune_seeds<...>).
 for seeds in seed_groups():
@@ -56,6 +55,7 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
+
 
 rule compare_samplers:
     """F6: spaced minus random per architecture, paired by seed; curves and coverage."""

@@ -1,0 +1,125 @@
+"""A user's own study in its own folder: an image folder, a timm model and a six-line
+config, run with the repository's Snakefile (``-s ... --directory``) or as a Snakemake
+module (``use rule * from retention``). Settings the config leaves out take the schema's
+defaults; every output lands in the study folder; nothing points into the repository."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+# the whole config of the study (the README's example): data, model, and a short protocol
+CONFIG = """\
+grid: {datasets: [mine], archs: [small], seeds: [0, 1, 2]}
+datasets:
+  mine: {source: imagefolder, path: images, storage_size: 16}
+archs:
+  small: {model: test_resnet.r160_in1k, weights: none, lr: 1.0e-3}
+train: {warmup_epochs: 1, epochs: 3, threads: 1}
+"""
+
+MODULE_SNAKEFILE = """\
+configfile: "mine.yaml"
+
+
+module retention:
+    snakefile:
+        "@REPO@/Snakefile"
+    config:
+        config
+
+
+use rule * from retention
+"""
+
+
+def image_folder(root: Path, classes=("ant", "bee", "cat"), per_class=14) -> None:
+    """Class folders of small PNGs, each class its own colour (learnable in a few epochs)."""
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 90, (20, 20, 3), dtype=np.uint8)
+            pixels[..., k] += 150
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def study(tmp_path: Path) -> Path:
+    folder = tmp_path / "study"
+    image_folder(folder / "images")
+    (folder / "mine.yaml").write_text(CONFIG)
+    return folder
+
+
+def run(folder: Path, *args: str, snakefile: Path | None = None, check=True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, *args] if snakefile is None else [*SNAKEMAKE, "-s", str(snakefile), *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env, timeout=1500)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.mark.integration
+def test_a_study_folder_with_six_lines_of_config_gets_its_findings_and_figures(tmp_path):
+    folder = study(tmp_path)
+    run(folder, "--cores", "2", "--directory", str(folder), "--configfile=mine.yaml",
+        snakefile=REPO / "Snakefile")
+    findings = (folder / "results/findings.md").read_text()
+    assert "| F5 Spearman of loss at t = 0 and lambda, all runs | mine |" in findings
+    assert (folder / "results/figures/primary_findings.pdf").stat().st_size > 0
+    assert (folder / "results/runs/mine/small/seed2/traces.npz").exists()
+    assert not (REPO / "results/runs/mine").exists()  # nothing written into the repository
+    # a copy of the finished study is complete where it lands: no input or param points
+    # into the repository or the old folder
+    copy = tmp_path / "copied"
+    shutil.copytree(folder, copy, symlinks=True)
+    proc = run(copy, "-n", "--directory", str(copy), "--configfile=mine.yaml", snakefile=REPO / "Snakefile")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+@pytest.mark.integration
+def test_the_workflow_as_a_module_of_a_study_snakefile(tmp_path):
+    folder = study(tmp_path)
+    (folder / "Snakefile").write_text(MODULE_SNAKEFILE.replace("@REPO@", str(REPO)))
+    dry = run(folder, "-n", "--quiet", "rules")
+    assert "finetune" in dry.stdout and "findings" in dry.stdout, dry.stdout[-3000:]
+    # the inputs are the study's, relative to it
+    plan = run(folder, "-n", "--forceall", "results/findings.md").stdout
+    inputs = [ln for ln in plan.splitlines() if ln.strip().startswith(("input:", "output:"))]
+    assert inputs and not [ln for ln in inputs if str(REPO) in ln or str(folder) in ln]
+    run(folder, "--cores", "2", "results/data/mine/manifest.csv")
+    assert (folder / "results/data/mine/manifest.csv").exists()
+    assert (folder / "logs/prepare_dataset/mine.log").exists()
+
+
+def test_a_dataset_path_that_does_not_exist_stops_at_parse_time(tmp_path):
+    folder = study(tmp_path)
+    (folder / "mine.yaml").write_text(CONFIG.replace("path: images", "path: imagse"))
+    proc = run(folder, "-n", "--directory", str(folder), "--configfile=mine.yaml",
+               snakefile=REPO / "Snakefile", check=False)
+    assert proc.returncode != 0
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "datasets.mine.path" in ln]
+    assert lines and "imagse does not exist" in lines[0] and str(folder / "imagse") in lines[0]
+
+
+@pytest.mark.integration
+def test_a_changed_dataset_path_reruns_preparation(tmp_path):
+    folder = study(tmp_path)
+    target = ("--directory", str(folder), "--configfile=mine.yaml", "results/data/mine/manifest.csv")
+    run(folder, "--cores", "1", *target, snakefile=REPO / "Snakefile")
+    shutil.copytree(folder / "images", folder / "images2")
+    (folder / "mine.yaml").write_text(CONFIG.replace("path: images", "path: images2"))
+    proc = run(folder, "-n", *target, snakefile=REPO / "Snakefile")
+    assert "prepare_dataset" in proc.stdout, proc.stdout[-3000:]
+    assert "params" in proc.stdout.split("rule prepare_dataset")[1].split("\n\n")[0], proc.stdout[-3000:]
