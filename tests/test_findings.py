@@ -229,6 +229,7 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
         )
         (tmp_path / f"results/data/{dataset}").mkdir(parents=True)
         manifest.to_csv(tmp_path / f"results/data/{dataset}/manifest.csv", index=False)
+    (tmp_path / "resources/none").mkdir(parents=True)  # the datasets' (unused) tree must exist
     (tmp_path / "Snakefile").write_text(SNAKEFILE.replace("@ROOT@", str(ROOT)))
     (tmp_path / "test.yaml").write_text(textwrap.dedent(CONFIG))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
