@@ -1,4 +1,4 @@
-"""Least-squares decay fits for every retention trace of a run at once (METHOD section 5).
+"""Least-squares decay fits for every retention trace of a run at once (docs/method.md section 5).
 
 Models (tau = 0, 1, ... epochs since the trace's origin):
 

@@ -1,4 +1,4 @@
-"""Null runs: memoryless versions of a run, fitted by the same code (METHOD section 7a).
+"""Null runs: memoryless versions of a run, fitted by the same code (docs/method.md section 7a).
 
 A null run keeps everything of the observed run up to each sample's learning point (the
 first ``learned_after`` consecutive correct epochs at t >= 0; :func:`retention.traces.

@@ -1,4 +1,4 @@
-"""Budgeted samplers for fine-tuning on a fraction of the train set (METHOD section 8, F6).
+"""Budgeted samplers for fine-tuning on a fraction of the train set (docs/method.md section 8, F6).
 
 Each epoch trains on ``budget_size(n, fraction)`` distinct train samples:
 

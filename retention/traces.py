@@ -1,4 +1,4 @@
-"""Retention traces of one run (METHOD section 4) and per-sample difficulty scores.
+"""Retention traces of one run (docs/method.md section 4) and per-sample difficulty scores.
 
 ``load_traces`` reads and validates a ``traces.npz`` (docs/contracts.md).
 ``build_traces`` turns correctness (or p_true) over the fine-tuning epochs t >= 0 into one
@@ -240,7 +240,7 @@ class TraceSet:
     (epochs since the trace's origin, or the lag d for ``conditional``); ``status`` (N,)
     str; ``t_learn`` (N,) float (the learning epoch of the definition: the first t >= 0
     that starts ``learned_after`` consecutive correct epochs; NaN if none);
-    ``n_points`` (N,) int; ``model``: ``decay`` or ``raw`` (the model METHOD fits).
+    ``n_points`` (N,) int; ``model``: ``decay`` or ``raw`` (the model docs/method.md fits).
     """
 
     label: str

@@ -1,6 +1,6 @@
 """Fine-tuning that records every train and held-out sample's state after every epoch.
 
-One run (dataset, arch, seed), METHOD.md section 3: head warmup with the backbone and
+One run (dataset, arch, seed), docs/method.md section 3: head warmup with the backbone and
 its BatchNorm statistics frozen, then full fine-tuning with AdamW and a per-step cosine
 schedule. After every epoch an eval-mode pass over the whole train and held-out sets
 records ``correct``, ``p_true``, ``loss``, ``el2n`` and ``pred`` per sample (the

@@ -200,7 +200,7 @@ def test_since_warmup_and_raw():
     np.testing.assert_array_equal(sw.y[4], ROWS[4])
     raw = build_traces(matrix(ROWS), None, T, "raw")
     assert raw.model == "raw"
-    # raw keeps every sample (METHOD section 4): the never-correct row is fitted too
+    # raw keeps every sample (docs/method.md section 4): the never-correct row is fitted too
     assert raw.status.tolist() == ["unforgettable", "fitted", "fitted", "fitted", "fitted", "fitted", "fitted"]
     np.testing.assert_array_equal(raw.y[5], ROWS[5])
     np.testing.assert_array_equal(raw.n_points, [6, 6, 6, 6, 6, 6, 6])

@@ -1,4 +1,4 @@
-"""Statistics of every finding, per dataset (METHOD sections 6 and 7).
+"""Statistics of every finding, per dataset (docs/method.md sections 6 and 7).
 
 Seeds are the unit of replication for every interval and test that compares runs; the
 findings are declared once in :mod:`.registry`; :func:`dataset_tables` computes every

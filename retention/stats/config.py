@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-#: the rank scores of "most forgotten" (METHOD section 6); every one is oriented so that
+#: the rank scores of "most forgotten" (docs/method.md section 6); every one is oriented so that
 #: a higher value means more forgotten. What each measures: docs/method.md.
 RANK_SCORES = ("lambda", "forgetting_amount", "area", "soft_lambda", "mean_p_true_since_learned")
 #: the rank scores read from a definition's soft counterpart (soft_lambda, soft_mean_retention)

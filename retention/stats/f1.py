@@ -1,4 +1,4 @@
-"""F1, architecture dependence: overlap of the top-q most-forgotten sets (METHOD section 7).
+"""F1, architecture dependence: overlap of the top-q most-forgotten sets (docs/method.md section 7).
 
 For every pair of runs the Jaccard of their exactly-k top sets is computed on the samples
 eligible in both (mean over tie-break draws). The primary statistic is the mean

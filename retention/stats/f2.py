@@ -1,4 +1,4 @@
-"""F2, structure: how well the decay model fits, per architecture (METHOD section 7).
+"""F2, structure: how well the decay model fits, per architecture (docs/method.md section 7).
 
 R^2 is defined for fitted samples whose trace is not constant. A run's mean R^2 is taken
 over its defined values; the share of eligible samples with a defined R^2 is reported in

@@ -1,4 +1,4 @@
-"""F3, seed stability: does a sample's score repeat across seeds? (METHOD section 7)
+"""F3, seed stability: does a sample's score repeat across seeds? (docs/method.md section 7)
 
 For every pair of runs, the Spearman rho of the rank score over the samples eligible in
 both (ties averaged). The mean over the seed pairs of one architecture, with a jackknife

@@ -2,7 +2,7 @@
 
 A class's forgetting in a run is the mean rank score of its eligible samples. Its
 consistency is the Spearman of the class vectors of two runs, averaged over seed pairs
-(jackknife over seeds). Visual similarity (METHOD section 7): each class's largest
+(jackknife over seeds). Visual similarity (docs/method.md section 7): each class's largest
 off-diagonal held-out confusion rate at the last epoch, and the cosine of its nearest
 class centroid in the penultimate features at t = 0; class forgetting (mean over an
 architecture's seeds) is correlated with each over classes (p by permutation below

@@ -1,5 +1,5 @@
 """F5, an early predictor: does the loss at t = 0 (end of head warmup) predict the rank
-score? (METHOD section 7)
+score? (docs/method.md section 7)
 
 Per run, the Spearman rho of loss_t0 and the rank score over the eligible samples; the
 runs are combined by a random-effects meta-analysis of Fisher z (signed; interval and p

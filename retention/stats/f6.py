@@ -1,5 +1,5 @@
 """F6, spaced repetition: does a spaced-repetition sampler beat random sampling?
-(METHOD section 8)
+(docs/method.md section 8)
 
 Budgeted runs of each kind are paired by (architecture, seed); the difference spaced
 minus random of the final held-out accuracy and the final train retention is taken per

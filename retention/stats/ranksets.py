@@ -1,4 +1,4 @@
-"""Top-q "most forgotten" sets with exactly k members (METHOD section 6).
+"""Top-q "most forgotten" sets with exactly k members (docs/method.md section 6).
 
 A top-q set of N samples has exactly k = ceil(q N) members: every sample scoring above
 the cut-off value, plus as many of the samples tied at the cut-off as k needs, chosen at

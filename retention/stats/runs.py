@@ -216,7 +216,7 @@ def masked_mean(values: np.ndarray, mask: np.ndarray, axis: int = 0) -> np.ndarr
 
 def status_counts_table(fits: Sequence[pd.DataFrame], runs: Sequence) -> pd.DataFrame:
     """Fit status counts per run and trace definition (the samples excluded from the
-    rankings, never_learned and too_short, are counted: METHOD section 6)."""
+    rankings, never_learned and too_short, are counted: docs/method.md section 6)."""
     rows = []
     for df, (arch, seed) in zip(fits, runs):
         for trace, part in df.groupby("trace", sort=False):

@@ -1,4 +1,4 @@
-# Decay fits of every run (METHOD section 5) and of its null runs (section 7a).
+# Decay fits of every run (docs/method.md section 5) and of its null runs (section 7a).
 
 
 rule fit_traces:

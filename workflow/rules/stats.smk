@@ -1,4 +1,4 @@
-# Statistics of every finding per dataset (METHOD section 7) and the findings table.
+# Statistics of every finding per dataset (docs/method.md section 7) and the findings table.
 
 
 rule dataset_stats:
