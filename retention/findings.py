@@ -150,10 +150,12 @@ def verdict(row: Mapping, alpha: float) -> tuple[str, str]:
         return "not comparable", str(row.get("note", "")) or "no estimate"
     p_null = float(row.get("p_null_holm", math.nan))
     if np.isfinite(p_null) and p_null >= alpha:
-        nl, nh = float(row.get("null_iid_low", math.nan)), float(row.get("null_iid_high", math.nan))
+        # the null kind that explains it best (the larger p)
+        kind = max(NULL_KINDS, key=lambda k: np.nan_to_num(float(row.get(f"null_{k}_p", math.nan)), nan=-1.0))
+        nl, nh = float(row.get(f"null_{kind}_low", math.nan)), float(row.get(f"null_{kind}_high", math.nan))
         return (
             "consistent with null",
-            f"the memoryless null gives it (Holm p {p_null:.2g}; iid null {nl:.3g} to {nh:.3g})",
+            f"the memoryless null gives it (Holm p {p_null:.2g}; {kind} null {nl:.3g} to {nh:.3g})",
         )
     bound = float(row.get("bound", math.nan))
     sign = _paper_sign(row.get("paper_value", ""))
@@ -268,6 +270,22 @@ def _with_interval(value, lo, hi) -> str:
     return f"{_fmt(value)} ({interval})" if interval else _fmt(value)
 
 
+def _null_cell(row: Mapping) -> str:
+    """Each null kind's mean and 95% range ('iid: 0.30 (0.26 to 0.35); shuffle: ...'), or
+    why a primary row has none."""
+    parts = [
+        f"{kind}: {_with_interval(row[f'null_{kind}'], row[f'null_{kind}_low'], row[f'null_{kind}_high'])}"
+        for kind in NULL_KINDS
+        if not pd.isna(row.get(f"null_{kind}"))
+    ]
+    if parts:
+        return "; ".join(parts)
+    finding = by_id(tuple(FINDINGS)).get(row["id"])
+    if finding is not None and not finding.null:
+        return "none: a paired comparison within seeds (its control runs on the same seeds)"
+    return "undefined on the null runs" if not pd.isna(row.get("value")) else ""
+
+
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -343,7 +361,7 @@ def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
                 r["finding"],
                 r["dataset"],
                 _with_interval(r["value"], r["ci_low"], r["ci_high"]),
-                _with_interval(r["null_iid"], r["null_iid_low"], r["null_iid_high"]),
+                _null_cell(r),
                 _paper_cell(r, table),
                 _fmt_p(r["p_holm"]),
                 f"**{r['verdict']}**: {r['verdict_reason']}",

@@ -145,6 +145,23 @@ def test_the_verdict_rule(fid, extra, expected):
     assert table["verdict"].iloc[0] == expected, table["verdict_reason"].iloc[0]
 
 
+def test_every_primary_row_names_its_null_or_why_it_has_none():
+    nan = math.nan
+    both = {"id": "F3.within", "value": 0.4, "null_iid": 0.3, "null_iid_low": 0.25, "null_iid_high": 0.35,
+            "null_shuffle": 0.41, "null_shuffle_low": 0.40, "null_shuffle_high": 0.42}
+    assert findings._null_cell(both) == "iid: 0.300 (0.250 to 0.350); shuffle: 0.410 (0.400 to 0.420)"
+    one = {**both, "null_iid": nan, "null_iid_low": nan, "null_iid_high": nan}
+    assert findings._null_cell(one) == "shuffle: 0.410 (0.400 to 0.420)"
+    none = {**one, "null_shuffle": nan}
+    assert findings._null_cell(none) == "undefined on the null runs"
+    assert findings._null_cell({"id": "F6.heldout", "value": 0.01}).startswith("none: a paired comparison")
+    # the verdict names the null kind that explains the value
+    row = {**one, "id": "F3.within", "claim": "equivalent", "bound": 0.1, "ci_low": 0.3, "ci_high": 0.5,
+           "p_holm": 0.5, "p_null_holm": 0.6, "null_iid_p": nan, "null_shuffle_p": 0.6}
+    assert findings.verdict(row, 0.05) == (
+        "consistent with null", "the memoryless null gives it (Holm p 0.6; shuffle null 0.4 to 0.42)")
+
+
 def test_assembly_refuses_unknown_ids_and_repeated_rows():
     with pytest.raises(DataError, match="'F9.invented'.*not in the registry"):
         findings.assemble_findings([pd.DataFrame([row("F1.pooled", "x") | {"id": "F9.invented"}])], PAPER)
