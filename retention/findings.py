@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
+import textwrap
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Mapping, Sequence
@@ -330,118 +331,62 @@ def _warnings(table: pd.DataFrame) -> list[str]:
     return out
 
 
+#: the columns of findings.md's three tables: (header, cell of a row given the whole table)
+VERDICT_COLUMNS = (
+    ("finding", lambda r, t: r["finding"]),
+    ("dataset", lambda r, t: r["dataset"]),
+    ("ours (95% interval)", lambda r, t: _with_interval(r["value"], r["ci_low"], r["ci_high"])),
+    ("memoryless null (95% range)", lambda r, t: _null_cell(r)),
+    ("paper", lambda r, t: _paper_cell(r, t)),
+    ("p (Holm)", lambda r, t: _fmt_p(r["p_holm"])),
+    ("verdict", lambda r, t: f"**{r['verdict']}**: {r['verdict_reason']}"),
+)
+_ESTIMATE_COLUMNS = (
+    ("finding", lambda r, t: r["finding"]),
+    ("dataset", lambda r, t: r["dataset"]),
+    ("value", lambda r, t: _fmt(r["value"])),
+    ("95% interval", lambda r, t: _interval(r["ci_low"], r["ci_high"])),
+    ("interval", lambda r, t: r["interval"]),
+    ("test", lambda r, t: r["test"]),
+    ("p", lambda r, t: _fmt_p(r["p_value"])),
+)
+_COUNT_COLUMNS = (
+    ("samples", lambda r, t: _count(r["n_samples"])),
+    ("runs", lambda r, t: _count(r["n_runs"])),
+    ("note", lambda r, t: r["note"]),
+)
+DETAIL_COLUMNS = _ESTIMATE_COLUMNS + (
+    ("p (Holm)", lambda r, t: _fmt_p(r["p_holm"])),
+    ("null iid", lambda r, t: _fmt(r["null_iid"])),
+    ("null shuffle", lambda r, t: _fmt(r["null_shuffle"])),
+    ("excess over null", lambda r, t: _fmt(r["excess"])),
+) + _COUNT_COLUMNS
+EXPLORATORY_COLUMNS = _ESTIMATE_COLUMNS + (("paper", lambda r, t: r["paper_value"]),) + _COUNT_COLUMNS
+
+INTRO = (
+    "Each primary finding tests one claim of the paper (arXiv 2604.11508) on this study's runs, with seeds as "
+    "the unit of replication. The verdict compares our estimate with a memoryless null (runs whose post-learning "
+    "epochs are redrawn independently: what per-sample difficulty alone produces) and with the paper's claim, at "
+    "a family-wise alpha after Holm's correction over the primary findings of each dataset. The rule is in "
+    "docs/method.md (section Verdicts). Paper values attach only to the paper's datasets and architectures."
+)
+
+
+def _section(rows: pd.DataFrame, columns, table: pd.DataFrame) -> list[str]:
+    return _table([h for h, _ in columns], [[cell(r, table) for _, cell in columns] for _, r in rows.iterrows()])
+
+
 def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
     """Markdown of :func:`assemble_findings` output: the verdicts first, then the primary
     findings in detail, then the exploratory rows."""
     primary, explore = table[table["primary"]], table[~table["primary"]]
-    lines = [
-        f"# {title}",
-        "",
-        "Each primary finding tests one claim of the paper (arXiv 2604.11508) on this study's runs, with seeds as",
-        "the unit of replication. The verdict compares our estimate with a memoryless null (runs whose post-learning",
-        "epochs are redrawn independently: what per-sample difficulty alone produces) and with the paper's claim, at",
-        "a family-wise alpha after Holm's correction over the primary findings of each dataset. The rule is in",
-        "docs/method.md (section Verdicts). Paper values attach only to the paper's datasets and architectures.",
-        "",
-        "## Verdicts",
-        "",
-    ]
-    lines += _table(
-        [
-            "finding",
-            "dataset",
-            "ours (95% interval)",
-            "memoryless null (95% range)",
-            "paper",
-            "p (Holm)",
-            "verdict",
-        ],
-        [
-            [
-                r["finding"],
-                r["dataset"],
-                _with_interval(r["value"], r["ci_low"], r["ci_high"]),
-                _null_cell(r),
-                _paper_cell(r, table),
-                _fmt_p(r["p_holm"]),
-                f"**{r['verdict']}**: {r['verdict_reason']}",
-            ]
-            for _, r in primary.iterrows()
-        ],
-    )
+    lines = [f"# {title}", "", *textwrap.wrap(INTRO, 110, break_on_hyphens=False), "", "## Verdicts", ""]
+    lines += _section(primary, VERDICT_COLUMNS, table)
     warnings = _warnings(table)
     if warnings:
         lines += ["", "Read with care:", "", *warnings]
-    lines += ["", "## Primary findings in detail", ""]
-    lines += _table(
-        [
-            "finding",
-            "dataset",
-            "value",
-            "95% interval",
-            "interval",
-            "test",
-            "p",
-            "p (Holm)",
-            "null iid",
-            "null shuffle",
-            "excess over null",
-            "samples",
-            "runs",
-            "note",
-        ],
-        [
-            [
-                r["finding"],
-                r["dataset"],
-                _fmt(r["value"]),
-                _interval(r["ci_low"], r["ci_high"]),
-                r["interval"],
-                r["test"],
-                _fmt_p(r["p_value"]),
-                _fmt_p(r["p_holm"]),
-                _fmt(r["null_iid"]),
-                _fmt(r["null_shuffle"]),
-                _fmt(r["excess"]),
-                _count(r["n_samples"]),
-                _count(r["n_runs"]),
-                r["note"],
-            ]
-            for _, r in primary.iterrows()
-        ],
-    )
-    lines += ["", "## Exploratory (raw p-values, not corrected)", ""]
-    lines += _table(
-        [
-            "finding",
-            "dataset",
-            "value",
-            "95% interval",
-            "interval",
-            "test",
-            "p",
-            "paper",
-            "samples",
-            "runs",
-            "note",
-        ],
-        [
-            [
-                r["finding"],
-                r["dataset"],
-                _fmt(r["value"]),
-                _interval(r["ci_low"], r["ci_high"]),
-                r["interval"],
-                r["test"],
-                _fmt_p(r["p_value"]),
-                r["paper_value"],
-                _count(r["n_samples"]),
-                _count(r["n_runs"]),
-                r["note"],
-            ]
-            for _, r in explore.iterrows()
-        ],
-    )
+    lines += ["", "## Primary findings in detail", "", *_section(primary, DETAIL_COLUMNS, table)]
+    lines += ["", "## Exploratory (raw p-values, not corrected)", "", *_section(explore, EXPLORATORY_COLUMNS, table)]
     notes = table[table["paper_note"] != ""].drop_duplicates("paper_note")
     if len(notes):
         lines += ["", "Paper values:", ""] + [

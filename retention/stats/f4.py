@@ -240,104 +240,66 @@ def similarity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     return out
 
 
-def detail_tables(data: StatsInput) -> dict[str, pd.DataFrame]:
-    """f4_class.csv (mean score per class per run and per architecture, class-vector
-    Spearman of every pair of runs) and f4_class_similarity.csv (per class and arch)."""
-    stack, names = data.stack, list(data.class_names)
-    means = class_means(stack, len(names))
+CLASS_COLUMNS = ["kind", "arch", "seed", "arch_b", "seed_b", "class_index", "class_name", "value", "rank", "n_samples"]
+SIMILARITY_COLUMNS = ["arch", "class_index", "class_name", "forgetting", "max_confusion", "confused_with",
+                      "nearest_cosine", "nearest_class"]
+
+
+def _class_rows(stack: RunStack, names: list[str], means: np.ndarray) -> list[dict]:
+    """Mean score per class of every run (run_class) and pooled per architecture, ranked (arch_class)."""
     rows = []
     for i, (arch, seed) in enumerate(stack.runs):
         for k, name in enumerate(names):
-            rows.append(
-                {
-                    "kind": "run_class",
-                    "arch": arch,
-                    "seed": seed,
-                    "class_index": k,
-                    "class_name": name,
-                    "value": means[i, k],
-                    "n_samples": int(((stack.label == k) & stack.eligible[i]).sum()),
-                }
-            )
+            n = int(((stack.label == k) & stack.eligible[i]).sum())
+            rows.append({"kind": "run_class", "arch": arch, "seed": seed, "class_index": k, "class_name": name,
+                         "value": means[i, k], "n_samples": n})
     for arch in stack.archs:
         idx = stack.run_index(arch)
         pooled = masked_mean(means[idx], np.ones_like(means[idx], bool))
-        order = [
-            k
-            for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable")
-            if np.isfinite(pooled[k])
-        ]
+        order = [k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])]
         for k, name in enumerate(names):
-            rows.append(
-                {
-                    "kind": "arch_class",
-                    "arch": arch,
-                    "class_index": k,
-                    "class_name": name,
-                    "value": pooled[k],
-                    "rank": order.index(k) + 1 if k in order else None,
-                    "n_samples": int(((stack.label == k) & stack.eligible[idx]).sum()),
-                }
-            )
-    pm = _class_pairs(data)
+            n = int(((stack.label == k) & stack.eligible[idx]).sum())
+            rows.append({"kind": "arch_class", "arch": arch, "class_index": k, "class_name": name,
+                         "value": pooled[k], "rank": order.index(k) + 1 if k in order else None, "n_samples": n})
+    return rows
+
+
+def _pair_rows(data: StatsInput) -> list[dict]:
+    """Class-vector Spearman of every pair of runs (within_pair, cross_pair)."""
+    stack, pm = data.stack, _class_pairs(data)
+    rows = []
     for i, j in pm.pairs(stack):
         (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-        rows.append(
-            {
-                "kind": "within_pair" if a == b else "cross_pair",
-                "arch": a,
-                "seed": sa,
-                "arch_b": b,
-                "seed_b": sb,
-                "value": pm.value[i, j],
-                "n_samples": pm.n[i, j],
-            }
-        )
-    cls = frame(
-        rows,
-        [
-            "kind",
-            "arch",
-            "seed",
-            "arch_b",
-            "seed_b",
-            "class_index",
-            "class_name",
-            "value",
-            "rank",
-            "n_samples",
-        ],
-        "f4_class",
-    )
-    sim_rows = []
-    if data.class_infos is not None and all(ci is not None for ci in data.class_infos):
-        for arch in stack.archs:
-            sim = arch_similarity(data, arch)
-            for k, name in enumerate(names):
-                sim_rows.append(
-                    {
-                        "arch": arch,
-                        "class_index": k,
-                        "class_name": name,
-                        "forgetting": sim["forgetting"][k],
-                        "max_confusion": sim["max_confusion"][k],
-                        "confused_with": names[sim["confused_with"][k]]
-                        if sim["confused_with"][k] >= 0
-                        else "",
-                        "nearest_cosine": sim["nearest_cosine"][k],
-                        "nearest_class": names[sim["nearest_class"][k]]
-                        if sim["nearest_class"][k] >= 0
-                        else "",
-                    }
-                )
-    columns = [
-        "arch",
-        "class_index",
-        "class_name",
-        "forgetting",
-        "max_confusion",
-        "confused_with",
-        "nearest_cosine",
-        "nearest_class",
-    ]
-    return {"f4_class": cls, "f4_class_similarity": frame(sim_rows, columns, "f4_class_similarity")}
+        rows.append({"kind": "within_pair" if a == b else "cross_pair", "arch": a, "seed": sa, "arch_b": b,
+                     "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
+    return rows
+
+
+def _similarity_rows(data: StatsInput, names: list[str]) -> list[dict]:
+    """Per class and arch: forgetting, the most confused class and the nearest class centroid."""
+    if data.class_infos is None or any(ci is None for ci in data.class_infos):
+        return []
+
+    def name_of(k: int) -> str:
+        return names[k] if k >= 0 else ""
+
+    rows = []
+    for arch in data.stack.archs:
+        sim = arch_similarity(data, arch)
+        for k, name in enumerate(names):
+            rows.append({"arch": arch, "class_index": k, "class_name": name, "forgetting": sim["forgetting"][k],
+                         "max_confusion": sim["max_confusion"][k], "confused_with": name_of(sim["confused_with"][k]),
+                         "nearest_cosine": sim["nearest_cosine"][k], "nearest_class": name_of(sim["nearest_class"][k])})
+    return rows
+
+
+def detail_tables(data: StatsInput) -> dict[str, pd.DataFrame]:
+    """f4_class.csv (mean score per class per run and per architecture, class-vector
+    Spearman of every pair of runs) and f4_class_similarity.csv (per class and arch)."""
+    names = list(data.class_names)
+    means = class_means(data.stack, len(names))
+    rows = _class_rows(data.stack, names, means) + _pair_rows(data)
+    return {
+        "f4_class": frame(rows, CLASS_COLUMNS, "f4_class"),
+        "f4_class_similarity": frame(_similarity_rows(data, names), SIMILARITY_COLUMNS, "f4_class_similarity"),
+    }
