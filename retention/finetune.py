@@ -4,7 +4,8 @@
 creates each seed's model under its seed, trains them (one seed: ``train.Trainer``;
 several: ``stacked.SeedStack``, the seeds batched together), writes each seed's
 ``traces.npz`` and ``metrics.csv`` atomically and removes the checkpoint. The job's
-time is split into parts (``retention.timing``), logged and added to metrics.csv.
+time is split into parts (``retention.timing``), logged and added to metrics.csv. A run
+whose held-out accuracy is near chance (``retention.chance``) gets a warning in the log.
 
 A checkpoint belongs to its config: :func:`run_fingerprint` says what a run's results
 depend on besides the train settings and seeds (the arch entry, the prepared data's
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from . import data, gpu, io, models, train
+from .chance import chance_warning, run_accuracy
 from .timing import JobClock
 
 log = logging.getLogger("retention.finetune")
@@ -134,7 +136,18 @@ def finetune_job(
         result.metrics = result.metrics.assign(**columns)
         io.save_table(metrics, result.metrics)
     log.info("%s (%d seed%s)", clock.summary(), len(seeds), "s" if len(seeds) > 1 else "")
+    for (traces, _), result in zip(outputs, results):
+        warn_near_chance(result.traces, str(Path(traces).parent))
     return results
+
+
+def warn_near_chance(traces: Mapping[str, np.ndarray], run: str) -> bool:
+    """Log a warning naming ``run`` when its held-out accuracy at t = 0 or at the end is
+    near chance (``retention.chance``); returns whether it did."""
+    message = chance_warning(run_accuracy(traces), run)
+    if message:
+        log.warning(message)
+    return message is not None
 
 
 def job_trainer(

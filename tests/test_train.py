@@ -334,6 +334,24 @@ def test_job_writes_outputs_and_its_time_breakdown(digits_small, tmp_path, caplo
     assert any(r.getMessage().startswith("job time") for r in caplog.records)
 
 
+def test_near_chance_run_is_warned_about(caplog):
+    n = 100
+    correct = np.zeros((n, 3), dtype=bool)
+    correct[:12, 1] = True  # 12% at t = 0 with 10 balanced classes: within 5 points of chance
+    correct[:90, 2] = True
+    traces = {"t": np.array([-1, 0, 1]), "class_names": np.array([str(k) for k in range(10)]),
+              "heldout_label": np.arange(n) % 10, "heldout_correct": correct}
+    with caplog.at_level("WARNING", logger="retention.finetune"):
+        assert finetune.warn_near_chance(traces, "results/runs/digits/cnn/seed0")
+        correct[:20, 1] = True
+        assert not finetune.warn_near_chance(traces, "results/runs/digits/cnn/seed1")
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert message.startswith("run results/runs/digits/cnn/seed0: held-out accuracy 12.0% at t = 0")
+    assert "chance (10.0%)" in message
+
+
 # ------------------------------------------------------------------ several seeds in one process
 
 
