@@ -1,5 +1,6 @@
 """Snakemake itself: lint, format, the paper grid's DAG, and the demo's fine-tuning jobs."""
 
+import json
 import os
 import re
 import subprocess
@@ -90,6 +91,8 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
             assert traces["class_names"].tolist() == [str(k) for k in range(10)]
         run = Path(target).parent
         assert (tmp_path / run / "metrics.csv").exists()
+        record = json.loads((tmp_path / run / "run.json").read_text())
+        assert (record["stage"], record["arch"], f"seed{record['seed']}") == ("finetune", run.parts[-2], run.name)
         log = (tmp_path / "logs/finetune" / run.relative_to("results/runs")).with_suffix(".log")
         assert "epoch 3/3" in log.read_text()
     assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"

@@ -72,13 +72,12 @@ def arch_weights(arch):
     if weights == "pretrained":
         return f"resources/weights/{arch}.safetensors"
     if weights == "pretrain":
-        return PRETRAIN_WEIGHTS.format(dataset=config["pretrain"]["dataset"], arch=arch)
+        return paths.PRETRAIN_WEIGHTS.format(
+            dataset=config["pretrain"]["dataset"], arch=arch
+        )
     return weights
 
 
-# outputs of pretraining; {dataset} is its source (config pretrain.dataset)
-PRETRAIN_WEIGHTS = "results/pretrain/{dataset}/{arch}/weights.safetensors"
-PRETRAIN_METRICS = "results/pretrain/{dataset}/{arch}/metrics.csv"
 # the arch keys that shape a pretrained model (not its fine-tuning lr or label):
 # changing the others reruns no pretraining
 PRETRAIN_ARCH_KEYS = ("model", "model_kwargs", "input_size")
@@ -170,7 +169,8 @@ def seed_group(seeds):
 
 
 def seed_group_paths(template, seeds):
-    """One run file (paths.TRACES, paths.METRICS) per seed of a group, {dataset} and {arch} left."""
+    """One run file (paths.TRACES, METRICS, RUN_RECORD) per seed of a group, {dataset}
+    and {arch} left ({sampler} too for the budgeted runs' templates)."""
     return [paths.fill(template, seed=seed) for seed in seeds]
 
 

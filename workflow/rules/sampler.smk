@@ -10,6 +10,7 @@ use rule finetune as finetune_budget with:
     output:
         traces=paths.BUDGET_TRACES,
         metrics=paths.BUDGET_METRICS,
+        record=paths.BUDGET_RUN_RECORD,
     log:
         "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
     benchmark:
@@ -19,7 +20,6 @@ use rule finetune as finetune_budget with:
         train=result_train_params(config),
         sampler=sampler_spec,
         checkpoint=paths.BUDGET_CHECKPOINT,
-
 
 
 # train.seeds_per_job > 1: each (arch, sampler)'s seeds in the same groups as the main
@@ -34,6 +34,7 @@ for seeds in seed_groups():
         output:
             traces=seed_group_paths(paths.BUDGET_TRACES, seeds),
             metrics=seed_group_paths(paths.BUDGET_METRICS, seeds),
+            record=seed_group_paths(paths.BUDGET_RUN_RECORD, seeds),
         log:
             f"logs/finetune_budget/{{dataset}}/{{arch}}/{{sampler}}/{seed_group(seeds)}.log",
         benchmark:
@@ -56,6 +57,7 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
+
 
 rule compare_samplers:
     """F6: spaced minus random per architecture, paired by seed; curves and coverage."""
