@@ -47,6 +47,8 @@ PRETRAIN_WEIGHTS = PRETRAIN_RUN + "/weights.safetensors"
 PRETRAIN_METRICS = PRETRAIN_RUN + "/metrics.csv"
 PRETRAIN_RUN_RECORD = PRETRAIN_RUN + "/run.json"
 PRETRAIN_CHECKPOINT = "results/checkpoints/pretrain/{dataset}/{arch}.pt"
+#: every run.json of the study, one row per run
+PROVENANCE = "results/provenance.csv"
 FINDINGS_CSV = "results/findings.csv"
 FINDINGS_MD = "results/findings.md"
 FIGURE = "results/figures/{name}.{ext}"

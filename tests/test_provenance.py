@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from retention import provenance
@@ -102,3 +104,22 @@ def test_table_has_one_row_per_record_and_names_bad_records(tmp_path):
         provenance.read_record(bad)
     with pytest.raises(DataError, match="does not exist"):
         provenance.read_record(tmp_path / "absent.json")
+
+
+def test_collect_script_help_and_standalone(tmp_path):
+    script = REPO / "scripts" / "collect_provenance.py"
+    usage = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert usage.returncode == 0 and "run.json" in usage.stdout
+    paths = [tmp_path / f"r{s}.json" for s in (0, 1)]
+    for seed, path in enumerate(paths):
+        provenance.write_record(path, record(seed=seed, commit="b" * 40 if seed else "a" * 40))
+    out = tmp_path / "provenance.csv"
+    proc = subprocess.run([sys.executable, str(script), *map(str, paths), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(out)["seed"].tolist() == [0, 1]
+    assert "2 git commits" in proc.stderr  # runs of different code are pointed out
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "none.json"), "--out", str(out)],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and "none.json does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
