@@ -4,7 +4,8 @@ One module per stage: ``data`` (datasets and splits), ``models`` (timm models),
 ``augment`` (device-side augmentation), ``train`` (fine-tuning that records traces;
 ``runs``, one seed's state; ``checkpoint``, checkpoints tied to their config;
 ``stacked``, several seeds trained together), ``finetune`` (one fine-tuning job, files
-to files; ``timing``, where its time goes), ``traces`` (retention traces), ``fit``
+to files; ``timing``, where its time goes; ``provenance``, each run's run.json;
+``chance``, a run's accuracy against chance), ``traces`` (retention traces), ``fit``
 (decay fits), ``stats`` (findings), ``figures``, ``sampler`` (spaced repetition),
 ``download`` (datasets and weights), ``gpu`` (local GPU allocation), ``config`` and
 ``model_names`` (the config check, without torch), ``compile_cache`` (torch.compile's

@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .chance import NEAR_CHANCE
 from .errors import DataError
 from .nulls import KINDS as NULL_KINDS
 from .stats.estimate import Finding
@@ -320,8 +321,8 @@ def _warnings(table: pd.DataFrame) -> list[str]:
     near = table[(table["id"] == "Runs.accuracy") & (pd.to_numeric(table["near_chance"], errors="coerce") > 0)]
     for r in near.itertuples(index=False):
         out.append(
-            f"- {r.dataset}, {r.finding}: {int(r.near_chance)} run(s) within 5 points of chance "
-            f"({float(r.chance):.0%}). Such runs learned little; their traces describe noise."
+            f"- {r.dataset}, {r.finding}: {int(r.near_chance)} run(s) within {NEAR_CHANCE * 100:g} points of "
+            f"chance ({float(r.chance):.0%}). Such runs learned little; their traces describe noise."
         )
     for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
         out.append(

@@ -4,7 +4,9 @@
 creates each seed's model under its seed, trains them (one seed: ``train.Trainer``;
 several: ``stacked.SeedStack``, the seeds batched together), writes each seed's
 ``traces.npz`` and ``metrics.csv`` atomically and removes the checkpoint. The job's
-time is split into parts (``retention.timing``), logged and added to metrics.csv.
+time is split into parts (``retention.timing``), logged and added to metrics.csv. A run
+whose held-out accuracy is near chance (``retention.chance``) gets a warning in the log;
+each seed's ``run.json`` (``retention.provenance``) is written last.
 
 A checkpoint belongs to its config: :func:`run_fingerprint` says what a run's results
 depend on besides the train settings and seeds (the arch entry, the prepared data's
@@ -14,16 +16,19 @@ discards a checkpoint written under anything else.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from . import data, gpu, io, models, train
+from . import data, gpu, io, models, provenance, train
+from .chance import chance_warning, run_accuracy
 from .timing import JobClock
 
 log = logging.getLogger("retention.finetune")
@@ -108,15 +113,22 @@ def finetune_job(
     checkpoint: str | os.PathLike | None,
     sampler_spec: Mapping | None = None,
     clock: JobClock | None = None,
+    records: Sequence[str | os.PathLike] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[train.RunResult]:
     """Train ``seeds`` of one (dataset, arch) and write each seed's (traces, metrics) to
     ``outputs`` (one pair per seed, in order); see the module docstring.
 
     The arguments are :func:`job_trainer`'s; clock: the job's clock, started by the caller.
+    records: one run.json per seed, in order (None: none), whose start is the process's
+    (as ``job_total_s``); names: the runs' ``dataset`` and ``arch`` keys for run.json
+    (default: the data folder's name and the arch's model).
     """
     clock = clock or JobClock()
-    if len(outputs) != len(seeds):
-        raise ValueError(f"{len(seeds)} seeds but {len(outputs)} output pairs")
+    started = provenance.utc_now(-clock.total())
+    commit = provenance.git_commit() if records else None
+    if len(outputs) != len(seeds) or (records is not None and len(records) != len(seeds)):
+        raise ValueError(f"{len(seeds)} seeds, {len(outputs)} output pairs, {len(records or [])} records")
     torch.set_num_threads(cfg.threads)
     with gpu.lease_for(cfg.device, cfg.gpu_slots_per_device) as lease:
         log.info("device: %s", lease.description)
@@ -134,7 +146,51 @@ def finetune_job(
         result.metrics = result.metrics.assign(**columns)
         io.save_table(metrics, result.metrics)
     log.info("%s (%d seed%s)", clock.summary(), len(seeds), "s" if len(seeds) > 1 else "")
+    for (traces, _), result in zip(outputs, results):
+        warn_near_chance(result.traces, str(Path(traces).parent))
+    if records:
+        names = names or {"dataset": Path(manifest).parent.name, "arch": arch["model"]}
+        config = run_config(arch, cfg, seeds, manifest, images, weights, sampler_spec)
+        write_run_records(records, names, seeds, config, lease.device, sampler_spec, started=started,
+                          commit=commit)
     return results
+
+
+def warn_near_chance(traces: Mapping[str, np.ndarray], run: str) -> bool:
+    """Log a warning naming ``run`` when its held-out accuracy at t = 0 or at the end is
+    near chance (``retention.chance``); returns whether it did."""
+    message = chance_warning(run_accuracy(traces), run)
+    if message:
+        log.warning(message)
+    return message is not None
+
+
+def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], manifest, images, weights,
+               sampler_spec: Mapping | None) -> dict:
+    """The resolved config of a job's runs, for run.json: the arch entry, the train
+    settings used, the seeds trained together, the input files and the sampler."""
+    return {
+        "arch": dict(arch),
+        "train": dataclasses.asdict(cfg),
+        "job_seeds": [int(s) for s in seeds],
+        "inputs": {
+            "manifest": str(manifest), "images": str(images), "weights": str(weights) if weights else None,
+        },
+        "sampler": dict(sampler_spec) if sampler_spec else None,
+    }
+
+
+def write_run_records(records: Sequence[str | os.PathLike], names: Mapping[str, str], seeds: Sequence[int],
+                      config: Mapping, device: str, sampler_spec: Mapping | None, *, started: datetime,
+                      commit: str | None) -> None:
+    """Write each seed's run.json (``retention.provenance``), ending now; started, commit:
+    the time and the git commit when the job started."""
+    ended = provenance.utc_now()
+    stage, kind = ("sampler", sampler_spec["kind"]) if sampler_spec else ("finetune", None)
+    for seed, path in zip(seeds, records):
+        record = provenance.run_record(stage, names["dataset"], names["arch"], seed, config, device, started,
+                                       ended, sampler=kind, commit=commit)
+        provenance.write_record(path, record)
 
 
 def job_trainer(

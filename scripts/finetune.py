@@ -5,7 +5,7 @@ finetune_budget (the sampler runs), or standalone:
     python scripts/finetune.py --data results/data/digits --config config.yaml \
         --arch resnet18 --seed 0 --out results/runs/digits/resnet18/seed0
 (several seeds, trained together: --seed 0 1 2 writes OUT/seed0/, OUT/seed1/, ...).
-Writes traces.npz and metrics.csv (docs/contracts.md). Resumes from --checkpoint.
+Writes traces.npz, metrics.csv and run.json (docs/contracts.md). Resumes from --checkpoint.
 """
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
@@ -40,7 +40,8 @@ def main():
         outputs = list(zip(as_list(sm.output.traces), as_list(sm.output.metrics)))
         finetune_job(
             sm.input.manifest, sm.input.images, sm.params.arch, cfg, seeds, sm.input.get("weights"), outputs,
-            sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK,
+            sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK, records=as_list(sm.output.record),
+            names={"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,7 +51,7 @@ def main():
     parser.add_argument("--seed", type=int, nargs="+", required=True, help="one seed, or several trained together")
     parser.add_argument("--weights", help="a local weights file (default: random init)")
     parser.add_argument("--out", type=Path, required=True,
-                        help="writes OUT/traces.npz and OUT/metrics.csv (several seeds: OUT/seed<s>/...)")
+                        help="writes OUT/traces.npz, metrics.csv, run.json (several seeds: OUT/seed<s>/...)")
     parser.add_argument("--checkpoint", type=Path, help="resume file (default OUT/checkpoint.pt)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
     args = parser.parse_args()
@@ -64,7 +65,8 @@ def main():
     finetune_job(
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], cfg, args.seed,
         args.weights, [(d / "traces.npz", d / "metrics.csv") for d in dirs],
-        args.checkpoint or args.out / "checkpoint.pt", clock=CLOCK,
+        args.checkpoint or args.out / "checkpoint.pt", clock=CLOCK, records=[d / "run.json" for d in dirs],
+        names={"dataset": args.data.name, "arch": args.arch},
     )
 
 

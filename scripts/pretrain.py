@@ -1,27 +1,32 @@
 """Pretrain one architecture from random weights on a prepared source dataset (rule pretrain).
 
 Writes the weights (safetensors, the whole state dict) that fine-tuning loads for an arch
-with `weights: pretrain`, and the per-epoch metrics. Standalone:
+with `weights: pretrain`, the per-epoch metrics and the run's run.json. Standalone:
     python scripts/pretrain.py --data results/data/glyphs --config config.yaml \
         --configfile config/demo.yaml --arch cnn --out results/pretrain/glyphs/cnn
 """
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
 import torch
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import data, gpu, io, pretrain
+from retention import data, gpu, io, pretrain, provenance
 from retention.config import run_only_train_keys
+from retention.timing import process_age_s
 from retention.weights import check_weights, save_state_dict
 
 log = logging.getLogger("retention.pretrain")
 
 
 def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weights, out_metrics,
-        checkpoint, threads: int):
+        checkpoint, threads: int, out_record, names: dict):
+    """Pretrain, write the weights, the metrics and (last) run.json; names: the source
+    dataset's and the arch's keys."""
+    started, commit = provenance.utc_now(-process_age_s()), provenance.git_commit()
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)
     cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
@@ -41,6 +46,11 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
         raise
     io.save_table(out_metrics, result.metrics)
     Path(checkpoint).unlink(missing_ok=True)
+    config = {"arch": arch_cfg, "train": dataclasses.asdict(cfg), "pretrain": spec,
+              "inputs": {"manifest": str(manifest), "images": str(images)}}
+    record = provenance.run_record("pretrain", names["dataset"], names["arch"], spec["seed"], config,
+                                   lease.device, started, provenance.utc_now(), commit=commit)
+    provenance.write_record(out_record, record)
 
 
 def main():
@@ -51,7 +61,8 @@ def main():
         train_cfg = {**sm.params.train, **{k: sm.config["train"][k] for k in run_only_train_keys()}}
         run(
             sm.input.manifest, sm.input.images, sm.params.arch, train_cfg, sm.params.pretrain,
-            sm.output.weights, sm.output.metrics, sm.params.checkpoint, sm.threads,
+            sm.output.weights, sm.output.metrics, sm.params.checkpoint, sm.threads, sm.output.record,
+            {"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,7 +70,8 @@ def main():
     parser.add_argument("--config", type=Path, required=True, help="config.yaml (train, archs, pretrain)")
     parser.add_argument("--configfile", type=Path, nargs="*", default=[], help="configs laid over --config")
     parser.add_argument("--arch", required=True, help="a key of the config's archs")
-    parser.add_argument("--out", type=Path, required=True, help="writes OUT/weights.safetensors and OUT/metrics.csv")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="writes OUT/weights.safetensors, OUT/metrics.csv and OUT/run.json")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     io.setup_logging()
@@ -69,7 +81,8 @@ def main():
     run(
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], config["train"],
         config["pretrain"], args.out / "weights.safetensors", args.out / "metrics.csv",
-        args.out / "checkpoint.pt", args.threads,
+        args.out / "checkpoint.pt", args.threads, args.out / "run.json",
+        {"dataset": args.data.name, "arch": args.arch},
     )
 
 

@@ -1,6 +1,7 @@
 """Pretraining (retention.pretrain, rule pretrain) and fine-tuning from its weights."""
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -111,6 +112,9 @@ def test_pretrain_rule_and_runs_that_start_from_its_weights(tmp_path):
         assert metrics["phase"].tolist() == ["pretrain"] and metrics["heldout_acc"].notna().all()
         assert (tmp_path / f"benchmarks/pretrain/glyphs/{arch}.tsv").exists()
         assert "epoch 1/1" in (tmp_path / f"logs/pretrain/glyphs/{arch}.log").read_text()
+        record = json.loads((out / "run.json").read_text())
+        assert (record["stage"], record["dataset"], record["arch"], record["seed"]) == ("pretrain", "glyphs", arch, 0)
+        assert record["config"]["pretrain"]["epochs"] == 1 and record["config"]["train"]["warmup_epochs"] == 0
         weights = out / "weights.safetensors"
         # every backbone tensor of a model built from the file equals the file's ...
         assert check_weights(spec["model"], weights, num_classes=10, model_kwargs=spec.get("model_kwargs")) > 10

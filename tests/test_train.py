@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -5,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -316,11 +319,11 @@ def test_n_distinct_trained_counts_fine_tuning_samples(digits_small):
 def test_job_writes_outputs_and_its_time_breakdown(digits_small, tmp_path, caplog):
     cfg = train.train_config({**JOB_TRAIN, "epochs": 1}, JOB_ARCH)
     outputs = [(tmp_path / f"s{s}" / "traces.npz", tmp_path / f"s{s}" / "metrics.csv") for s in (0, 1)]
+    records = [tmp_path / f"s{s}" / "run.json" for s in (0, 1)]
     with caplog.at_level("INFO", logger="retention.finetune"):
         finetune.finetune_job(digits_small / "manifest.csv", digits_small / "images.npy", JOB_ARCH, cfg, [0, 1],
-                              None, outputs, tmp_path / "ckpt.pt")
-    import pandas as pd
-
+                              None, outputs, tmp_path / "ckpt.pt", records=records,
+                              names={"dataset": "digits", "arch": "cnn"})
     parts = [f"job_{p}_s" for p in ("start", "imports", "data", "model", "first_step", "epochs", "write", "other")]
     for traces, metrics in outputs:
         table = pd.read_csv(metrics)
@@ -332,6 +335,37 @@ def test_job_writes_outputs_and_its_time_breakdown(digits_small, tmp_path, caplo
         assert np.load(traces)["correct"].shape[1] == 2
     assert not (tmp_path / "ckpt.pt").exists()
     assert any(r.getMessage().startswith("job time") for r in caplog.records)
+    # each seed's run.json: the run, the settings it trained with, the seeds trained with it
+    for seed, path in zip((0, 1), records):
+        record = json.loads(path.read_text())
+        run = (record["stage"], record["dataset"], record["arch"], record["seed"])
+        assert run == ("finetune", "digits", "cnn", seed)
+        assert record["sampler"] is None and record["config"]["sampler"] is None
+        assert record["config"]["train"] == json.loads(json.dumps(dataclasses.asdict(cfg)))
+        assert record["config"]["train"]["epochs"] == 1 and record["config"]["job_seeds"] == [0, 1]
+        assert record["config"]["arch"] == JOB_ARCH and record["config"]["inputs"]["weights"] is None
+        assert record["device"]["type"] == "cpu" and record["versions"]["torch"] == torch.__version__
+        total = pd.read_csv(outputs[seed][1])["job_total_s"].iloc[0]
+        assert total <= record["duration_s"] < total + 5  # from the process start to after the last write
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_near_chance_run_is_warned_about(caplog):
+    n = 100
+    correct = np.zeros((n, 3), dtype=bool)
+    correct[:12, 1] = True  # 12% at t = 0 with 10 balanced classes: within 5 points of chance
+    correct[:90, 2] = True
+    traces = {"t": np.array([-1, 0, 1]), "class_names": np.array([str(k) for k in range(10)]),
+              "heldout_label": np.arange(n) % 10, "heldout_correct": correct}
+    with caplog.at_level("WARNING", logger="retention.finetune"):
+        assert finetune.warn_near_chance(traces, "results/runs/digits/cnn/seed0")
+        correct[:20, 1] = True
+        assert not finetune.warn_near_chance(traces, "results/runs/digits/cnn/seed1")
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert message.startswith("run results/runs/digits/cnn/seed0: held-out accuracy 12.0% at t = 0")
+    assert "chance (10.0%)" in message
 
 
 # ------------------------------------------------------------------ several seeds in one process

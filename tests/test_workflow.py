@@ -1,5 +1,6 @@
 """Snakemake itself: lint, format, the paper grid's DAG, and the demo's fine-tuning jobs."""
 
+import json
 import os
 import re
 import subprocess
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from retention import provenance
 
 from .conftest import REPO
 
@@ -61,6 +64,10 @@ def test_paper_grid_dry_run_lists_every_job_without_network(tmp_path):
     assert grid <= runs
     assert counts["finetune"] == 20 + 4  # the grid plus one scout run per (dataset, arch)
     assert counts["finetune_budget"] == 2 * 2 * 2 * 5
+    # every run's run.json goes into the provenance table
+    assert counts["provenance"] == 1
+    records = re.findall(r"results/(?:runs|sampler)/\S+/seed\d+/run\.json", proc.stdout)
+    assert len(set(records)) == 20 + 4 + 40
 
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -77,8 +84,9 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({
         "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
-        # a checkpoint after every epoch, so that the check for leftovers below can fail
-        "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0},
+        # a checkpoint after every epoch, so that the check for leftovers below can fail; one
+        # seed per job (rule finetune; the demo's seed groups are tested below)
+        "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0, "seeds_per_job": 1},
         "pretrain": {"epochs": 1},
     }))
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
@@ -90,6 +98,8 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
             assert traces["class_names"].tolist() == [str(k) for k in range(10)]
         run = Path(target).parent
         assert (tmp_path / run / "metrics.csv").exists()
+        record = json.loads((tmp_path / run / "run.json").read_text())
+        assert (record["stage"], record["arch"], f"seed{record['seed']}") == ("finetune", run.parts[-2], run.name)
         log = (tmp_path / "logs/finetune" / run.relative_to("results/runs")).with_suffix(".log")
         assert "epoch 3/3" in log.read_text()
     assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"
@@ -123,13 +133,17 @@ def test_seeds_per_job_groups_the_grid_seeds_into_jobs(tmp_path):
 
 @pytest.mark.integration
 def test_seed_group_job_through_snakemake(tmp_path):
+    """A seed group's job and a single seed's; their run.json and pretraining's, in rule
+    provenance's table."""
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({
         "grid": {"datasets": ["digits_lt"], "archs": ["vit"], "seeds": [0, 1, 2]},
         "train": {"warmup_epochs": 1, "epochs": 2, "seeds_per_job": 2},
+        "pretrain": {"epochs": 1},
+        "sampler": {"enabled": False},
     }))
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
-    targets = [f"results/runs/digits_lt/vit/seed{s}/traces.npz" for s in (0, 1, 2)]
+    targets = [f"results/runs/digits_lt/vit/seed{s}/traces.npz" for s in (0, 1, 2)] + ["results/provenance.csv"]
     proc = snakemake(tmp_path, "--cores", "2", *targets, configs=configs)
     assert "rule finetune_seeds0_1:" in proc.stdout + proc.stderr
     for seed in (0, 1, 2):
@@ -138,6 +152,18 @@ def test_seed_group_job_through_snakemake(tmp_path):
             assert traces["correct"].shape[1] == 3
         metrics = pd.read_csv(run / "metrics.csv")
         assert metrics["job_seeds"].iloc[0] == (2 if seed < 2 else 1)
+        record = json.loads((run / "run.json").read_text())
+        assert record["seed"] == seed and record["config"]["job_seeds"] == ([0, 1] if seed < 2 else [2])
+        assert record["config"]["train"]["epochs"] == 2 and record["config"]["train"]["seeds_per_job"] == 2
+        assert record["config"]["inputs"]["weights"] == "results/pretrain/glyphs/vit/weights.safetensors"
+    table = pd.read_csv(tmp_path / "results/provenance.csv", keep_default_na=False)
+    assert table[["stage", "dataset", "seed"]].values.tolist() == [
+        ["finetune", "digits_lt", 0], ["finetune", "digits_lt", 1], ["finetune", "digits_lt", 2],
+        ["pretrain", "glyphs", 0],
+    ]
+    assert (table["arch"] == "vit").all() and (table["torch"] != "").all() and (table["duration_s"] > 0).all()
+    assert table["git_commit"].tolist() == [provenance.git_commit() or ""] * 4
+    assert (tmp_path / "benchmarks/provenance/provenance.tsv").exists()
     log = (tmp_path / "logs/finetune/digits_lt/vit/seeds0_1.log").read_text()
     assert "seed 1 epoch 3/3" in log and "job time" in log and "(2 seeds)" in log
     assert (tmp_path / "benchmarks/finetune/digits_lt/vit/seeds0_1.tsv").exists()

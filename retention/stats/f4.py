@@ -26,6 +26,7 @@ from .estimate import Estimate
 from .f3 import rho_of
 from .pairs import pair_matrix, pair_means
 from .runs import RunStack, StatsInput, frame, masked_mean
+from ..chance import run_accuracy
 from ..errors import DataError
 
 MEASURES = {"max_confusion": "held-out confusion", "nearest_cosine": "centroid cosine"}
@@ -39,7 +40,8 @@ class RunClassInfo:
     normalised (NaN for a class without held-out samples). centroid_cosine: (C, C)
     cosine similarity of the class centroids of penultimate features at t = 0.
     heldout_acc_t0 / heldout_acc_end: held-out accuracy at t = 0 and at the last epoch;
-    chance: the larger of 1 / C and the held-out share of the largest class.
+    chance: the larger of 1 / C and the held-out share of the largest class
+    (``retention.chance``).
     """
 
     class_names: tuple
@@ -90,16 +92,8 @@ def class_info_from_traces(arrays: Mapping[str, np.ndarray], run: str = "") -> R
     info = class_similarity(
         arrays["heldout_label"], pred[:, int(np.argmax(t))], arrays["class_centroid_cosine"], names
     )
-    correct = np.asarray(arrays["heldout_correct"], dtype=bool)
-    label = np.asarray(arrays["heldout_label"], dtype=np.int64)
-    at0 = np.flatnonzero(t == 0)
-    shares = np.bincount(label, minlength=len(names)) / max(label.size, 1)
-    return dataclasses.replace(
-        info,
-        heldout_acc_t0=float(correct[:, at0[0]].mean()) if at0.size and correct.size else math.nan,
-        heldout_acc_end=float(correct[:, int(np.argmax(t))].mean()) if correct.size else math.nan,
-        chance=max(1 / max(len(names), 1), float(shares.max()) if shares.size else 0.0),
-    )
+    acc = run_accuracy(arrays)
+    return dataclasses.replace(info, heldout_acc_t0=acc.t0, heldout_acc_end=acc.end, chance=acc.chance)
 
 
 def off_diagonal_max(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ every seed, and its rank in the seed-pooled ranking of the rank score (1 = most 
 - the forgetting-events list of Toneva et al. and the data map of dataset cartography,
 joined to the images. ``accuracy`` estimates: held-out accuracy per architecture at t = 0
 and at the end, with the chance level (the larger of 1 / C and the majority class's share)
-and the runs within ``NEAR_CHANCE`` of it.
+and the runs near it (``retention.chance.NEAR_CHANCE``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..chance import near_chance
 from . import inference as inf
 from .config import StatsConfig
 from .estimate import Estimate
 from .runs import RunStack, StatsInput, masked_mean
-
-#: a run whose held-out accuracy is within this of chance gets a warning
-NEAR_CHANCE = 0.05
 
 
 def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -62,7 +60,7 @@ def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None) -> pd.D
 
 def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Held-out accuracy per architecture at t = 0 and at the end (t over seeds), with the
-    chance level and the number of runs within NEAR_CHANCE of it."""
+    chance level and the number of runs near it (``retention.chance.near_chance``)."""
     infos = data.class_infos
     if infos is None or any(ci is None or not np.isfinite(ci.heldout_acc_end) for ci in infos):
         return [
@@ -78,6 +76,6 @@ def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est = Estimate(arch=arch, case=case, value=res.estimate, n_runs=len(idx))
             if np.isfinite(res.se):
                 est.ci_low, est.ci_high, est.interval = res.low, res.high, f"t over {res.n} seeds"
-            est.extra = {"chance": chance, "near_chance": int(np.sum(values <= chance + NEAR_CHANCE))}
+            est.extra = {"chance": chance, "near_chance": int(np.sum(near_chance(values, chance)))}
             out.append(est)
     return out

@@ -84,13 +84,12 @@ def arch_weights(arch):
     if weights == "pretrained":
         return f"resources/weights/{arch}.safetensors"
     if weights == "pretrain":
-        return PRETRAIN_WEIGHTS.format(dataset=config["pretrain"]["dataset"], arch=arch)
+        return paths.PRETRAIN_WEIGHTS.format(
+            dataset=config["pretrain"]["dataset"], arch=arch
+        )
     return weights
 
 
-# outputs of pretraining; {dataset} is its source (config pretrain.dataset)
-PRETRAIN_WEIGHTS = "results/pretrain/{dataset}/{arch}/weights.safetensors"
-PRETRAIN_METRICS = "results/pretrain/{dataset}/{arch}/metrics.csv"
 # the arch keys that shape a pretrained model (not its fine-tuning lr or label):
 # changing the others reruns no pretraining
 PRETRAIN_ARCH_KEYS = ("model", "model_kwargs", "input_size")
@@ -182,7 +181,8 @@ def seed_group(seeds):
 
 
 def seed_group_paths(template, seeds):
-    """One run file (paths.TRACES, paths.METRICS) per seed of a group, {dataset} and {arch} left."""
+    """One run file (paths.TRACES, METRICS, RUN_RECORD) per seed of a group, {dataset}
+    and {arch} left ({sampler} too for the budgeted runs' templates)."""
     return [paths.fill(template, seed=seed) for seed in seeds]
 
 
@@ -249,14 +249,15 @@ def figure_files(name):
 
 
 def all_outputs():
-    """Every traces file, fits table, statistics table, figure and the findings."""
+    """Every traces file, fits table, statistics table, figure, the findings and the
+    provenance table."""
     outputs = []
     for dataset in GRID["datasets"]:
         outputs += grid_files(paths.TRACES, [dataset]) + grid_files(
             paths.FITS, [dataset]
         )
         outputs.append(paths.STATS.format(dataset=dataset, table="summary"))
-    outputs += [paths.FINDINGS_CSV, paths.FINDINGS_MD]
+    outputs += [paths.FINDINGS_CSV, paths.FINDINGS_MD, paths.PROVENANCE]
     for name in figure_names():
         outputs += figure_files(name)
     return outputs
@@ -322,6 +323,32 @@ def sampler_files(template):
         ]
 
     return files
+
+
+# ------------------------------------------------------------------ provenance
+
+
+def run_records():
+    """Every run.json of the study, once each: the grid's runs, the sampler's scout and
+    budgeted runs, and the pretraining of the grid's archs with weights: pretrain."""
+    records = grid_files(paths.RUN_RECORD, GRID["datasets"])
+    scout = config["sampler"]["scout_seed"]
+    for dataset in sampler_datasets():
+        if "spaced" in config["sampler"]["kinds"]:
+            records += [
+                paths.RUN_RECORD.format(dataset=dataset, arch=arch, seed=scout)
+                for arch in GRID["archs"]
+            ]
+        records += [
+            paths.BUDGET_RUN_RECORD.format(dataset=dataset, arch=a, sampler=k, seed=s)
+            for a, k, s in sampler_runs(dataset)
+        ]
+    records += [
+        paths.PRETRAIN_RUN_RECORD.format(dataset=config["pretrain"]["dataset"], arch=a)
+        for a in GRID["archs"]
+        if config["archs"][a].get("weights") == "pretrain"
+    ]
+    return list(dict.fromkeys(records))
 
 
 # ------------------------------------------------------------------ figures

@@ -10,6 +10,7 @@ rule finetune:
             subcategory="{dataset}",
             labels={"arch": "{arch}", "seed": "{seed}"},
         ),
+        record=paths.RUN_RECORD,
     log:
         "logs/finetune/{dataset}/{arch}/seed{seed}.log",
     benchmark:
@@ -50,6 +51,7 @@ for seeds in seed_groups():
                 )
                 for seed, path in zip(seeds, seed_group_paths(paths.METRICS, seeds))
             ],
+            record=seed_group_paths(paths.RUN_RECORD, seeds),
         log:
             f"logs/finetune/{{dataset}}/{{arch}}/{seed_group(seeds)}.log",
         benchmark:

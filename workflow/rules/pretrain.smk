@@ -5,16 +5,17 @@
 
 rule pretrain:
     input:
-        manifest="results/data/{dataset}/manifest.csv",
-        images="results/data/{dataset}/images.npy",
+        manifest=paths.MANIFEST,
+        images=paths.IMAGES,
     output:
-        weights=PRETRAIN_WEIGHTS,
+        weights=paths.PRETRAIN_WEIGHTS,
         metrics=report(
-            PRETRAIN_METRICS,
+            paths.PRETRAIN_METRICS,
             caption="../report/pretrain.rst",
             category="Pretraining",
             labels={"source": "{dataset}", "arch": "{arch}"},
         ),
+        record=paths.PRETRAIN_RUN_RECORD,
     log:
         "logs/pretrain/{dataset}/{arch}.log",
     benchmark:
@@ -29,6 +30,6 @@ rule pretrain:
         arch=pretrain_arch,
         train=pretrain_train_params(config),
         pretrain=pretrain_spec(),
-        checkpoint="results/checkpoints/pretrain/{dataset}/{arch}.pt",
+        checkpoint=paths.PRETRAIN_CHECKPOINT,
     script:
         "../../scripts/pretrain.py"

@@ -10,6 +10,7 @@ use rule finetune as finetune_budget with:
     output:
         traces=paths.BUDGET_TRACES,
         metrics=paths.BUDGET_METRICS,
+        record=paths.BUDGET_RUN_RECORD,
     log:
         "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
     benchmark:
@@ -33,6 +34,7 @@ for seeds in seed_groups():
         output:
             traces=seed_group_paths(paths.BUDGET_TRACES, seeds),
             metrics=seed_group_paths(paths.BUDGET_METRICS, seeds),
+            record=seed_group_paths(paths.BUDGET_RUN_RECORD, seeds),
         log:
             f"logs/finetune_budget/{{dataset}}/{{arch}}/{{sampler}}/{seed_group(seeds)}.log",
         benchmark:

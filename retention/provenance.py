@@ -1,0 +1,193 @@
+"""Provenance: what each training run ran on and with, in ``run.json`` beside its outputs.
+
+``run_record`` builds the record of one run (fine-tuning, budgeted or pretraining; the
+contract is docs/contracts.md, "run.json"): the run (stage, dataset, arch, seed,
+sampler), its resolved config, the start and end times (ISO 8601, UTC), the host, the
+device's name, the software versions and the git commit of the checkout the code came
+from. ``write_record`` writes it atomically; ``provenance_table`` makes the rows of
+``results/provenance.csv`` from records.
+
+Standard library only (pandas for the table): torch is read only where the training job
+has loaded it already, so the analysis environment can collect the records. Nothing
+here fails a run: an unknown version, device or commit is None.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from . import __version__
+from .errors import DataError
+from .io import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: the folder holding the ``retention`` package: its git commit is the code's
+CODE_DIR = Path(__file__).resolve().parents[1]
+#: the distributions whose versions a record holds (besides Python and retention)
+PACKAGES = ("torch", "torchvision", "timm")
+#: the stages that write a run.json
+STAGES = ("finetune", "sampler", "pretrain")
+#: the columns of provenance.csv, in order (docs/contracts.md)
+TABLE_COLUMNS = (
+    "stage", "dataset", "arch", "seed", "sampler", "python", "retention", *PACKAGES, "cuda",
+    "device", "host", "git_commit", "started", "ended", "duration_s",
+)
+#: the keys a run.json must have for its provenance.csv row
+REQUIRED_KEYS = ("stage", "dataset", "arch", "seed", "started", "ended", "versions")
+GIT_TIMEOUT_S = 5.0
+
+
+def utc_now(offset_s: float = 0.0) -> datetime:
+    """The current time in UTC, plus ``offset_s`` seconds (negative: in the past)."""
+    return datetime.now(timezone.utc) + timedelta(seconds=offset_s)
+
+
+def versions() -> dict[str, str | None]:
+    """Python, retention, torch, torchvision and timm versions, and CUDA's as torch was
+    built with it (``torch.version.cuda``: None on CPU builds, and when torch is not loaded).
+
+    A package's version is its loaded module's ``__version__`` (with a local tag such as
+    ``+cu130``), else its installed distribution's; None for one that is not installed.
+    """
+    out: dict[str, str | None] = {"python": platform.python_version(), "retention": __version__}
+    for name in PACKAGES:
+        out[name] = getattr(sys.modules.get(name), "__version__", None)
+        if out[name] is None:
+            try:
+                out[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                pass
+    torch = sys.modules.get("torch")
+    out["cuda"] = getattr(getattr(torch, "version", None), "cuda", None)
+    return out
+
+
+def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name (``model name`` of ``cpuinfo``, else ``platform.processor()``);
+    None where neither says."""
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def device_name(device: str) -> str | None:
+    """The GPU's name for a CUDA device (``torch.cuda.get_device_name``), else the CPU's."""
+    torch = sys.modules.get("torch")
+    if str(device).startswith("cuda") and torch is not None:
+        try:
+            return str(torch.cuda.get_device_name(device))
+        except (RuntimeError, AssertionError, ValueError):
+            return None
+    return cpu_name()
+
+
+def git_commit(folder: str | os.PathLike = CODE_DIR, timeout_s: float = GIT_TIMEOUT_S) -> str | None:
+    """``git rev-parse HEAD`` in ``folder``; None when it is not in a git checkout, git is
+    missing, or git does not answer within ``timeout_s``."""
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=timeout_s,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = proc.stdout.strip()
+    if proc.returncode != 0 or len(commit) < 40 or any(c not in "0123456789abcdef" for c in commit):
+        return None
+    return commit
+
+
+def run_record(
+    stage: str,
+    dataset: str,
+    arch: str,
+    seed: int,
+    config: Mapping[str, Any],
+    device: str,
+    started: datetime,
+    ended: datetime,
+    sampler: str | None = None,
+    *,
+    commit: str | None,
+) -> dict[str, Any]:
+    """The run.json record of one run (docs/contracts.md).
+
+    stage: finetune, sampler (a budgeted run) or pretrain; dataset, arch: the config's
+    keys; sampler: a budgeted run's sampler kind; config: the run's resolved config
+    (arch entry, train settings, inputs, ...); device: the torch device it trained on;
+    started, ended: aware datetimes; commit: :func:`git_commit` when the run started (the
+    checkout may move on while it trains).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r}: expected one of {STAGES}")
+    return {
+        "stage": stage,
+        "dataset": dataset,
+        "arch": arch,
+        "seed": int(seed),
+        "sampler": sampler,
+        "started": started.astimezone(timezone.utc).isoformat(),
+        "ended": ended.astimezone(timezone.utc).isoformat(),
+        "duration_s": round((ended - started).total_seconds(), 3),
+        "host": socket.gethostname(),
+        "device": {"type": str(device).split(":")[0], "name": device_name(device)},
+        "versions": versions(),
+        "git_commit": commit,
+        "config": dict(config),
+    }
+
+
+def write_record(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Write ``record`` as indented JSON, atomically (a temporary name, then a rename);
+    paths and other non-JSON values are written as strings."""
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """A run.json record; DataError naming the file when it is not one."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise DataError(f"run record {path} does not exist; run the training rule that writes it") from err
+    except json.JSONDecodeError as err:
+        raise DataError(f"run record {path} is not valid JSON ({err})") from err
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise DataError(f"run record {path} lacks {missing}; see docs/contracts.md 'run.json'")
+    return record
+
+
+def table_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The provenance.csv row of one record (:data:`TABLE_COLUMNS`)."""
+    row = {k: record.get(k) for k in ("stage", "dataset", "arch", "seed", "host", "git_commit",
+                                      "started", "ended", "duration_s")}
+    row["sampler"] = record.get("sampler") or ""
+    row.update({k: record["versions"].get(k) for k in ("python", "retention", *PACKAGES, "cuda")})
+    row["device"] = (record.get("device") or {}).get("name")
+    return {k: row[k] for k in TABLE_COLUMNS}
+
+
+def provenance_table(records) -> pd.DataFrame:
+    """provenance.csv: one row per record (:func:`table_row`), in the given order."""
+    import pandas as pd
+
+    return pd.DataFrame([table_row(r) for r in records], columns=list(TABLE_COLUMNS))
