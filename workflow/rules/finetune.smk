@@ -1,4 +1,5 @@
 rule finetune:
+    """Fine-tune one run (dataset, arch, seed) and record every train sample's retention trace."""
     input:
         unpack(finetune_inputs),
     output:
@@ -34,6 +35,7 @@ rule finetune:
 for seeds in seed_groups():
 
     rule:
+        """Fine-tune a seed group's runs of one (dataset, arch) in one job (train.seeds_per_job)."""
         name:
             f"finetune_{seed_group(seeds)}"
         input:

@@ -5,6 +5,7 @@
 # The same job as a fine-tuning run (script, environment, GPU, threads, wall time), on
 # the budget the sampler picks each epoch.
 use rule finetune as finetune_budget with:
+    """F6: one budgeted fine-tuning run, on the subset the sampler (random or spaced) picks."""
     input:
         unpack(budget_inputs),
     output:
@@ -21,12 +22,12 @@ use rule finetune as finetune_budget with:
         checkpoint=paths.BUDGET_CHECKPOINT,
 
 
-
 # train.seeds_per_job > 1: each (arch, sampler)'s seeds in the same groups as the main
 # runs, a group's budgeted runs trained together in one job (as rule finetune_seeds<...>).
 for seeds in seed_groups():
 
     rule:
+        """F6: a seed group's budgeted runs of one (dataset, arch, sampler) in one job."""
         name:
             f"finetune_budget_{seed_group(seeds)}"
         input:
@@ -56,6 +57,7 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
+
 
 rule compare_samplers:
     """F6: spaced minus random per architecture, paired by seed; curves and coverage."""
