@@ -611,12 +611,8 @@ def test_demo_builds_every_figure_and_the_report_with_the_findings_first(tmp_pat
     override.write_text(textwrap.dedent("""\
             grid: {seeds: [0, 1]}
             train: {warmup_epochs: 1, epochs: 3}
-<<<<<<< HEAD
-            stats: {bootstrap: 50, permutations: 50, tie_draws: 20, null_draws: 2}
-=======
             pretrain: {epochs: 1}
-            stats: {bootstrap: 50, permutations: 50}
->>>>>>> demo
+            stats: {bootstrap: 50, permutations: 50, tie_draws: 20, null_draws: 2}
             sampler: {datasets: [digits]}
             """))
     base = [_snakemake(), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml"),
