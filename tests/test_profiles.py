@@ -95,3 +95,19 @@ def test_fine_tuning_and_pretraining_jobs_get_the_gpu_partition(dry_run_jobs):
         jobs = [job for job in dry_run_jobs if job["rule"] == rule]
         assert jobs and all(job["resources"].get("slurm_partition") == GPU_PARTITION for job in jobs), jobs
 
+
+def test_seed_group_jobs_get_the_resources_of_their_rule(dry_run_jobs):
+    """set-resources names rules: the rules of seed groups, named by the config
+    (finetune_seeds0_1_2, ...), get what the profile sets for finetune and finetune_budget."""
+    keys = ("slurm_partition", "gpu", "gres", "cpus_per_task", "mem_mb")
+    default_mem_mb = str(eval(load_profile()["default-resources"]["mem_mb"], {"attempt": 1}))
+    for base in ("finetune", "finetune_budget"):
+        groups = [job for job in dry_run_jobs if re.fullmatch(rf"{base}_seeds[\d_]+", job["rule"])]
+        assert groups, base
+        for job in groups:
+            assert job["resources"].get("slurm_partition") == GPU_PARTITION, job
+            # the profile's memory depends on the input (<TBD> in a dry run), not the default 3000
+            assert job["resources"].get("mem_mb") != default_mem_mb, job
+    single = next(job for job in dry_run_jobs if job["rule"] == "finetune")
+    group = next(job for job in dry_run_jobs if job["rule"].startswith("finetune_seeds"))
+    assert {k: group["resources"].get(k) for k in keys} == {k: single["resources"].get(k) for k in keys}
