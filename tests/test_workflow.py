@@ -106,8 +106,9 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({
         "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
-        # a checkpoint after every epoch, so that the check for leftovers below can fail
-        "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0},
+        # a checkpoint after every epoch, so that the check for leftovers below can fail;
+        # one seed per job, rule finetune (the demo's seed groups: test_seed_group_job_...)
+        "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0, "seeds_per_job": 1},
         "pretrain": {"epochs": 1},
     }))
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
