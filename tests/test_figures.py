@@ -585,12 +585,24 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
     runs = n_data * n_arch * n_seed
     # every run starts from its arch's weights, pretrained on one more dataset (glyphs)
     pre = {"prepare_dataset": n_data + 1, "pretrain": n_arch}
+    # the fine-tuning jobs that make the first n seeds of every (dataset, arch): one per seed
+    # group of train.seeds_per_job (rule finetune_seeds<...>; a group of one: rule finetune)
+    seeds, k = demo["grid"]["seeds"], demo["train"].get("seeds_per_job", 1)
+    groups = [seeds[i:i + k] for i in range(0, len(seeds), k)]
+
+    def finetune(n):
+        jobs = {}
+        for group in (g for g in groups if set(g) & set(seeds[:n])):
+            name = "finetune" if len(group) == 1 else "finetune_seeds" + "_".join(map(str, group))
+            jobs[name] = jobs.get(name, 0) + n_data * n_arch
+        return jobs
+
     targets = {
         # the first seed of each arch only
-        "retention_examples": {**pre, "finetune": n_data * n_arch, "fit_traces": n_data * n_arch,
+        "retention_examples": {**pre, **finetune(1), "fit_traces": n_data * n_arch,
                                "figure_retention_examples": 1},
-        "gallery": {**pre, "finetune": runs, "fit_traces": runs, "figure_gallery": 1},
-        "jaccard": {**pre, "finetune": runs, "fit_traces": runs, "fit_nulls": runs,
+        "gallery": {**pre, **finetune(n_seed), "fit_traces": runs, "figure_gallery": 1},
+        "jaccard": {**pre, **finetune(n_seed), "fit_traces": runs, "fit_nulls": runs,
                     "dataset_stats": n_data, "figure_jaccard": 1},
     }
     base = [_snakemake(), "-n", "--quiet", "rules", "-s", str(ROOT / "Snakefile"), "--configfile",

@@ -40,7 +40,7 @@ LOCAL_PROFILE = REPO / "workflow" / "profiles" / "default"
 CONFIGS = [REPO / "config.yaml", REPO / "config" / "demo.yaml"]
 GRID = {"dataset": "digits_lt", "archs": ["cnn", "vit"], "seeds": [0, 1]}
 RUNS = [(arch, seed) for arch in GRID["archs"] for seed in GRID["seeds"]]
-GPU_RULES = {"finetune", "finetune_budget", "pretrain"}
+GPU_RULES = {"finetune", "finetune_budget", "pretrain"}  # and the seed groups' finetune_seeds<...>
 PREEMPTED = ("cnn", 1)  # the fine-tuning run requeued mid-run
 FAILS_ONCE = ("vit", 1)  # the fit_traces job whose first attempt runs out of memory
 SLURM_TIMEOUT_S = 720
@@ -175,7 +175,10 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     overlay.write_text(yaml.safe_dump({
         "grid": {"datasets": [GRID["dataset"]], "archs": GRID["archs"], "seeds": GRID["seeds"]},
         "sampler": {"enabled": False},
-        "train": {"checkpoint_interval_s": 0},  # a checkpoint after every epoch, to resume from
+        # a checkpoint after every epoch, to resume from; one seed per job (the paper grid's
+        # setting, the demo's is 3): a requeued job is one run (seed groups' resources:
+        # tests/test_profiles.py)
+        "train": {"checkpoint_interval_s": 0, "seeds_per_job": 1},
         "pretrain": {"epochs": 1},
     }))
     configs = [*map(str, CONFIGS), str(overlay)]
@@ -196,14 +199,15 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     )
 
     try:
-        # through SLURM: --cores 2 caps threads at the node's 2 CPUs; no sacct here
-        # (no slurmdbd), so job states come from squeue; first status check after 5 s
+        # through SLURM as a user runs it: no --cores, the profile's max-threads keeps every
+        # job within the node's 2 CPUs (prepare_dataset asks for 4); no sacct here (no
+        # slurmdbd), so job states come from squeue; first status check after 5 s
         out_path = tmp / "slurm.out"
         slurm_out = open(out_path, "w")
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
-             "--profile", str(tmp / "profile"), "--cores", "2",
+             "--profile", str(tmp / "profile"),
              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
              "--slurm-keep-successful-logs", "--configfile", *configs],
             cwd=workdir, env=env, stdout=slurm_out, stderr=subprocess.STDOUT,
@@ -309,7 +313,7 @@ def test_only_fine_tuning_jobs_request_a_gpu(slurm_run):
     for job, rule, wildcards in slurm_run.submissions:
         record = slurm_run.jobs[job]
         gpu_request = record.get("TresPerJob", "") + record.get("TresPerNode", "")
-        if rule in GPU_RULES:
+        if rule in GPU_RULES or re.fullmatch(r"finetune(_budget)?_seeds[\d_]+", rule):
             assert "gpu:1" in gpu_request, f"{rule} {wildcards} (job {job}) without a GPU: {record}"
         else:
             assert "gpu" not in gpu_request, f"{rule} {wildcards} (job {job}) requested a GPU: {gpu_request}"
@@ -320,6 +324,18 @@ def test_only_fine_tuning_jobs_request_a_gpu(slurm_run):
     # an analysis job: the profile's memory for fit_traces (first attempt), no GPU
     expected = f"{mem_mb(slurm_run.profile, attempt=1)}M"
     assert any(slurm_run.jobs[job]["MinMemoryNode"] == expected for job, _ in by_rule(slurm_run, "fit_traces"))
+
+
+def test_no_job_asks_for_more_cpus_than_the_node_has(slurm_run):
+    """A job asking for more would stay pending for ever (PartitionConfig): the profile's
+    max-threads cuts prepare_dataset's 4 threads to what any node has."""
+    node = subprocess.run(["scontrol", "show", "node", "-o", "localhost"], capture_output=True, text=True)
+    cpus = int(re.search(r"CPUTot=(\d+)", node.stdout)[1])
+    for job, rule, wildcards in slurm_run.submissions:
+        assert int(slurm_run.jobs[job]["NumCPUs"]) <= cpus, (rule, wildcards, slurm_run.jobs[job])
+    prepare = by_rule(slurm_run, "prepare_dataset")
+    cap = str(slurm_run.profile["max-threads"])
+    assert prepare and all(slurm_run.jobs[job]["NumCPUs"] == cap for job, _ in prepare), prepare
 
 
 def test_traces_equal_those_of_a_local_run(slurm_run):

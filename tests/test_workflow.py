@@ -49,6 +49,35 @@ def test_snakefmt_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def list_rules() -> dict[str, str]:
+    """`snakemake --list-rules` of the demo config: each rule's description ('' if none)."""
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--list-rules", "-s", "Snakefile", "--configfile", "config.yaml", "config/demo.yaml"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rules = {}
+    for line in proc.stdout.splitlines():
+        match = re.fullmatch(r"(\w+)(?: \((.*)\))?", line.strip())
+        assert match, f"unexpected line in --list-rules: {line!r}"
+        rules[match[1]] = match[2] or ""
+    return rules
+
+
+def test_every_rule_of_the_rule_files_has_a_description():
+    """A docstring in every rule of workflow/rules/*.smk, those generated in loops too
+    (the demo has seed groups of 3), so that `snakemake --list-rules` describes each."""
+    rules = list_rules()
+    assert {"finetune_seeds0_1_2", "finetune_budget_seeds0_1_2", "figure_jaccard", "prepare_dataset"} <= set(rules)
+    undescribed = sorted(name for name, doc in rules.items() if not doc and name != "all")
+    assert not undescribed, f"rules without a docstring: {undescribed}"
+
+
+@pytest.mark.xfail(strict=True, reason="rule all is in the Snakefile, which gets its docstring on another branch")
+def test_rule_all_has_a_description():
+    assert list_rules()["all"]
+
+
 def test_paper_grid_dry_run_lists_every_job_without_network(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.run(
@@ -84,8 +113,8 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump({
         "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
-        # a checkpoint after every epoch, so that the check for leftovers below can fail; one
-        # seed per job (rule finetune; the demo's seed groups are tested below)
+        # a checkpoint after every epoch, so that the check for leftovers below can fail;
+        # one seed per job, rule finetune (the demo's seed groups: test_seed_group_job_...)
         "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0, "seeds_per_job": 1},
         "pretrain": {"epochs": 1},
     }))

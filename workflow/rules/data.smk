@@ -1,4 +1,5 @@
 rule prepare_dataset:
+    """Decode one dataset's images at its storage size into images.npy, with its manifest."""
     input:
         unpack(dataset_source),
     output:

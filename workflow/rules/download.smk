@@ -9,6 +9,7 @@ localrules:
 
 
 rule download_dataset:
+    """Download, check and extract one dataset's files into resources/datasets/{dataset}."""
     output:
         dataset=directory(paths.DATASET_DOWNLOAD),
     log:

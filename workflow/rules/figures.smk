@@ -7,6 +7,7 @@
 for name in figure_names():
 
     rule:
+        """Draw one figure of retention/figure_specs.py (PDF and PNG) from the tables it reads."""
         name:
             f"figure_{name}"
         input:

@@ -1,4 +1,5 @@
 rule finetune:
+    """Fine-tune one run (dataset, arch, seed) and record every train sample's retention trace."""
     input:
         unpack(finetune_inputs),
     output:
@@ -35,6 +36,7 @@ rule finetune:
 for seeds in seed_groups():
 
     rule:
+        """Fine-tune a seed group's runs of one (dataset, arch) in one job (train.seeds_per_job)."""
         name:
             f"finetune_{seed_group(seeds)}"
         input:
@@ -71,3 +73,10 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_{seed_group(seeds)}", "finetune")
+    # a profile's set-resources of rule finetune (GPU, partition, memory) hold for the
+    # group's rule too (profiles name rules; these names come from the config); any of
+    # the group's own come after them and win
+    for name in ("finetune", f"finetune_{seed_group(seeds)}"):
+        workflow.get_rule(f"finetune_{seed_group(seeds)}").resources.update(
+            workflow.resource_settings._parsed_overwrite_resources.get(name, {})
+        )

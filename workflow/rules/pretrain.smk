@@ -4,6 +4,7 @@
 
 
 rule pretrain:
+    """Pretrain one architecture from random weights on a source dataset (config pretrain)."""
     input:
         manifest=paths.MANIFEST,
         images=paths.IMAGES,

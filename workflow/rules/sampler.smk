@@ -5,6 +5,7 @@
 # The same job as a fine-tuning run (script, environment, GPU, threads, wall time), on
 # the budget the sampler picks each epoch.
 use rule finetune as finetune_budget with:
+    """F6: one budgeted fine-tuning run, on the subset the sampler (random or spaced) picks."""
     input:
         unpack(budget_inputs),
     output:
@@ -27,6 +28,7 @@ use rule finetune as finetune_budget with:
 for seeds in seed_groups():
 
     rule:
+        """F6: a seed group's budgeted runs of one (dataset, arch, sampler) in one job."""
         name:
             f"finetune_budget_{seed_group(seeds)}"
         input:
@@ -57,6 +59,12 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
+    # the profile's set-resources of rule finetune_budget, then the group's own (finetune.smk)
+    for name in ("finetune_budget", f"finetune_budget_{seed_group(seeds)}"):
+        workflow.get_rule(f"finetune_budget_{seed_group(seeds)}").resources.update(
+            workflow.resource_settings._parsed_overwrite_resources.get(name, {})
+        )
+
 
 
 rule compare_samplers:

@@ -7,6 +7,7 @@ localrules:
 
 
 rule fetch_weights:
+    """Fetch one architecture's ImageNet weights from the Hugging Face hub."""
     output:
         weights="resources/weights/{arch}.safetensors",
     log:
