@@ -34,6 +34,7 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    """Every run's traces and fits, each dataset's statistics, the findings table, the figures and the provenance."""
     default_target: True
     input:
         all_outputs(),

@@ -42,7 +42,7 @@ from PIL import Image  # noqa: E402
 from retention import models, train  # noqa: E402
 from retention.augment import AugmentConfig, to_device  # noqa: E402
 
-# Paper grid (METHOD section 1): train / held-out sizes, and the run counts.
+# Paper grid (docs/method.md section 1): train / held-out sizes, and the run counts.
 GRID = {"octdl": (1651, 413), "cub200": (5994, 5794)}
 SEEDS, SAMPLER_FRACTION = 5, 0.5
 

@@ -1,4 +1,4 @@
-"""Statistics tables of one dataset (METHOD section 7) from its runs' fits, null runs and traces.
+"""Statistics tables of one dataset (docs/method.md section 7) from its runs' fits, null runs and traces.
 
 Run by Snakemake (rule ``dataset_stats``) or standalone:
 

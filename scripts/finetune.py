@@ -27,11 +27,11 @@ def as_list(value) -> list:
 
 
 def main():
-    from retention import train
-    from retention.finetune import finetune_job
-
-    CLOCK.lap("imports")
     if "snakemake" in globals():
+        from retention import train
+        from retention.finetune import finetune_job
+
+        CLOCK.lap("imports")
         sm = snakemake  # noqa: F821
         io.setup_logging(sm.log[0])
         # the rule's params hold the train keys that shape results; the config the rest
@@ -55,8 +55,12 @@ def main():
     parser.add_argument("--checkpoint", type=Path, help="resume file (default OUT/checkpoint.pt)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
     args = parser.parse_args()
-    io.setup_logging()
+    from retention import train
     from retention.config import load_config
+    from retention.finetune import finetune_job
+
+    CLOCK.lap("imports")
+    io.setup_logging()
 
     config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
     train_cfg = {**config["train"], **({"threads": args.threads} if args.threads else {})}

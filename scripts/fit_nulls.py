@@ -1,4 +1,4 @@
-"""Fit the null runs of one run: traces.npz -> the null fits table (METHOD section 7a).
+"""Fit the null runs of one run: traces.npz -> the null fits table (docs/method.md section 7a).
 
 ``stats.null_draws`` memoryless versions of the run per null kind (iid, shuffle: each
 sample's record after its learning point redrawn from its own post-learning epochs),

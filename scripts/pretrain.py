@@ -11,13 +11,10 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import torch
-
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import data, gpu, io, pretrain, provenance
+from retention import io, provenance
 from retention.config import run_only_train_keys
 from retention.timing import process_age_s
-from retention.weights import check_weights, save_state_dict
 
 log = logging.getLogger("retention.pretrain")
 
@@ -26,6 +23,11 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
         checkpoint, threads: int, out_record, names: dict):
     """Pretrain, write the weights, the metrics and (last) run.json; names: the source
     dataset's and the arch's keys."""
+    import torch  # here, so that --help answers without loading torch
+
+    from retention import data, gpu, pretrain
+    from retention.weights import check_weights, save_state_dict
+
     started, commit = provenance.utc_now(-process_age_s()), provenance.git_commit()
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)

@@ -73,7 +73,6 @@ def test_every_rule_of_the_rule_files_has_a_description():
     assert not undescribed, f"rules without a docstring: {undescribed}"
 
 
-@pytest.mark.xfail(strict=True, reason="rule all is in the Snakefile, which gets its docstring on another branch")
 def test_rule_all_has_a_description():
     assert list_rules()["all"]
 

@@ -58,7 +58,9 @@ def dataset_path(wildcards):
     if not path:
         return None
     resolved, study = Path(path).resolve(), Path.cwd().resolve()
-    return str(resolved.relative_to(study) if resolved.is_relative_to(study) else resolved)
+    return str(
+        resolved.relative_to(study) if resolved.is_relative_to(study) else resolved
+    )
 
 
 def dataset_downloads(wildcards):
@@ -178,6 +180,16 @@ def seed_groups():
 def seed_group(seeds):
     """Name of a seed group's log, benchmark and checkpoint: seeds0_1_2."""
     return "seeds" + "_".join(map(str, seeds))
+
+
+def inherit_profile_resources(name, parent):
+    """A profile's set-resources of rule ``parent`` (GPU, partition, memory) also for
+    rule ``name``, a seed group's rule named by the config, which no profile names; any
+    set for ``name`` itself come after and win. (Snakemake keeps a profile's per-rule
+    resources in a private attribute.)"""
+    given = workflow.resource_settings._parsed_overwrite_resources
+    for source in (parent, name):
+        workflow.get_rule(name).resources.update(given.get(source, {}))
 
 
 def seed_group_paths(template, seeds):

@@ -73,10 +73,4 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_{seed_group(seeds)}", "finetune")
-    # a profile's set-resources of rule finetune (GPU, partition, memory) hold for the
-    # group's rule too (profiles name rules; these names come from the config); any of
-    # the group's own come after them and win
-    for name in ("finetune", f"finetune_{seed_group(seeds)}"):
-        workflow.get_rule(f"finetune_{seed_group(seeds)}").resources.update(
-            workflow.resource_settings._parsed_overwrite_resources.get(name, {})
-        )
+    inherit_profile_resources(f"finetune_{seed_group(seeds)}", "finetune")

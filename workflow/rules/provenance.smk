@@ -2,8 +2,7 @@
 
 
 rule provenance:
-    """One row per training run (grid, scout, budgeted, pretraining): versions, device,
-    git commit, start, end and duration, from every run's run.json."""
+    """results/provenance.csv: every training run's versions, device, commit and times (run.json)."""
     input:
         records=run_records(),
     output:

@@ -59,12 +59,9 @@ for seeds in seed_groups():
             "../../scripts/finetune.py"
 
     workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
-    # the profile's set-resources of rule finetune_budget, then the group's own (finetune.smk)
-    for name in ("finetune_budget", f"finetune_budget_{seed_group(seeds)}"):
-        workflow.get_rule(f"finetune_budget_{seed_group(seeds)}").resources.update(
-            workflow.resource_settings._parsed_overwrite_resources.get(name, {})
-        )
-
+    inherit_profile_resources(
+        f"finetune_budget_{seed_group(seeds)}", "finetune_budget"
+    )
 
 
 rule compare_samplers:
