@@ -54,8 +54,6 @@ FINDINGS_MD = "results/findings.md"
 FIGURE = "results/figures/{name}.{ext}"
 DATASET_DOWNLOAD = "resources/datasets/{dataset}"
 WEIGHTS = "resources/weights/{arch}.safetensors"
-LOG = "logs/{rule}/{name}.log"
-BENCHMARK = "benchmarks/{rule}/{name}.tsv"
 
 
 def fill(template: str, **fields) -> str:

@@ -31,7 +31,7 @@ Tested beside the code they concern:
 | dropped connection, resumed with Range (in the run, and by the next run) | tests/test_download.py::test_interrupted_download_resumes_with_range, ::test_truncated_download_keeps_only_its_bytes_and_the_next_run_resumes |
 | a partial download whose file changed upstream, or whose checksum changed in the config | tests/test_download.py::test_partial_download_of_a_file_changed_upstream_starts_over, ::test_changed_checksum_discards_the_old_partial_download |
 | kill -9 during fine-tuning, rerun with the same config: identical traces | tests/test_train.py::test_resume_after_kill_gives_identical_traces |
-| kill -9 during fine-tuning, rerun with a changed config: the checkpoint is discarded | issue 19 item 1 (train.py), TODO: link its test |
+| kill -9 during fine-tuning, rerun with a changed config: the checkpoint is discarded | tests/test_train.py::test_checkpoint_of_another_config_is_discarded (lr, epochs, batch_size, augment, images.npy) |
 | NaN in traces | tests/test_traces.py::test_nan_in_p_true_names_run_and_sample |
 | NaN loss during training | tests/test_train.py::test_nan_loss_names_the_epoch |
 | a corrupt image | tests/test_data.py::test_corrupt_image_stops_or_is_skipped |

@@ -84,7 +84,7 @@ def arch_weights(arch):
     if weights == "none":
         return None
     if weights == "pretrained":
-        return f"resources/weights/{arch}.safetensors"
+        return paths.WEIGHTS.format(arch=arch)
     if weights == "pretrain":
         return paths.PRETRAIN_WEIGHTS.format(
             dataset=config["pretrain"]["dataset"], arch=arch

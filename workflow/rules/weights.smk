@@ -9,7 +9,7 @@ localrules:
 rule fetch_weights:
     """Fetch one architecture's ImageNet weights from the Hugging Face hub."""
     output:
-        weights="resources/weights/{arch}.safetensors",
+        weights=paths.WEIGHTS,
     log:
         "logs/fetch_weights/{arch}.log",
     benchmark:
