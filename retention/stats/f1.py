@@ -272,22 +272,7 @@ def detail_table(stack: RunStack, cfg: StatsConfig) -> pd.DataFrame:
     for q in sorted({float(cfg.top_q), *map(float, cfg.sensitivity_q)}):
         for subset in subsets(cfg):
             pm = pair_jaccards(stack, cfg, q, subset)
-            for i, j in pm.pairs(stack):
-                (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-                rows.append(
-                    {
-                        "kind": "within_pair" if a == b else "cross_pair",
-                        "q": q,
-                        "subset": subset,
-                        "arch": a,
-                        "seed": sa,
-                        "arch_b": b,
-                        "seed_b": sb,
-                        "value": pm.value[i, j],
-                        "n_samples": pm.n[i, j],
-                        **pm.extra[(i, j)],
-                    }
-                )
+            rows += pm.rows(stack, extra=True, q=q, subset=subset)
             for est in _pooled(StatsInput(stack, []), cfg, q, subset, interval=False):
                 rows.append(
                     {

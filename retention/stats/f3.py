@@ -73,20 +73,7 @@ def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
 def detail_table(stack: RunStack) -> pd.DataFrame:
     """Every pair of runs' Spearman of the rank score (f3_seed_stability.csv)."""
     pm = pair_rhos(stack)
-    rows = []
-    for i, j in pm.pairs(stack):
-        (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-        rows.append(
-            {
-                "kind": "within_pair" if a == b else "cross_pair",
-                "arch": a,
-                "seed": sa,
-                "arch_b": b,
-                "seed_b": sb,
-                "value": pm.value[i, j],
-                "n_samples": pm.n[i, j],
-            }
-        )
+    rows = pm.rows(stack)
     return frame(
         rows, ["kind", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "f3_seed_stability"
     )

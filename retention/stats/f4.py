@@ -260,13 +260,7 @@ def _class_rows(stack: RunStack, names: list[str], means: np.ndarray) -> list[di
 
 def _pair_rows(data: StatsInput) -> list[dict]:
     """Class-vector Spearman of every pair of runs (within_pair, cross_pair)."""
-    stack, pm = data.stack, _class_pairs(data)
-    rows = []
-    for i, j in pm.pairs(stack):
-        (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-        rows.append({"kind": "within_pair" if a == b else "cross_pair", "arch": a, "seed": sa, "arch_b": b,
-                     "seed_b": sb, "value": pm.value[i, j], "n_samples": pm.n[i, j]})
-    return rows
+    return _class_pairs(data).rows(data.stack)
 
 
 def _similarity_rows(data: StatsInput, names: list[str]) -> list[dict]:

@@ -35,6 +35,17 @@ class PairMatrix:
         """(i, j) of every pair of runs, i < j."""
         return itertools.combinations(range(len(stack.runs)), 2)
 
+    def rows(self, stack: RunStack, extra: bool = False, **fields) -> list[dict]:
+        """One table row per pair of runs: kind (within_pair or cross_pair), ``fields``,
+        arch, seed, arch_b, seed_b, value, n_samples (and the pair's extra columns)."""
+        out = []
+        for i, j in self.pairs(stack):
+            (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
+            out.append({"kind": "within_pair" if a == b else "cross_pair", **fields, "arch": a, "seed": sa,
+                        "arch_b": b, "seed_b": sb, "value": self.value[i, j], "n_samples": self.n[i, j],
+                        **(self.extra[(i, j)] if extra else {})})
+        return out
+
 
 def pair_matrix(stack: RunStack, fn: Callable[[int, int], dict]) -> PairMatrix:
     """``fn(i, j)`` -> {"value", "n_samples", ...} for every pair of runs i < j."""

@@ -115,20 +115,7 @@ def detail_tables(stack: RunStack, cfg: StatsConfig) -> dict[str, pd.DataFrame]:
             res = rho_of(np.where(stack.eligible[i], x[i], np.nan), stack.score[i])
             rows.append({"kind": "vs_rank_score", "score": score, "arch": arch, "seed": seed, **res})
         pm = pair_rhos(stack, x, key=score)
-        for i, j in pm.pairs(stack):
-            (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-            rows.append(
-                {
-                    "kind": "within_pair" if a == b else "cross_pair",
-                    "score": score,
-                    "arch": a,
-                    "seed": sa,
-                    "arch_b": b,
-                    "seed_b": sb,
-                    "value": pm.value[i, j],
-                    "n_samples": pm.n[i, j],
-                }
-            )
+        rows += pm.rows(stack, score=score)
     scores = frame(
         rows, ["kind", "score", "arch", "seed", "arch_b", "seed_b", "value", "n_samples"], "scores"
     )
