@@ -8,7 +8,7 @@ definition, the traces with status ``fitted``) with
 * retention.fit.fit_decay, all traces in one call;
 
 in one run, and prints the time ratio and how often each has the lower SSE (ties:
-|SSE difference| <= 1e-9). The traces come from retention.traces.simulate_traces.
+|SSE difference| <= 1e-9). The traces come from retention.simulate.simulate_traces.
 
     python benchmarks/bench_fit.py              # 20,000 traces, full curve_fit loop
     python benchmarks/bench_fit.py --n 50000 --curve-fit-subsample 5000
@@ -27,7 +27,8 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from retention import fit as fit_module
 from retention.fit import fit_decay
-from retention.traces import build_traces, simulate_traces
+from retention.simulate import simulate_traces
+from retention.traces import build_traces
 
 
 def paper_like_traces(n: int, epochs: int, seed: int):

@@ -35,6 +35,7 @@ from retention import figure_specs, figures, findings, nulls, paths, stats
 from retention import fit as fitmod
 from retention import traces as tr
 from retention.figures import examples, marks, style, thumbnails
+from retention.simulate import simulate_traces
 from retention.stats import f6
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ DRAW_DPI = 72  # the layout is in points: the checks hold at any dpi, and 72 dra
 
 
 def _run(dataset: int, arch: int, seed: int, base):
-    arrays = tr.simulate_traces(n_samples=N_TRAIN, n_heldout=N_HELDOUT, epochs=10, warmup_epochs=1, n_classes=6,
+    arrays = simulate_traces(n_samples=N_TRAIN, n_heldout=N_HELDOUT, epochs=10, warmup_epochs=1, n_classes=6,
                                 seed=100 * dataset + 10 * arch + seed)
     if base is not None:  # every run of a dataset shares one split
         arrays["label"], arrays["heldout_label"] = base
@@ -132,7 +133,7 @@ def _write_sampler(root: Path, dataset: str) -> None:
     for ai, arch in enumerate(ARCHS):
         for ki, kind in enumerate(("random", "spaced")):
             for seed in SEEDS:
-                arrays = tr.simulate_traces(n_samples=120, n_heldout=40, epochs=6, warmup_epochs=1, n_classes=6,
+                arrays = simulate_traces(n_samples=120, n_heldout=40, epochs=6, warmup_epochs=1, n_classes=6,
                                             seed=1000 + 100 * ai + 10 * ki + seed)
                 rows.append({"arch": arch, "kind": kind, "seed": seed, **f6.final_outcomes(arrays),
                              "coverage": 0.8 + 0.1 * ki})

@@ -12,7 +12,8 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from retention import fit as F
 from retention.io import save_npz
-from retention.traces import build_traces, load_traces, simulate_traces
+from retention.simulate import simulate_traces
+from retention.traces import build_traces, load_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 LAM_MAX = 5.0

@@ -7,7 +7,8 @@ import pytest
 from retention import nulls
 from retention.fit import FIT_COLUMNS
 from retention.io import save_npz
-from retention.traces import learning_epoch, load_traces, simulate_traces
+from retention.simulate import simulate_traces
+from retention.traces import learning_epoch, load_traces
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from retention.traces import (
     load_traces,
     parse_definition,
     sample_scores,
-    simulate_traces,
 )
+from retention.simulate import simulate_traces
 
 # t = -2, -1 (warmup), 0..5 (E = 5)
 T = np.arange(-2, 6)
