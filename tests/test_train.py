@@ -171,21 +171,22 @@ def test_time_index():
     assert train.time_index(0, 2).tolist() == [0, 1, 2]
 
 
-def test_compiled_model_gives_the_eager_traces(digits_small):
+def test_compiled_model_gives_the_eager_traces(digits_small, tmp_path):
     """train.compile (torch.compile with inductor, here on the CPU) changes speed, not results."""
     torch._dynamo.reset()
     cfg = tiny_cfg(epochs=1, augment=AugmentConfig(enabled=False))
     _, eager = run_tiny(digits_small, cfg=cfg)
-    _, compiled = run_tiny(digits_small, cfg=tiny_cfg(epochs=1, augment=AugmentConfig(enabled=False), compile=True))
+    compiled_cfg = tiny_cfg(epochs=1, augment=AugmentConfig(enabled=False), compile=True, cache_dir=str(tmp_path))
+    _, compiled = run_tiny(digits_small, cfg=compiled_cfg)
     for key in ("pred", "heldout_pred", "correct", "heldout_correct"):
         np.testing.assert_array_equal(compiled.traces[key], eager.traces[key])
     for key in ("p_true", "loss", "heldout_p_true", "heldout_loss"):
         np.testing.assert_allclose(compiled.traces[key], eager.traces[key], rtol=1e-3, atol=2e-4)
 
 
-def test_unknown_compile_mode_names_the_key(digits_small):
+def test_unknown_compile_mode_names_the_key(digits_small, tmp_path):
     with pytest.raises(Exception, match="train.compile_mode.*fastest"):
-        run_tiny(digits_small, cfg=tiny_cfg(compile=True, compile_mode="fastest"))
+        run_tiny(digits_small, cfg=tiny_cfg(compile=True, compile_mode="fastest", cache_dir=str(tmp_path)))
 
 
 @pytest.mark.parametrize("interval, saved", [(0, [1, 2, 3]), (3600, [])])
