@@ -162,7 +162,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
             "seeds in grid.seeds; the scout run needs a seed outside them"
         )
     train = config["train"]
-    if train.get("compile") and train.get("seeds_per_job", 1) > 1:
+    if train["compile"] and train["seeds_per_job"] > 1:
         raise ConfigError(
             f"config key 'train.seeds_per_job': {train['seeds_per_job']} with train.compile: true is not "
             "supported (torch.compile of the seed stack); set seeds_per_job: 1 or compile: false"

@@ -20,7 +20,7 @@ def prepare(spec: dict, options: dict, manifest: Path, images: Path, workers: in
         source=spec["source"],
         path=spec.get("path"),
         storage_size=spec["storage_size"],
-        heldout_fraction=spec.get("heldout_fraction", 0.2),
+        heldout_fraction=spec["heldout_fraction"],
         split_seed=options["split_seed"],
         imbalance_ratio=spec.get("imbalance_ratio", 56.0),
         skip_corrupt=options["skip_corrupt"],

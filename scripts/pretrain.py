@@ -32,12 +32,12 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)
     cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
-    with gpu.lease_for(train_cfg.get("device", "auto"), train_cfg.get("gpu_slots_per_device", 1)) as lease:
+    with gpu.lease_for(train_cfg["device"], train_cfg["gpu_slots_per_device"]) as lease:
         log.info("device: %s", lease.description)
         result = pretrain.pretrain(
             prepared, arch_cfg["model"], cfg, int(spec["seed"]), arch_cfg.get("model_kwargs"),
             arch_cfg.get("input_size"), device=lease.device,
-            checkpoint=checkpoint if train_cfg.get("checkpoint", True) else None,
+            checkpoint=checkpoint if train_cfg["checkpoint"] else None,
             device_label=lease.description,
         )
     save_state_dict(result.state_dict, out_weights)

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.current_basedir).parents[1]))
 from retention import paths
 from retention.config import pretrain_train_params, result_train_params, validate_config
 from retention import figure_specs
+from retention.labels import trace_label
 from retention.figure_specs import FIGURES
 
 # Jobs that re-read the workflow (cluster jobs) skip the timm model-name check: the
@@ -80,7 +81,7 @@ def arch_model(wildcards):
 
 def arch_weights(arch):
     """The weights file of an architecture, or None for random initialisation."""
-    weights = config["archs"][arch].get("weights", "pretrained")
+    weights = config["archs"][arch]["weights"]
     if weights == "none":
         return None
     if weights == "pretrained":
@@ -124,8 +125,7 @@ def primary_trace():
     """Label of the configured trace definition, e.g. since_learned, raw_soft or
     since_learned_la2 (retention.traces.trace_label)."""
     r = config["retention"]
-    la = r.get("learned_after", 1)
-    return r["trace"] + ("_soft" if r["soft"] else "") + (f"_la{la}" if la != 1 else "")
+    return trace_label(r["trace"], r["soft"], r["learned_after"])
 
 
 # Wall time of a fine-tuning job on a cluster (resource runtime, SLURM --time): seconds
@@ -316,7 +316,7 @@ def sampler_spec(wildcards, input):
     return {
         "kind": wildcards.sampler,
         "fraction": config["sampler"]["fraction"],
-        "min_lambda": config["sampler"].get("min_lambda"),
+        "min_lambda": config["sampler"]["min_lambda"],
         "scout_fits": input.get("scout_fits"),
     }
 
