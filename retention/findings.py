@@ -17,9 +17,9 @@ import fnmatch
 import math
 import os
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,23 +27,24 @@ import pandas as pd
 from .chance import NEAR_CHANCE
 from .errors import DataError
 from .nulls import KINDS as NULL_KINDS
+from .numbers import interval, number, p_value, with_interval
 from .stats.estimate import Finding
-from .stats.inference import holm
+from .stats.inference import holm, t_ci, t_p
 from .stats.registry import FINDINGS, by_id
 from .stats.tables import summary_columns
+from .verdicts import claim_verdict, deciding_null, null_verdict, number_of, verdict_sentence
 
 PAPER_COLUMNS = ("id", "source", "model", "model_b", "paper_value", "note")
 #: the paper's datasets (by source) and architectures (by timm model, without tag)
 PAPER_SOURCES = ("octdl", "cub200")
 PAPER_MODELS = ("resnet18", "deit_small_patch16_224")
-VERDICTS = (
-    "consistent with the paper",
-    "contradicts the paper",
-    "inconclusive",
-    "consistent with null",
-    "not comparable",
-)
+#: the two axes of a primary finding's verdict (docs/method.md, section Verdicts)
+CLAIM_VERDICTS = ("holds", "contradicted", "inconclusive", "not comparable")
+NULL_VERDICTS = ("beyond null", "explained by null", "undetermined")
 KEY = ["id", "dataset", "trace", "score", "arch", "arch_b", "case"]
+#: the dataset name of the rows pooled over the paper's datasets (F2: the paper does not
+#: separate its datasets), followed by the datasets' names
+POOLED = "pooled over"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Study:
         )
 
     @classmethod
-    def from_config(cls, config: Mapping) -> "Study":
+    def from_config(cls, config: Mapping) -> Study:
         grid = config["grid"]
         return cls(
             sources={d: config["datasets"][d]["source"] for d in grid["datasets"]},
@@ -110,11 +111,15 @@ def check_paper_values(
 
 
 def paper_value(row: Mapping, study: Study, paper_values: pd.DataFrame) -> tuple[str, str]:
-    """(paper value, note) of a findings row; ("", "") where none attaches."""
+    """(paper value, note) of a findings row; ("", "") where none attaches. A row pooled
+    over the paper's datasets (:func:`pooled_rows`) has the source ``pooled``."""
     dataset = str(row["dataset"])
-    if not study.is_paper(dataset):
+    if dataset.startswith(POOLED):
+        source = "pooled"
+    elif study.is_paper(dataset):
+        source = study.sources[dataset]
+    else:
         return "", ""
-    source = study.sources[dataset]
     models = [_base(study.models.get(str(row.get(k, "") or ""), "")) for k in ("arch", "arch_b")]
     for p in paper_values[paper_values["id"] == row["id"]].itertuples(index=False):
         if fnmatch.fnmatchcase(source, p.source) and all(
@@ -132,54 +137,50 @@ def _paper_sign(text: str) -> float:
         return math.nan
 
 
-def verdict(row: Mapping, alpha: float) -> tuple[str, str]:
-    """The verdict of a primary row and its reason (the rule of docs/method.md):
+def claim_sign(row: Mapping, study: Study, paper_values: pd.DataFrame) -> float:
+    """The sign the paper gives a two-sided ("differs") claim of this row's architecture
+    pair (+1, -1), from its paper value for any of the paper's datasets; NaN where the
+    study is not the paper's or the paper gives none. F2's means are reported over the
+    paper's datasets together, so their sign holds for each dataset."""
+    if row.get("claim") != "differs" or not study.is_paper(str(row["dataset"])):
+        return math.nan
+    models = [_base(study.models.get(str(row.get(k, "") or ""), "")) for k in ("arch", "arch_b")]
+    for p in paper_values[paper_values["id"] == row["id"]].itertuples(index=False):
+        if all((pat == "" and m == "") or (pat != "" and fnmatch.fnmatchcase(m, pat))
+               for m, pat in zip(models, (p.model, p.model_b))):
+            return _paper_sign(p.paper_value)
+    return math.nan
 
-    1. no estimate: not comparable;
-    2. the memoryless null explains the observed value (``p_null_holm``, the larger of
-       the two null kinds' p, Holm-corrected over the dataset's primary rows, is not below
-       alpha): consistent with null;
-    3. the claim's test passes at alpha after Holm (for ``differs``, in the sign of the
-       paper's value where one is attached): consistent with the paper;
-    4. the 95% interval excludes the claim (``greater``: below 0; ``differs``: the
-       opposite sign of the paper's, significant; ``equivalent``: outside +- bound;
-       ``not_greater``: above the margin): contradicts the paper;
-    5. otherwise inconclusive.
-    """
-    value, lo, hi = (float(row.get(k, math.nan)) for k in ("value", "ci_low", "ci_high"))
-    p, claim = float(row.get("p_holm", math.nan)), str(row.get("claim", ""))
-    if not np.isfinite(value):
-        return "not comparable", str(row.get("note", "")) or "no estimate"
-    p_null = float(row.get("p_null_holm", math.nan))
-    if np.isfinite(p_null) and p_null >= alpha:
-        # the null kind that explains it best (the larger p)
-        kind = max(NULL_KINDS, key=lambda k: np.nan_to_num(float(row.get(f"null_{k}_p", math.nan)), nan=-1.0))
-        nl, nh = float(row.get(f"null_{kind}_low", math.nan)), float(row.get(f"null_{kind}_high", math.nan))
-        return (
-            "consistent with null",
-            f"the memoryless null gives it (Holm p {p_null:.2g}; {kind} null {nl:.3g} to {nh:.3g})",
-        )
-    bound = float(row.get("bound", math.nan))
-    sign = _paper_sign(row.get("paper_value", ""))
-    passed = np.isfinite(p) and p < alpha
-    if claim == "differs" and passed and np.isfinite(sign) and np.sign(value) != sign:
-        return (
-            "contradicts the paper",
-            f"significant (Holm p {p:.2g}) with the opposite sign of the paper's value",
-        )
-    if passed:
-        return "consistent with the paper", f"Holm p {p:.2g} < {alpha:g}"
-    against = {
-        "greater": hi < 0,
-        "differs": False,
-        "equivalent": np.isfinite(bound) and (lo > bound or hi < -bound),
-        "not_greater": np.isfinite(bound) and lo > bound,
-    }.get(claim, False)
-    if against:
-        return "contradicts the paper", f"the 95% interval {lo:.3g} to {hi:.3g} excludes the claim"
-    if np.isfinite(p):
-        return "inconclusive", f"Holm p {p:.2g} is not below {alpha:g}"
-    return "inconclusive", "no test: " + (str(row.get("note", "")) or "the estimate has no interval")
+
+def pooled_rows(table: pd.DataFrame, study: Study, findings: Sequence[Finding]) -> pd.DataFrame:
+    """Rows of the findings the paper reports over its datasets together (``pooled``),
+    pooled over the study's paper datasets: the mean of the datasets' values, its standard
+    error from theirs (sqrt(sum se^2) / D) and Welch-Satterthwaite degrees of freedom;
+    a two-sided t p of "0" for differences. Empty unless the study has a paper dataset."""
+    datasets = [d for d in dict.fromkeys(table["dataset"]) if study.is_paper(d)]
+    ids = [f.id for f in findings if f.pooled]
+    differences = {f.id for f in findings if f.pooled and f.claim is not None}  # tested against 0
+    part = table[table["id"].isin(ids) & table["dataset"].isin(datasets)]
+    rows = []
+    for _, group in part.groupby(["id", "arch", "arch_b", "case"], sort=False):
+        value, se, df = (group[c].to_numpy(float) for c in ("value", "se", "df"))
+        row = group.iloc[0].to_dict() | {"dataset": f"{POOLED} {', '.join(datasets)}", "p_value": math.nan}
+        row |= {"primary": False, "claim": ""}  # exploratory: the primary tests are per dataset
+        row |= {"ci_low": math.nan, "ci_high": math.nan, "interval": "", "test": "", "note": ""}
+        row |= {"n_runs": int(group["n_runs"].sum()), "n_samples": math.nan}
+        row["value"] = float(value.mean()) if np.isfinite(value).all() else math.nan
+        if len(group) < len(datasets) or not np.isfinite(value).all():
+            row["note"] = "undefined in a dataset"
+        elif np.isfinite(se).all() and np.isfinite(df).all() and (se > 0).all():
+            var = float((se**2).sum()) / len(se) ** 2
+            dof = float((se**2).sum() ** 2 / (se**4 / df).sum())
+            row["se"], row["df"] = math.sqrt(var), dof
+            row["ci_low"], row["ci_high"] = t_ci(row["value"], row["se"], dof)
+            row["interval"] = f"mean over {len(group)} datasets, t (Welch-Satterthwaite, {dof:.1f} df)"
+            if row["id"] in differences:
+                row["p_value"], row["test"] = t_p(row["value"], row["se"], dof), "two-sided t against 0"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=table.columns)
 
 
 def assemble_findings(
@@ -208,6 +209,7 @@ def assemble_findings(
         "arch_b",
         "case",
         "claim",
+        "null_direction",
         "note",
         "interval",
         "test",
@@ -223,60 +225,47 @@ def assemble_findings(
             f"finding {r['id']} ({r['arch']} {r['arch_b']} {r['case']}) for dataset {r['dataset']} appears twice"
         )
     table["primary"] = table["primary"].astype(str).str.lower().isin(["true", "1"])
+    pooled = pooled_rows(table, study, findings)
+    if len(pooled):
+        table = pd.concat([table, pooled.astype(table.dtypes.to_dict())], ignore_index=True)
     rows = table.to_dict("records")
     table.insert(1, "finding", [registry[r["id"]].label_for(r, study.labels) for r in rows])
     matched = [paper_value(r, study, paper_values) for r in rows]
     table["paper_value"] = [m[0] for m in matched]
     table["paper_note"] = [m[1] for m in matched]
+    table["claim_sign"] = [claim_sign(r, study, paper_values) for r in rows]
     table["p_holm"] = table["p_null_holm"] = math.nan
-    # the larger of the two nulls' p: a value either null produces is "given by the null"
-    p_null = table[[f"null_{k}_p" for k in NULL_KINDS]].astype(float).max(axis=1, skipna=False)
+    table["null_kind"] = [deciding_null(r) if r["primary"] else "" for r in rows]
+    table["null_p"] = [
+        number_of(r, f"null_{k}_p") if k else math.nan for r, k in zip(rows, table["null_kind"])
+    ]
     for _, part in table[table["primary"]].groupby("dataset", sort=False):
         table.loc[part.index, "p_holm"] = holm(part["p_value"].to_numpy(float))
-        table.loc[part.index, "p_null_holm"] = holm(p_null[part.index].to_numpy(float))
-    verdicts = [verdict(r, study.alpha) if r["primary"] else ("", "") for r in table.to_dict("records")]
-    table["verdict"] = [v[0] for v in verdicts]
-    table["verdict_reason"] = [v[1] for v in verdicts]
+        table.loc[part.index, "p_null_holm"] = holm(part["null_p"].to_numpy(float))
+    axes = [
+        (claim_verdict(r, study.alpha), null_verdict(r, study.alpha, registry[r["id"]].null))
+        if r["primary"]
+        else (("", ""), ("", ""))
+        for r in table.to_dict("records")
+    ]
+    table["claim_verdict"] = [c[0] for c, _ in axes]
+    table["claim_reason"] = [c[1] for c, _ in axes]
+    table["null_verdict"] = [n[0] for _, n in axes]
+    table["null_reason"] = [n[1] for _, n in axes]
+    table["verdict"] = [verdict_sentence(c, n) if c[0] else "" for c, n in axes]
     return table
 
 
 # ------------------------------------------------------------------------- markdown
 
 
-def _fmt(v, digits: int = 3) -> str:
-    if v is None or pd.isna(v) or v == "":
-        return ""
-    v = float(v)
-    if v == 0:
-        return "0"
-    if abs(v) >= 1000 or abs(v) < 10 ** (-digits):
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}f}"
-
-
-def _fmt_p(p) -> str:
-    if p is None or pd.isna(p):
-        return ""
-    return "< 1e-300" if float(p) == 0 else f"{float(p):.2g}"
-
-
-def _interval(lo, hi) -> str:
-    return f"{_fmt(lo)} to {_fmt(hi)}" if pd.notna(lo) and pd.notna(hi) else ""
-
-
-def _with_interval(value, lo, hi) -> str:
-    """'0.12 (0.05 to 0.20)', or the value alone, or nothing."""
-    if value is None or pd.isna(value):
-        return ""
-    interval = _interval(lo, hi)
-    return f"{_fmt(value)} ({interval})" if interval else _fmt(value)
-
-
 def _null_cell(row: Mapping) -> str:
-    """Each null kind's mean and 95% range ('iid: 0.30 (0.26 to 0.35); shuffle: ...'), or
-    why a primary row has none."""
+    """Each null kind's mean and 95% range ('iid: 0.30 (0.26 to 0.35); shuffle: ...'), the
+    one the null verdict rests on marked with an asterisk, or why a primary row has none."""
+    decides = row.get("null_kind", "")
     parts = [
-        f"{kind}: {_with_interval(row[f'null_{kind}'], row[f'null_{kind}_low'], row[f'null_{kind}_high'])}"
+        f"{kind}{'*' if kind == decides else ''}: "
+        + with_interval(row[f"null_{kind}"], row[f"null_{kind}_low"], row[f"null_{kind}_high"])
         for kind in NULL_KINDS
         if not pd.isna(row.get(f"null_{kind}"))
     ]
@@ -309,8 +298,8 @@ def _paper_cell(row: pd.Series, table: pd.DataFrame) -> str:
         & (table["paper_value"] != "")
     ]
     return "; ".join(
-        f"{r.paper_value} ({r.finding}: ours {_fmt(r.value)}"
-        + (f", {_interval(r.ci_low, r.ci_high)})" if pd.notna(r.ci_low) else ")")
+        f"{r.paper_value} ({r.finding}: ours {number(r.value)}"
+        + (f", {interval(r.ci_low, r.ci_high)})" if pd.notna(r.ci_low) else ")")
         for r in same.itertuples(index=False)
     )
 
@@ -324,6 +313,14 @@ def _warnings(table: pd.DataFrame) -> list[str]:
             f"- {r.dataset}, {r.finding}: {int(r.near_chance)} run(s) within {NEAR_CHANCE * 100:g} points of "
             f"chance ({float(r.chance):.0%}). Such runs learned little; their traces describe noise."
         )
+    binary, soft = (table[table["id"] == fid] for fid in ("F2.arch_mean", "F2.arch_mean_soft"))
+    if len(binary) and binary["value"].notna().any():
+        out.append(
+            f"- F2: the decay fit's R^2 of a 0/1 trace is small by construction (here {_span(binary['value'])}): a "
+            "trace with one or two errors is fitted poorly by any smooth curve. The paper's 0.52 and 0.74 are on "
+            "another scale; the closest we have is the R^2 of the p_true trace fitted with a free amplitude "
+            f"(\"on the paper's scale\": {_span(soft['value'])})."
+        )
     for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
         out.append(
             f"- {r.dataset}, {r.finding}: {r.value:.0%} of the eligible samples (mean over seeds). Lambda is close "
@@ -332,24 +329,30 @@ def _warnings(table: pd.DataFrame) -> list[str]:
     return out
 
 
+def _span(values: pd.Series) -> str:
+    """'0.006 to 0.016' (min to max of the finite values), or 'undefined'."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return f"{number(v.min())} to {number(v.max())}" if len(v) else "undefined"
+
+
 #: the columns of findings.md's three tables: (header, cell of a row given the whole table)
 VERDICT_COLUMNS = (
     ("finding", lambda r, t: r["finding"]),
     ("dataset", lambda r, t: r["dataset"]),
-    ("ours (95% interval)", lambda r, t: _with_interval(r["value"], r["ci_low"], r["ci_high"])),
-    ("memoryless null (95% range)", lambda r, t: _null_cell(r)),
+    ("ours (95% interval)", lambda r, t: with_interval(r["value"], r["ci_low"], r["ci_high"])),
     ("paper", lambda r, t: _paper_cell(r, t)),
-    ("p (Holm)", lambda r, t: _fmt_p(r["p_holm"])),
-    ("verdict", lambda r, t: f"**{r['verdict']}**: {r['verdict_reason']}"),
+    ("claim", lambda r, t: f"**{r['claim_verdict']}**: {r['claim_reason']}"),
+    ("memoryless null (95% range; * decides)", lambda r, t: _null_cell(r)),
+    ("beyond the null?", lambda r, t: f"**{r['null_verdict']}**: {r['null_reason']}"),
 )
 _ESTIMATE_COLUMNS = (
     ("finding", lambda r, t: r["finding"]),
     ("dataset", lambda r, t: r["dataset"]),
-    ("value", lambda r, t: _fmt(r["value"])),
-    ("95% interval", lambda r, t: _interval(r["ci_low"], r["ci_high"])),
+    ("value", lambda r, t: number(r["value"])),
+    ("95% interval", lambda r, t: interval(r["ci_low"], r["ci_high"])),
     ("interval", lambda r, t: r["interval"]),
     ("test", lambda r, t: r["test"]),
-    ("p", lambda r, t: _fmt_p(r["p_value"])),
+    ("p", lambda r, t: p_value(r["p_value"])),
 )
 _COUNT_COLUMNS = (
     ("samples", lambda r, t: _count(r["n_samples"])),
@@ -357,19 +360,23 @@ _COUNT_COLUMNS = (
     ("note", lambda r, t: r["note"]),
 )
 DETAIL_COLUMNS = _ESTIMATE_COLUMNS + (
-    ("p (Holm)", lambda r, t: _fmt_p(r["p_holm"])),
-    ("null iid", lambda r, t: _fmt(r["null_iid"])),
-    ("null shuffle", lambda r, t: _fmt(r["null_shuffle"])),
-    ("excess over null", lambda r, t: _fmt(r["excess"])),
+    ("claim p (Holm)", lambda r, t: p_value(r["p_holm"])),
+    ("null p, one-sided (Holm)", lambda r, t: p_value(r["p_null_holm"])),
+    ("null iid", lambda r, t: number(r["null_iid"])),
+    ("null shuffle", lambda r, t: number(r["null_shuffle"])),
+    ("excess over null", lambda r, t: number(r["excess"])),
 ) + _COUNT_COLUMNS
 EXPLORATORY_COLUMNS = _ESTIMATE_COLUMNS + (("paper", lambda r, t: r["paper_value"]),) + _COUNT_COLUMNS
 
 INTRO = (
     "Each primary finding tests one claim of the paper (arXiv 2604.11508) on this study's runs, with seeds as "
-    "the unit of replication. The verdict compares our estimate with a memoryless null (runs whose post-learning "
-    "epochs are redrawn independently: what per-sample difficulty alone produces) and with the paper's claim, at "
-    "a family-wise alpha after Holm's correction over the primary findings of each dataset. The rule is in "
-    "docs/method.md (section Verdicts). Paper values attach only to the paper's datasets and architectures."
+    "the unit of replication, and has two verdicts. The claim: does the paper's claim pass its own test "
+    "(holds, contradicted, inconclusive, not comparable), Holm-corrected over the primary findings of each "
+    "dataset? The memoryless null: is our value further in the claim's direction than runs whose post-learning "
+    "epochs are redrawn without memory give (beyond null, explained by null, undetermined), one-sided, "
+    "Holm-corrected in its own family? A claim can hold and still be explained by per-sample difficulty alone. "
+    "The rules, and how often each verdict is right on studies with a planted truth, are in docs/method.md "
+    "(section Verdicts). Paper values attach only to the paper's datasets and architectures."
 )
 
 

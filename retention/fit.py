@@ -163,17 +163,18 @@ FIT_COLUMNS = (
     "aic_power",
     "soft_lambda",
     "soft_mean_retention",
+    "soft_r2",
 )
 
 
-def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX) -> dict[str, np.ndarray]:
+def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = True) -> dict[str, np.ndarray]:
     """Fit every ``fitted`` sample of a :class:`retention.traces.TraceSet`.
 
     Returns per-sample arrays ``lambda`` (the forgetting score: decay rate; for ``raw``
     lam where a > 0, else 0; 0 for unforgettable; NaN for never_learned / too_short),
     ``b`` (the floor; for ``raw`` the asymptote c), ``r2``, ``sse``, ``aic_exp`` and
     ``aic_power`` (the power-law alternative fitted to the same points; k = 2 for the
-    decay models, 3 for the raw ones).
+    decay models, 3 for the raw ones; NaN without ``power``: the null runs skip it).
     """
     n = ts.status.shape[0]
     out = {k: np.full(n, np.nan) for k in ("lambda", "b", "r2", "sse", "aic_exp", "aic_power")}
@@ -184,18 +185,19 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX) -> dict[str, np.
         y, mask = ts.y[fitted], ts.mask[fitted]
         if ts.model == "raw":
             main = fit_raw(y, mask, lam_max, tau=ts.tau)
-            power = fit_raw_power(y, mask, tau=ts.tau, lam_max=lam_max)
+            alt = fit_raw_power(y, mask, tau=ts.tau, lam_max=lam_max) if power else None
             out["lambda"][fitted] = main.score
             out["b"][fitted] = main.c
         else:
             main = fit_decay(y, mask, lam_max, tau=ts.tau)
-            power = fit_power(y, mask, tau=ts.tau, lam_max=lam_max)
+            alt = fit_power(y, mask, tau=ts.tau, lam_max=lam_max) if power else None
             out["lambda"][fitted] = main.lam
             out["b"][fitted] = main.b
         out["r2"][fitted] = main.r2
         out["sse"][fitted] = main.sse
         out["aic_exp"][fitted] = main.aic
-        out["aic_power"][fitted] = power.aic
+        if alt is not None:
+            out["aic_power"][fitted] = alt.aic
     if unforgettable.any():
         # R = 1 fits exactly under both models: lambda 0, floor 1, SSE 0, R^2 undefined
         out["lambda"][unforgettable] = 0.0
@@ -203,11 +205,11 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX) -> dict[str, np.
         out["sse"][unforgettable] = 0.0
         a0 = aic(np.zeros(int(unforgettable.sum())), ts.n_points[unforgettable], k)
         out["aic_exp"][unforgettable] = a0
-        out["aic_power"][unforgettable] = a0
+        out["aic_power"][unforgettable] = a0 if power else np.nan
     return out
 
 
-def _fit_label(traces: tr.Traces, label: str, min_points: int, lam_max: float) -> dict:
+def _fit_label(traces: tr.Traces, label: str, min_points: int, lam_max: float, power: bool = True) -> dict:
     """Status, trace summary and fit of every train sample under one trace label."""
     ts = tr.build_traces(traces.correct, traces.p_true, traces.t, label, min_points)
     counts = {s: int((ts.status == s).sum()) for s in tr.STATUSES}
@@ -217,7 +219,7 @@ def _fit_label(traces: tr.Traces, label: str, min_points: int, lam_max: float) -
         "n_points": ts.n_points.astype(np.int64),
         "t_learn": ts.t_learn,
         "mean_retention": ts.mean_retention,
-        **fit_trace_set(ts, lam_max),
+        **fit_trace_set(ts, lam_max, power),
     }
 
 
@@ -228,6 +230,7 @@ def fit_table(
     min_points: int = 3,
     lam_max: float = LAMBDA_MAX,
     soft_columns: bool = True,
+    power: bool = True,
 ) -> pd.DataFrame:
     """The fits table of one run: one row per (trace definition, train sample).
 
@@ -235,9 +238,11 @@ def fit_table(
     ``since_learned``, ``raw``, ``since_learned_soft``, ``since_learned_la2`` (the
     primary one is added first when missing, duplicates are dropped); primary: the
     configured definition. Every row also carries its definition's soft counterpart
-    (``soft_lambda``, ``soft_mean_retention``: the same definition fitted on p_true, the
-    inputs of the rank scores ``soft_lambda`` and ``mean_p_true_since_learned``; NaN
-    without ``soft_columns``). Returns a pandas DataFrame with exactly the columns ``FIT_COLUMNS`` (contracts.md).
+    (``soft_lambda``, ``soft_mean_retention``, ``soft_r2``: the same definition fitted on
+    p_true with a free amplitude, the inputs of the rank scores ``soft_lambda`` and
+    ``mean_p_true_since_learned`` and the R^2 on the paper's scale; NaN
+    without ``soft_columns``). ``power``: also fit the power law (the AIC columns; NaN
+    without). Returns a pandas DataFrame with exactly the columns ``FIT_COLUMNS`` (contracts.md).
     """
     labels = list(dict.fromkeys([primary, *definitions]))
     specs = {label: tr.parse_label(label) for label in labels}  # ValueError before any work
@@ -247,7 +252,7 @@ def fit_table(
 
     def fits_of(label: str) -> dict:
         if label not in fitted:
-            fitted[label] = _fit_label(traces, label, min_points, lam_max)
+            fitted[label] = _fit_label(traces, label, min_points, lam_max, power)
         return fitted[label]
 
     frames = []
@@ -262,6 +267,7 @@ def fit_table(
             **fits,
             "soft_lambda": soft["lambda"],
             "soft_mean_retention": soft["mean_retention"],
+            "soft_r2": soft["r2"],
             **scores,
         }
         frames.append(pd.DataFrame({c: columns[c] for c in FIT_COLUMNS}))

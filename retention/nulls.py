@@ -5,10 +5,14 @@ first ``learned_after`` consecutive correct epochs at t >= 0; :func:`retention.t
 learning_epoch`) and redraws what comes after it, epoch by epoch, from that sample's own
 post-learning record:
 
-* ``iid``: each later epoch drawn independently, with replacement, from the sample's
-  post-learning epochs: for ``correct`` this is Bernoulli with the sample's observed
-  post-learning rate (p_true travels with its epoch);
-* ``shuffle``: the sample's post-learning epochs in a random order (the same counts).
+* ``shuffle``: the sample's post-learning epochs in a random order (correct and p_true
+  together): the exact permutation null of "the order after learning does not matter";
+* ``iid``: the same correct / wrong pattern (i.i.d. Bernoulli draws at the sample's rate,
+  conditioned on its observed count of correct epochs), each epoch's p_true drawn
+  independently, with replacement, from the sample's post-learning epochs of the same
+  correctness. Unconditional Bernoulli draws would add binomial noise to every sample's
+  error rate and bias correlations across runs toward 0 (the count bias); conditioned on
+  the count, the two kinds give binary traces the same distribution and differ on p_true.
 
 Both keep each sample's difficulty (its learning epoch, its post-learning accuracy, its
 loss at t = 0) and destroy any dependence on time since learning. A finding that the null
@@ -51,12 +55,24 @@ def null_columns(
     start = np.minimum(start.astype(np.int64), n_cols)
     cols = np.broadcast_to(np.arange(n_cols), (n, n_cols))
     after = cols >= start[:, None]
-    if kind == "iid":
-        span = np.maximum(n_cols - start, 1)[:, None]
-        drawn = start[:, None] + np.floor(rng.random((n, n_cols)) * span).astype(np.int64)
-        return np.where(after, drawn, cols)
     keys = np.where(after, rng.random((n, n_cols)), cols - n_cols)  # the prefix sorts first, in order
-    return np.argsort(keys, axis=1, kind="stable")
+    shuffled = np.argsort(keys, axis=1, kind="stable")
+    if kind == "shuffle":
+        return shuffled
+    # iid: the shuffle's correctness at each position; the epoch behind it (its p_true) drawn
+    # with replacement among the sample's post-learning epochs of that correctness
+    right = np.take_along_axis(correct, shuffled, axis=1)
+    by_class = np.argsort(np.where(after, correct.astype(np.int64), -1), axis=1, kind="stable")
+    n_wrong = (after & ~correct).sum(axis=1)
+    n_right = (after & correct).sum(axis=1)
+    u = rng.random((n, n_cols))
+    offset = np.where(
+        right,
+        start[:, None] + n_wrong[:, None] + np.floor(u * n_right[:, None]),
+        start[:, None] + np.floor(u * n_wrong[:, None]),
+    ).astype(np.int64)
+    drawn = np.take_along_axis(by_class, np.minimum(offset, n_cols - 1), axis=1)
+    return np.where(after, drawn, cols)
 
 
 def null_traces(traces: tr.Traces, learned_after: int, kind: str, rng: np.random.Generator) -> tr.Traces:
@@ -89,14 +105,15 @@ def null_fit_table(
 ) -> pd.DataFrame:
     """The fits table (docs/contracts.md) of ``draws`` null runs of each kind, for the
     primary trace definition only, with the columns ``null`` (kind) and ``draw`` first
-    (the soft columns only with ``soft_columns``: the soft rank scores need them)."""
+    (the soft columns only with ``soft_columns``: the soft rank scores need them; no power
+    law, so the AIC columns are NaN: no finding on null runs reads them)."""
     learned_after = tr.parse_label(primary).learned_after
     frames = []
     for kind in KINDS:
         for draw in range(int(draws)):
             rng = null_generator(seed, run, kind, draw)
             null = null_traces(traces, learned_after, kind, rng)
-            table = fit.fit_table(null, [], primary, min_points, lam_max, soft_columns)
+            table = fit.fit_table(null, [], primary, min_points, lam_max, soft_columns, power=False)
             table.insert(0, "draw", np.int64(draw))
             table.insert(0, "null", kind)
             frames.append(table)

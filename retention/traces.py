@@ -12,6 +12,9 @@ for :mod:`retention.fit`:
   y(t) = s(t), t = 0..E. Other samples get the status ``never_learned`` (not learned by
   the trace's origin).
 * ``raw``: every sample, y(t) = s(t), t = 0..E (fitted with c + a exp(-lam t)).
+* soft variants of any definition are fitted with the free-amplitude model c + a exp(-lam
+  tau) too: p_true at the learning epoch is rarely 1, and the decay model's R(0) = 1 would
+  put most soft fits at lam_max with a negative R^2.
 * ``conditional``: R(d) = sum_t s(t) s(t+d) / sum_t s(t), d = 0..floor(E/2); both sums
   run over t = 0..E - d (the pairs that exist), so for binary traces R(0) = 1 and R(d)
   is P(correct at t + d | correct at t). Points whose denominator is 0 are left out.
@@ -246,7 +249,8 @@ class TraceSet:
     (epochs since the trace's origin, or the lag d for ``conditional``); ``status`` (N,)
     str; ``t_learn`` (N,) float (the learning epoch of the definition: the first t >= 0
     that starts ``learned_after`` consecutive correct epochs; NaN if none);
-    ``n_points`` (N,) int; ``model``: ``decay`` or ``raw`` (the model docs/method.md fits).
+    ``n_points`` (N,) int; ``model``: ``decay`` (b + (1 - b) exp(-lam tau)) or ``raw``
+    (the free amplitude c + a exp(-lam tau): the raw and every soft definition).
     """
 
     label: str
@@ -364,6 +368,9 @@ def build_traces(
         y, mask, tau = _conditional(s, learned)
         excluded = ~learned
 
+    if spec.soft:
+        # p_true after learning need not start at 1: a free amplitude (c + a exp(-lam tau))
+        model = "raw"
     n_points = mask.sum(axis=1).astype(np.int64)
     all_ones = np.all(np.where(mask, y == 1.0, True), axis=1)
     status = np.full(n_samples, "fitted", dtype=object)

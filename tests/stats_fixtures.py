@@ -40,6 +40,7 @@ def fits_table(sample_id, label, lam, status, rng, trace="since_learned", **cols
         "aic_power": rng.normal(0, 1, n),
         "soft_lambda": np.where(np.isfinite(lam), rng.uniform(0, 2, n), np.nan),
         "soft_mean_retention": rng.uniform(0.3, 1, n),
+        "soft_r2": rng.uniform(0.1, 0.9, n),
     }
     base.update(cols)
     return pd.DataFrame(base)[list(FIT_COLUMNS)]

@@ -64,7 +64,7 @@ def test_paper_values_attach_only_to_the_papers_datasets_and_architectures():
     table = findings.assemble_findings([summary], PAPER).set_index(["id", "dataset"])
     assert table.loc[("F1.pooled", "octdl"), "paper_value"] == "0.34"
     assert table.loc[("F1.pooled", "cub200"), "paper_value"] == "0.15"  # either order of the pair
-    assert table.loc[("F2.arch_difference", "octdl"), "paper_value"] == "-0.22"
+    assert table.loc[("F2.arch_difference", "octdl"), "paper_value"] == ""  # pooled over datasets only
     assert table.loc[("F5.meta", "octdl"), "paper_value"].startswith("0.30 to 0.50")
     assert (
         table.loc[("F1.pooled", "octdl"), "finding"]
@@ -91,75 +91,122 @@ def test_holm_runs_per_dataset_over_the_primary_family_only():
     assert (
         np.isnan(table.loc[("F1.pooled", "octdl"), "p_holm"])
         and table.loc[("F1.pooled", "octdl"), "verdict"] == ""
+        and table.loc[("F1.pooled", "octdl"), "claim_verdict"] == ""
     )
 
 
 @pytest.mark.parametrize(
     "fid, extra, expected",
     [
-        ("F1.difference", {}, "consistent with the paper"),
+        ("F1.difference", {}, "holds"),
         ("F1.difference", {"p_value": 0.2}, "inconclusive"),
-        (
-            "F1.difference",
-            {"value": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.99},
-            "contradicts the paper",
-        ),
-        (
-            "F1.difference",
-            {"null_iid_p": 0.4, "null_shuffle_p": 0.5, "null_iid_low": 0.0, "null_iid_high": 0.2},
-            "consistent with null",
-        ),
-        ("F1.difference", {"null_iid_p": 1e-6, "null_shuffle_p": 1e-6}, "consistent with the paper"),
+        ("F1.difference", {"value": -0.3, "ci_low": -0.4, "ci_high": -0.2, "p_value": 0.99}, "contradicted"),
+        # the null never gates the claim
+        ("F1.difference", {"null_iid_p": 0.4, "null_shuffle_p": 0.5, "null_iid": 0.1}, "holds"),
         ("F1.difference", {"value": math.nan}, "not comparable"),
-        (
-            "F2.arch_difference",
-            {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3},
-            "contradicts the paper",
-        ),  # paper: -0.22
-        ("F2.arch_difference", {"value": -0.2, "ci_low": -0.3, "ci_high": -0.1}, "consistent with the paper"),
-        ("F3.within", {"value": 0.01, "bound": 0.1}, "consistent with the paper"),
-        (
-            "F3.within",
-            {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "bound": 0.1, "p_value": 1.0},
-            "contradicts the paper",
-        ),
-        (
-            "F6.heldout",
-            {"value": 0.05, "ci_low": 0.03, "ci_high": 0.07, "bound": 0.01, "p_value": 1.0},
-            "contradicts the paper",
-        ),
+        ("F1.difference", {"p_value": math.nan, "note": "interval needs at least 3 seeds"}, "not comparable"),
+        ("F2.arch_difference", {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3}, "contradicted"),  # paper: -0.22
+        ("F2.arch_difference", {"value": -0.2, "ci_low": -0.3, "ci_high": -0.1}, "holds"),
+        ("F3.within", {"value": 0.01, "bound": 0.1}, "holds"),
+        ("F3.within", {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "bound": 0.1, "p_value": 1.0}, "contradicted"),
+        ("F6.heldout", {"value": 0.05, "ci_low": 0.03, "ci_high": 0.07, "bound": 0.01, "p_value": 1.0}, "contradicted"),
     ],
 )
-def test_the_verdict_rule(fid, extra, expected):
-    summary = pd.DataFrame(
-        [
-            row(
-                fid,
-                "octdl",
-                arch_b="deit_small" if fid in ("F1.difference", "F2.arch_difference") else "",
-                **extra,
-            )
-        ]
-    )
+def test_the_claim_verdict_rule(fid, extra, expected):
+    pair = fid in ("F1.difference", "F2.arch_difference")
+    summary = pd.DataFrame([row(fid, "octdl", arch_b="deit_small" if pair else "", **extra)])
     table = findings.assemble_findings([summary], PAPER)
-    assert table["verdict"].iloc[0] == expected, table["verdict_reason"].iloc[0]
+    assert table["claim_verdict"].iloc[0] == expected, table["claim_reason"].iloc[0]
+    assert table["verdict"].iloc[0].startswith(f"claim {expected} (")
+
+
+def null_row(value, kinds, direction="greater", **extra) -> dict:
+    """A primary F1 row with null columns: kinds maps a kind to (mean, low, high, p)."""
+    out = row("F1.difference", "octdl", value=value, arch_b="deit_small", null_direction=direction, **extra)
+    for kind, (mean, low, high, p) in kinds.items():
+        out |= {f"null_{kind}": mean, f"null_{kind}_low": low, f"null_{kind}_high": high, f"null_{kind}_p": p}
+    return out
+
+
+@pytest.mark.parametrize(
+    "value, kinds, expected, words",
+    [
+        # beyond both nulls, one-sided in the claim's direction
+        (0.3, {"iid": (0.1, 0.05, 0.15, 1e-5), "shuffle": (0.1, 0.06, 0.14, 1e-6)}, "beyond null", "above"),
+        # inside the deciding null's range: the larger p decides
+        (0.12, {"iid": (0.1, 0.05, 0.15, 0.3), "shuffle": (0.2, 0.1, 0.3, 0.9)}, "explained by null", "contains"),
+        # below the range, against the claim's direction: never "explained"
+        (0.0, {"iid": (0.1, 0.05, 0.15, 0.999), "shuffle": (0.1, 0.06, 0.14, 0.999)}, "undetermined",
+         "against the claim's direction"),
+        # draws without spread, ours elsewhere: no p
+        (0.3, {"iid": (0.1, 0.1, 0.1, math.nan), "shuffle": (0.1, 0.1, 0.1, math.nan)}, "undetermined", "no spread"),
+        (0.3, {}, "undetermined", "undefined on the null runs"),
+    ],
+)
+def test_the_null_verdict_rule(value, kinds, expected, words):
+    table = findings.assemble_findings([pd.DataFrame([null_row(value, kinds)])], PAPER)
+    r = table.iloc[0]
+    assert r["null_verdict"] == expected and words in r["null_reason"], r["null_reason"]
+    if expected == "explained by null":  # the range it prints contains the value
+        kind = r["null_kind"]
+        assert r[f"null_{kind}_low"] <= value <= r[f"null_{kind}_high"]
+
+
+def test_the_null_p_is_holm_corrected_in_its_own_family():
+    kinds = {"iid": (0.1, 0.05, 0.15, 0.02), "shuffle": (0.1, 0.06, 0.14, 0.03)}
+    rows = [null_row(0.2, kinds), row("F5.meta", "octdl", arch="", p=0.001) | {
+        "null_iid": 0.2, "null_iid_low": 0.1, "null_iid_high": 0.3, "null_iid_p": 0.5,
+        "null_shuffle": 0.2, "null_shuffle_low": 0.1, "null_shuffle_high": 0.3, "null_shuffle_p": 0.4}]
+    table = findings.assemble_findings([pd.DataFrame(rows)], PAPER).set_index("id")
+    assert table.loc["F1.difference", "null_kind"] == "shuffle"  # the larger p
+    assert table.loc["F1.difference", "p_null_holm"] == pytest.approx(0.06)  # 2 x 0.03
+    assert table.loc["F1.difference", "null_verdict"] == "undetermined"  # above the range, not beyond after Holm
+    assert "in the claim's direction" in table.loc["F1.difference", "null_reason"]
+    assert table.loc["F5.meta", "p_null_holm"] == pytest.approx(0.5)
+
+
+def test_f6_says_when_spaced_is_significantly_worse():
+    worse = row("F6.heldout", "octdl", value=-0.43, p=0.0001, bound=0.01, p_zero=0.0002) | {
+        "ci_low": -0.58, "ci_high": -0.29}
+    table = findings.assemble_findings([pd.DataFrame([worse])], PAPER)
+    assert table["claim_verdict"].iloc[0] == "holds"
+    assert "worse, not only no better" in table["claim_reason"].iloc[0]
+    assert table["null_verdict"].iloc[0] == "undetermined" and "no memoryless null" in table["null_reason"].iloc[0]
 
 
 def test_every_primary_row_names_its_null_or_why_it_has_none():
     nan = math.nan
     both = {"id": "F3.within", "value": 0.4, "null_iid": 0.3, "null_iid_low": 0.25, "null_iid_high": 0.35,
-            "null_shuffle": 0.41, "null_shuffle_low": 0.40, "null_shuffle_high": 0.42}
-    assert findings._null_cell(both) == "iid: 0.300 (0.250 to 0.350); shuffle: 0.410 (0.400 to 0.420)"
+            "null_shuffle": 0.41, "null_shuffle_low": 0.40, "null_shuffle_high": 0.42, "null_kind": "shuffle"}
+    assert findings._null_cell(both) == "iid: 0.300 (0.250 to 0.350); shuffle*: 0.410 (0.400 to 0.420)"
     one = {**both, "null_iid": nan, "null_iid_low": nan, "null_iid_high": nan}
-    assert findings._null_cell(one) == "shuffle: 0.410 (0.400 to 0.420)"
+    assert findings._null_cell(one) == "shuffle*: 0.410 (0.400 to 0.420)"
     none = {**one, "null_shuffle": nan}
     assert findings._null_cell(none) == "undefined on the null runs"
     assert findings._null_cell({"id": "F6.heldout", "value": 0.01}).startswith("none: a paired comparison")
-    # the verdict names the null kind that explains the value
-    row = {**one, "id": "F3.within", "claim": "equivalent", "bound": 0.1, "ci_low": 0.3, "ci_high": 0.5,
-           "p_holm": 0.5, "p_null_holm": 0.6, "null_iid_p": nan, "null_shuffle_p": 0.6}
-    assert findings.verdict(row, 0.05) == (
-        "consistent with null", "the memoryless null gives it (Holm p 0.6; shuffle null 0.4 to 0.42)")
+
+
+def test_f2_paper_values_attach_to_the_rows_pooled_over_the_papers_datasets():
+    rows = []
+    for dataset, (a, b) in (("octdl", (0.02, 0.05)), ("cub200", (0.04, 0.07))):
+        for arch, v in (("resnet18", a), ("deit_small", b)):
+            rows.append(row("F2.arch_mean", dataset, value=v, arch=arch, se=0.01, df=4.0, n_runs=5))
+        rows.append(row("F2.arch_difference", dataset, value=a - b, arch_b="deit_small", se=0.01, df=4.0, n_runs=10))
+    table = findings.assemble_findings([pd.DataFrame(rows)], PAPER)
+    per_dataset = table[table["dataset"].isin(["octdl", "cub200"]) & table["id"].str.startswith("F2")]
+    assert (per_dataset["paper_value"] == "").all()  # the paper does not separate its datasets
+    pooled = table[table["dataset"].str.startswith(findings.POOLED)].set_index(["id", "arch"])
+    assert pooled.loc[("F2.arch_mean", "resnet18"), "value"] == pytest.approx(0.03)
+    assert pooled.loc[("F2.arch_mean", "resnet18"), "paper_value"] == "0.52"
+    assert pooled.loc[("F2.arch_mean", "deit_small"), "paper_value"] == "0.74"
+    diff = pooled.loc[("F2.arch_difference", "resnet18")]
+    assert diff["paper_value"] == "-0.22" and diff["value"] == pytest.approx(-0.03)
+    # se sqrt(2 x 0.01^2) / 2, Welch-Satterthwaite df 8
+    assert diff["ci_high"] - diff["value"] == pytest.approx(2.306 * 0.01 / math.sqrt(2), rel=1e-3)
+    assert not pooled["primary"].any()
+    # the per-dataset primary F2 keeps the paper's sign for its claim
+    primary = table[(table["id"] == "F2.arch_difference") & table["primary"]]
+    assert (primary["claim_sign"] == -1).all()
 
 
 def test_assembly_refuses_unknown_ids_and_repeated_rows():
@@ -184,7 +231,7 @@ def test_markdown_puts_the_verdicts_first_and_warns_about_bounds():
     md = findings.findings_markdown(findings.assemble_findings([pd.DataFrame(rows)], PAPER))
     assert md.index("## Verdicts") < md.index("## Primary findings in detail") < md.index("## Exploratory")
     verdicts = md.split("## Verdicts")[1].split("##")[0]
-    assert "consistent with the paper" in verdicts
+    assert "**holds**" in verdicts
     assert "0.34 (F1 top-10% Jaccard, seed-pooled ranking (ResNet-18 vs DeiT-S): ours 0.100" in verdicts
     assert "80% of the eligible samples" in md
 
@@ -279,7 +326,8 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
     assert sorted(pooled["paper_value"].astype(str)) == ["0.15", "0.34"]
     primary = table[table["primary"]]
     assert primary["p_holm"].notna().all() or primary["note"].astype(str).str.len().gt(0).any()
-    assert primary["verdict"].isin(findings.VERDICTS).all()
+    assert primary["claim_verdict"].isin(findings.CLAIM_VERDICTS).all()
+    assert primary["null_verdict"].isin(findings.NULL_VERDICTS).all()
     assert table[~table["primary"]]["p_holm"].isna().all()
     assert primary["null_iid"].notna().all()
     md = (tmp_path / "results" / "findings.md").read_text()

@@ -8,15 +8,24 @@ types; tables, ``findings.md``, paper values, verdicts and figures are derived f
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
-#: claim kinds: what "consistent with the paper" means for a finding (docs/method.md)
+#: claim kinds: what "holds" means for a finding (docs/method.md, section Verdicts)
 CLAIMS = {
     "greater": "the effect is positive (one-sided test of H0: effect <= 0)",
-    "differs": "the effect is not zero (two-sided test; its sign must match the paper's value where one is attached)",
+    "differs": "the effect is not zero (two-sided test; its sign must match the paper's where the paper gives one)",
     "equivalent": "the effect lies within +- the bound (TOST of H0: |effect| >= bound)",
     "not_greater": "the effect is below the margin (one-sided test of H0: effect >= margin)",
+}
+#: the direction in which a value supports each kind of claim, as the null p tests it:
+#: "greater" (above the null), "two-sided", or "toward_zero" (closer to 0 than the null)
+NULL_DIRECTIONS = {
+    "greater": "greater",
+    "differs": "two-sided",
+    "equivalent": "toward_zero",
+    "not_greater": "less",
 }
 
 
@@ -32,6 +41,11 @@ class Claim:
     def __post_init__(self):
         if self.kind not in CLAIMS:
             raise ValueError(f"unknown claim kind {self.kind!r}; expected one of {list(CLAIMS)}")
+
+    @property
+    def null_direction(self) -> str:
+        """The direction of the one-sided null p (``NULL_DIRECTIONS``)."""
+        return NULL_DIRECTIONS[self.kind]
 
 
 @dataclass
@@ -51,6 +65,8 @@ class Estimate:
     test: str = ""
     n_samples: int | None = None
     n_runs: int | None = None
+    pairs_used: int | None = None
+    pairs_total: int | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -73,7 +89,9 @@ class Finding:
     claim: the paper's claim (primary findings); columns: its own columns; figure: the
     figure that draws it; uses_score: depends on the rank score (recomputed under each in
     the robustness table); limits: the range the quantity can take (a correlation's
-    [-1, 1]): its intervals are truncated to it.
+    [-1, 1]): its intervals are truncated to it; pooled: the paper reports it over its
+    datasets together, so the findings add a row pooled over the study's paper datasets
+    (its estimates carry the columns ``se`` and ``df``).
     """
 
     id: str
@@ -89,10 +107,13 @@ class Finding:
     figure: str | None = None
     uses_score: bool = True
     limits: tuple[float, float] = (-math.inf, math.inf)
+    pooled: bool = False
 
     def __post_init__(self):
         if self.primary and self.claim is None:
             raise ValueError(f"finding {self.id}: a primary finding needs the claim it tests")
+        if self.pooled and not {"se", "df"} <= set(self.columns):
+            raise ValueError(f"finding {self.id}: a pooled finding needs the columns se and df")
 
     def label_for(self, row: Mapping, arch_labels: Mapping | None = None) -> str:
         """The label filled in from a row of the findings (arch and arch_b by their display
@@ -107,4 +128,4 @@ class Finding:
         try:
             return self.label.format(**fields)
         except (ValueError, TypeError):  # a number that is missing (NaN read back as text)
-            return self.label.replace(":.0%", "").format(**fields)
+            return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", self.label).format(**fields)

@@ -18,7 +18,15 @@ import pandas as pd
 from . import inference as inf
 from .config import StatsConfig, rng_for
 from .estimate import Estimate
-from .pairs import PairMatrix, for_arch_pairs, pair_matrix, pm_reason, seed_estimate, seed_statistic
+from .pairs import (
+    PairMatrix,
+    criterion_row,
+    for_arch_pairs,
+    pair_matrix,
+    pm_reason,
+    seed_estimate,
+    seed_statistic,
+)
 from .ranksets import bootstrap_jaccard, chance_jaccard, jaccard_draws, overlap_p, top_sets
 from .runs import RunStack, StatsInput, frame, masked_mean
 
@@ -168,6 +176,25 @@ def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         elif not np.isfinite(est.value):
             est.note = est.note or pm_reason(pm)
         return est
+
+    return _with_q(for_arch_pairs(stack, one), cfg.top_q)
+
+
+#: the paper's settling criteria (docs/method.md): a cross-architecture Jaccard above this
+#: settles F1 against the paper (the architectures agree on the most-forgotten samples)
+SETTLING_JACCARD = 0.6
+
+
+def settling(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """The cross-architecture Jaccard (seed pairs) against the paper's settling criterion
+    0.6: one-sided t over seeds (jackknife) of H0 J <= 0.6; ``above``: the 95% interval
+    lies above it."""
+    stack = data.stack
+    pm = pair_jaccards(stack, cfg, cfg.top_q)
+
+    def one(a: str, b: str) -> Estimate:
+        est, jk = seed_estimate(stack, pm, "cross", a, b)
+        return criterion_row(est, jk, SETTLING_JACCARD, "Jaccard", pm)
 
     return _with_q(for_arch_pairs(stack, one), cfg.top_q)
 

@@ -22,10 +22,18 @@ from .pairs import for_arch_pairs
 from .runs import RunStack, StatsInput, frame, masked_mean
 
 
-def defined_r2(stack: RunStack) -> np.ndarray:
-    """(runs, samples) R^2 where defined (a fitted sample with a non-constant trace), else NaN."""
-    r2 = stack.values["r2"]
-    ok = stack.eligible & (stack.status == "fitted") & np.isfinite(r2)
+#: the R^2 of each F2 scale: ours (the binary trace's decay fit) and the paper's scale (the
+#: p_true trace fitted with a free amplitude, c + a exp(-lam tau))
+SCALES = {"binary": "r2", "soft": "soft_r2"}
+
+
+def defined_r2(stack: RunStack, scale: str = "binary") -> np.ndarray:
+    """(runs, samples) R^2 where defined (an eligible sample with a non-constant trace; on
+    the binary scale a fitted one), else NaN."""
+    r2 = stack.values[SCALES[scale]]
+    ok = stack.eligible & np.isfinite(r2)
+    if scale == "binary":
+        ok &= stack.status == "fitted"
     return np.where(ok, r2, np.nan)
 
 
@@ -65,14 +73,14 @@ def arch_difference(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         _from_t(est, res, "paired by seed")
         if np.isfinite(res.se):
             est.p_value, est.test = res.p, "paired t over seeds, two-sided"
-        est.extra = {"mean_a": _mean(np.asarray(ma)), "mean_b": _mean(np.asarray(mb))}
+        est.extra = {"mean_a": _mean(np.asarray(ma)), "mean_b": _mean(np.asarray(mb)), "se": res.se, "df": res.df}
         return est
 
     return for_arch_pairs(stack, one)
 
 
-def _per_run(stack: RunStack) -> dict[int, dict]:
-    r2 = defined_r2(stack)
+def _per_run(stack: RunStack, scale: str = "binary") -> dict[int, dict]:
+    r2 = defined_r2(stack, scale)
     out = {}
     for i in range(len(stack.runs)):
         v = r2[i][np.isfinite(r2[i])]
@@ -92,18 +100,26 @@ def arch_mean(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     return _per_arch(data.stack, "mean")
 
 
+def arch_mean_soft(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """Mean R^2 on the paper's scale: the same as :func:`arch_mean` for the p_true trace
+    fitted with a free amplitude (the binary trace's R^2 is far smaller: a 0/1 trace with
+    one or two errors is fitted poorly by any smooth curve)."""
+    return _per_arch(data.stack, "mean", "soft")
+
+
 def fraction_defined(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Share of the eligible samples with a defined R^2 per architecture, t over seeds."""
     return _per_arch(data.stack, "frac")
 
 
-def _per_arch(stack: RunStack, field: str) -> list[Estimate]:
-    per = _per_run(stack)
+def _per_arch(stack: RunStack, field: str, scale: str = "binary") -> list[Estimate]:
+    per = _per_run(stack, scale)
     out = []
     for arch in stack.archs:
         idx = stack.run_index(arch)
         res = inf.t_interval([per[i][field] for i in idx])
         est = Estimate(arch=arch, n_samples=int(stack.eligible[idx].any(0).sum()), n_runs=len(idx))
+        est.extra = {"se": res.se, "df": res.df}
         out.append(_from_t(est, res, "over seeds"))
     return out
 

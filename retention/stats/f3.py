@@ -15,7 +15,7 @@ from scipy import stats as sps
 from . import inference as inf
 from .config import StatsConfig
 from .estimate import Estimate
-from .pairs import PairMatrix, pair_matrix, pair_means, seed_estimate
+from .pairs import PairMatrix, criterion_row, pair_matrix, pair_means, seed_estimate
 from .runs import RunStack, StatsInput, frame
 
 
@@ -62,6 +62,23 @@ def within(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est.note = est.note or (f"needs two seeds of {arch}" if few else UNDEFINED_RHO)
         out.append(est)
     return out
+
+
+#: the paper's settling criterion (docs/method.md): a seed Spearman above this settles F3
+#: against the paper (per-sample forgetting is stable across seeds)
+SETTLING_RHO = 0.4
+
+
+def settling(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
+    """The seed-pair Spearman of each architecture against the paper's settling criterion
+    0.4: one-sided t over seeds (jackknife) of H0 rho <= 0.4; ``above``: the 95% interval
+    lies above it."""
+    stack = data.stack
+    pm = pair_rhos(stack)
+    return [
+        criterion_row(*seed_estimate(stack, pm, "within", arch), SETTLING_RHO, "rho", pm)
+        for arch in stack.archs
+    ]
 
 
 def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:

@@ -41,9 +41,19 @@ class PairMatrix:
         out = []
         for i, j in self.pairs(stack):
             (a, sa), (b, sb) = stack.runs[i], stack.runs[j]
-            out.append({"kind": "within_pair" if a == b else "cross_pair", **fields, "arch": a, "seed": sa,
-                        "arch_b": b, "seed_b": sb, "value": self.value[i, j], "n_samples": self.n[i, j],
-                        **(self.extra[(i, j)] if extra else {})})
+            out.append(
+                {
+                    "kind": "within_pair" if a == b else "cross_pair",
+                    **fields,
+                    "arch": a,
+                    "seed": sa,
+                    "arch_b": b,
+                    "seed_b": sb,
+                    "value": self.value[i, j],
+                    "n_samples": self.n[i, j],
+                    **(self.extra[(i, j)] if extra else {}),
+                }
+            )
         return out
 
 
@@ -100,33 +110,108 @@ def seed_statistic(stack: RunStack, mat: np.ndarray, kind: str, arch: str, arch_
     return statistic
 
 
+def relevant_pairs(
+    stack: RunStack, kind: str, arch: str, arch_b: str = "", keep=None
+) -> list[tuple[int, int]]:
+    """The pairs of runs (i, j) a ``kind`` statistic averages over, among the seeds kept."""
+    a = _runs_of(stack, arch, keep)
+    if kind == "within":
+        return list(itertools.combinations(a, 2))
+    b = _runs_of(stack, arch_b, keep)
+    cross = [(i, j) for i in a for j in b]
+    if kind == "cross":
+        return cross
+    return [p for runs in (a, b) for p in itertools.combinations(runs, 2)] + cross
+
+
+def balanced_seeds(stack: RunStack, pm: PairMatrix, kind: str, arch: str, arch_b: str = "") -> np.ndarray:
+    """The seeds whose pairs are all defined: seeds are left out one at a time, the one in
+    the most undefined pairs first (ties: the lowest seed), until every pair the statistic
+    averages over is defined. One pair set then serves the estimate and every jackknife
+    replicate (no replicate averages over a different mix of pairs)."""
+    keep = np.ones(len(stack.seeds), dtype=bool)
+    seed_of = {i: stack.seeds.index(s) for i, (_, s) in enumerate(stack.runs)}
+    while True:
+        bad = [
+            (i, j)
+            for i, j in relevant_pairs(stack, kind, arch, arch_b, keep)
+            if not np.isfinite(pm.value[i, j])
+        ]
+        if not bad:
+            return keep
+        counts = np.zeros(keep.size, dtype=int)
+        for i, j in bad:
+            counts[seed_of[i]] += 1
+            counts[seed_of[j]] += 1
+        keep[int(np.argmax(counts))] = False
+
+
+def _pair_note(pm: PairMatrix, pairs) -> str:
+    """The first reason among ``pairs`` for being undefined."""
+    notes = [pm.extra[(min(i, j), max(i, j))].get("note", "") for i, j in pairs]
+    return next((n for n in notes if n), "")
+
+
 def seed_estimate(
     stack: RunStack, pm: PairMatrix, kind: str, arch: str, arch_b: str = ""
 ) -> tuple[Estimate, inf.Jackknife]:
-    """The seed-level mean of a pair statistic (see :func:`seed_statistic`) with its
-    jackknife-over-seeds standard error and t interval; ``n_samples`` counts the samples
-    behind the pairs used (the largest pair), ``n_runs`` the runs."""
-    jk = inf.jackknife(len(stack.seeds), seed_statistic(stack, pm.value, kind, arch, arch_b))
-    runs = _runs_of(stack, arch) + (_runs_of(stack, arch_b) if arch_b else [])
-    used = [pm.n[i, j] for i, j in itertools.combinations(runs, 2)]
+    """The seed-level mean of a pair statistic (see :func:`seed_statistic`) over the seeds
+    whose pairs are all defined (:func:`balanced_seeds`), with its jackknife-over-seeds
+    standard error and t interval. ``n_samples`` counts the samples behind the pairs used
+    (the largest pair), ``n_runs`` the runs, ``pairs_used`` / ``pairs_total`` the pairs;
+    the note names the seeds left out and why."""
+    usable = balanced_seeds(stack, pm, kind, arch, arch_b)
+    full = seed_statistic(stack, pm.value, kind, arch, arch_b)
+    n_kept = int(usable.sum())
+
+    def on_kept(keep: np.ndarray) -> float:
+        mask = usable.copy()
+        mask[usable] = keep
+        return full(mask)
+
+    jk = inf.jackknife(n_kept, on_kept)
+    all_pairs = relevant_pairs(stack, kind, arch, arch_b)
+    used = relevant_pairs(stack, kind, arch, arch_b, usable)
+    runs = _runs_of(stack, arch, usable) + (_runs_of(stack, arch_b, usable) if arch_b else [])
     est = Estimate(
         arch=arch,
         arch_b=arch_b,
         value=jk.estimate,
-        n_samples=int(max(used)) if used else 0,
+        n_samples=int(max(pm.n[i, j] for i, j in used)) if used else 0,
         n_runs=len(runs),
+        pairs_used=len(used),
+        pairs_total=len(all_pairs),
     )
+    if n_kept < usable.size:
+        left = [str(s) for s, k in zip(stack.seeds, usable) if not k]
+        undefined = [(i, j) for i, j in all_pairs if not np.isfinite(pm.value[i, j])]
+        est.note = (
+            f"seed(s) {', '.join(left)} left out: {len(undefined)} of {len(all_pairs)} pairs undefined "
+            f"({_pair_note(pm, undefined)})"
+        )
     if np.isfinite(jk.se):
         est.ci_low, est.ci_high = inf.t_ci(jk.estimate, jk.se, jk.df)
         est.interval = f"t over {jk.n_units} seeds (jackknife)"
-    elif np.isfinite(jk.estimate):
-        if jk.n_units < 3:
-            est.note = f"interval needs at least 3 seeds (the grid has {jk.n_units})"
-        else:
-            undefined = int(np.sum(~np.isfinite(jk.replicates)))
-            est.note = f"no interval: {undefined} of {jk.n_units} leave-one-seed-out replicates are undefined"
-            est.note += f" ({pm_reason(pm)})" if pm_reason(pm) else ""
+    elif np.isfinite(jk.estimate) or n_kept < usable.size:
+        need = f"interval needs at least 3 seeds with defined pairs (has {n_kept})"
+        est.note = f"{est.note}; {need}" if est.note else need
     return est, jk
+
+
+def criterion_row(est: Estimate, jk: inf.Jackknife, criterion: float, what: str, pm: PairMatrix) -> Estimate:
+    """A seed-level mean tested against a fixed criterion: one-sided t over seeds
+    (jackknife) of H0 value <= criterion; extra ``criterion`` and ``above`` (1 where the
+    95% interval lies above the criterion, 0 where not, NaN without an interval)."""
+    est.extra = {
+        "criterion": criterion,
+        "above": float(est.ci_low > criterion) if np.isfinite(est.ci_low) else math.nan,
+    }
+    if np.isfinite(jk.se):
+        est.p_value = inf.t_p(jk.estimate, jk.se, jk.df, null=criterion, alternative="greater")
+        est.test = f"one-sided t over seeds (jackknife): {what} above {criterion:g}"
+    elif not est.note:
+        est.note = pm_reason(pm)
+    return est
 
 
 def pm_reason(pm: PairMatrix) -> str:

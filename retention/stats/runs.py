@@ -25,7 +25,7 @@ STATUSES = ELIGIBLE + EXCLUDED
 REQUIRED_COLUMNS = (
     "trace", "sample_id", "label", "status", "lambda", "b", "r2", "forget_events",
     "mean_retention", "t_learn", "loss_t0", "el2n_t0", "confidence", "variability",
-    "aic_exp", "aic_power", "soft_lambda", "soft_mean_retention",
+    "aic_exp", "aic_power", "soft_lambda", "soft_mean_retention", "soft_r2",
 )
 # fmt: on
 NUMERIC = REQUIRED_COLUMNS[4:]
@@ -92,6 +92,21 @@ class RunStack:
             return self.runs.index((arch, seed))
         except ValueError:
             return None
+
+    def why_undefined(self, min_samples: int) -> str:
+        """The study-wide reason an estimate may be undefined ("" when the runs have enough
+        eligible samples): no sample learned in any run, or too few."""
+        counts = self.eligible.sum(axis=1)
+        if not counts.any():
+            excluded = {s: int((self.status == s).sum()) for s in EXCLUDED}
+            how = ", ".join(f"{n} {s}" for s, n in excluded.items() if n)
+            return f"no sample was ever learned in any run ({how or 'no samples'} over {len(self.runs)} runs)"
+        if counts.max() < min_samples:
+            return (
+                f"too few samples were learned: at most {int(counts.max())} eligible per run, "
+                f"fewer than stats.min_samples ({min_samples})"
+            )
+        return ""
 
     def cached(self, key: tuple, compute: Callable[[], object]):
         """``compute()`` once per key for this stack (estimators share intermediates)."""

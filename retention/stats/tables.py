@@ -11,15 +11,15 @@ under every other rank score and trace definition.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from ..errors import DataError
-from ..paths import STATS_TABLES as TABLE_NAMES
 from ..nulls import KINDS as NULL_KINDS
+from ..paths import STATS_TABLES as TABLE_NAMES
 from . import f1, f2, f3, f4, f5, samples, scores
 from .config import RANK_SCORES, StatsConfig
 from .estimate import Estimate, Finding
@@ -30,8 +30,8 @@ from .runs import StatsInput, check_runs, stack_runs, status_counts_table, trace
 NULL_COLUMNS = [f"null_{k}{s}" for k in NULL_KINDS for s in ("", "_low", "_high", "_p")]
 BASE_COLUMNS = [
     "id", "dataset", "trace", "score", "arch", "arch_b", "case", "value", "ci_low", "ci_high",
-    "interval", "test", "p_value", "primary", "claim", "unit", *NULL_COLUMNS, "excess",
-    "n_samples", "n_runs", "note",
+    "interval", "test", "p_value", "primary", "claim", "unit", "null_direction", *NULL_COLUMNS, "excess",
+    "n_samples", "n_runs", "pairs_used", "pairs_total", "note",
 ]
 # fmt: on
 
@@ -43,7 +43,8 @@ def summary_columns(findings: Sequence[Finding] = FINDINGS) -> list[str]:
 
 def estimates(finding: Finding, data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """The finding's estimator on ``data``; an estimate with an undeclared column, or two
-    with the same key, is an error (nothing is dropped silently)."""
+    with the same key, is an error (nothing is dropped silently). Every undefined value
+    carries a reason: the study-wide one first where no or too few samples were learned."""
     out = finding.estimate(data, cfg)
     keys = set()
     for est in out:
@@ -55,6 +56,10 @@ def estimates(finding: Finding, data: StatsInput, cfg: StatsConfig) -> list[Esti
         if est.key in keys:
             raise ValueError(f"finding {finding.id}: two estimates for {est.key}")
         keys.add(est.key)
+    why = data.stack.why_undefined(cfg.min_samples)
+    for est in out:
+        if not np.isfinite(est.value):
+            est.note = f"{why}; {est.note}" if why and est.note else (why or est.note or "undefined")
     return out
 
 
@@ -69,30 +74,54 @@ def null_values(finding: Finding, nulls: dict[str, list[StatsInput]], cfg: Stats
     return {key: np.asarray(v, dtype=float) for key, v in values.items()}
 
 
-def null_comparison(observed: float, draws: np.ndarray | None, level: float = 0.95) -> dict:
-    """Where ``observed`` falls in a null model's distribution, from its draws: the null
-    mean, the 95% prediction interval of one more draw (mean +- t sd sqrt(1 + 1/B), B
-    draws, t on B - 1 df: the range a statistic of a null world falls in) and the
-    two-sided p of ``observed`` under it. NaN without at least 3 finite draws."""
+#: a null whose draws all equal its mean within this (relative) tolerance has no spread
+DEGENERATE_RTOL = 1e-12
+
+
+def null_comparison(
+    observed: float, draws: np.ndarray | None, direction: str = "two-sided", level: float = 0.95
+) -> dict:
+    """Where ``observed`` falls in a null model's distribution, from its draws.
+
+    Returns the null mean, the 95% prediction interval of one more draw (mean +- t sd
+    sqrt(1 + 1/B), B draws, t on B - 1 df: the range a statistic of a null world falls
+    in) and the p of ``observed`` under that predictive t distribution in ``direction``:
+    "greater" (H0: the value is not above the null's), "less", "toward_zero" (the value
+    lies closer to 0 than the null's: "less" where the null mean is positive, else
+    "greater") or "two-sided". Draws without spread (every draw equal to the mean) give
+    p = 1 where ``observed`` equals the mean and NaN otherwise (no distribution to
+    judge a difference by). NaN without at least 3 finite draws."""
     v = np.asarray(draws if draws is not None else [], dtype=float)
     v = v[np.isfinite(v)]
+    out = {"mean": float(v.mean()) if v.size else math.nan, "low": math.nan, "high": math.nan, "p": math.nan}
     if v.size < 3:
-        return {
-            "mean": float(v.mean()) if v.size else math.nan,
-            "low": math.nan,
-            "high": math.nan,
-            "p": math.nan,
-        }
-    mean, sd, b = float(v.mean()), float(v.std(ddof=1)), v.size
+        return out
+    mean, sd, b = out["mean"], float(v.std(ddof=1)), v.size
     scale = sd * math.sqrt(1 + 1 / b)
     half = sps.t.ppf(0.5 + level / 2, b - 1) * scale
-    p = float(2 * sps.t.sf(abs(observed - mean) / scale, b - 1)) if scale > 0 else float(observed != mean)
-    return {
-        "mean": mean,
-        "low": mean - half,
-        "high": mean + half,
-        "p": p if np.isfinite(observed) else math.nan,
-    }
+    out |= {"low": mean - half, "high": mean + half}
+    if not np.isfinite(observed):
+        return out
+    if direction == "toward_zero":
+        direction = "less" if mean > 0 else "greater"
+    tol = DEGENERATE_RTOL * max(1.0, abs(mean))
+    if scale <= tol:
+        out["p"] = 1.0 if abs(observed - mean) <= tol else math.nan
+        return out
+    t = (observed - mean) / scale
+    out["p"] = float(
+        {
+            "greater": sps.t.sf(t, b - 1),
+            "less": sps.t.cdf(t, b - 1),
+            "two-sided": 2 * sps.t.sf(abs(t), b - 1),
+        }[direction]
+    )
+    return out
+
+
+def null_direction(finding: Finding) -> str:
+    """The direction of a finding's null p: its claim's (primary findings), else two-sided."""
+    return finding.claim.null_direction if finding.claim else "two-sided"
 
 
 def estimate_row(finding: Finding, est: Estimate, dataset: str, trace: str, score: str, nulls: dict) -> dict:
@@ -116,11 +145,15 @@ def estimate_row(finding: Finding, est: Estimate, dataset: str, trace: str, scor
         "unit": finding.unit,
         "n_samples": est.n_samples,
         "n_runs": est.n_runs,
+        "pairs_used": est.pairs_used,
+        "pairs_total": est.pairs_total,
         "note": est.note,
         **est.extra,
     }
+    direction = null_direction(finding)
+    row["null_direction"] = direction if finding.null else ""
     for kind in NULL_KINDS:
-        cmp = null_comparison(est.value, nulls.get((est.key, kind)))
+        cmp = null_comparison(est.value, nulls.get((est.key, kind)), direction)
         row |= {
             f"null_{kind}": cmp["mean"],
             f"null_{kind}_low": cmp["low"],
