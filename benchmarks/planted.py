@@ -328,7 +328,6 @@ def _learn_epoch(d, t, shares, warmup, corr, rng) -> np.ndarray:
 def _run_correct(kind, sc, t, learn, hazard, rng):
     """(correct, P(correct) now) of one run, samples x epochs."""
     n, nt = learn.size, t.size
-    err = _chain_error(hazard, t[-1] - np.maximum(learn, 0))
     if kind == "flat":
         plateau = 1 - _chain_error(hazard, np.full(n, t[-1]))
         ramp = np.clip((t + 1 - t[0]) / (1 - t[0]), 0, 1)  # t < 0: rising to the plateau at t = 0
@@ -341,7 +340,8 @@ def _run_correct(kind, sc, t, learn, hazard, rng):
         prob = CHANCE_PRE + (cap - CHANCE_PRE) * rise
         return rng.random((n, nt)) < prob, prob
     pre = t[None, :] < learn[:, None]
-    if kind == "iid":
+    if kind == "iid":  # the chain's mean error over the sample's own window T..E
+        err = _chain_error(hazard, t[-1] - np.maximum(learn, 0))
         prob = np.where(t[None, :] >= 1, 1 - err[:, None], 1 - SLIP)
         prob = np.where(pre, sc.chance_hit, prob)
         return rng.random((n, nt)) < prob, prob
