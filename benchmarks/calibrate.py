@@ -83,14 +83,31 @@ def replicate(task: tuple) -> list[dict]:
                 "replicate": rep,
                 "id": r.id,
                 "arch": r.arch,
-                "claim_true": study.truth.get(CLAIM_OF[r.id]),
-                "memory": study.truth.get("MEMORY"),
+                "claim_true": planted_truth(study, CLAIM_OF[r.id], r.arch),
+                "memory": any_memory(study, [a for a in (r.arch, r.arch_b) if a] or [a for a, _, _ in study.runs]),
                 "value": r.value,
                 "claim_verdict": r.claim_verdict,
                 "null_verdict": r.null_verdict,
             }
         )
     return rows
+
+
+def planted_truth(study, claim: str, arch: str) -> bool | None:
+    """Whether the study planted ``claim`` true (for one architecture where the truth
+    differs between them, e.g. memory in one architecture only)."""
+    entry = study.truth.get(claim)
+    if entry is None:
+        return None
+    by_arch = entry.get("by_arch") if isinstance(entry, dict) else None
+    value = by_arch.get(arch, entry["truth"]) if isinstance(by_arch, dict) and arch in by_arch else entry["truth"]
+    return {"true": True, "false": False}.get(str(value).lower())
+
+
+def any_memory(study, archs: list[str]) -> bool | None:
+    """Whether the study planted memory in any of ``archs`` (a row's architectures, or all)."""
+    truths = [planted_truth(study, "MEMORY", a) for a in dict.fromkeys(archs)]
+    return None if any(t is None for t in truths) else any(truths)
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

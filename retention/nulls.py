@@ -7,15 +7,20 @@ post-learning record:
 
 * ``shuffle``: the sample's post-learning epochs in a random order (correct and p_true
   together): the exact permutation null of "the order after learning does not matter";
-* ``iid``: the same correct / wrong pattern (i.i.d. Bernoulli draws at the sample's rate,
-  conditioned on its observed count of correct epochs), each epoch's p_true drawn
-  independently, with replacement, from the sample's post-learning epochs of the same
-  correctness. Unconditional Bernoulli draws would add binomial noise to every sample's
-  error rate and bias correlations across runs toward 0 (the count bias); conditioned on
-  the count, the two kinds give binary traces the same distribution and differ on p_true.
+* ``iid``: correctness drawn independently, epoch by epoch, with a probability set by the
+  sample and by the epoch (the learning curve of the run), conditioned on the observed
+  counts: every sample keeps its number of correct post-learning epochs and every epoch
+  its number of correct post-learning samples (:func:`trade_rows`); each epoch's p_true is
+  drawn, with replacement, from the sample's post-learning epochs of the same
+  correctness. Unconditional Bernoulli draws at each sample's rate would add binomial
+  noise to every sample's error rate and bias correlations across runs toward 0 (the
+  count bias); and a run whose accuracy still rises after a sample is learned puts that
+  sample's errors early without any memory, which only a null that keeps the epochs'
+  counts reproduces.
 
 Both keep each sample's difficulty (its learning epoch, its post-learning accuracy, its
-loss at t = 0) and destroy any dependence on time since learning. A finding that the null
+loss at t = 0) and destroy any dependence on time since learning (beyond, for ``iid``,
+what the run's epoch-by-epoch accuracy explains). A finding that the null
 reproduces is a property of per-sample accuracy, not of forgetting dynamics. Warmup
 epochs (t < 0), never-learned samples and the held-out set are left as they are.
 """
@@ -32,6 +37,36 @@ from . import fit
 from . import traces as tr
 
 KINDS = ("iid", "shuffle")
+
+
+#: sweeps of row-pair trades per iid null draw (each sweep trades every row once); the share
+#: of entries changed levels off after about 20 (tests/test_nulls.py)
+CURVEBALL_SWEEPS = 30
+
+
+def trade_rows(x: np.ndarray, region: np.ndarray, sweeps: int, rng: np.random.Generator) -> np.ndarray:
+    """A random binary matrix with the row and column sums of ``x`` inside ``region`` (and
+    ``x`` outside it), by the Curveball algorithm (Strona et al. 2014): each sweep pairs the
+    rows at random and, for each pair, redistributes the columns that the two rows share in
+    ``region`` and differ in, at random, keeping how many each row has. The chain's
+    stationary distribution is uniform over the matrices it reaches: the exact conditional
+    null of independent Bernoulli draws with a sample and an epoch effect (logit p = a_i +
+    b_t, the Rasch model, whose margins are sufficient)."""
+    x = np.array(x, dtype=bool)
+    rows = np.flatnonzero(region.any(axis=1))
+    for _ in range(int(sweeps)):
+        order = rng.permutation(rows)
+        first, second = order[0 : order.size - 1 : 2], order[1::2]
+        xi, xj = x[first], x[second]
+        tradable = (xi != xj) & region[first] & region[second]
+        keep = (xi & tradable).sum(axis=1)
+        keys = np.where(tradable, rng.random(tradable.shape), 2.0)
+        # the first row keeps its count: the tradable columns with its ``keep`` smallest keys
+        cut = np.take_along_axis(np.sort(keys, axis=1), np.maximum(keep - 1, 0)[:, None], axis=1)
+        to_first = tradable & (keys <= cut) & (keep[:, None] > 0)
+        x[first] = np.where(tradable, to_first, xi)
+        x[second] = np.where(tradable, ~to_first, xj)
+    return x
 
 
 def null_columns(
@@ -59,9 +94,10 @@ def null_columns(
     shuffled = np.argsort(keys, axis=1, kind="stable")
     if kind == "shuffle":
         return shuffled
-    # iid: the shuffle's correctness at each position; the epoch behind it (its p_true) drawn
-    # with replacement among the sample's post-learning epochs of that correctness
-    right = np.take_along_axis(correct, shuffled, axis=1)
+    # iid: correctness redrawn with every sample's and every epoch's count of correct
+    # post-learning epochs kept; the epoch behind each position (its p_true) drawn with
+    # replacement among the sample's post-learning epochs of that correctness
+    right = trade_rows(correct, after, CURVEBALL_SWEEPS, rng)
     by_class = np.argsort(np.where(after, correct.astype(np.int64), -1), axis=1, kind="stable")
     n_wrong = (after & ~correct).sum(axis=1)
     n_right = (after & correct).sum(axis=1)

@@ -321,7 +321,9 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
         assert (tmp_path / "results" / "nulls" / dataset / "resnet18" / "seed0.parquet").exists()
         assert (tmp_path / "logs" / "dataset_stats" / f"{dataset}.log").exists()
     table = pd.read_csv(tmp_path / "results" / "findings.csv", keep_default_na=False, na_values=[""])
-    assert set(table["dataset"]) == {"octdl", "cub200"}
+    assert set(table["dataset"]) == {"octdl", "cub200", "pooled over octdl, cub200"}
+    pooled_f2 = table[table["dataset"].str.startswith("pooled") & (table["id"] == "F2.arch_mean")]
+    assert sorted(pooled_f2["paper_value"].astype(str)) == ["0.52", "0.74"]
     pooled = table[table["id"] == "F1.pooled"]
     assert sorted(pooled["paper_value"].astype(str)) == ["0.15", "0.34"]
     primary = table[table["primary"]]

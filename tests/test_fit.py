@@ -315,9 +315,20 @@ def test_fit_table_columns_and_rows(run_file):
     # raw: the score is lambda where a > 0 else 0; never NaN for fitted samples
     rw = table[(table.trace == "raw") & (table.status == "fitted")]
     assert (rw["lambda"] >= 0).all()
-    # soft: a continuous score for (nearly) every learned sample
+    # soft: a continuous score for (nearly) every learned sample, from the free-amplitude
+    # model c + a exp(-lam tau) (p_true at learning is not 1): the fit of fit_raw, few at
+    # lam_max, R^2 mostly positive; the primary rows carry it as soft_lambda / soft_r2
     soft = table[table.trace == "since_learned_soft"]
     assert (soft.status == "unforgettable").sum() == 0
+    sts = build_traces(traces.correct, traces.p_true, traces.t, "since_learned_soft")
+    assert sts.model == "raw"
+    ok = sts.status == "fitted"
+    raw = F.fit_raw(sts.y[ok], sts.mask[ok], LAM_MAX, tau=sts.tau)
+    np.testing.assert_allclose(soft["lambda"].to_numpy()[ok], raw.score)
+    np.testing.assert_allclose(sl["soft_r2"].to_numpy()[ok], raw.r2)
+    fitted_soft = soft[soft.status == "fitted"]
+    assert (fitted_soft["lambda"] == LAM_MAX).mean() < 0.3
+    assert (fitted_soft["r2"] > 0).mean() > 0.8
 
 
 def test_fit_table_rejects_unknown_definition(run_file):

@@ -235,6 +235,73 @@ def test_an_undeclared_column_or_a_repeated_row_is_an_error():
         tables.estimates(twice, data, FAST)
 
 
+# ------------------------------------------------------------------ nulls, pairs, criteria
+
+
+@pytest.mark.parametrize(
+    "direction, observed, expect",
+    [
+        ("greater", 0.3, "small"),  # above the null: evidence in the claim's direction
+        ("greater", -0.1, "large"),  # significantly BELOW the null: no evidence for "greater"
+        ("less", -0.1, "small"),
+        ("toward_zero", 0.02, "small"),  # null mean 0.1 > 0: closer to 0 is "less"
+        ("two-sided", -0.1, "small"),
+    ],
+)
+def test_the_null_p_is_one_sided_in_the_claims_direction(direction, observed, expect):
+    draws = np.random.default_rng(0).normal(0.1, 0.02, 40)
+    p = tables.null_comparison(observed, draws, direction)["p"]
+    assert (p < 0.001) if expect == "small" else (p > 0.999), p
+
+
+def test_a_null_without_spread_never_inverts():
+    same = np.full(20, 0.25)
+    assert tables.null_comparison(0.25, same, "greater")["p"] == 1.0  # the null gives exactly this
+    other = tables.null_comparison(0.40, same, "greater")
+    assert np.isnan(other["p"]) and other["low"] == other["high"] == 0.25  # no distribution: no p
+
+
+def test_undefined_pairs_leave_their_seed_out_and_the_row_says_so():
+    fits, runs = planted(n=600, seeds=(0, 1, 2, 3))
+    rng = np.random.default_rng(5)
+    lam = np.r_[np.full(20, 1.0), np.zeros(580)]  # its top set is undefined (cut-off in the ties)
+    i = runs.index(("resnet18", 0))
+    fits[i] = fits_table(
+        fits[i]["sample_id"], fits[i]["label"], lam, np.where(lam > 0, "fitted", "unforgettable"), rng
+    )
+    row = primary_rows(fits, runs, FAST).set_index("id").loc["F1.difference"]
+    assert row["pairs_total"] == 6 + 6 + 16 and row["pairs_used"] == 3 + 3 + 9  # seed 0 out
+    assert "seed(s) 0 left out" in row["note"] and "cut-off inside the lowest-score group" in row["note"]
+    assert np.isfinite(row["ci_low"])  # the three other seeds give an interval
+
+
+def test_settling_criteria_rows():
+    fits, runs = planted(n=600, seeds=(0, 1, 2))
+    data = stats.StatsInput(stats.stack_runs(fits, runs, "since_learned"), [])
+    summary = tables.summary_table(data, FAST, "toy", only=lambda f: f.id.endswith("settling"))
+    f1 = summary[summary["id"] == "F1.settling"].iloc[0]
+    assert f1["criterion"] == 0.6 and f1["value"] < 0.6 and f1["above"] == 0 and f1["p_value"] > 0.5
+    stable = summary[summary["id"] == "F3.settling"]
+    assert (stable["criterion"] == 0.4).all() and len(stable) == 2
+
+
+def test_a_study_where_nothing_was_learned_says_so_in_every_empty_row():
+    rng = np.random.default_rng(1)
+    n = 200
+    never = np.full(n, "never_learned")
+    fits = [fits_table(np.arange(n), np.arange(n) % 7, np.full(n, np.nan), never, rng) for _ in range(6)]
+    runs = [(a, s) for a in ("cnn", "vit") for s in range(3)]
+    out = stats.dataset_tables(fits, runs, FAST, "none", "since_learned")
+    empty = out["summary"][out["summary"]["value"].isna()]
+    assert len(empty) >= 10
+    assert empty["note"].str.startswith("no sample was ever learned in any run").all(), empty[["id", "note"]]
+    few = [fits_table(np.arange(n), np.arange(n) % 7, np.r_[np.full(5, 1.0), np.full(n - 5, np.nan)],
+                      np.r_[np.full(5, "fitted"), np.full(n - 5, "never_learned")], rng) for _ in range(6)]
+    out = stats.dataset_tables(few, runs, FAST, "few", "since_learned")
+    empty = out["summary"][out["summary"]["value"].isna()]
+    assert len(empty) and empty["note"].str.startswith("too few samples were learned").all()
+
+
 # ------------------------------------------------------------------ registry and tables
 
 
