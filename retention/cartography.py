@@ -103,7 +103,7 @@ def read_run(folder, name: str, t0_epoch: int | None = None) -> dict:
     files = dynamics_files(folder)
     epochs = [int(f.name.split("_")[-1].split(".")[0]) for f in files]
     if epochs != list(range(len(epochs))):
-        gap = sorted(set(range(max(epochs) + 1)) - set(epochs))[0]
+        gap = min(set(range(max(epochs) + 1)) - set(epochs))
         raise DataError(f"{folder}: dynamics_epoch_{gap}.jsonl is missing (run {name} has epochs {epochs}; "
                         "cartography writes 0, 1, 2, ...)")
     t0 = 0 if t0_epoch is None else int(t0_epoch)

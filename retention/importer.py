@@ -13,10 +13,9 @@ the findings it makes not comparable.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
 from . import cartography, io, longtable

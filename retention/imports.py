@@ -147,7 +147,7 @@ def table_columns(path: str | os.PathLike) -> list[str]:
         import pandas as pd
 
         return [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    except Exception as err:  # noqa: BLE001  (any reader error: the file is not a table)
+    except Exception as err:  # any reader error: the file is not a table
         raise DataError(f"{path}: not a readable {path.suffix} table ({type(err).__name__}: {err})") from err
 
 

@@ -127,7 +127,7 @@ class TraceRecorder:
                  int(table["epoch"].min()), int(table["epoch"].max()))
         return self.path
 
-    def __enter__(self) -> "TraceRecorder":
+    def __enter__(self) -> TraceRecorder:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention import cartography, export, importer, imports, io, stats
+from retention import export, importer, imports, io, stats
 from retention.config import validate_config
 from retention.errors import ConfigError, DataError, StorageError
 from retention.fit import fit_table
@@ -290,7 +290,7 @@ def test_the_import_script_prints_one_line_and_exits_1(runs, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, str(REPO / "scripts/import_traces.py"), str(path), "--out",
                            str(tmp_path / "out"), "--manifest", str(tmp_path / "out/manifest.csv")],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 1
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "bad.csv, row 42 (line 43): column 'correct'" in lines[0], proc.stderr
@@ -323,7 +323,7 @@ def test_a_study_of_imported_runs_needs_no_grid_archs_or_seeds_but_a_trained_dat
 
 def test_later_stages_say_not_comparable_with_the_reason_where_the_import_lacks_a_field(runs, tmp_path):
     table = long_table(runs)
-    table = table[table["split"] == "train"].drop(columns=["loss", "pred"])
+    table = table[table["split"] == "train"].drop(columns=["loss", "pred", "el2n"])
     path = tmp_path / "t.parquet"
     io.save_table(path, table)
     out = outputs(tmp_path / "runs", runs)
@@ -339,6 +339,7 @@ def test_later_stages_say_not_comparable_with_the_reason_where_the_import_lacks_
     assert notes["F4.similarity held-out confusion"] == "no held-out predictions in the runs' traces (not recorded)"
     assert notes["F4.similarity centroid cosine"] == "no class-centroid cosine in the runs' traces (not recorded)"
     assert notes["Runs.accuracy "] == "no held-out samples in the runs' traces (not recorded)"
+    assert notes["Scores.vs_rank_score el2n_t0"] == "no el2n_t0 in the runs' traces (not recorded)"
     assert np.isfinite(summary.loc[summary["id"] == "F1.difference", "value"]).all()
 
 
