@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import cartography, io
 from .errors import DataError
+from .imports import DYNAMICS_FOLDER
 from .longtable import MEASURES, SPLITS
 from .traces import load_traces
 
@@ -98,12 +99,14 @@ def export_table(traces_paths: Sequence, runs: Sequence, table_path, centroids_p
 
 
 def export_cartography(traces_path, folder, run_name: str | None = None) -> list[Path]:
-    """Write one run's train samples as cartography's training dynamics into ``folder``
-    (``dynamics_epoch_<t>.jsonl``, t = 0..E), atomically: the folder appears complete or
-    not at all."""
+    """Write one run's train samples as cartography's training dynamics: ``folder`` is the
+    run's folder (cartography's ``--model_dir``), its ``training_dynamics/`` sub-folder
+    holds ``dynamics_epoch_<t>.jsonl``, t = 0..E, and nothing else (cartography counts
+    its files). Atomic: the folder appears complete or not at all."""
     traces = load_traces(traces_path, run_name)
     arrays = {k: getattr(traces, k) for k in ("sample_id", "label", "class_names", "t", "p_true", "pred")}
     with io.atomic_dir(folder) as tmp:
-        written = cartography.write_run(arrays, tmp)
+        (tmp / DYNAMICS_FOLDER).mkdir()
+        written = cartography.write_run(arrays, tmp / DYNAMICS_FOLDER)
     log.info("wrote %d epoch files of %s to %s", len(written), traces.run_name, folder)
-    return [Path(folder) / p.name for p in written]
+    return [Path(folder) / DYNAMICS_FOLDER / p.name for p in written]

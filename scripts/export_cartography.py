@@ -3,12 +3,12 @@
 Run by the rule export_cartography (target ``export``), or standalone:
 
     python scripts/export_cartography.py results/runs/digits/cnn/seed0/traces.npz \
-        results/export/digits/cartography/cnn/seed0/training_dynamics
+        results/export/digits/cartography/cnn/seed0
 
-One file per fine-tuning epoch t = 0..E, one JSON object per line and train sample: guid
-(the sample_id), logits_epoch_<t> and gold (docs/contracts.md "Cartography"), in a folder
-that appears complete or not at all. Cartography's tools read the run's folder as they read
-their own (--model_dir .../cnn/seed0).
+One file per fine-tuning epoch t = 0..E in the run folder's training_dynamics/, one JSON
+object per line and train sample: guid (the sample_id), logits_epoch_<t> and gold
+(docs/contracts.md "Cartography"); the folder appears complete or not at all.
+Cartography's tools read it as they read their own runs (--model_dir .../cnn/seed0).
 """
 
 import argparse
@@ -31,7 +31,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", help="a run's traces.npz")
-    ap.add_argument("folder", help="the folder to write (it must not hold files yet)")
+    ap.add_argument("folder", help="the run's folder to write (it must not hold files yet)")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
     setup_logging(args.log)

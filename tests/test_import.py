@@ -150,10 +150,10 @@ def test_a_run_exported_to_cartography_reads_back_with_the_same_correctness_and_
     arrays = runs[("vit", 1)]
     path = tmp_path / "traces.npz"
     io.save_npz(path, arrays)
+    written = export.export_cartography(path, tmp_path / "export" / "vit" / "seed1")
     folder = tmp_path / "export" / "vit" / "seed1" / "training_dynamics"
-    written = export.export_cartography(path, folder)
     fine = arrays["t"] >= 0
-    assert [p.name for p in written] == [f"dynamics_epoch_{t}.jsonl" for t in range(int(fine.sum()))]
+    assert written == [folder / f"dynamics_epoch_{t}.jsonl" for t in range(int(fine.sum()))]
     assert sorted(os.listdir(folder)) == sorted(p.name for p in written)  # nothing else: cartography counts files
     got = importer.read_source({"format": "cartography", "path": str(tmp_path / "export"),
                                 "folders": {"vit/seed1": str(folder)}}).runs[("vit", 1)]
