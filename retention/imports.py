@@ -16,9 +16,13 @@ table's run columns, once per file version): the workflow calls it at parse time
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError, DataError
@@ -160,8 +164,14 @@ def _table_runs(path: str, version: tuple, run: tuple[str, int] | None) -> tuple
         use = ["run"] if "run" in columns else ["arch", "seed"]
         if path.endswith(".parquet"):
             table = pd.read_parquet(path, columns=use)
-        else:
-            table = pd.read_csv(path, usecols=use, dtype=str, keep_default_na=False)
+        else:  # pyarrow's reader converts only these columns, as text in dictionaries
+            import pyarrow as pa
+            import pyarrow.csv as pcsv
+
+            text = pa.dictionary(pa.int32(), pa.string())
+            options = pcsv.ConvertOptions(include_columns=use, column_types={c: text for c in use},
+                                          strings_can_be_null=False)
+            table = pcsv.read_csv(path, convert_options=options).to_pandas()
         keys = table.drop_duplicates()
         out = []
         for i, row in enumerate(keys.itertuples(index=False)):
@@ -189,24 +199,57 @@ def _table_runs(path: str, version: tuple, run: tuple[str, int] | None) -> tuple
     return (run,)
 
 
-def table_runs(path: str | os.PathLike, run: tuple[str, int] | None = None) -> list[tuple[str, int]]:
+def table_runs(path: str | os.PathLike, run: tuple[str, int] | None = None, cache_dir=None) -> list[tuple[str, int]]:
     """(arch, seed) of every run of a long table, in order of first appearance (the export
-    writes the grid's order); the setting ``run`` for a table without run columns."""
+    writes the grid's order); the setting ``run`` for a table without run columns.
+
+    With ``cache_dir`` (the config's train.cache_dir, where the config check keeps timm's
+    model names) the answer is kept in ``<cache_dir>/imports/`` under a key of the file's
+    path, size and modification time: a large table is read once, not whenever the
+    workflow starts (every cluster job starts it); a changed file gets a new key.
+    """
     p = Path(path)
     stat = p.stat()
-    return list(_table_runs(str(p), (stat.st_mtime_ns, stat.st_size), run))
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = None
+    if cache_dir is not None:
+        key = hashlib.sha256(json.dumps([str(p.resolve()), *version, run]).encode()).hexdigest()[:20]
+        cached = Path(cache_dir) / "imports" / f"{key}.json"
+        try:
+            return [(str(a), int(s)) for a, s in json.loads(cached.read_text())["runs"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no usable cache entry: read the table
+    runs = list(_table_runs(str(p), version, run))
+    if cached is not None:
+        _write_cache(cached, {"path": str(p.resolve()), "runs": runs})
+    return runs
+
+
+def _write_cache(path: Path, content: dict) -> None:
+    """Write a cache entry atomically; a cache that cannot be written is only a slower start."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(content, fh)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 # ------------------------------------------------------------------ the workflow's view
 
 
-def imported_runs(spec: dict, name: str) -> list[tuple[str, int]]:
+def imported_runs(spec: dict, name: str, cache_dir=None) -> list[tuple[str, int]]:
     """(arch, seed) of every run of a traces dataset (see the module docstring)."""
     run = setting_run(spec, name)
     if source_format(spec, name) == "cartography":
         return [(a, s) for a, s, _ in cartography_runs(spec["path"], name, run)]
     try:
-        return table_runs(spec["path"], run)
+        return table_runs(spec["path"], run, cache_dir)
     except DataError as err:
         raise ConfigError(f"config key 'datasets.{name}.path': {err}") from None
 
@@ -215,7 +258,7 @@ def dataset_runs(config: dict, dataset: str) -> list[tuple[str, int]]:
     """(arch, seed) of every run of a dataset: the import's for a traces dataset, else the
     grid's architectures times its seeds (arch-major, in config order)."""
     if is_imported(config, dataset):
-        return imported_runs(config["datasets"][dataset], dataset)
+        return imported_runs(config["datasets"][dataset], dataset, config.get("train", {}).get("cache_dir"))
     grid = config["grid"]
     return [(arch, seed) for arch in grid.get("archs", []) for seed in grid.get("seeds", [])]
 

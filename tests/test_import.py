@@ -78,6 +78,20 @@ def test_the_runs_come_from_the_table_in_order_of_first_appearance(runs, tmp_pat
     assert imports.dataset_runs(config, "mine") == imports.table_runs(path)
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_tables_runs_are_read_once_and_again_when_the_file_changes(runs, tmp_path, suffix):
+    path, cache = tmp_path / f"t{suffix}", tmp_path / "cache"
+    io.save_table(path, long_table(runs))
+    assert imports.table_runs(path, None, cache) == list(runs)
+    (entry,) = (cache / "imports").iterdir()
+    assert json.loads(entry.read_text())["runs"] == [list(k) for k in runs]
+    assert imports.table_runs(path, None, cache) == list(runs)  # from the cache
+    io.save_table(path, long_table({k: runs[k] for k in RUNS[2:]}))
+    os.utime(path, ns=(1, 1))  # another version of the file, even within the clock's resolution
+    assert imports.table_runs(path, None, cache) == RUNS[2:]
+    assert len(list((cache / "imports").iterdir())) == 2
+
+
 def test_the_fewest_columns_import_with_what_is_not_recorded_marked_as_the_contract_says(runs, tmp_path):
     """run, sample_id, epoch, correct only (Toneva et al.'s record): no held-out samples
     (M = 0), p_true, loss and el2n NaN, pred -1, one class; the warmup from t0_epoch."""
