@@ -362,3 +362,13 @@ def test_the_f6_rows_of_a_traces_dataset_are_not_comparable_with_the_reason():
     assert sorted(set(rows["id"])) == ["F6.heldout", "F6.retention"] and len(rows) == 4
     assert rows["value"].isna().all() and (rows["note"] == "no images").all()
     assert list(rows.columns) == stats.summary_columns()
+
+
+def test_the_schema_offers_every_source_of_retention_data_and_traces_among_them():
+    from retention import data
+    from retention.config import load_schema
+
+    sources = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]["source"]["enum"]
+    assert sources == list(data.SOURCES) and imports.SOURCE in sources
+    with pytest.raises(DataError, match="source 'traces' has no images to list"):
+        data.list_samples("traces", "somewhere")
