@@ -19,6 +19,7 @@ if os.path.exists("config.yaml"):
 # common.smk validates the config against workflow/schemas/config.schema.yaml first.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/import.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/pretrain.smk"
@@ -28,6 +29,7 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/sampler.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/export.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -9,7 +9,10 @@ to files; ``timing``, where its time goes; ``provenance``, each run's run.json;
 (decay fits), ``stats`` (findings), ``figures``, ``sampler`` (spaced repetition),
 ``download`` (datasets and weights), ``gpu`` (local GPU allocation), ``config`` and
 ``model_names`` (the config check, without torch), ``compile_cache`` (torch.compile's
-caches across runs). Functions take arrays, DataFrames or dataclasses.
+caches across runs), runs recorded elsewhere: ``imports`` (what the workflow reads when it
+parses), ``longtable`` and ``cartography`` (the two input shapes), ``importer`` (to
+traces.npz), ``export`` (ours in those shapes), ``recorder`` (the long table from any
+PyTorch loop). Functions take arrays, DataFrames or dataclasses.
 
 Importing the package imports nothing heavy: the workflow imports ``retention.config``
 whenever it parses.

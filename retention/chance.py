@@ -31,7 +31,10 @@ class RunAccuracy:
 
 
 def chance_level(labels, n_classes: int) -> float:
-    """The larger of 1 / n_classes and the share of the most frequent of ``labels``."""
+    """The larger of 1 / n_classes and the share of the most frequent of ``labels``; NaN
+    for fewer than 2 classes (runs imported without labels: docs/contracts.md)."""
+    if n_classes < 2:
+        return math.nan
     labels = np.asarray(labels, dtype=np.int64).ravel()
     shares = np.bincount(labels, minlength=n_classes) / max(labels.size, 1)
     return max(1 / max(n_classes, 1), float(shares.max()) if shares.size else 0.0)

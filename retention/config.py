@@ -126,6 +126,7 @@ def validate_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> No
 
 def validate_references(config: dict, check_models: bool = True) -> None:
     """Cross-key checks: grid names exist, datasets that need a path have one, timm names."""
+    _check_imported(config)
     for kind in ("datasets", "archs"):
         for i, name in enumerate(config["grid"][kind]):
             if name not in config[kind]:
@@ -136,7 +137,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 )
     for name in config["grid"]["datasets"] + _pretrain_datasets(config):
         spec = config["datasets"][name]
-        if spec["source"] in ("imagefolder", "cub200", "octdl") and not spec.get("path"):
+        if spec["source"] in ("imagefolder", "cub200", "octdl", "traces") and not spec.get("path"):
             raise ConfigError(f"config key 'datasets.{name}.path' is needed for source '{spec['source']}'")
         path = spec.get("path")
         if path and not spec.get("download") and not Path(path).exists():
@@ -178,6 +179,32 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 check_model_name(config["archs"][name]["model"], config["train"]["cache_dir"])
             except ConfigError as err:
                 raise ConfigError(f"config key 'archs.{name}.model': {err}") from None
+
+
+def _check_imported(config: dict) -> None:
+    """Datasets of imported runs (source: traces) have no images: the grid's archs and
+    seeds are needed only for the others, and no pretraining or sampler (F6) uses them."""
+    grid = config["grid"]
+    trained = [d for d in grid["datasets"] if config["datasets"].get(d, {}).get("source") != "traces"]
+    for key in ("archs", "seeds"):
+        if trained and not grid.get(key):
+            raise ConfigError(
+                f"config key 'grid.{key}' is missing: dataset '{trained[0]}' is trained here (only datasets "
+                "with source: traces, runs recorded elsewhere, need none)"
+            )
+    traces = {d for d, spec in config["datasets"].items() if spec.get("source") == "traces"}
+    name = config["pretrain"].get("dataset")
+    if name in traces:
+        raise ConfigError(
+            f"config key 'pretrain.dataset': {name!r} has source: traces (runs recorded elsewhere, no images); "
+            "pretraining needs images"
+        )
+    for i, name in enumerate(config["sampler"].get("datasets") or []):
+        if name in traces:
+            raise ConfigError(
+                f"config key 'sampler.datasets[{i}]': {name!r} has source: traces (runs recorded elsewhere, no "
+                "images); the sampler comparison (F6) trains new runs"
+            )
 
 
 def _pretrain_datasets(config: dict) -> list[str]:

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from . import glyphs
+from . import glyphs, imports
 from .config import DIGITS_LT_MAX_RATIO, DIGITS_LT_SMALLEST, DIGITS_MIN_CLASS
 from .errors import ConfigError, DataError
 
 log = logging.getLogger("retention.data")
 
-SOURCES = ("digits", "digits_lt", "imagefolder", "cub200", "octdl", glyphs.SOURCE)
+#: every dataset source; ``traces`` (retention.imports) holds runs recorded elsewhere, no images
+SOURCES = ("digits", "digits_lt", "imagefolder", "cub200", "octdl", glyphs.SOURCE, imports.SOURCE)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MANIFEST_COLUMNS = ["sample_id", "label", "class_name", "split", "source", "group"]
 
@@ -319,6 +320,11 @@ def list_samples(
         return glyphs.list_glyphs(split_seed)
     if source not in SOURCES:
         raise DataError(f"unknown dataset source '{source}' (one of {', '.join(SOURCES)})")
+    if source == imports.SOURCE:
+        raise DataError(
+            f"dataset source '{source}' has no images to list: its runs are imported (rule import_traces), "
+            "not prepared and trained"
+        )
     if path is None:
         raise DataError(f"dataset source '{source}' needs a 'path'")
     if source == "imagefolder":

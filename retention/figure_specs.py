@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from . import paths
+from . import imports, paths
 
 #: the figures' category in the HTML report: it sorts right after "Findings" (the verdict
 #: table), and the subcategories below sort in the order of the paper's findings
@@ -34,6 +34,9 @@ DATASET_FILES = {
     "manifest": paths.MANIFEST,
     "images": paths.IMAGES,
 }
+#: what runs recorded elsewhere (source: traces) do not have: their figures draw the other
+#: datasets, and a note where a panel would need these
+TRAINING_ONLY = ("metrics", "images")
 
 
 @dataclass(frozen=True)
@@ -86,28 +89,44 @@ def figure_runs(name: str, datasets: Sequence[str], runs: Sequence) -> list[list
     return out
 
 
-def figure_files(name: str, datasets: Sequence[str], sampler_datasets: Sequence[str], runs: Sequence) -> tuple[dict, dict]:
+def figure_files(
+    name: str, datasets: Sequence[str], sampler_datasets: Sequence[str], runs: Sequence, imported: Sequence[str] = ()
+) -> tuple[dict, dict]:
     """(files, datasets_of) of a figure: kind -> paths (one per run of
     :func:`figure_runs`, or one per dataset), and for each per-dataset kind the datasets
-    its paths belong to (the sampler's files exist for the sampler's datasets only)."""
+    its paths belong to (the sampler's files exist for the sampler's datasets only, the
+    images and metrics not for the ``imported`` datasets, source: traces)."""
     spec = FIGURES[name]
+    if len({k in TRAINING_ONLY for k in spec.runs}) > 1:
+        raise ValueError(f"figure {name}: its per-run files {spec.runs} mix files of trained runs only with others")
     rows = figure_datasets(name, datasets, sampler_datasets)
-    files = {k: [RUN_FILES[k].format(dataset=d, arch=a, seed=s) for d, a, s in figure_runs(name, rows, runs)]
+    trained = [d for d in rows if d not in imported]
+    files = {k: [RUN_FILES[k].format(dataset=d, arch=a, seed=s)
+                 for d, a, s in figure_runs(name, trained if k in TRAINING_ONLY else rows, runs)]
              for k in spec.runs}
     datasets_of = {}
     for kind in spec.tables:
         where = [d for d in rows if d in sampler_datasets] if kind in SAMPLER_FILES else rows
+        if kind in TRAINING_ONLY or (kind == "manifest" and "images" in spec.tables):
+            where = [d for d in where if d not in imported]
         if where:
             files[kind] = [DATASET_FILES[kind].format(dataset=d) for d in where]
             datasets_of[kind] = where
     return files, datasets_of
 
 
+def _training_only(name: str) -> bool:
+    """Whether every per-run file the figure reads exists only for runs trained here."""
+    return bool(FIGURES[name].runs) and all(k in TRAINING_ONLY for k in FIGURES[name].runs)
+
+
 def sampler_datasets(config: dict) -> list[str]:
-    """Datasets with a sampler comparison (sampler.enabled; sampler.datasets, default all)."""
+    """Datasets with a sampler comparison (sampler.enabled; sampler.datasets, default every
+    grid dataset that is trained here: not those of runs recorded elsewhere)."""
     if not config["sampler"]["enabled"]:
         return []
-    return list(config["sampler"].get("datasets") or config["grid"]["datasets"])
+    trained = [d for d in config["grid"]["datasets"] if not imports.is_imported(config, d)]
+    return list(config["sampler"].get("datasets") or trained)
 
 
 def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | None = None) -> tuple[dict, dict]:
@@ -117,14 +136,16 @@ def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | No
     (retention.findings.Study fields), lambda_max, min_samples, dpi)."""
     grid = config["grid"]
     sampler = sampler_datasets(config) if sampler is None else list(sampler)
-    runs = [[d, a, s] for d in grid["datasets"] for a in grid["archs"] for s in grid["seeds"]]
+    runs = [[d, a, s] for d in grid["datasets"] for a, s in imports.dataset_runs(config, d)]
+    imported = [d for d in grid["datasets"] if imports.is_imported(config, d)]
     datasets = figure_datasets(name, grid["datasets"], sampler)
-    files, datasets_of = figure_files(name, grid["datasets"], sampler, runs)
+    files, datasets_of = figure_files(name, grid["datasets"], sampler, runs, imported)
     params = {
         "figure": name,
         "datasets": datasets,
         "datasets_of": datasets_of,
-        "runs": figure_runs(name, datasets, runs),
+        "runs": figure_runs(name, [d for d in datasets if d not in imported] if _training_only(name) else datasets,
+                            runs),
         "study": dict(study),
         "lam_max": config["retention"]["lambda_max"],
         "min_samples": config["figures"]["min_samples"],

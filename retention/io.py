@@ -118,6 +118,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; rename it to ``path`` on success (an
+    empty folder already there is replaced). On an exception the temporary folder is
+    removed and nothing appears at ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise storage_error(err, path, "cannot write") from err
+    try:
+        yield tmp
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        os.replace(tmp, path)
+    except OSError as err:
+        raise storage_error(err, path, "cannot write") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def all_or_none(*paths: str | os.PathLike) -> Iterator[None]:
     """Outputs written together: on an exception inside, every one of ``paths`` is
     removed, so a failed job never leaves a new file beside an old one of the set."""

@@ -52,6 +52,15 @@ PROVENANCE = "results/provenance.csv"
 FINDINGS_CSV = "results/findings.csv"
 FINDINGS_MD = "results/findings.md"
 FIGURE = "results/figures/{name}.{ext}"
+#: our runs in the formats others read (rule export): the long table of every run of a
+#: dataset, its class centroid cosine, and each run's train samples as dataset cartography
+#: writes them (a run's folder, as cartography's --model_dir: its training_dynamics/ holds
+#: dynamics_epoch_<t>.jsonl); a dataset with source: traces imports its runs into RUN's
+#: traces.npz and MANIFEST (rule import_traces_<dataset>)
+EXPORT = "results/export/{dataset}"
+EXPORT_TABLE = EXPORT + "/traces.parquet"
+EXPORT_CENTROIDS = EXPORT + "/class_centroid_cosine.parquet"
+EXPORT_CARTOGRAPHY = EXPORT + "/cartography/{arch}/seed{seed}"
 DATASET_DOWNLOAD = "resources/datasets/{dataset}"
 WEIGHTS = "resources/weights/{arch}.safetensors"
 

@@ -81,3 +81,22 @@ def simulate_traces(
     if return_truth:
         return arrays, {"lam": truth[0], "b": truth[1], "t_learn": truth[2]}
     return arrays
+
+
+def simulate_runs(runs, n_samples: int = 300, n_heldout: int = 60, epochs: int = 12, warmup_epochs: int = 2,
+                  n_classes: int = 5) -> dict:
+    """Synthetic runs of one dataset, ``runs`` (arch, seed) -> traces.npz arrays
+    (:func:`simulate_traces`, one seed per run), sharing sample ids and labels as runs of
+    one dataset do; predictions agree with correctness (the label, or the next class)."""
+    out = {}
+    base = None
+    for k, key in enumerate(runs):
+        arrays = simulate_traces(n_samples, n_heldout, epochs, warmup_epochs, n_classes, seed=k)
+        base = base or arrays
+        for prefix in ("", "heldout_"):
+            label = base[prefix + "label"]
+            arrays[prefix + "label"] = label
+            wrong = (label[:, None] + 1) % n_classes
+            arrays[prefix + "pred"] = np.where(arrays[prefix + "correct"], label[:, None], wrong).astype(np.int32)
+        out[tuple(key)] = arrays
+    return out

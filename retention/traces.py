@@ -128,6 +128,11 @@ class Traces:
         """E: the last fine-tuning epoch (t = 0..E)."""
         return int(self.t.max())
 
+    @property
+    def has_p_true(self) -> bool:
+        """Whether p_true is recorded (an imported run may lack it: all NaN, contracts.md)."""
+        return not (self.p_true.size and np.isnan(self.p_true).all())
+
 
 def run_name_from_path(path: str | os.PathLike) -> str:
     """``octdl/resnet18/seed0`` for ``.../octdl/resnet18/seed0/traces.npz``, else the path."""
@@ -225,6 +230,8 @@ def _check_values(path: str, run: str, arrays: dict[str, np.ndarray]) -> None:
                 f"{int(sid[i])}, outside 0..{n_classes - 1} (class_names has {n_classes} entries)"
             )
         p = arrays[prefix + "p_true"]
+        if p.size and np.isnan(p).all():  # not recorded (an imported run): docs/contracts.md
+            continue
         for what, bad in (
             ("NaN", np.isnan(p)),
             ("values outside [0, 1]", ~np.isnan(p) & ((p < 0) | (p > 1 + 1e-5))),

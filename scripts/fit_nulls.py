@@ -12,6 +12,7 @@ import time
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io, nulls
+from retention.errors import ConfigError
 from retention.fit import LAMBDA_MAX
 from retention.stats.config import SOFT_SCORES
 from retention.traces import load_traces, parse_label
@@ -34,6 +35,9 @@ def run(
     parse_label(primary)
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
+    if rank_score in SOFT_SCORES and not traces.has_p_true:
+        raise ConfigError(f"stats.rank_score: {rank_score} needs p_true, which run {traces.run_name} does not "
+                          f"record ({traces_path})")
     table = nulls.null_fit_table(
         traces,
         primary,

@@ -47,7 +47,16 @@ def run(
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
     log.info("%s: %d train samples, epochs t = 0..%d", traces.run_name, traces.n_samples, traces.epochs)
-    table = fit_table(traces, list(robustness), primary, int(min_points), float(lambda_max))
+    robustness, soft = list(robustness), True
+    if not traces.has_p_true:  # an imported run without p_true: no soft definitions
+        if parse_label(primary).soft:
+            raise ConfigError(f"retention.soft: the primary trace {primary} needs p_true, which run "
+                              f"{traces.run_name} does not record ({traces_path})")
+        skipped = [label for label in robustness if parse_label(label).soft]
+        robustness, soft = [label for label in robustness if label not in skipped], False
+        log.warning("%s records no p_true: no soft trace definitions (%s), soft columns NaN",
+                    traces.run_name, ", ".join(skipped) or "none configured")
+    table = fit_table(traces, robustness, primary, int(min_points), float(lambda_max), soft)
     io.save_table(fits_path, table)
     log.info(
         "wrote %d rows (%d definitions) to %s in %.2f s",

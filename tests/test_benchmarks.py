@@ -68,6 +68,7 @@ TINY = {
     "bench_compile_cache.py": ["--archs", "vit", "--batch", "8", "--eval-batch", "16"],
     "bench_demo.py": ["--targets", "results/runs/digits_lt/vit/seed0/traces.npz"],
     "bench_stats.py": ["--n", "120", "--epochs", "8", "--draws", "2", "--classes", "4"],
+    "bench_import.py": ["--n", "200", "--epochs", "6", "--runs", "2", "--classes", "4", "--repeats", "1"],
 }
 EXPECT = {
     "bench_fit.py": "speed-up",
@@ -77,6 +78,7 @@ EXPECT = {
     "bench_compile_cache.py": "2nd run's cache",
     "bench_demo.py": "per run, over all fine-tuning jobs",
     "bench_stats.py": "ratio baseline / ours",
+    "bench_import.py": "ratio ours / pandas",
 }
 SLOW = {"bench_seeds.py", "bench_dry_run.py", "bench_compile_cache.py", "bench_demo.py"}
 

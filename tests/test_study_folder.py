@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import REPO
+from retention.figure_specs import FIGURES
+
+from .conftest import REPO, make_cartography_runs
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -123,3 +125,29 @@ def test_a_changed_dataset_path_reruns_preparation(tmp_path):
     proc = run(folder, "-n", *target, snakefile=REPO / "Snakefile")
     assert "prepare_dataset" in proc.stdout, proc.stdout[-3000:]
     assert "params" in proc.stdout.split("rule prepare_dataset")[1].split("\n\n")[0], proc.stdout[-3000:]
+
+
+@pytest.mark.integration
+def test_a_study_whose_config_names_only_a_folder_of_cartography_runs_gets_findings_figures_and_report(tmp_path):
+    """Issue 26's "done when": training dynamics recorded elsewhere with dataset
+    cartography (two architectures, three seeds), a config that names only their folder,
+    `snakemake --cores 2` from the study's own folder: findings.md, every figure, the report."""
+    folder = tmp_path / "glue"
+    make_cartography_runs(folder / "dynamics")
+    (folder / "config.yaml").write_text("grid: {datasets: [sst2]}\ndatasets:\n  sst2: {source: traces, path: dynamics}\n")
+    run(folder, "--cores", "2", snakefile=REPO / "Snakefile")
+    findings = (folder / "results/findings.md").read_text()
+    assert "| F1 top-10% Jaccard, within minus cross architecture (cnn vs vit) | sst2 |" in findings
+    assert "| F6 spaced minus random, final held-out accuracy (vit) | sst2 |" in findings
+    assert "**not comparable**: the sampler comparison trains new budgeted runs" in findings
+    assert "no held-out samples in the runs' traces (not recorded)" in findings
+    for name in FIGURES:
+        if name != "sampler":  # drawn only with a sampler comparison
+            assert (folder / f"results/figures/{name}.pdf").stat().st_size > 0, name
+    assert not (folder / "results/figures/sampler.pdf").exists()
+    assert (folder / "results/runs/sst2/vit/seed2/traces.npz").exists()
+    assert not (folder / "logs/finetune").exists() and not (folder / "logs/prepare_dataset").exists()
+    run(folder, "--report", "report.html", snakefile=REPO / "Snakefile")
+    html = (folder / "report.html").read_text(errors="replace")
+    assert "findings.md" in html and "primary_findings.pdf" in html
+    assert not (REPO / "results/runs/sst2").exists()

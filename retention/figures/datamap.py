@@ -51,6 +51,10 @@ def _panel(ax, dataset: str, arch: str, inputs: FigureInputs, legend: dict):
         title(ax, f"{dataset} · {inputs.label(arch)}")
         empty(ax, "no fits")
         return None
+    if not np.isfinite(m["confidence"].to_numpy(float)).any():  # imported runs without p_true
+        title(ax, f"{dataset} · {inputs.label(arch)}")
+        empty(ax, "no p_true in the runs' traces (not recorded): no confidence or variability")
+        return None
     ax.set_title(f"{dataset} · {inputs.label(arch)}\n{len(m):,} samples, mean over {int(m['n_seeds'].max())} seeds",
                  loc="left")
     keep = subsample(len(m), 6000)

@@ -88,6 +88,9 @@ def _similarity_panel(ax, dataset: str, measure: tuple, inputs: FigureInputs, co
     if s.empty or column not in s.columns:
         empty(ax, "no class similarity (needs traces with held-out predictions)")
         return
+    if not np.isfinite(pd.to_numeric(s[column], errors="coerce")).any():  # imported runs without it
+        empty(ax, f"no {case}: not recorded in the runs' traces")
+        return
     counts = inputs.table("f4_class", dataset)
     counts = counts[text_of(counts, "kind") == "arch_class"] if len(counts) else counts
     for arch in inputs.archs(dataset):

@@ -71,13 +71,21 @@ def _row(axes, shown: pd.DataFrame, pooled: pd.DataFrame, what: str, images, row
 def gallery(inputs: FigureInputs) -> Figure:
     """The gallery (see the module docstring). Rows: dataset x architecture x (most,
     least); columns: a label, then ``N_THUMBS`` images."""
-    pairs = [(d, a) for d in inputs.datasets for a in inputs.archs(d)]
+    pictured = [d for d in inputs.datasets if inputs.tables.get("images", {}).get(d) is not None]
+    without = [d for d in inputs.datasets if d not in pictured]
+    if without and not pictured:  # every dataset's runs were recorded elsewhere (source: traces)
+        fig, axes = new_figure(1, 1, col_w=4.5, row_h=1.2)
+        empty(axes[0, 0], f"no images: {', '.join(without)} holds runs recorded elsewhere (source: traces)")
+        return fig
+    pairs = [(d, a) for d in pictured for a in inputs.archs(d)]
     n_rows = 2 * max(len(pairs), 1)
     size = min(1.0, 14.0 / n_rows)
     fig, axes = new_figure(n_rows, N_THUMBS + 1, col_w=size * 0.95, row_h=size + 0.32,
                            gridspec_kw={"width_ratios": [1.4] + [1] * N_THUMBS})
     if not pairs:
         empty(axes[0, 0], "no fits")
+    if without:
+        fig.suptitle(f"not shown: {', '.join(without)} (runs recorded elsewhere, no images)", fontsize=6.5)
     for i, (dataset, arch) in enumerate(pairs):
         manifest, images = inputs.table("manifest", dataset), inputs.tables.get("images", {}).get(dataset)
         pooled = pooled_scores(inputs.run("fits", dataset), arch)

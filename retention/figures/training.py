@@ -34,6 +34,10 @@ def training_curves(inputs: FigureInputs) -> Figure:
     every run (thin: one seed; thick: mean over seeds). Rows: datasets; columns:
     architectures."""
     archs = inputs.archs()
+    if not archs:  # every dataset's runs were imported (source: traces): no metrics.csv
+        fig, axes = new_figure(1, 1, col_w=4.5, row_h=1.2)
+        empty(axes[0, 0], "no training curves: the runs were recorded elsewhere (source: traces)")
+        return fig
     fig, axes = new_figure(len(inputs.datasets), len(archs), col_w=3.2, row_h=2.5, sharey=True)
     legend: dict = {}
     for r, dataset in enumerate(inputs.datasets):
@@ -42,7 +46,7 @@ def training_curves(inputs: FigureInputs) -> Figure:
             runs = {k: v for k, v in inputs.run("metrics", dataset).items() if k[0] == arch}
             title(ax, f"{dataset} · {inputs.label(arch)} ({len(runs)} seeds)")
             if not runs:
-                empty(ax, "no runs")
+                empty(ax, "no metrics.csv: runs recorded elsewhere (source: traces) have no training curves")
                 continue
             _panel(ax, runs, legend)
             ax.set_ylim(0, 1.02)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -30,6 +31,11 @@ from ..chance import run_accuracy
 from ..errors import DataError
 
 MEASURES = {"max_confusion": "held-out confusion", "nearest_cosine": "centroid cosine"}
+#: the note of a measure the runs' traces do not record (imported runs: docs/contracts.md)
+NOT_RECORDED = {
+    "max_confusion": "no held-out predictions in the runs' traces (not recorded)",
+    "nearest_cosine": "no class-centroid cosine in the runs' traces (not recorded)",
+}
 
 
 @dataclass(frozen=True)
@@ -187,7 +193,9 @@ def arch_similarity(data: StatsInput, arch: str) -> dict[str, np.ndarray]:
     stack, names = data.stack, list(data.class_names)
     idx = stack.run_index(arch)
     means = class_means(stack, len(names))
-    conf = np.nanmean(np.stack([data.class_infos[i].confusion for i in idx]), axis=0)
+    with warnings.catch_warnings():  # a class without held-out samples (none at all: not recorded)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        conf = np.nanmean(np.stack([data.class_infos[i].confusion for i in idx]), axis=0)
     cos = np.mean(np.stack([data.class_infos[i].centroid_cosine for i in idx]), axis=0)
     mc, cw = off_diagonal_max(conf)
     nc, nn = off_diagonal_max(cos)
@@ -222,6 +230,8 @@ def similarity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
                 + (" (permutation p)" if n < cfg.spearman_permutation_below else ""),
                 extra={"n_classes": n},
             )
+            if not np.isfinite(sim[measure]).any():
+                est.note = NOT_RECORDED[measure]
             ok = np.isfinite(sim["forgetting"]) & np.isfinite(sim[measure])
             if n >= 3 and np.isfinite(rho):
                 rng = rng_for(cfg, "f4_sim", stack.trace, stack.score_name, arch, measure)

@@ -20,6 +20,8 @@ from .f3 import rho_of
 from .runs import RunStack, StatsInput, frame
 
 SUBSETS = ("all", "learned at t = 0", "given forgetting events")
+#: the note where the runs' traces record no loss (imported runs: docs/contracts.md)
+NO_LOSS = "no loss at t = 0 in the runs' traces (not recorded)"
 
 
 def run_rhos(stack: RunStack, subset: str = "all") -> list[dict]:
@@ -56,6 +58,8 @@ def _meta(stack: RunStack, cfg: StatsConfig, subset: str, runs: list[int], alter
         alternative,
     )
     est.n_samples = int(max((per[i]["n_samples"] for i in runs), default=0))
+    if not np.isfinite(stack.values["loss_t0"][runs]).any():
+        est.note = NO_LOSS
     return est
 
 

@@ -63,9 +63,10 @@ def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     chance level and the number of runs near it (``retention.chance.near_chance``)."""
     infos = data.class_infos
     if infos is None or any(ci is None or not np.isfinite(ci.heldout_acc_end) for ci in infos):
-        return [
-            Estimate(arch=a, note="held-out accuracy needs every run's traces.npz") for a in data.stack.archs
-        ]
+        note = "held-out accuracy needs every run's traces.npz"
+        if infos is not None and all(ci is not None for ci in infos):  # imported runs without held-out records
+            note = "no held-out samples in the runs' traces (not recorded)"
+        return [Estimate(arch=a, note=note) for a in data.stack.archs]
     out = []
     for arch in data.stack.archs:
         idx = data.stack.run_index(arch)

@@ -39,8 +39,17 @@ def vs_rank_score(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est = meta_estimate([r["value"] for r in per], [r["n_samples"] for r in per], cfg)
             est.arch, est.case = arch, score
             est.n_samples = max((r["n_samples"] for r in per), default=0)
+            est.note = not_recorded(stack, score) or est.note
             out.append(est)
     return out
+
+
+def not_recorded(stack: RunStack, score: str) -> str:
+    """The note of a score the runs' traces do not record (an import without p_true or
+    el2n: all NaN, docs/contracts.md); "" otherwise."""
+    if np.isfinite(stack.values[score]).any():
+        return ""
+    return f"no {score} in the runs' traces (not recorded)"
 
 
 def stability(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
@@ -51,6 +60,7 @@ def stability(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     for score in SCORES:
         for est in pair_means(stack, pair_rhos(stack, stack.values[score], key=score), "within"):
             est.case = score
+            est.note = not_recorded(stack, score) or est.note
             out.append(est)
     return out
 

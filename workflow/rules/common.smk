@@ -1,5 +1,6 @@
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from pathlib import Path
 # do not install it). Not workflow.basedir: used as a module, that is the study's.
 sys.path.insert(0, str(Path(workflow.current_basedir).parents[1]))
 
-from retention import paths
+from retention import imports, paths
 from retention.config import pretrain_train_params, result_train_params, validate_config
 from retention import figure_specs
 from retention.labels import trace_label
@@ -30,6 +31,8 @@ wildcard_constraints:
 
 GRID = config["grid"]
 STATS_TABLES = paths.STATS_TABLES
+# (arch, seed) of every run of each grid dataset: the grid's, or a traces dataset's import
+RUNS = {d: imports.dataset_runs(config, d) for d in GRID["datasets"]}
 
 
 # ------------------------------------------------------------------ config lookups
@@ -202,8 +205,29 @@ def seed_group_paths(template, seeds):
 
 
 def grid_runs(dataset):
-    """(arch, seed) of every run of a dataset, arch-major, in config order."""
-    return [(arch, seed) for arch in GRID["archs"] for seed in GRID["seeds"]]
+    """(arch, seed) of every run of a dataset: the grid's, arch-major in config order; a
+    traces dataset's in the order of its import (retention.imports.dataset_runs)."""
+    return RUNS[dataset]
+
+
+def traces_datasets():
+    """The grid's datasets of runs recorded elsewhere (source: traces): imported, not trained."""
+    return [d for d in GRID["datasets"] if imports.is_imported(config, d)]
+
+
+def trained_datasets():
+    """The grid's datasets whose runs are trained here."""
+    return [d for d in GRID["datasets"] if not imports.is_imported(config, d)]
+
+
+# the {dataset} of rules that train (finetune and its seed groups): never a traces dataset,
+# whose runs rule import_traces_<dataset> makes ("(?!)" matches nothing)
+TRAINED_DATASET = "|".join(map(re.escape, trained_datasets())) or "(?!)"
+
+
+def all_archs():
+    """Every architecture of the study: the grid's, then those of imported runs."""
+    return list(dict.fromkeys([a for d in GRID["datasets"] for a, _ in RUNS[d]]))
 
 
 def run_keys_for_dataset(wildcards):
@@ -223,14 +247,15 @@ def run_files(template, n_seeds=None):
 
 
 def grid_files(template, datasets, n_seeds=None):
-    """``template`` for every run of ``datasets``, dataset-major, in grid order."""
-    seeds = GRID["seeds"][:n_seeds] if n_seeds else GRID["seeds"]
-    return [
-        template.format(dataset=d, arch=a, seed=s)
-        for d in datasets
-        for a, s in grid_runs(d)
-        if s in seeds
-    ]
+    """``template`` for every run of ``datasets``, dataset-major, in grid order (with
+    n_seeds only the first seeds of each arch)."""
+    count, files = {}, []
+    for d in datasets:
+        for a, s in grid_runs(d):
+            count[d, a] = count.get((d, a), 0) + 1
+            if not n_seeds or count[d, a] <= n_seeds:
+                files.append(template.format(dataset=d, arch=a, seed=s))
+    return files
 
 
 def sampler_datasets():
@@ -246,9 +271,34 @@ def summary_tables():
     ]
     tables += [
         paths.fill(paths.SAMPLER, table="summary").format(dataset=d)
-        for d in sampler_datasets()
+        for d in sampler_datasets() + sampler_not_comparable()
     ]
     return tables
+
+
+SAMPLER_NOT_COMPARABLE = (
+    "the sampler comparison trains new budgeted runs on the dataset's images; runs recorded "
+    "elsewhere (source: traces) come without them"
+)
+
+
+def export_outputs():
+    """Every file the target export makes: each trained dataset's long table and centroid cosine,
+    each of its runs' cartography folder."""
+    outputs = []
+    for dataset in trained_datasets():
+        outputs += [
+            paths.EXPORT_TABLE.format(dataset=dataset),
+            paths.EXPORT_CENTROIDS.format(dataset=dataset),
+        ]
+        outputs += grid_files(paths.EXPORT_CARTOGRAPHY, [dataset])
+    return outputs
+
+
+def sampler_not_comparable():
+    """Datasets whose F6 rows are "not comparable" (made by sampler_not_comparable_<dataset>),
+    with the sampler enabled, the traces datasets (no images to train on)."""
+    return traces_datasets() if config["sampler"]["enabled"] else []
 
 
 def figure_names():
@@ -279,7 +329,7 @@ def study():
     """What the findings need from the config (retention.findings.Study)."""
     return {
         "sources": {d: config["datasets"][d]["source"] for d in GRID["datasets"]},
-        "models": {a: config["archs"][a]["model"] for a in GRID["archs"]},
+        "models": {a: config["archs"].get(a, {}).get("model", a) for a in all_archs()},
         "labels": figure_arch_labels(),
         "alpha": config["stats"]["alpha"],
     }
@@ -343,7 +393,7 @@ def sampler_files(template):
 def run_records():
     """Every run.json of the study, once each: the grid's runs, the sampler's scout and
     budgeted runs, and the pretraining of the grid's archs with weights: pretrain."""
-    records = grid_files(paths.RUN_RECORD, GRID["datasets"])
+    records = grid_files(paths.RUN_RECORD, trained_datasets())
     scout = config["sampler"]["scout_seed"]
     for dataset in sampler_datasets():
         if "spaced" in config["sampler"]["kinds"]:
@@ -382,4 +432,6 @@ def figure_params(name):
 
 def figure_arch_labels():
     """The name of each architecture in figures: archs.<arch>.label, else the key."""
-    return {arch: config["archs"][arch].get("label", arch) for arch in GRID["archs"]}
+    return {
+        arch: config["archs"].get(arch, {}).get("label", arch) for arch in all_archs()
+    }

@@ -16,6 +16,8 @@ rule finetune:
         "logs/finetune/{dataset}/{arch}/seed{seed}.log",
     benchmark:
         "benchmarks/finetune/{dataset}/{arch}/seed{seed}.tsv"
+    wildcard_constraints:
+        dataset=TRAINED_DATASET,
     conda:
         "../../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -58,6 +60,8 @@ for seeds in seed_groups():
             f"logs/finetune/{{dataset}}/{{arch}}/{seed_group(seeds)}.log",
         benchmark:
             f"benchmarks/finetune/{{dataset}}/{{arch}}/{seed_group(seeds)}.tsv"
+        wildcard_constraints:
+            dataset=TRAINED_DATASET,
         conda:
             "../../envs/torch.yaml"
         threads: config["train"]["threads"]

@@ -1,0 +1,60 @@
+"""Export a dataset's runs as one long table (Parquet) and their class centroid cosine.
+
+Run by the rule export_table (target ``export``), or standalone in a study folder:
+
+    python scripts/export_table.py results/runs/digits/*/seed*/traces.npz \
+        --manifest results/data/digits/manifest.csv \
+        --table results/export/digits/traces.parquet \
+        --centroids results/export/digits/class_centroid_cosine.parquet
+
+One row per run, split, sample and epoch (docs/contracts.md "Long table"); a dataset with
+source: traces reads it back as it is. Without --runs the (arch, seed) of each traces file
+is read from its path (.../{arch}/seed{seed}/traces.npz).
+"""
+
+import argparse
+import logging
+import re
+
+import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.errors import DataError
+from retention.io import run_main, setup_logging
+
+log = logging.getLogger("retention")
+RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>\d+)/traces\.npz$")
+
+
+def main() -> None:
+    from retention.export import export_table
+
+    if "snakemake" in globals():
+        sm = globals()["snakemake"]
+        setup_logging(sm.log[0])
+        export_table(list(sm.input.traces), sm.params.runs, sm.output.table, sm.output.centroids, sm.input.manifest)
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("traces", nargs="+", help="traces.npz of every run")
+    ap.add_argument("--runs", nargs="*", help="arch/seed<seed> of each traces file (default: from the paths)")
+    ap.add_argument("--manifest", help="the dataset's manifest.csv (each sample's source)")
+    ap.add_argument("--table", required=True, help="the long table to write (.parquet or .csv)")
+    ap.add_argument("--centroids", required=True, help="the class centroid cosine table to write")
+    ap.add_argument("--log", help="log file")
+    args = ap.parse_args()
+    setup_logging(args.log)
+    from retention.imports import parse_run_key
+
+    if args.runs:
+        runs = [parse_run_key(r) for r in args.runs]
+        if None in runs:
+            raise DataError(f"--runs {args.runs[runs.index(None)]!r}: expected <arch>/seed<seed>, e.g. cnn/seed0")
+    else:
+        matches = [RUN_PATH.search(p.replace("\\", "/")) for p in args.traces]
+        if None in matches:
+            bad = args.traces[matches.index(None)]
+            raise DataError(f"cannot read arch and seed from {bad}; pass --runs <arch>/seed<seed> ...")
+        runs = [(m["arch"], int(m["seed"])) for m in matches]
+    export_table(args.traces, runs, args.table, args.centroids, args.manifest)
+
+
+if __name__ == "__main__":
+    run_main(main)
