@@ -41,10 +41,10 @@ from retention.config import fill_defaults, load_schema  # noqa: E402
 from retention.stats import f6  # noqa: E402
 from retention.stats.config import StatsConfig  # noqa: E402
 from retention.stats.registry import FINDINGS  # noqa: E402
+from retention.verdicts import TARGETS  # noqa: E402
 
 #: the claim each primary finding tests, by the key of the planted truth
 CLAIM_OF = {f.id: f.group for f in FINDINGS if f.primary}
-TARGETS = {"size": 0.05, "power": 0.80, "memoryless": 0.05}
 
 
 def settings(overrides: list[str]) -> tuple[StatsConfig, dict]:
@@ -154,12 +154,34 @@ def check_targets(table: pd.DataFrame) -> pd.DataFrame:
         if r.claim_true is True:
             checks.append(("power: a true claim holds", r.holds, ">=", TARGETS["power"]))
         if r.memory is False and not pd.isna(r.beyond_null) and r.id != "F6.heldout":
-            checks.append(("no memory: beyond null", r.beyond_null, "<=", TARGETS["memoryless"]))
+            checks.append(("no memory: beyond null", r.beyond_null, "<=", TARGETS["null_size"]))
         for what, rate, op, target in checks:
             ok = rate <= target if op == "<=" else rate >= target
             out.append({"scenario": r.scenario, "id": r.id, "target": what, "rate": rate,
                         "bound": f"{op} {target:g}", "met": ok})
     return pd.DataFrame(out)
+
+
+def package_table(table: pd.DataFrame, size: str, replicates: int) -> pd.DataFrame:
+    """Per primary finding: the worst size (the largest rate at which a false claim holds),
+    the least power (the smallest rate at which a true claim holds) and the largest rate at
+    which a study without memory is beyond the null, over the scenarios: what
+    ``retention/calibration.csv`` holds for the findings table."""
+    rows = []
+    for fid, part in table.groupby("id", sort=False):
+        false, true = part[part["claim_true"] == False], part[part["claim_true"] == True]  # noqa: E712
+        memoryless = part[part["memory"] == False]  # noqa: E712
+        rows.append(
+            {
+                "id": fid,
+                "size": float(false["holds"].max()) if len(false) else math.nan,
+                "power": float(true["holds"].min()) if len(true) else math.nan,
+                "null_size": float(memoryless["beyond_null"].max()) if len(memoryless) and fid != "F6.heldout" else math.nan,
+                "grid": size,
+                "replicates": replicates,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _pct(rate: float, lo: float, hi: float) -> str:
@@ -198,6 +220,7 @@ def main() -> None:
     ap.add_argument("--settings", nargs="*", default=[], help="overrides: stats.<key>=<v>, retention.<key>=<v>")
     ap.add_argument("--out", help="csv of the rates (and <out>.rows.csv: every replicate's verdicts)")
     ap.add_argument("--markdown", help="markdown table of the rates")
+    ap.add_argument("--package", action="store_true", help="write retention/calibration.csv (the findings' columns)")
     args = ap.parse_args()
     cfg, retention = settings(args.settings)
     scenarios = args.scenarios or list(planted.SCENARIOS)
@@ -229,6 +252,10 @@ def main() -> None:
         rows.to_csv(f"{args.out}.rows.csv", index=False)
     if args.markdown:
         Path(args.markdown).write_text(markdown(table))
+    if args.package:
+        path = Path(findings.__file__).with_name("calibration.csv")
+        package_table(table, args.size, args.replicates).to_csv(path, index=False, float_format="%.4g")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

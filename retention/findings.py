@@ -32,7 +32,14 @@ from .stats.estimate import Finding
 from .stats.inference import holm, t_ci, t_p
 from .stats.registry import FINDINGS, by_id
 from .stats.tables import summary_columns
-from .verdicts import claim_verdict, deciding_null, null_verdict, number_of, verdict_sentence
+from .verdicts import (
+    calibration_note,
+    claim_verdict,
+    deciding_null,
+    null_verdict,
+    number_of,
+    verdict_sentence,
+)
 
 PAPER_COLUMNS = ("id", "source", "model", "model_b", "paper_value", "note")
 #: the paper's datasets (by source) and architectures (by timm model, without tag)
@@ -152,6 +159,13 @@ def claim_sign(row: Mapping, study: Study, paper_values: pd.DataFrame) -> float:
     return math.nan
 
 
+def load_calibration() -> pd.DataFrame:
+    """The measured size, power and null size of each primary finding on planted truth
+    (``retention/calibration.csv``, from ``benchmarks/calibrate.py --package``)."""
+    with resources.files("retention").joinpath("calibration.csv").open() as fh:
+        return pd.read_csv(fh).set_index("id")
+
+
 def pooled_rows(table: pd.DataFrame, study: Study, findings: Sequence[Finding]) -> pd.DataFrame:
     """Rows of the findings the paper reports over its datasets together (``pooled``),
     pooled over the study's paper datasets: the mean of the datasets' values, its standard
@@ -253,6 +267,10 @@ def assemble_findings(
     table["null_verdict"] = [n[0] for _, n in axes]
     table["null_reason"] = [n[1] for _, n in axes]
     table["verdict"] = [verdict_sentence(c, n) if c[0] else "" for c, n in axes]
+    calibration = load_calibration()
+    for column in ("size", "power", "null_size"):
+        measured = table["id"].map(calibration[column]) if column in calibration else math.nan
+        table[f"calibration_{column}"] = np.where(table["primary"], measured, math.nan)
     return table
 
 
@@ -329,6 +347,11 @@ def _warnings(table: pd.DataFrame) -> list[str]:
     return out
 
 
+def _calibrated(row) -> str:
+    note = calibration_note(row)
+    return f" ({note})" if note else ""
+
+
 def _span(values: pd.Series) -> str:
     """'0.006 to 0.016' (min to max of the finite values), or 'undefined'."""
     v = pd.to_numeric(values, errors="coerce").dropna()
@@ -341,7 +364,7 @@ VERDICT_COLUMNS = (
     ("dataset", lambda r, t: r["dataset"]),
     ("ours (95% interval)", lambda r, t: with_interval(r["value"], r["ci_low"], r["ci_high"])),
     ("paper", lambda r, t: _paper_cell(r, t)),
-    ("claim", lambda r, t: f"**{r['claim_verdict']}**: {r['claim_reason']}"),
+    ("claim", lambda r, t: f"**{r['claim_verdict']}**: {r['claim_reason']}" + _calibrated(r)),
     ("memoryless null (95% range; * decides)", lambda r, t: _null_cell(r)),
     ("beyond the null?", lambda r, t: f"**{r['null_verdict']}**: {r['null_reason']}"),
 )

@@ -18,6 +18,27 @@ import numpy as np
 from .nulls import KINDS as NULL_KINDS
 from .numbers import interval, number, p_text
 
+#: what a calibrated verdict must meet on planted truth at the paper grid's size (docs/method.md
+#: section 7b): a false claim holds in at most ``size``, a true one in at least ``power``, a
+#: study without memory is beyond the null in at most ``null_size``
+TARGETS = {"size": 0.05, "power": 0.80, "null_size": 0.05}
+
+
+def calibration_note(row: Mapping) -> str:
+    """What a reader must know of a primary row's calibration: every measured rate that
+    misses its target ("" when all are met or none is measured)."""
+    words = {
+        "size": "a false claim holds in",
+        "power": "a true claim holds in",
+        "null_size": "a study without memory is beyond the null in",
+    }
+    missed = []
+    for key, target in TARGETS.items():
+        rate = number_of(row, f"calibration_{key}")
+        if np.isfinite(rate) and (rate < target if key == "power" else rate > target):
+            missed.append(f"{words[key]} {rate:.0%}")
+    return ("on planted truth at the paper grid's size " + "; ".join(missed)) if missed else ""
+
 
 def number_of(row: Mapping, key: str) -> float:
     """The row's value at ``key`` as a float (NaN where missing or not a number)."""

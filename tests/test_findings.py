@@ -344,3 +344,25 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
     assert {"resnet18_lambda_mean", "resnet18_lambda_sd", "resnet18_rank", "deit_small_status"} <= set(
         samples.columns
     )
+
+
+def test_a_finding_that_misses_a_calibration_target_says_so_in_its_verdict(monkeypatch):
+    calibration = pd.DataFrame(
+        {"id": ["F1.difference", "F6.heldout"], "size": [0.0, 0.0], "power": [0.95, 0.45],
+         "null_size": [0.02, math.nan]}
+    ).set_index("id")
+    monkeypatch.setattr(findings, "load_calibration", lambda: calibration)
+    rows = [row("F1.difference", "octdl", arch_b="deit_small"), row("F6.heldout", "octdl", bound=0.01)]
+    table = findings.assemble_findings([pd.DataFrame(rows)], PAPER).set_index("id")
+    assert table.loc["F6.heldout", "calibration_power"] == 0.45
+    md = findings.findings_markdown(table.reset_index())
+    verdicts = md.split("## Verdicts")[1].split("##")[0]
+    assert "a true claim holds in 45%" in verdicts
+    f1_line = next(line for line in verdicts.splitlines() if "within minus cross" in line)
+    assert "planted truth" not in f1_line  # every target met: nothing to say
+
+
+def test_the_packaged_calibration_covers_every_primary_finding():
+    calibration = findings.load_calibration()
+    assert set(calibration.index) == {f.id for f in FINDINGS if f.primary}
+    assert calibration["grid"].eq("paper").all()
