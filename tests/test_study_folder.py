@@ -113,6 +113,20 @@ def test_a_dataset_path_that_does_not_exist_stops_at_parse_time(tmp_path):
     assert lines and "imagse does not exist" in lines[0] and str(folder / "imagse") in lines[0]
 
 
+def test_yaml_1_2_numbers_parse_and_a_misspelt_key_gets_a_suggestion(tmp_path):
+    """Snakemake reads the study's YAML (YAML 1.1: 3e-3 is a string); the config check
+    makes it the number the schema wants. A misspelt key is named with the closest one."""
+    folder = study(tmp_path)
+    (folder / "mine.yaml").write_text(CONFIG.replace("lr: 1.0e-3", "lr: 3e-3"))
+    args = ("-n", "--directory", str(folder), "--configfile=mine.yaml")
+    proc = run(folder, *args, snakefile=REPO / "Snakefile")
+    assert "finetune" in proc.stdout, proc.stdout[-2000:]
+    (folder / "mine.yaml").write_text(CONFIG.replace("warmup_epochs", "warmup_epoch"))
+    proc = run(folder, *args, snakefile=REPO / "Snakefile", check=False)
+    assert proc.returncode != 0
+    assert "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?" in proc.stdout + proc.stderr
+
+
 @pytest.mark.integration
 def test_a_changed_dataset_path_reruns_preparation(tmp_path):
     folder = study(tmp_path)
