@@ -85,11 +85,11 @@ def scout_lambda(spec: Mapping | None, sample_ids) -> np.ndarray | None:
     """The scout run's lambda per train sample for a spaced budgeted run, else None."""
     if not spec or spec["kind"] != "spaced":
         return None
-    import pandas as pd
-
     from . import sampler
 
-    return sampler.align_lambda(pd.read_parquet(spec["scout_fits"]), sample_ids)
+    columns = ("trace", "primary", "sample_id", "lambda")
+    fits = io.read_table(spec["scout_fits"], "scout run's fits table", columns=columns)
+    return sampler.align_lambda(fits, sample_ids)
 
 
 def make_sampler(spec: Mapping | None, n: int, seed: int, lam: np.ndarray | None):

@@ -163,13 +163,13 @@ def write_record(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """A run.json record; DataError naming the file when it is not one."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except FileNotFoundError as err:
-        raise DataError(f"run record {path} does not exist; run the training rule that writes it") from err
-    except json.JSONDecodeError as err:
-        raise DataError(f"run record {path} is not valid JSON ({err})") from err
+    """A run.json record; DataError naming the file when it is missing, truncated or not
+    a record (``retention.io.read_json``)."""
+    from .io import read_json
+
+    record = read_json(path, "run record")
+    if not isinstance(record, dict):
+        raise DataError(f"run record {path} is not a JSON object; see docs/contracts.md 'run.json'")
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise DataError(f"run record {path} lacks {missing}; see docs/contracts.md 'run.json'")

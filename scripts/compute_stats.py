@@ -20,11 +20,10 @@ import logging
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import stats
+from retention import io, stats
 from retention.errors import DataError
 from retention.io import run_main, save_table, setup_logging
 
@@ -32,21 +31,19 @@ log = logging.getLogger("retention")
 RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>-?\d+)\.(parquet|csv)$")
 
 
+# the columns every fits and null fits table has (docs/contracts.md)
+FIT_COLUMNS = ("trace", "sample_id", "label", "status", "lambda")
+
+
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
-    """A fits or null fits table (parquet or csv)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{what} table {path} does not exist; run the rule that writes it first")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    """A fits or null fits table (parquet or csv), checked (``retention.io.read_table``)."""
+    return io.read_table(path, f"{what} table", columns=FIT_COLUMNS)
 
 
 def read_class_info(path: str | Path, run: str) -> stats.RunClassInfo:
     """Held-out confusion and centroid similarity of one run's traces.npz."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"traces file {path} of run {run} does not exist")
-    with np.load(path, allow_pickle=False) as arrays:
-        return stats.class_info_from_traces(arrays, run=f"{run} ({path})")
+    arrays = io.read_npz(path, f"traces file of run {run}")
+    return stats.class_info_from_traces(arrays, run=f"{run} ({path})")
 
 
 def run_from_path(path: str | Path) -> tuple[str, int]:
@@ -81,7 +78,11 @@ def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, 
     log.info(
         "dataset %s: %d runs %s, trace %s, rank score %s", dataset, len(runs), runs, primary, cfg.rank_score
     )
-    listing = pd.read_csv(manifest, dtype={"class_name": str}) if manifest else None
+    listing = (
+        io.read_table(manifest, "manifest", columns=("sample_id", "class_name", "source"), dtype={"class_name": str})
+        if manifest
+        else None
+    )
     tables = stats.dataset_tables(fits, runs, cfg, dataset, primary, infos, null_fits, manifest=listing)
     for row in tables["summary"].itertuples(index=False):
         log.info(
@@ -113,6 +114,9 @@ def standalone() -> tuple[dict, dict]:
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
     setup_logging(args.log)
+    io.check_output_folder(args.outdir, "--outdir")
+    for path in [*args.fits, *args.traces, *args.nulls, *([args.manifest] if args.manifest else [])]:
+        io.require_file(path)
     section, lambda_max = {}, None
     if args.config:
         from retention.config import load_config

@@ -55,14 +55,25 @@ def main():
     parser.add_argument("--checkpoint", type=Path, help="resume file (default OUT/checkpoint.pt)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
     args = parser.parse_args()
+    io.setup_logging()
+    from retention.config import load_config, suggest
+    from retention.errors import ConfigError
+
+    # the arguments first, before torch is imported
+    for path in (args.data / "manifest.csv", args.data / "images.npy"):
+        io.require_file(path, "prepared dataset file")
+    if args.weights:
+        io.require_file(args.weights, "weights file")
+    io.check_output_folder(args.out)
+    if args.checkpoint:
+        io.check_output(args.checkpoint, (".pt",), "checkpoint")
+    config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
+    if args.arch not in config["archs"]:
+        raise ConfigError(f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}")
     from retention import train
-    from retention.config import load_config
     from retention.finetune import finetune_job
 
     CLOCK.lap("imports")
-    io.setup_logging()
-
-    config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
     train_cfg = {**config["train"], **({"threads": args.threads} if args.threads else {})}
     cfg = train.train_config(train_cfg, config["archs"][args.arch])
     dirs = [args.out] if len(args.seed) == 1 else [args.out / f"seed{s}" for s in args.seed]

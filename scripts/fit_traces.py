@@ -33,7 +33,9 @@ def run(
     run_name=None,
 ):
     """Load, fit every definition (``primary``: the configured trace label), write the
-    table atomically."""
+    table atomically. The arguments are checked first, before any fitting."""
+    io.check_output(fits_path, (".parquet", ".csv"), "fits table")
+    io.require_file(traces_path, "traces file")
     for key, labels in (("retention.trace", [primary]), ("retention.robustness", robustness)):
         for label in labels:
             try:

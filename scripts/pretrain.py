@@ -79,7 +79,15 @@ def main():
     io.setup_logging()
     from retention.config import load_config
 
+    for path in (args.data / "manifest.csv", args.data / "images.npy"):
+        io.require_file(path, "prepared dataset file")
+    io.check_output_folder(args.out)
     config = load_config(args.config, *args.configfile)
+    if args.arch not in config["archs"]:
+        from retention.config import suggest
+        from retention.errors import ConfigError
+
+        raise ConfigError(f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}")
     run(
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], config["train"],
         config["pretrain"], args.out / "weights.safetensors", args.out / "metrics.csv",
