@@ -39,13 +39,7 @@ DISPLAY_ONLY_ARCH_KEYS = ("label",)
 TRAINING_MODULES = ("train.py", "runs.py", "stacked.py", "augment.py", "models.py", "sampler.py")
 
 
-def file_digest(*paths: str | os.PathLike) -> str:
-    """sha256 over the bytes of ``paths``, in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
-    return digest.hexdigest()
+file_digest = provenance.file_digest  # sha256 over files' bytes (kept here for its callers)
 
 
 def code_digest() -> str:
@@ -66,7 +60,7 @@ def run_fingerprint(arch: Mapping, manifest, images, weights=None, sampler_spec:
     """
 
     def fingerprint() -> dict:
-        out = {"code.sha256": code_digest(), "data.sha256": file_digest(images, manifest)}
+        out = {"code.sha256": code_digest(), "data.sha256": provenance.data_digest(manifest, images)}
         if weights:
             out["weights.sha256"] = file_digest(weights)
         out.update({f"arch.{k}": v for k, v in arch.items() if k not in DISPLAY_ONLY_ARCH_KEYS})
@@ -126,7 +120,7 @@ def finetune_job(
     """
     clock = clock or JobClock()
     started = provenance.utc_now(-clock.total())
-    commit = provenance.git_commit() if records else None
+    git = provenance.git_state() if records else None
     if len(outputs) != len(seeds) or (records is not None and len(records) != len(seeds)):
         raise ValueError(f"{len(seeds)} seeds, {len(outputs)} output pairs, {len(records or [])} records")
     torch.set_num_threads(cfg.threads)
@@ -152,7 +146,7 @@ def finetune_job(
         names = names or {"dataset": Path(manifest).parent.name, "arch": arch["model"]}
         config = run_config(arch, cfg, seeds, manifest, images, weights, sampler_spec)
         write_run_records(records, names, seeds, config, lease.device, sampler_spec, started=started,
-                          commit=commit)
+                          commit=git, data_sha256=provenance.data_digest(manifest, images))
     return results
 
 
@@ -182,14 +176,15 @@ def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], mani
 
 def write_run_records(records: Sequence[str | os.PathLike], names: Mapping[str, str], seeds: Sequence[int],
                       config: Mapping, device: str, sampler_spec: Mapping | None, *, started: datetime,
-                      commit: str | None) -> None:
+                      commit: provenance.GitState | str | None, data_sha256: str | None = None) -> None:
     """Write each seed's run.json (``retention.provenance``), ending now; started, commit:
-    the time and the git commit when the job started."""
+    the time and the checkout's state (``provenance.git_state``) when the job started;
+    data_sha256: the prepared data's hash (``provenance.data_digest``)."""
     ended = provenance.utc_now()
     stage, kind = ("sampler", sampler_spec["kind"]) if sampler_spec else ("finetune", None)
     for seed, path in zip(seeds, records):
         record = provenance.run_record(stage, names["dataset"], names["arch"], seed, config, device, started,
-                                       ended, sampler=kind, commit=commit)
+                                       ended, sampler=kind, commit=commit, data_sha256=data_sha256)
         provenance.write_record(path, record)
 
 

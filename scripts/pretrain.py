@@ -28,7 +28,7 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
     from retention import data, gpu, pretrain
     from retention.weights import check_weights, save_state_dict
 
-    started, commit = provenance.utc_now(-process_age_s()), provenance.git_commit()
+    started, git = provenance.utc_now(-process_age_s()), provenance.git_state()
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)
     cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
@@ -47,11 +47,12 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
         Path(out_weights).unlink(missing_ok=True)
         raise
     io.save_table(out_metrics, result.metrics)
-    Path(checkpoint).unlink(missing_ok=True)
+    io.remove_checkpoint(checkpoint)
     config = {"arch": arch_cfg, "train": dataclasses.asdict(cfg), "pretrain": spec,
               "inputs": {"manifest": str(manifest), "images": str(images)}}
     record = provenance.run_record("pretrain", names["dataset"], names["arch"], spec["seed"], config,
-                                   lease.device, started, provenance.utc_now(), commit=commit)
+                                   lease.device, started, provenance.utc_now(), commit=git,
+                                   data_sha256=provenance.data_digest(manifest, images))
     provenance.write_record(out_record, record)
 
 
