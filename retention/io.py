@@ -336,7 +336,8 @@ class _LogFile(logging.FileHandler):
 
 
 def setup_logging(log_path: str | os.PathLike | None = None) -> logging.Logger:
-    """Log to stderr and, when given, to ``log_path`` (the rule's log file)."""
+    """Log to stderr and, when given, to ``log_path`` (the rule's log file); Python
+    warnings are logged there too (logger ``py.warnings``), so none goes unseen."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -347,6 +348,7 @@ def setup_logging(log_path: str | os.PathLike | None = None) -> logging.Logger:
         handlers=handlers,
         force=True,
     )
+    logging.captureWarnings(True)
     return logging.getLogger("retention")
 
 

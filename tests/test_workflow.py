@@ -14,7 +14,7 @@ import yaml
 
 from retention import provenance
 
-from .conftest import REPO
+from .conftest import REPO, warning_lines
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SNAKEFMT = Path(sys.executable).with_name("snakefmt")
@@ -133,6 +133,7 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"
     assert not (tmp_path / "results/checkpoints").exists(), "empty checkpoint folders left behind"
     assert (tmp_path / "benchmarks/finetune/digits_lt/cnn/seed0.tsv").exists()
+    assert not warning_lines(tmp_path)  # no Python warning in any rule's log
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
     # keys that change how a run executes, not its results, rerun nothing
