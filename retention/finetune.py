@@ -5,8 +5,9 @@ creates each seed's model under its seed, trains them (one seed: ``train.Trainer
 several: ``stacked.SeedStack``, the seeds batched together), writes each seed's
 ``traces.npz`` and ``metrics.csv`` atomically and removes the checkpoint. The job's
 time is split into parts (``retention.timing``), logged and added to metrics.csv. A run
-whose held-out accuracy is near chance (``retention.chance``) gets a warning in the log;
-each seed's ``run.json`` (``retention.provenance``) is written last.
+whose held-out accuracy is near chance, or still rising at its end (``retention.chance``),
+gets a warning in the log; each seed's ``run.json`` (``retention.provenance``) is written
+last.
 
 A checkpoint belongs to its config: :func:`run_fingerprint` says what a run's results
 depend on besides the train settings and seeds (the arch entry, the prepared data's
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from . import data, gpu, io, models, provenance, train
-from .chance import chance_warning, run_accuracy
+from .chance import chance_warning, rising_warning, run_accuracy
 from .timing import JobClock
 
 log = logging.getLogger("retention.finetune")
@@ -109,6 +110,7 @@ def finetune_job(
     clock: JobClock | None = None,
     records: Sequence[str | os.PathLike] | None = None,
     names: Mapping[str, str] | None = None,
+    convergence: Mapping | None = None,
 ) -> list[train.RunResult]:
     """Train ``seeds`` of one (dataset, arch) and write each seed's (traces, metrics) to
     ``outputs`` (one pair per seed, in order); see the module docstring.
@@ -116,7 +118,8 @@ def finetune_job(
     The arguments are :func:`job_trainer`'s; clock: the job's clock, started by the caller.
     records: one run.json per seed, in order (None: none), whose start is the process's
     (as ``job_total_s``); names: the runs' ``dataset`` and ``arch`` keys for run.json
-    (default: the data folder's name and the arch's model).
+    (default: the data folder's name and the arch's model); convergence: the config's
+    section (``epochs``, ``tolerance``) for the warning about runs still rising at the end.
     """
     clock = clock or JobClock()
     started = provenance.utc_now(-clock.total())
@@ -141,7 +144,7 @@ def finetune_job(
         io.save_table(metrics, result.metrics)
     log.info("%s (%d seed%s)", clock.summary(), len(seeds), "s" if len(seeds) > 1 else "")
     for (traces, _), result in zip(outputs, results):
-        warn_near_chance(result.traces, str(Path(traces).parent))
+        warn_near_chance(result.traces, str(Path(traces).parent), convergence)
     if records:
         names = names or {"dataset": Path(manifest).parent.name, "arch": arch["model"]}
         config = run_config(arch, cfg, seeds, manifest, images, weights, sampler_spec)
@@ -150,13 +153,18 @@ def finetune_job(
     return results
 
 
-def warn_near_chance(traces: Mapping[str, np.ndarray], run: str) -> bool:
+def warn_near_chance(traces: Mapping[str, np.ndarray], run: str, convergence: Mapping | None = None) -> bool:
     """Log a warning naming ``run`` when its held-out accuracy at t = 0 or at the end is
-    near chance (``retention.chance``); returns whether it did."""
-    message = chance_warning(run_accuracy(traces), run)
-    if message:
+    near chance, and (given the config's ``convergence`` section) one when it is still
+    rising at the end (``retention.chance``); returns whether it warned."""
+    setting = (int(convergence["epochs"]), float(convergence["tolerance"])) if convergence else None
+    acc = run_accuracy(traces, setting)
+    messages = [chance_warning(acc, run)]
+    if setting:
+        messages.append(rising_warning(acc, run))
+    for message in filter(None, messages):
         log.warning(message)
-    return message is not None
+    return any(messages)
 
 
 def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], manifest, images, weights,

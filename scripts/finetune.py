@@ -42,6 +42,7 @@ def main():
             sm.input.manifest, sm.input.images, sm.params.arch, cfg, seeds, sm.input.get("weights"), outputs,
             sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK, records=as_list(sm.output.record),
             names={"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
+            convergence=sm.config["convergence"],  # the log's warning only: not a param, reruns nothing
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,7 +82,7 @@ def main():
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], cfg, args.seed,
         args.weights, [(d / "traces.npz", d / "metrics.csv") for d in dirs],
         args.checkpoint or args.out / "checkpoint.pt", clock=CLOCK, records=[d / "run.json" for d in dirs],
-        names={"dataset": args.data.name, "arch": args.arch},
+        names={"dataset": args.data.name, "arch": args.arch}, convergence=config["convergence"],
     )
 
 

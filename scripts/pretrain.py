@@ -19,10 +19,26 @@ from retention.timing import process_age_s
 log = logging.getLogger("retention.pretrain")
 
 
+def warn_convergence(metrics, manifest, convergence: dict, run: str) -> None:
+    """Log a warning when the pretraining ended near chance on its source's held-out split,
+    or with its held-out accuracy still rising (``retention.chance``)."""
+    from retention import chance, data
+
+    heldout = manifest[manifest["split"] == "heldout"]
+    acc = chance.pretrain_accuracy(metrics["heldout_acc"], heldout["label"], len(data.class_names(manifest)),
+                                   (convergence["epochs"], convergence["tolerance"]))
+    log.info("pretraining %s: held-out accuracy %.1f%% at the end (chance %.1f%%)", run, 100 * acc.end,
+             100 * acc.chance)
+    for line in (chance.chance_warning(acc, run, "pretraining"),
+                 chance.rising_warning(acc, run, "pretraining")):
+        if line:
+            log.warning(line)
+
+
 def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weights, out_metrics,
-        checkpoint, threads: int, out_record, names: dict):
+        checkpoint, threads: int, out_record, names: dict, convergence: dict):
     """Pretrain, write the weights, the metrics and (last) run.json; names: the source
-    dataset's and the arch's keys."""
+    dataset's and the arch's keys; convergence: the config's section (the log's warnings)."""
     import torch  # here, so that --help answers without loading torch
 
     from retention import data, gpu, pretrain
@@ -47,6 +63,7 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
         Path(out_weights).unlink(missing_ok=True)
         raise
     io.save_table(out_metrics, result.metrics)
+    warn_convergence(result.metrics, prepared.manifest, convergence, f"{names['dataset']}/{names['arch']}")
     io.remove_checkpoint(checkpoint)
     config = {"arch": arch_cfg, "train": dataclasses.asdict(cfg), "pretrain": spec,
               "inputs": {"manifest": str(manifest), "images": str(images)}}
@@ -66,6 +83,7 @@ def main():
             sm.input.manifest, sm.input.images, sm.params.arch, train_cfg, sm.params.pretrain,
             sm.output.weights, sm.output.metrics, sm.params.checkpoint, sm.threads, sm.output.record,
             {"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
+            sm.config["convergence"],  # the log's warnings only: not a param, reruns nothing
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,7 +111,7 @@ def main():
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], config["train"],
         config["pretrain"], args.out / "weights.safetensors", args.out / "metrics.csv",
         args.out / "checkpoint.pt", args.threads, args.out / "run.json",
-        {"dataset": args.data.name, "arch": args.arch},
+        {"dataset": args.data.name, "arch": args.arch}, config["convergence"],
     )
 
 

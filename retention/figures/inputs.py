@@ -29,7 +29,7 @@ TEXT_COLUMNS = (
     "id", "finding", "dataset", "trace", "score", "score_b", "arch", "arch_b", "case", "interval",
     "test", "claim", "unit", "note", "kind", "subset", "statistic", "class_name", "confused_with",
     "nearest_class", "most_forgotten", "least_forgotten", "outcome", "differences", "phase", "device",
-    "split", "source", "group", "paper_value", "paper_note", "verdict", "verdict_reason",
+    "split", "source", "group", "paper_value", "paper_note", "verdict", "verdict_reason", "stage",
 )
 # fmt: on
 TRACE_KEYS = ("sample_id", "label", "class_names", "t", "correct", "p_true")

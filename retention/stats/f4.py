@@ -41,7 +41,9 @@ class RunClassInfo:
     cosine similarity of the class centroids of penultimate features at t = 0.
     heldout_acc_t0 / heldout_acc_end: held-out accuracy at t = 0 and at the last epoch;
     chance: the larger of 1 / C and the held-out share of the largest class
-    (``retention.chance``).
+    (``retention.chance``); heldout_rise / still_rising: the held-out accuracy's rise over
+    the last epochs and whether it is above ``convergence.tolerance``; pretrain: the
+    ``retention.chance.RunAccuracy`` of the arch's pretraining (``weights: pretrain``), or None.
     """
 
     class_names: tuple
@@ -50,6 +52,9 @@ class RunClassInfo:
     heldout_acc_t0: float = math.nan
     heldout_acc_end: float = math.nan
     chance: float = math.nan
+    heldout_rise: float = math.nan
+    still_rising: bool = False
+    pretrain: object = None
 
 
 def class_similarity(
