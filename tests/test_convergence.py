@@ -64,7 +64,13 @@ def test_a_fine_tuning_run_still_rising_is_warned_about_in_its_log(rising_run, c
     line = [r.getMessage() for r in caplog.records if "still rising" in r.getMessage()]
     assert len(line) == 1, caplog.text
     assert line[0].startswith("run results/runs/d/vit/seed0: held-out accuracy still rising at the end (87.0%;")
+    assert "the mean of its last 3 epochs is 24.0 points above the 3 before" in line[0]
     assert "convergence.tolerance" in line[0] and "train.epochs" in line[0]
+    # a run shorter than twice convergence.epochs compares its halves, and says so
+    short = simulate_traces(n_samples=30, n_heldout=100, epochs=3, n_classes=4, seed=0)
+    acc = chance.run_accuracy(heldout_curve(short, [0.5, 0.6, 0.7, 0.8]), (3, 0.01))
+    assert acc.rise_epochs == 2 and acc.rise == pytest.approx(0.2) and acc.rising
+    assert "last 2 epochs is 20.0 points above the 2 before" in chance.rising_warning(acc, "r")
     caplog.clear()
     flat = heldout_curve(rising_run, [0.5, 0.8, 0.85, 0.86, 0.87, 0.86, 0.87, 0.86])
     with caplog.at_level(logging.WARNING, logger="retention.finetune"):
