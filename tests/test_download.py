@@ -415,6 +415,10 @@ def test_octdl_zip_and_csv_unpinned_checksum_is_logged(server, octdl, tmp_path, 
     assert any(
         csv_sha.split(":")[1] in r.getMessage() and "pin" in r.getMessage() for r in caplog.records
     )
+    # and, prominently, once more at the end: the config lines that pin every unpinned file
+    block = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PIN THE CHECKSUMS")]
+    assert len(block) == 1 and "1 file(s) of octdl" in block[0] and "OCTDL.zip" not in block[0]
+    assert f'datasets.octdl.download[1] (OCTDL_labels.csv):  checksum: "{csv_sha}"' in block[0]
 
 
 def test_truncated_download_keeps_only_its_bytes_and_the_next_run_resumes(server, cub, tmp_path):
