@@ -75,9 +75,11 @@ def rising_warning(acc: RunAccuracy, run: str, what: str = "run") -> str | None:
         return None
     key = "pretrain.epochs" if what == "pretraining" else "train.epochs"
     k = acc.rise_epochs
+    compared = f"the mean of its last {k} epochs is" if k > 1 else "its last epoch is"
+    before = f"the {k} before" if k > 1 else "the one before"
     return (
-        f"{what} {run}: held-out accuracy still rising at the end ({acc.end:.1%}; the mean of its last "
-        f"{k} epochs is {acc.rise * 100:.1f} points above the {k} before, more than "
+        f"{what} {run}: held-out accuracy still rising at the end ({acc.end:.1%}; {compared} "
+        f"{acc.rise * 100:.1f} points above {before}, more than "
         f"convergence.tolerance): it has not converged; train longer ({key}) or read its results as those "
         "of an unfinished run"
     )
