@@ -854,17 +854,24 @@ def assert_names_the_ways_out(stderr: str, out: Path, hub: Path) -> None:
 
 
 @pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
-def test_fetch_without_local_weights_or_hub_fails_within_5_s(tmp_path, offline):
+def test_fetch_without_local_weights_or_hub_fails_in_seconds(tmp_path, offline):
     """No hub cache entry and no hub: one line in seconds (not ~60 s of retries). The
     unreachable hub is a closed port on 127.0.0.1 (HF_ENDPOINT): nothing leaves the machine."""
     out = tmp_path / "resources" / "weights" / "resnet18.safetensors"
     empty = tmp_path / "hub"
     empty.mkdir()
     env = {"HF_HUB_CACHE": str(empty), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
+    # the baseline, measured now under the same load: what importing timm (and torch) costs
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import timm"], check=True, capture_output=True)
+    baseline = time.monotonic() - start
     start = time.monotonic()
     done = run_script("fetch_weights.py", "--model", "resnet18.a1_in1k", "--out", str(out),
                       *(["--offline"] if offline else []), env=env)
-    assert time.monotonic() - start < 5, done.stderr
+    elapsed = time.monotonic() - start
+    # the imports plus one refused connection (HubProbe, 2 s at most): not ~60 s of retries;
+    # about 3 s on an idle machine, the 5 s of the issue
+    assert elapsed < baseline + 4, f"{elapsed:.1f} s, importing timm {baseline:.1f} s\n{done.stderr}"
     assert done.returncode == 1
     assert_names_the_ways_out(done.stderr, out, empty)
     assert ("HF_HUB_OFFLINE is set" if offline else "cannot be reached: ConnectionRefusedError") in done.stderr
