@@ -68,24 +68,26 @@ def test_paper_grid(paper):
          "'datasets.octdl.imbalance_ratio': 100 is more than digits_lt can give (58"),
         # a type error says what was read and how to write it
         (lambda c: c["archs"]["resnet18"].update(lr="3e-3x"),
-         "config key 'archs.resnet18.lr': '3e-3x' is not of type 'number' (read as text); write a number such as "
-         "0.003 or 3e-3"),
-        (lambda c: c["train"].update(epochs=2.5), "'train.epochs': 2.5 is not of type 'integer' (read as a number); "
-         "write a whole number such as 30"),
+         ("config key 'archs.resnet18.lr': '3e-3x' is not of type 'number' (read as text); write a number such "
+          "as 0.003 or 3e-3")),
+        (lambda c: c["train"].update(epochs=2.5),
+         "'train.epochs': 2.5 is not of type 'integer' (read as a number); write a whole number such as 30"),
         # a misspelt key or name gets the closest known one
-        (lambda c: c["train"].update(warmup_epoch=2), "unknown config key 'warmup_epoch' under 'train'; did you mean "
-         "'warmup_epochs'?"),
+        (lambda c: c["train"].update(warmup_epoch=2),
+         "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?"),
         (lambda c: c.update(sampeler={}), "unknown config key 'sampeler'; did you mean 'sampler'?"),
-        (lambda c: c["grid"]["datasets"].append("cub"), "'grid.datasets[2]': 'cub' is not defined under 'datasets' "
-         "(defined: cub200, digits, digits_lt, glyphs, octdl); did you mean 'cub200'?"),
+        (lambda c: c["grid"]["datasets"].append("cub"),
+         ("'grid.datasets[2]': 'cub' is not defined under 'datasets' (defined: cub200, digits, digits_lt, glyphs, "
+          "octdl); did you mean 'cub200'?")),
         (lambda c: c["grid"]["archs"].append("resnet_18"), "did you mean 'resnet18'?"),
         (lambda c: c["datasets"]["cub200"].update(source="imagefolders"), "did you mean 'imagefolder'?"),
-        (lambda c: c["archs"]["resnet18"].update(model="resnet81"), "'archs.resnet18.model': 'resnet81' is not a "
-         "timm model name (see timm.list_models()); did you mean 'resnet18'?"),
-        (lambda c: c["archs"]["resnet18"].update(model="resnet18.a1_in1kk"), "has no pretrained tag 'a1_in1kk' "
-         "(its tags: a1_in1k,"),
-        (lambda c: c["archs"]["resnet18"].update(weights="pretrian"), "'archs.resnet18.weights': 'pretrian' is not "
-         "pretrained, pretrain, none or an existing weights file (resolved from the study folder: /"),
+        (lambda c: c["archs"]["resnet18"].update(model="resnet81"),
+         "'archs.resnet18.model': 'resnet81' is not a timm model name (see timm.list_models()); did you mean 'resnet18'?"),
+        (lambda c: c["archs"]["resnet18"].update(model="resnet18.a1_in1kk"),
+         "has no pretrained tag 'a1_in1kk' (its tags: a1_in1k,"),
+        (lambda c: c["archs"]["resnet18"].update(weights="pretrian"),
+         ("'archs.resnet18.weights': 'pretrian' is not pretrained, pretrain, none or an existing weights file "
+          "(resolved from the study folder: /")),
     ],
 )
 def test_bad_config_gives_one_message_naming_key_and_value(paper, mutate, message):

@@ -153,7 +153,7 @@ def test_a_changed_dataset_path_reruns_preparation(tmp_path):
 def readme_offline_config() -> str:
     """The README's offline study config, verbatim."""
     text = (REPO / "README.md").read_text()
-    block = re.search(r"```yaml\n(# ~/offline/config\.yaml.*?)```", text, re.S)
+    block = re.search(r"```yaml\n(# ~/offline/config\.yaml.*?)```", text, re.DOTALL)
     assert block, "README.md lost its offline study block"
     return block[1]
 
