@@ -98,7 +98,9 @@ def near_chance(accuracy, chance):
     return np.asarray(accuracy) <= np.asarray(chance) + NEAR_CHANCE
 
 
-def run_accuracy(arrays: Mapping[str, np.ndarray], convergence: tuple[int, float] | None = None) -> RunAccuracy:
+def run_accuracy(
+    arrays: Mapping[str, np.ndarray], convergence: tuple[int, float] | None = None
+) -> RunAccuracy:
     """:class:`RunAccuracy` from the arrays of one run's traces (``traces.npz`` keys ``t``,
     ``class_names``, ``heldout_label``, ``heldout_correct``); convergence: (epochs,
     tolerance) of the config's ``convergence`` section, for the rise over the fine-tuning
@@ -122,7 +124,9 @@ def run_accuracy(arrays: Mapping[str, np.ndarray], convergence: tuple[int, float
     )
 
 
-def pretrain_accuracy(heldout_acc, heldout_labels, n_classes: int, convergence: tuple[int, float]) -> RunAccuracy:
+def pretrain_accuracy(
+    heldout_acc, heldout_labels, n_classes: int, convergence: tuple[int, float]
+) -> RunAccuracy:
     """:class:`RunAccuracy` of a pretraining run: its held-out accuracy per epoch
     (metrics.csv's ``heldout_acc``, in order) and its source's held-out labels (for the
     chance level); ``t0`` is NaN (no head warmup), ``end`` the last epoch's."""
@@ -151,4 +155,7 @@ def chance_warning(acc: RunAccuracy, run: str, what: str = "run") -> str | None:
         if what == "pretraining"
         else "it learned little, its traces describe noise"
     )
-    return f"{what} {run}: held-out accuracy {where}, within {NEAR_CHANCE * 100:g} points of chance ({acc.chance:.1%}); {why}"
+    return (
+        f"{what} {run}: held-out accuracy {where}, within {NEAR_CHANCE * 100:g} points of chance "
+        f"({acc.chance:.1%}); {why}"
+    )

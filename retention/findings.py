@@ -321,7 +321,9 @@ def _warnings(table: pd.DataFrame) -> list[str]:
     mostly sits at a bound."""
 
     def number(rows: pd.DataFrame, column: str) -> pd.Series:
-        return pd.to_numeric(rows[column], errors="coerce") if column in rows else pd.Series(np.nan, rows.index)
+        if column not in rows:
+            return pd.Series(np.nan, rows.index)
+        return pd.to_numeric(rows[column], errors="coerce")
 
     out = []
     runs = table[table["id"] == "Runs.accuracy"]
@@ -336,20 +338,21 @@ def _warnings(table: pd.DataFrame) -> list[str]:
         out.append(
             f"- {r.dataset}, {r.finding}: {int(r.still_rising)} run(s) still improving at the end (held-out "
             f"accuracy up to {float(r.rise) * 100:+.1f} points over the last epochs, more than "
-            "convergence.tolerance). They have not converged: their forgetting is that of unfinished training "
-            "(train longer: train.epochs)."
+            "convergence.tolerance). They have not converged: their forgetting is that of unfinished "
+            "training (train longer: train.epochs)."
         )
     for r in pre[number(pre, "near_chance") > 0].itertuples(index=False):
         out.append(
-            f"- {r.finding}: {float(r.value):.0%} on its source's held-out split, within {NEAR_CHANCE * 100:g} "
-            f"points of chance ({float(r.chance):.0%}). The pretraining learned little; fine-tuning starts from "
-            "features barely better than random weights (pretrain.epochs, pretrain.lr)."
+            f"- {r.finding}: {float(r.value):.0%} on its source's held-out split, within "
+            f"{NEAR_CHANCE * 100:g} points of chance ({float(r.chance):.0%}). The pretraining learned "
+            "little; fine-tuning starts from features barely better than random weights (pretrain.epochs, "
+            "pretrain.lr)."
         )
     for r in pre[number(pre, "still_rising") > 0].itertuples(index=False):
         out.append(
-            f"- {r.finding}: still improving when pretraining ended ({float(r.rise) * 100:+.1f} points over its "
-            "last epochs; more than convergence.tolerance). The features fine-tuning starts from are those of "
-            "unfinished training (pretrain.epochs)."
+            f"- {r.finding}: still improving when pretraining ended ({float(r.rise) * 100:+.1f} points over "
+            "its last epochs; more than convergence.tolerance). The features fine-tuning starts from are "
+            "those of unfinished training (pretrain.epochs)."
         )
     for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
         out.append(

@@ -175,7 +175,9 @@ def save_table(path: str | os.PathLike, table) -> None:
         elif path.suffix == ".csv":
             table.to_csv(tmp, index=False)
         else:
-            raise ArgumentError(f"cannot write {path}: unsupported suffix {path.suffix!r} (write .parquet or .csv)")
+            raise ArgumentError(
+                f"cannot write {path}: unsupported suffix {path.suffix!r} (write .parquet or .csv)"
+            )
 
 
 def save_text(path: str | os.PathLike, text: str) -> None:

@@ -35,12 +35,13 @@ def collect(record_paths, out) -> None:
         diffs = sorted(set(dirty["git_diff_sha256"].dropna().astype(str)))
         log.warning(
             "%d of %d runs were trained from a checkout with uncommitted changes (diff sha256 %s): "
-            "their code is not the commit's", len(dirty), len(table), ", ".join(d[:12] for d in diffs) or "unknown",
+            "their code is not the commit's",
+            len(dirty), len(table), ", ".join(d[:12] for d in diffs) or "unknown",
         )
     for (stage, dataset), data in table.dropna(subset=["data_sha256"]).groupby(["stage", "dataset"]):
         if data["data_sha256"].nunique() > 1:
-            log.warning("the %s runs of %s trained on %d different versions of the prepared data (data_sha256)",
-                        stage, dataset, data["data_sha256"].nunique())
+            log.warning("the %s runs of %s trained on %d different versions of the prepared data "
+                        "(data_sha256)", stage, dataset, data["data_sha256"].nunique())
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ CURVE_COLUMNS = ["epoch", "t", "phase", "train_acc", "heldout_acc", "n_trained",
 def read_run(traces_path, metrics_path) -> tuple[dict, pd.DataFrame]:
     """Final outcomes (with coverage: the share of the train set trained at least once)
     and the learning curve of one budgeted run."""
-    traces = io.read_npz(traces_path, "budgeted run's traces", keys=("sample_id", "t", "correct", "heldout_correct"))
+    keys = ("sample_id", "t", "correct", "heldout_correct")
+    traces = io.read_npz(traces_path, "budgeted run's traces", keys=keys)
     outcomes = f6.final_outcomes(traces)
     n_train = len(traces["sample_id"])
     curve = io.read_table(metrics_path, "budgeted run's metrics", columns=("epoch", "heldout_acc")).reindex(

@@ -99,8 +99,10 @@ def parse_pretrain(text: str) -> tuple[str, str]:
     return arch, path
 
 
-def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset, manifest=None,
-            convergence: dict | None = None, pretrain: dict | None = None, pretrain_manifest=None) -> dict:
+def compute(
+    fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset, manifest=None,
+    convergence: dict | None = None, pretrain: dict | None = None, pretrain_manifest=None,
+) -> dict:
     """Every table of one dataset (``retention.stats.dataset_tables``) from file paths;
     convergence: the config's section; pretrain: {arch: its pretraining's metrics.csv}
     with the source's manifest."""
@@ -121,7 +123,9 @@ def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, 
         "dataset %s: %d runs %s, trace %s, rank score %s", dataset, len(runs), runs, primary, cfg.rank_score
     )
     listing = (
-        io.read_table(manifest, "manifest", columns=("sample_id", "class_name", "source"), dtype={"class_name": str})
+        io.read_table(
+            manifest, "manifest", columns=("sample_id", "class_name", "source"), dtype={"class_name": str}
+        )
         if manifest
         else None
     )

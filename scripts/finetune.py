@@ -70,7 +70,9 @@ def main():
         io.check_output(args.checkpoint, (".pt",), "checkpoint")
     config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
     if args.arch not in config["archs"]:
-        raise ConfigError(f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}")
+        raise ConfigError(
+            f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
+        )
     from retention import train
     from retention.finetune import finetune_job
 

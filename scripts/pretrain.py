@@ -106,7 +106,9 @@ def main():
         from retention.config import suggest
         from retention.errors import ConfigError
 
-        raise ConfigError(f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}")
+        raise ConfigError(
+            f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
+        )
     run(
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], config["train"],
         config["pretrain"], args.out / "weights.safetensors", args.out / "metrics.csv",
