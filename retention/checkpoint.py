@@ -133,6 +133,8 @@ class Checkpoints:
         return int(state["done"])
 
     def remove_checkpoint(self) -> None:
-        """Delete the checkpoint (call once the outputs are safely written)."""
-        if self.checkpoint is not None and self.checkpoint.exists():
-            self.checkpoint.unlink()
+        """Delete the checkpoint and the checkpoint folders it leaves empty (call once the
+        outputs are safely written)."""
+        from .io import remove_checkpoint
+
+        remove_checkpoint(self.checkpoint)

@@ -8,8 +8,10 @@ parses the workflow: so this module imports neither torch nor pandas nor timm.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
 DIGITS_LT_SMALLEST = 3
 DIGITS_LT_MAX_RATIO = DIGITS_MIN_CLASS / DIGITS_LT_SMALLEST
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+#: the values of archs.<arch>.weights that are not a file path
+WEIGHTS_KINDS = ("pretrained", "pretrain", "none")
 
 
 @functools.lru_cache(maxsize=None)
@@ -90,6 +94,88 @@ def pretrain_train_params(config: dict) -> dict:
     return {k: v for k, v in result_train_params(config).items() if k not in PRETRAIN_UNUSED_TRAIN_KEYS}
 
 
+#: a number as YAML 1.2 writes it (``3e-3``, ``.5``, ``1E6``); PyYAML follows YAML 1.1, which
+#: wants a dot in a float (``3.0e-3``) and reads ``3e-3`` as the string '3e-3'
+_YAML12_NUMBER = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+def _types(spec: dict) -> set[str]:
+    """The JSON types a schema entry allows (through ``$ref``, ``anyOf`` and ``oneOf``)."""
+    spec = _resolve(spec)
+    kinds = spec.get("type", [])
+    out = {kinds} if isinstance(kinds, str) else set(kinds)
+    for branch in spec.get("anyOf", []) + spec.get("oneOf", []):
+        out |= _types(branch)
+    return out
+
+
+def _as_number(value, spec: dict):
+    """``value`` as a number when it is a string written as one and the schema entry
+    ``spec`` wants a number (or an integer, and it is whole), or leaves the type open
+    (a free-form mapping's values); else ``value``."""
+    if not isinstance(value, str) or not _YAML12_NUMBER.match(value.strip()):
+        return value
+    kinds, number = _types(spec), float(value)
+    if "number" in kinds or not (kinds or "enum" in _resolve(spec) or "pattern" in _resolve(spec)):
+        return number
+    if "integer" in kinds and "string" not in kinds and number.is_integer():
+        return int(number)
+    return value
+
+
+def coerce_numbers(instance, schema: dict | None = None):
+    """Numbers written the YAML 1.2 way (``lr: 3e-3``), which PyYAML (YAML 1.1, used by
+    Snakemake and by :func:`load_config`) reads as strings, become numbers wherever the
+    schema wants a number (or leaves the type open, as in ``model_kwargs``); returns
+    ``instance`` (changed in place)."""
+    schema = _resolve(schema if schema is not None else load_schema())
+    if isinstance(instance, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            spec = props.get(key, extra if isinstance(extra, dict) else None)
+            if spec is None and not props and extra is None and "object" in _types(schema):
+                spec = {}  # a free-form mapping (model_kwargs)
+            if spec is None:
+                continue
+            instance[key] = _as_number(value, spec)
+            coerce_numbers(instance[key], spec)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for i, value in enumerate(instance):
+            instance[i] = _as_number(value, schema["items"])
+            coerce_numbers(instance[i], schema["items"])
+    return instance
+
+
+def suggest(name, known) -> str:
+    """``; did you mean 'x'?`` for the closest of ``known`` to ``name`` (difflib), else ''."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+_TYPE_HINTS = {
+    "number": "a number such as 0.003 or 3e-3",
+    "integer": "a whole number such as 30",
+    "boolean": "true or false",
+    "string": "text (quote it: \"...\")",
+    "array": "a list such as [a, b]",
+    "object": "a mapping such as {key: value}",
+    "null": "null",
+}
+
+
+def _type_message(key: str, error: jsonschema.ValidationError) -> str:
+    """A wrong type: what was read (value and its YAML type) and how to write it."""
+    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    read = {str: "text", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
+            dict: "a mapping", type(None): "null"}.get(type(error.instance), type(error.instance).__name__)
+    how = " or ".join(_TYPE_HINTS.get(t, t) for t in wanted)
+    return (
+        f"config key '{key}': {error.instance!r} is not of type {' or '.join(map(repr, wanted))} "
+        f"(read as {read}); write {how}"
+    )
+
+
 def _key(path) -> str:
     parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in path]
     return ".".join(parts).replace(".[", "[") or "(top level)"
@@ -99,16 +185,20 @@ def _message(error: jsonschema.ValidationError) -> str:
     """One line naming the key and the value at fault."""
     key = _key(error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(known))
         where = f" under '{key}'" if error.absolute_path else ""
-        return f"unknown config key '{extra[0]}'{where}" if extra else error.message
+        return f"unknown config key '{extra[0]}'{where}{suggest(extra[0], known)}" if extra else error.message
     if error.validator == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         prefix = f"{key}." if error.absolute_path else ""
         return f"config key '{prefix}{missing[0]}' is missing"
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
-        return f"config key '{key}': {error.instance!r} is not one of {allowed}"
+        hint = suggest(error.instance, error.validator_value)
+        return f"config key '{key}': {error.instance!r} is not one of {allowed}{hint}"
+    if error.validator == "type":
+        return _type_message(key, error)
     if error.validator == "propertyNames":
         return f"config key '{key}': {error.instance!r} is not a valid name (letters, digits, _ and -)"
     return f"config key '{key}': {error.message}"
@@ -133,7 +223,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 known = ", ".join(sorted(config[kind]))
                 raise ConfigError(
                     f"config key 'grid.{kind}[{i}]': {name!r} is not defined under '{kind}' "
-                    f"(defined: {known})"
+                    f"(defined: {known}){suggest(name, config[kind])}"
                 )
     for name in config["grid"]["datasets"] + _pretrain_datasets(config):
         spec = config["datasets"][name]
@@ -150,6 +240,14 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 f"config key 'datasets.{name}.imbalance_ratio': {spec['imbalance_ratio']:g} is more than "
                 f"digits_lt can give ({DIGITS_LT_MAX_RATIO:g}: {DIGITS_MIN_CLASS} images in digits' "
                 f"smallest class / {DIGITS_LT_SMALLEST})"
+            )
+    for name in config["grid"]["archs"]:
+        weights = config["archs"][name]["weights"]
+        if weights not in WEIGHTS_KINDS and not Path(weights).is_file():
+            raise ConfigError(
+                f"config key 'archs.{name}.weights': {weights!r} is not {', '.join(WEIGHTS_KINDS)} or an "
+                f"existing weights file (resolved from the study folder: {Path(weights).resolve()})"
+                f"{suggest(weights, WEIGHTS_KINDS)}"
             )
     sampler = config["sampler"]
     if sampler["enabled"] and sorted(sampler["kinds"]) != ["random", "spaced"]:
@@ -170,7 +268,10 @@ def validate_references(config: dict, check_models: bool = True) -> None:
         )
     for i, name in enumerate(sampler.get("datasets") or []):
         if name not in config["grid"]["datasets"]:
-            raise ConfigError(f"config key 'sampler.datasets[{i}]': {name!r} is not in grid.datasets")
+            raise ConfigError(
+                f"config key 'sampler.datasets[{i}]': {name!r} is not in grid.datasets"
+                f"{suggest(name, config['grid']['datasets'])}"
+            )
     if check_models:
         from .model_names import check_model_name
 
@@ -217,6 +318,7 @@ def _pretrain_datasets(config: dict) -> list[str]:
         raise ConfigError(
             f"config key 'pretrain.dataset': {name!r} is not defined under 'datasets', and arch "
             f"'{users[0]}' has weights: pretrain (set pretrain.dataset to a dataset to pretrain on)"
+            f"{suggest(name, config['datasets'])}"
         )
     return [name]
 
@@ -228,6 +330,7 @@ def validate_config(config: dict, check_models: bool = True) -> dict:
     check_models: check the timm model names (from a name list cached per timm version
     under ``train.cache_dir``; building it once imports timm).
     """
+    coerce_numbers(config)
     validate_schema(config)
     fill_defaults(config, load_schema())
     validate_references(config, check_models)
@@ -236,11 +339,26 @@ def validate_config(config: dict, check_models: bool = True) -> dict:
 
 def load_config(path: str | os.PathLike, *overlays: str | os.PathLike) -> dict[str, Any]:
     """Read a config file and lay ``overlays`` over it as Snakemake's --configfile does;
-    absent settings take the schema's defaults (as in the workflow)."""
-    config = yaml.safe_load(Path(path).read_text())
+    absent settings take the schema's defaults (as in the workflow); numbers written the
+    YAML 1.2 way (``3e-3``) are read as numbers where the schema wants one."""
+    config = read_yaml(path)
     for overlay in overlays:
-        merge(config, yaml.safe_load(Path(overlay).read_text()))
-    return fill_defaults(config, load_schema())
+        merge(config, read_yaml(overlay))
+    return fill_defaults(coerce_numbers(config), load_schema())
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """A config file's mapping; ConfigError naming the file when it cannot be read or is
+    not a mapping."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"config file {path} is not readable YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
 
 
 def merge(base: dict, update: dict) -> dict:

@@ -491,13 +491,14 @@ def prepare_dataset(
 
 
 def load_prepared(manifest_path: str | os.PathLike, images_path: str | os.PathLike) -> PreparedDataset:
-    """Read a prepared dataset back (manifest.csv and images.npy), checking they agree."""
-    manifest = pd.read_csv(manifest_path, dtype={"class_name": str, "group": str, "split": str})
+    """Read a prepared dataset back (manifest.csv and images.npy), checking they agree
+    (a missing, truncated or unreadable file is a DataError naming it: ``retention.io``)."""
+    from .io import read_npy, read_table
+
+    manifest = read_table(manifest_path, "manifest", columns=MANIFEST_COLUMNS,
+                          dtype={"class_name": str, "group": str, "split": str})
     manifest["group"] = manifest["group"].fillna("")
-    missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise DataError(f"{manifest_path} has no column '{missing[0]}'")
-    images = np.load(images_path, mmap_mode="r")
+    images = read_npy(images_path, "prepared images")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != len(manifest):
         raise DataError(
             f"{images_path}: expected uint8 (N={len(manifest)}, S, S, 3), got "

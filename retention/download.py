@@ -392,6 +392,25 @@ def _refuse_existing(dest: Path, overwrite: bool) -> None:
         raise DownloadError(f"{dest} already exists; remove it to download the dataset again")
 
 
+def warn_unpinned(specs: Sequence[DownloadSpec], digests: dict[str, str], dataset: str) -> list[str]:
+    """Log, as one block at the end of the download, the config lines that pin the files
+    downloaded without a checksum (nothing would notice a changed file next time); returns
+    the lines."""
+    lines = [
+        f'datasets.{dataset}.download[{i}] ({spec.file}):  checksum: "{digests[spec.file]}"'
+        for i, spec in enumerate(specs)
+        if spec.checksum is None and spec.file in digests
+    ]
+    if lines:
+        log.warning(
+            "PIN THE CHECKSUMS: %d file(s) of %s were downloaded without a checksum, so a changed or "
+            "tampered file would go unnoticed next time. Write these into your config (the entries of "
+            "datasets.%s.download):\n    %s",
+            len(lines), dataset, dataset, "\n    ".join(lines),
+        )
+    return lines
+
+
 def fetch_dataset(
     specs: Sequence[DownloadSpec],
     dest: str | os.PathLike,
@@ -425,6 +444,7 @@ def fetch_dataset(
             _assemble(files, dest)
             shutil.rmtree(downloads, ignore_errors=True)  # all of it is in place now
         log.info("dataset ready at %s", dest)
+        warn_unpinned(specs, digests, dest.name)
         return digests
     finally:
         keys = sorted(downloads.iterdir()) if downloads.is_dir() else []

@@ -13,8 +13,14 @@ class ConfigError(RetentionError):
     """The configuration has a wrong type, an unknown key or an unknown value."""
 
 
+class ArgumentError(RetentionError):
+    """A script's command-line argument is wrong: an output with a suffix the script does
+    not write, an output folder that is a file."""
+
+
 class DataError(RetentionError):
-    """A dataset, manifest, image or traces file is missing, unreadable or malformed."""
+    """A dataset, manifest, image, traces file or table is missing, truncated, unreadable
+    or malformed."""
 
 
 class DownloadError(RetentionError):

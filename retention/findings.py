@@ -323,10 +323,20 @@ def _paper_cell(row: pd.Series, table: pd.DataFrame) -> str:
 
 
 def _warnings(table: pd.DataFrame) -> list[str]:
-    """Lines for the reader: runs near chance, and where lambda mostly sits at a bound."""
+    """Lines for the reader: runs near chance or still learning at their end (and so the
+    pretraining of an arch, once, though every dataset's rows carry it), and where lambda
+    mostly sits at a bound."""
+
+    def numeric(rows: pd.DataFrame, column: str) -> pd.Series:
+        if column not in rows:
+            return pd.Series(np.nan, rows.index)
+        return pd.to_numeric(rows[column], errors="coerce")
+
     out = []
-    near = table[(table["id"] == "Runs.accuracy") & (pd.to_numeric(table["near_chance"], errors="coerce") > 0)]
-    for r in near.itertuples(index=False):
+    runs = table[table["id"] == "Runs.accuracy"]
+    pretraining = (runs["stage"] == "pretrain") if "stage" in runs else pd.Series(False, runs.index)
+    fine, pre = runs[~pretraining], runs[pretraining].drop_duplicates("arch")
+    for r in fine[numeric(fine, "near_chance") > 0].itertuples(index=False):
         out.append(
             f"- {r.dataset}, {r.finding}: {int(r.near_chance)} run(s) within {NEAR_CHANCE * 100:g} points of "
             f"chance ({float(r.chance):.0%}). Such runs learned little; their traces describe noise."
@@ -338,6 +348,26 @@ def _warnings(table: pd.DataFrame) -> list[str]:
             "trace with one or two errors is fitted poorly by any smooth curve. The paper's 0.52 and 0.74 are on "
             "another scale; the closest we have is the R^2 of the p_true trace fitted with a free amplitude "
             f"(\"on the paper's scale\": {_span(soft['value'])})."
+        )
+    for r in fine[numeric(fine, "still_rising") > 0].itertuples(index=False):
+        out.append(
+            f"- {r.dataset}, {r.finding}: {int(r.still_rising)} run(s) still improving at the end (held-out "
+            f"accuracy up to {float(r.rise) * 100:+.1f} points over the last epochs, more than "
+            "convergence.tolerance). They have not converged: their forgetting is that of unfinished "
+            "training (train longer: train.epochs)."
+        )
+    for r in pre[numeric(pre, "near_chance") > 0].itertuples(index=False):
+        out.append(
+            f"- {r.finding}: {float(r.value):.0%} on its source's held-out split, within "
+            f"{NEAR_CHANCE * 100:g} points of chance ({float(r.chance):.0%}). The pretraining learned "
+            "little; fine-tuning starts from features barely better than random weights (pretrain.epochs, "
+            "pretrain.lr)."
+        )
+    for r in pre[numeric(pre, "still_rising") > 0].itertuples(index=False):
+        out.append(
+            f"- {r.finding}: still improving when pretraining ended ({float(r.rise) * 100:+.1f} points over "
+            "its last epochs; more than convergence.tolerance). The features fine-tuning starts from are "
+            "those of unfinished training (pretrain.epochs)."
         )
     for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
         out.append(

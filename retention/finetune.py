@@ -5,8 +5,9 @@ creates each seed's model under its seed, trains them (one seed: ``train.Trainer
 several: ``stacked.SeedStack``, the seeds batched together), writes each seed's
 ``traces.npz`` and ``metrics.csv`` atomically and removes the checkpoint. The job's
 time is split into parts (``retention.timing``), logged and added to metrics.csv. A run
-whose held-out accuracy is near chance (``retention.chance``) gets a warning in the log;
-each seed's ``run.json`` (``retention.provenance``) is written last.
+whose held-out accuracy is near chance, or still rising at its end (``retention.chance``),
+gets a warning in the log; each seed's ``run.json`` (``retention.provenance``) is written
+last.
 
 A checkpoint belongs to its config: :func:`run_fingerprint` says what a run's results
 depend on besides the train settings and seeds (the arch entry, the prepared data's
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from . import data, gpu, io, models, provenance, train
-from .chance import chance_warning, run_accuracy
+from .chance import chance_warning, rising_warning, run_accuracy
 from .timing import JobClock
 
 log = logging.getLogger("retention.finetune")
@@ -39,13 +40,7 @@ DISPLAY_ONLY_ARCH_KEYS = ("label",)
 TRAINING_MODULES = ("train.py", "runs.py", "stacked.py", "augment.py", "models.py", "sampler.py")
 
 
-def file_digest(*paths: str | os.PathLike) -> str:
-    """sha256 over the bytes of ``paths``, in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
-    return digest.hexdigest()
+file_digest = provenance.file_digest  # sha256 over files' bytes (kept here for its callers)
 
 
 def code_digest() -> str:
@@ -66,7 +61,7 @@ def run_fingerprint(arch: Mapping, manifest, images, weights=None, sampler_spec:
     """
 
     def fingerprint() -> dict:
-        out = {"code.sha256": code_digest(), "data.sha256": file_digest(images, manifest)}
+        out = {"code.sha256": code_digest(), "data.sha256": provenance.data_digest(manifest, images)}
         if weights:
             out["weights.sha256"] = file_digest(weights)
         out.update({f"arch.{k}": v for k, v in arch.items() if k not in DISPLAY_ONLY_ARCH_KEYS})
@@ -85,11 +80,11 @@ def scout_lambda(spec: Mapping | None, sample_ids) -> np.ndarray | None:
     """The scout run's lambda per train sample for a spaced budgeted run, else None."""
     if not spec or spec["kind"] != "spaced":
         return None
-    import pandas as pd
-
     from . import sampler
 
-    return sampler.align_lambda(pd.read_parquet(spec["scout_fits"]), sample_ids)
+    columns = ("trace", "primary", "sample_id", "lambda")
+    fits = io.read_table(spec["scout_fits"], "scout run's fits table", columns=columns)
+    return sampler.align_lambda(fits, sample_ids)
 
 
 def make_sampler(spec: Mapping | None, n: int, seed: int, lam: np.ndarray | None):
@@ -115,6 +110,7 @@ def finetune_job(
     clock: JobClock | None = None,
     records: Sequence[str | os.PathLike] | None = None,
     names: Mapping[str, str] | None = None,
+    convergence: Mapping | None = None,
 ) -> list[train.RunResult]:
     """Train ``seeds`` of one (dataset, arch) and write each seed's (traces, metrics) to
     ``outputs`` (one pair per seed, in order); see the module docstring.
@@ -122,11 +118,12 @@ def finetune_job(
     The arguments are :func:`job_trainer`'s; clock: the job's clock, started by the caller.
     records: one run.json per seed, in order (None: none), whose start is the process's
     (as ``job_total_s``); names: the runs' ``dataset`` and ``arch`` keys for run.json
-    (default: the data folder's name and the arch's model).
+    (default: the data folder's name and the arch's model); convergence: the config's
+    section (``epochs``, ``tolerance``) for the warning about runs still rising at the end.
     """
     clock = clock or JobClock()
     started = provenance.utc_now(-clock.total())
-    commit = provenance.git_commit() if records else None
+    git = provenance.git_state() if records else None
     if len(outputs) != len(seeds) or (records is not None and len(records) != len(seeds)):
         raise ValueError(f"{len(seeds)} seeds, {len(outputs)} output pairs, {len(records or [])} records")
     torch.set_num_threads(cfg.threads)
@@ -147,22 +144,27 @@ def finetune_job(
         io.save_table(metrics, result.metrics)
     log.info("%s (%d seed%s)", clock.summary(), len(seeds), "s" if len(seeds) > 1 else "")
     for (traces, _), result in zip(outputs, results):
-        warn_near_chance(result.traces, str(Path(traces).parent))
+        warn_near_chance(result.traces, str(Path(traces).parent), convergence)
     if records:
         names = names or {"dataset": Path(manifest).parent.name, "arch": arch["model"]}
         config = run_config(arch, cfg, seeds, manifest, images, weights, sampler_spec)
         write_run_records(records, names, seeds, config, lease.device, sampler_spec, started=started,
-                          commit=commit)
+                          commit=git, data_sha256=provenance.data_digest(manifest, images))
     return results
 
 
-def warn_near_chance(traces: Mapping[str, np.ndarray], run: str) -> bool:
+def warn_near_chance(traces: Mapping[str, np.ndarray], run: str, convergence: Mapping | None = None) -> bool:
     """Log a warning naming ``run`` when its held-out accuracy at t = 0 or at the end is
-    near chance (``retention.chance``); returns whether it did."""
-    message = chance_warning(run_accuracy(traces), run)
-    if message:
+    near chance, and (given the config's ``convergence`` section) one when it is still
+    rising at the end (``retention.chance``); returns whether it warned."""
+    setting = (int(convergence["epochs"]), float(convergence["tolerance"])) if convergence else None
+    acc = run_accuracy(traces, setting)
+    messages = [chance_warning(acc, run)]
+    if setting:
+        messages.append(rising_warning(acc, run))
+    for message in filter(None, messages):
         log.warning(message)
-    return message is not None
+    return any(messages)
 
 
 def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], manifest, images, weights,
@@ -182,14 +184,15 @@ def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], mani
 
 def write_run_records(records: Sequence[str | os.PathLike], names: Mapping[str, str], seeds: Sequence[int],
                       config: Mapping, device: str, sampler_spec: Mapping | None, *, started: datetime,
-                      commit: str | None) -> None:
+                      commit: provenance.GitState | str | None, data_sha256: str | None = None) -> None:
     """Write each seed's run.json (``retention.provenance``), ending now; started, commit:
-    the time and the git commit when the job started."""
+    the time and the checkout's state (``provenance.git_state``) when the job started;
+    data_sha256: the prepared data's hash (``provenance.data_digest``)."""
     ended = provenance.utc_now()
     stage, kind = ("sampler", sampler_spec["kind"]) if sampler_spec else ("finetune", None)
     for seed, path in zip(seeds, records):
         record = provenance.run_record(stage, names["dataset"], names["arch"], seed, config, device, started,
-                                       ended, sampler=kind, commit=commit)
+                                       ended, sampler=kind, commit=commit, data_sha256=data_sha256)
         provenance.write_record(path, record)
 
 

@@ -1,9 +1,18 @@
-"""Atomic, deterministic file writing and the error handling every script shares.
+"""Atomic, deterministic file writing, checked reading, and the error handling every
+script shares.
 
 Every output is written to a temporary name in the destination directory and renamed
 into place, so a killed job never leaves a half-written file under its final name. A
 write that fails (no space left, permission denied, a read-only folder) raises
 StorageError naming the path and the free space there, and leaves nothing behind.
+
+Every file a stage reads from another goes through one reader (:func:`read_table`,
+:func:`read_npz`, :func:`read_npy`, :func:`read_json`): a missing file is a DataError
+naming it and the rule that writes it; a truncated or unreadable one (a parquet file
+without its footer, a csv cut mid-row, a zip without its directory) is a DataError naming
+it and how to rebuild it (``snakemake --force <file>``, the writer's rule), never a
+traceback of the parser and never trusted. Scripts check their arguments first
+(:func:`check_output`, :func:`require_file`), before any work.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Callable, Iterator, Mapping, NoReturn
 
 import numpy as np
 
-from .errors import RetentionError, StorageError
+from .errors import ArgumentError, DataError, RetentionError, StorageError
 
 # A fixed timestamp for zip members, so the same arrays give the same bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -95,11 +104,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     RuntimeError) becomes StorageError naming ``path`` and the free space.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise storage_error(err, path, "cannot write") from err
+    for attempt in range(3):  # a job that removed its empty checkpoint folder meanwhile: again
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            break
+        except FileNotFoundError as err:
+            if attempt == 2:
+                raise storage_error(err, path, "cannot write") from err
+        except OSError as err:
+            raise storage_error(err, path, "cannot write") from err
     os.close(fd)
     tmp = Path(name)
     try:
@@ -183,13 +197,154 @@ def save_table(path: str | os.PathLike, table) -> None:
         elif path.suffix == ".csv":
             table.to_csv(tmp, index=False)
         else:
-            raise ValueError(f"save_table: unsupported suffix {path.suffix!r} in {path}")
+            raise ArgumentError(
+                f"cannot write {path}: unsupported suffix {path.suffix!r} (write .parquet or .csv)"
+            )
 
 
 def save_text(path: str | os.PathLike, text: str) -> None:
     """Write text atomically."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+# ------------------------------------------------------------------ checked arguments
+
+
+def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], what: str = "output") -> Path:
+    """``path`` as a Path; ArgumentError unless it ends in one of ``suffixes`` and is not
+    a folder (checked before any work, so a wrong name does not waste a run)."""
+    path = Path(path)
+    if path.suffix not in suffixes:
+        raise ArgumentError(
+            f"{what} {path}: unsupported suffix {path.suffix or '(none)'!r}; write {' or '.join(suffixes)}"
+        )
+    if path.is_dir():
+        raise ArgumentError(f"{what} {path} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """``path`` as a Path; ArgumentError when it exists and is not a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ArgumentError(f"{what} {path} is a file, not a folder")
+    return path
+
+
+def _rebuild(path: str | os.PathLike) -> str:
+    """How to rebuild ``path``: its rule (retention.paths.WRITERS) and the command."""
+    from .paths import writer_of
+
+    rule = writer_of(path)
+    if rule is None:
+        return "write it again"
+    return f"rebuild it with `snakemake --cores 1 --force {path}` (rule {rule}), then rerun"
+
+
+def require_file(path: str | os.PathLike, what: str = "input") -> Path:
+    """``path`` as a Path; DataError naming it (and the rule that writes it) when it is
+    not an existing file."""
+    path = Path(path)
+    if not path.is_file():
+        from .paths import writer_of
+
+        rule = writer_of(path)
+        how = f"run rule {rule} first" if rule else "check the path"
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise DataError(f"{what} {path} {state}; {how}")
+    return path
+
+
+def unreadable(path: str | os.PathLike, err: BaseException, what: str = "file") -> DataError:
+    """The DataError of a truncated or unreadable ``path``: its name, the reader's
+    complaint and how to rebuild it."""
+    reason = " ".join(f"{type(err).__name__}: {err}".split())
+    if len(reason) > 200:
+        reason = reason[:197] + "..."
+    return DataError(f"{what} {path} is truncated or unreadable ({reason}); {_rebuild(path)}")
+
+
+def read_table(path: str | os.PathLike, what: str = "table", columns=(), **csv_options):
+    """A parquet or csv table of the workflow (pandas), checked: DataError when it is
+    missing, truncated (a csv not ending in a newline, as every table written by
+    :func:`save_table` does), unreadable, or lacks one of ``columns``. ``csv_options``
+    go to ``pandas.read_csv``."""
+    import pandas as pd
+
+    path = require_file(path, what)
+    try:
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() == 0:
+                    raise ValueError("the file is empty")
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    raise ValueError("the last line is incomplete")
+            table = pd.read_csv(path, **csv_options)
+    except Exception as err:  # the OS's, pandas' and pyarrow's errors (ArrowInvalid, ParserError, ...)
+        raise unreadable(path, err, what) from err
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise unreadable(path, KeyError(f"no column {missing[0]!r}"), what)
+    return table
+
+
+def read_npz(path: str | os.PathLike, what: str = "file", keys=None) -> dict[str, np.ndarray]:
+    """Every array of an .npz (or only ``keys``, each required) as a dict, checked:
+    DataError when it is missing, truncated or unreadable, or lacks a key."""
+    path = require_file(path, what)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files) if keys is None else list(keys)
+            missing = [k for k in names if k not in npz.files]
+            if missing:
+                raise KeyError(f"no key {missing[0]!r}; see docs/contracts.md")
+            return {k: npz[k] for k in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise unreadable(path, err, what) from err
+
+
+def read_npy(path: str | os.PathLike, what: str = "file", mmap: bool = True) -> np.ndarray:
+    """One .npy array (memory-mapped by default), checked: DataError when it is missing,
+    truncated or unreadable."""
+    path = require_file(path, what)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise unreadable(path, err, what) from err
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """A JSON file's value, checked: DataError when it is missing, truncated or not JSON."""
+    import json
+
+    path = require_file(path, what)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise unreadable(path, err, what) from err
+
+
+def remove_checkpoint(path: str | os.PathLike | None) -> None:
+    """Delete a checkpoint file and the folders it leaves empty up to the ``checkpoints``
+    folder that holds it (inclusive); a path outside such a folder loses only the file."""
+    if path is None:
+        return
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    if "checkpoints" not in path.parent.parts:
+        return
+    for folder in path.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another run's checkpoint), or gone
+            return
+        if folder.name == "checkpoints":
+            return
 
 
 class _LogFile(logging.FileHandler):
@@ -205,7 +360,8 @@ class _LogFile(logging.FileHandler):
 
 
 def setup_logging(log_path: str | os.PathLike | None = None) -> logging.Logger:
-    """Log to stderr and, when given, to ``log_path`` (the rule's log file)."""
+    """Log to stderr and, when given, to ``log_path`` (the rule's log file); Python
+    warnings are logged there too (logger ``py.warnings``), so none goes unseen."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +372,7 @@ def setup_logging(log_path: str | os.PathLike | None = None) -> logging.Logger:
         handlers=handlers,
         force=True,
     )
+    logging.captureWarnings(True)
     return logging.getLogger("retention")
 
 

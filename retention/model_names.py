@@ -58,8 +58,18 @@ def check_model_name(name: str, cache_dir: str | os.PathLike | None = None) -> N
 
     cache_dir: where the name list is cached (see the module docstring); None asks timm.
     """
+    from .config import suggest
+
     names = names_from_timm() if cache_dir is None else cached_names(cache_dir)
-    if name.split(".", 1)[0] not in set(names["models"]):
-        raise ConfigError(f"'{name}' is not a timm model name (see timm.list_models())")
+    base = name.split(".", 1)[0]
+    if base not in set(names["models"]):
+        raise ConfigError(
+            f"'{name}' is not a timm model name (see timm.list_models()){suggest(base, names['models'])}"
+        )
     if "." in name and name not in set(names["pretrained"]):
-        raise ConfigError(f"timm model '{name}' has no pretrained tag '{name.split('.', 1)[1]}'")
+        tags = [n for n in names["pretrained"] if n.split(".", 1)[0] == base]
+        raise ConfigError(
+            f"timm model '{name}' has no pretrained tag '{name.split('.', 1)[1]}'"
+            + (f" (its tags: {', '.join(t.split('.', 1)[1] for t in tags)})" if tags else "")
+            + suggest(name, tags)
+        )

@@ -56,10 +56,9 @@ def create_model(
         return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     path = Path(weights)
     if not path.is_file():
-        raise WeightsError(
-            f"pretrained weights for '{name}' not found at {path}; build them with "
-            f"`snakemake --cores 1 {path}` (rule fetch_weights) on a machine with internet"
-        )
+        from .weights import missing_weights_message
+
+        raise WeightsError(missing_weights_message(name, path))
     try:
         return timm.create_model(
             name,

@@ -74,3 +74,48 @@ def fill(template: str, **fields) -> str:
             return "{" + key + "}"
 
     return template.format_map(Keep(fields))
+
+
+#: the rule that writes each template (what to rebuild when a file is truncated or
+#: unreadable: retention.io.read_table and its siblings say so); a seed group's runs are
+#: written by rule finetune_seeds<...>, which `snakemake --force <file>` finds as well
+WRITERS = {
+    MANIFEST: "prepare_dataset",
+    IMAGES: "prepare_dataset",
+    TRACES: "finetune",
+    METRICS: "finetune",
+    RUN_RECORD: "finetune",
+    FITS: "fit_traces",
+    NULLS: "fit_nulls",
+    STATS: "dataset_stats",
+    BUDGET_TRACES: "finetune_budget",
+    BUDGET_METRICS: "finetune_budget",
+    BUDGET_RUN_RECORD: "finetune_budget",
+    SAMPLER: "compare_samplers",
+    PRETRAIN_WEIGHTS: "pretrain",
+    PRETRAIN_METRICS: "pretrain",
+    PRETRAIN_RUN_RECORD: "pretrain",
+    PROVENANCE: "provenance",
+    FINDINGS_CSV: "findings",
+    FINDINGS_MD: "findings",
+    WEIGHTS: "fetch_weights",
+}
+
+
+def _pattern(template: str) -> str:
+    import re
+
+    parts = re.split(r"(\{\w+\})", template)
+    return "".join(r"[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+
+
+def writer_of(path) -> str | None:
+    """The rule that writes ``path`` (a file of :data:`WRITERS`' templates, relative to
+    the study folder or absolute), or None."""
+    import re
+
+    text = str(path).replace("\\", "/")
+    for template, rule in WRITERS.items():
+        if re.search(rf"(^|/){_pattern(template)}$", text):
+            return rule
+    return None

@@ -3,8 +3,10 @@
 ``run_record`` builds the record of one run (fine-tuning, budgeted or pretraining; the
 contract is docs/contracts.md, "run.json"): the run (stage, dataset, arch, seed,
 sampler), its resolved config, the start and end times (ISO 8601, UTC), the host, the
-device's name, the software versions and the git commit of the checkout the code came
-from. ``write_record`` writes it atomically; ``provenance_table`` makes the rows of
+device's name, the software versions, the git commit of the checkout the code came
+from and whether that checkout had uncommitted changes (with a hash of them:
+:func:`git_state`), and a hash of the prepared data the run trained on
+(:func:`data_digest`). ``write_record`` writes it atomically; ``provenance_table`` makes the rows of
 ``results/provenance.csv`` from records.
 
 Standard library only (pandas for the table): torch is read only where the training job
@@ -14,12 +16,15 @@ here fails a run: an unknown version, device or commit is None.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import platform
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +46,8 @@ STAGES = ("finetune", "sampler", "pretrain")
 #: the columns of provenance.csv, in order (docs/contracts.md)
 TABLE_COLUMNS = (
     "stage", "dataset", "arch", "seed", "sampler", "python", "retention", *PACKAGES, "cuda",
-    "device", "host", "git_commit", "started", "ended", "duration_s",
+    "device", "host", "git_commit", "git_dirty", "git_diff_sha256", "data_sha256", "started", "ended",
+    "duration_s",
 )
 #: the keys a run.json must have for its provenance.csv row
 REQUIRED_KEYS = ("stage", "dataset", "arch", "seed", "started", "ended", "versions")
@@ -98,20 +104,75 @@ def device_name(device: str) -> str | None:
     return cpu_name()
 
 
-def git_commit(folder: str | os.PathLike = CODE_DIR, timeout_s: float = GIT_TIMEOUT_S) -> str | None:
-    """``git rev-parse HEAD`` in ``folder``; None when it is not in a git checkout, git is
-    missing, or git does not answer within ``timeout_s``."""
+def _git(folder, timeout_s: float, *args: str) -> bytes | None:
+    """The output of ``git <args>`` in ``folder``; None when git fails, is missing or is slow."""
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=timeout_s,
+            ["git", *args], cwd=folder, capture_output=True, timeout=timeout_s,
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = proc.stdout.strip()
-    if proc.returncode != 0 or len(commit) < 40 or any(c not in "0123456789abcdef" for c in commit):
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def git_commit(folder: str | os.PathLike = CODE_DIR, timeout_s: float = GIT_TIMEOUT_S) -> str | None:
+    """``git rev-parse HEAD`` in ``folder``; None when it is not in a git checkout, git is
+    missing, or git does not answer within ``timeout_s``."""
+    out = _git(folder, timeout_s, "rev-parse", "HEAD")
+    commit = out.decode(errors="replace").strip() if out is not None else ""
+    if len(commit) < 40 or any(c not in "0123456789abcdef" for c in commit):
         return None
     return commit
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The checkout the code came from: its commit; whether it had uncommitted changes
+    (to tracked files, or files git does not ignore: ``git status --porcelain``); the
+    sha256 of those changes to tracked files (``git diff HEAD --binary``; None when there
+    are none). Each None where git cannot tell."""
+
+    commit: str | None
+    dirty: bool | None = None
+    diff_sha256: str | None = None
+
+
+def git_state(folder: str | os.PathLike = CODE_DIR, timeout_s: float = GIT_TIMEOUT_S) -> GitState:
+    """:class:`GitState` of the checkout holding ``folder`` (see :func:`git_commit`)."""
+    commit = git_commit(folder, timeout_s)
+    if commit is None:
+        return GitState(None)
+    status = _git(folder, timeout_s, "status", "--porcelain")
+    if status is None:
+        return GitState(commit)
+    if not status.strip():
+        return GitState(commit, False)
+    diff = _git(folder, timeout_s, "diff", "HEAD", "--binary")
+    return GitState(commit, True, hashlib.sha256(diff).hexdigest() if diff else None)
+
+
+def file_digest(*paths: str | os.PathLike) -> str:
+    """sha256 over the sha256 of each of ``paths``' bytes, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_digest(paths: tuple, stamps: tuple) -> str:
+    return file_digest(*paths)
+
+
+def data_digest(manifest: str | os.PathLike, images: str | os.PathLike) -> str:
+    """The prepared data's hash: :func:`file_digest` of images.npy and manifest.csv (the
+    checkpoints' ``data.sha256`` and run.json's ``data_sha256``); computed once per process
+    while the files are unchanged."""
+    paths = (str(images), str(manifest))
+    stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+    return _cached_digest(paths, stamps)
 
 
 def run_record(
@@ -125,18 +186,21 @@ def run_record(
     ended: datetime,
     sampler: str | None = None,
     *,
-    commit: str | None,
+    commit: str | GitState | None,
+    data_sha256: str | None = None,
 ) -> dict[str, Any]:
     """The run.json record of one run (docs/contracts.md).
 
     stage: finetune, sampler (a budgeted run) or pretrain; dataset, arch: the config's
     keys; sampler: a budgeted run's sampler kind; config: the run's resolved config
     (arch entry, train settings, inputs, ...); device: the torch device it trained on;
-    started, ended: aware datetimes; commit: :func:`git_commit` when the run started (the
-    checkout may move on while it trains).
+    started, ended: aware datetimes; commit: :func:`git_state` (or only the commit) when
+    the run started (the checkout may move on while it trains); data_sha256:
+    :func:`data_digest` of the prepared data it trained on.
     """
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r}: expected one of {STAGES}")
+    git = commit if isinstance(commit, GitState) else GitState(commit)
     return {
         "stage": stage,
         "dataset": dataset,
@@ -149,7 +213,10 @@ def run_record(
         "host": socket.gethostname(),
         "device": {"type": str(device).split(":")[0], "name": device_name(device)},
         "versions": versions(),
-        "git_commit": commit,
+        "git_commit": git.commit,
+        "git_dirty": git.dirty,
+        "git_diff_sha256": git.diff_sha256,
+        "data_sha256": data_sha256,
         "config": dict(config),
     }
 
@@ -163,13 +230,13 @@ def write_record(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """A run.json record; DataError naming the file when it is not one."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except FileNotFoundError as err:
-        raise DataError(f"run record {path} does not exist; run the training rule that writes it") from err
-    except json.JSONDecodeError as err:
-        raise DataError(f"run record {path} is not valid JSON ({err})") from err
+    """A run.json record; DataError naming the file when it is missing, truncated or not
+    a record (``retention.io.read_json``)."""
+    from .io import read_json
+
+    record = read_json(path, "run record")
+    if not isinstance(record, dict):
+        raise DataError(f"run record {path} is not a JSON object; see docs/contracts.md 'run.json'")
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise DataError(f"run record {path} lacks {missing}; see docs/contracts.md 'run.json'")
@@ -178,8 +245,8 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
 
 def table_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """The provenance.csv row of one record (:data:`TABLE_COLUMNS`)."""
-    row = {k: record.get(k) for k in ("stage", "dataset", "arch", "seed", "host", "git_commit",
-                                      "started", "ended", "duration_s")}
+    row = {k: record.get(k) for k in ("stage", "dataset", "arch", "seed", "host", "git_commit", "git_dirty",
+                                      "git_diff_sha256", "data_sha256", "started", "ended", "duration_s")}
     row["sampler"] = record.get("sampler") or ""
     row.update({k: record["versions"].get(k) for k in ("python", "retention", *PACKAGES, "cuda")})
     row["device"] = (record.get("device") or {}).get("name")

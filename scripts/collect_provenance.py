@@ -15,7 +15,7 @@ import logging
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import provenance
-from retention.io import run_main, save_table, setup_logging
+from retention.io import check_output, require_file, run_main, save_table, setup_logging
 
 log = logging.getLogger("retention")
 
@@ -30,6 +30,18 @@ def collect(record_paths, out) -> None:
              ", ".join(c[:10] for c in commits) or "unknown", "; ".join(devices) or "unknown")
     if len(commits) > 1:
         log.warning("the runs come from %d git commits: compare their code before pooling them", len(commits))
+    dirty = table[table["git_dirty"].astype(str).str.lower() == "true"]
+    if len(dirty):
+        diffs = sorted(set(dirty["git_diff_sha256"].dropna().astype(str)))
+        log.warning(
+            "%d of %d runs were trained from a checkout with uncommitted changes (diff sha256 %s): "
+            "their code is not the commit's",
+            len(dirty), len(table), ", ".join(d[:12] for d in diffs) or "unknown",
+        )
+    for (stage, dataset), data in table.dropna(subset=["data_sha256"]).groupby(["stage", "dataset"]):
+        if data["data_sha256"].nunique() > 1:
+            log.warning("the %s runs of %s trained on %d different versions of the prepared data "
+                        "(data_sha256)", stage, dataset, data["data_sha256"].nunique())
 
 
 def main() -> None:
@@ -44,6 +56,9 @@ def main() -> None:
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
     setup_logging(args.log)
+    check_output(args.out, (".csv",), "--out")
+    for path in args.records:
+        require_file(path, "run record")
     collect(args.records, args.out)
 
 

@@ -28,13 +28,13 @@ CURVE_COLUMNS = ["epoch", "t", "phase", "train_acc", "heldout_acc", "n_trained",
 def read_run(traces_path, metrics_path) -> tuple[dict, pd.DataFrame]:
     """Final outcomes (with coverage: the share of the train set trained at least once)
     and the learning curve of one budgeted run."""
-    for path in (traces_path, metrics_path):
-        if not Path(path).exists():
-            raise DataError(f"{path} does not exist; run the budgeted fine-tuning first")
-    with np.load(traces_path) as traces:
-        outcomes = f6.final_outcomes(traces)
-        n_train = len(traces["sample_id"])
-    curve = pd.read_csv(metrics_path).reindex(columns=CURVE_COLUMNS)
+    keys = ("sample_id", "t", "correct", "heldout_correct")
+    traces = io.read_npz(traces_path, "budgeted run's traces", keys=keys)
+    outcomes = f6.final_outcomes(traces)
+    n_train = len(traces["sample_id"])
+    curve = io.read_table(metrics_path, "budgeted run's metrics", columns=("epoch", "heldout_acc")).reindex(
+        columns=CURVE_COLUMNS
+    )
     last = curve["n_distinct_trained"].iloc[-1] if len(curve) else np.nan
     return {**outcomes, "coverage": float(last) / n_train if pd.notna(last) else np.nan}, curve
 
@@ -99,6 +99,10 @@ def main():
             runs.append((parts[0], parts[1], int(parts[2])))
         base = Path(args.results) / "sampler" / args.dataset
         paths = [base / a / k / f"seed{s}" for a, k, s in runs]
+        io.check_output_folder(args.outdir, "--outdir")
+        for path in paths:
+            io.require_file(path / "traces.npz", "budgeted run's traces")
+            io.require_file(path / "metrics.csv", "budgeted run's metrics")
         tables = compare(
             runs,
             [p / "traces.npz" for p in paths],

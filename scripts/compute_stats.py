@@ -10,21 +10,23 @@ Run by Snakemake (rule ``dataset_stats``) or standalone:
 Without ``--runs`` the (arch, seed) of each fits table is read from its path
 (``.../{arch}/seed{seed}.parquet``). ``--traces`` (same order as ``--fits``) supplies the
 held-out confusion and class-centroid similarity of F4; ``--nulls`` the null runs (rule
-fit_nulls); both optional. Settings: the ``stats`` and ``retention`` sections of
-``--config`` (default: the schema's defaults). Writes one csv per table of
-``retention.stats.TABLE_NAMES`` (docs/contracts.md).
+fit_nulls); both optional. ``--pretrain arch=metrics.csv`` with ``--pretrain-manifest``
+(the source's) adds each arch's pretraining to the held-out accuracy rows. Settings: the
+``stats``, ``retention`` and ``convergence`` sections of ``--config`` (default: the
+schema's defaults). Writes one csv per table of ``retention.stats.TABLE_NAMES``
+(docs/contracts.md).
 """
 
 import argparse
+import dataclasses
 import logging
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import stats
+from retention import chance, io, stats
 from retention.errors import DataError
 from retention.io import run_main, save_table, setup_logging
 
@@ -32,21 +34,45 @@ log = logging.getLogger("retention")
 RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>-?\d+)\.(parquet|csv)$")
 
 
+# the columns every fits and null fits table has (docs/contracts.md)
+FIT_COLUMNS = ("trace", "sample_id", "label", "status", "lambda")
+
+
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
-    """A fits or null fits table (parquet or csv)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{what} table {path} does not exist; run the rule that writes it first")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    """A fits or null fits table (parquet or csv), checked (``retention.io.read_table``)."""
+    return io.read_table(path, f"{what} table", columns=FIT_COLUMNS)
 
 
-def read_class_info(path: str | Path, run: str) -> stats.RunClassInfo:
-    """Held-out confusion and centroid similarity of one run's traces.npz."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"traces file {path} of run {run} does not exist")
-    with np.load(path, allow_pickle=False) as arrays:
-        return stats.class_info_from_traces(arrays, run=f"{run} ({path})")
+def read_class_info(path: str | Path, run: str, convergence: dict | None = None) -> stats.RunClassInfo:
+    """Held-out confusion and centroid similarity of one run's traces.npz, and (with the
+    config's ``convergence`` section) whether its held-out accuracy still rose at the end."""
+    arrays = io.read_npz(path, f"traces file of run {run}")
+    info = stats.class_info_from_traces(arrays, run=f"{run} ({path})")
+    if convergence is None:
+        return info
+    acc = chance.run_accuracy(arrays, (convergence["epochs"], convergence["tolerance"]))
+    return dataclasses.replace(info, heldout_rise=acc.rise, still_rising=acc.rising)
+
+
+def read_pretraining(metrics: dict, manifest, convergence: dict) -> dict[str, chance.RunAccuracy]:
+    """{arch: its pretraining's held-out accuracy} from each arch's pretraining metrics.csv
+    and the source's manifest.csv (for the chance level)."""
+    if not metrics:
+        return {}
+    source = io.read_table(manifest, "pretraining source's manifest", columns=("label", "split"))
+    labels = source.loc[source["split"] == "heldout", "label"].to_numpy()
+    n_classes = int(source["label"].max()) + 1
+    out = {}
+    for arch, path in metrics.items():
+        table = io.read_table(path, "pretraining metrics", columns=("epoch", "heldout_acc"))
+        acc = chance.pretrain_accuracy(table["heldout_acc"], labels, n_classes,
+                                       (convergence["epochs"], convergence["tolerance"]))
+        out[arch] = acc
+        for line in (chance.chance_warning(acc, f"{arch} ({path})", "pretraining"),
+                     chance.rising_warning(acc, f"{arch} ({path})", "pretraining")):
+            if line:
+                log.warning(line)
+    return out
 
 
 def run_from_path(path: str | Path) -> tuple[str, int]:
@@ -65,15 +91,30 @@ def parse_run(text: str) -> tuple[str, int]:
     return arch, int(seed)
 
 
-def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset, manifest=None) -> dict:
-    """Every table of one dataset (``retention.stats.dataset_tables``) from file paths."""
+def parse_pretrain(text: str) -> tuple[str, str]:
+    """'arch=metrics.csv' -> (arch, path)."""
+    arch, _, path = text.partition("=")
+    if not arch or not path:
+        raise DataError(f"--pretrain {text!r}: expected arch=metrics.csv")
+    return arch, path
+
+
+def compute(
+    fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset, manifest=None,
+    convergence: dict | None = None, pretrain: dict | None = None, pretrain_manifest=None,
+) -> dict:
+    """Every table of one dataset (``retention.stats.dataset_tables``) from file paths;
+    convergence: the config's section; pretrain: {arch: its pretraining's metrics.csv}
+    with the source's manifest."""
     runs = [(str(a), int(s)) for a, s in runs]
     for what, paths in (("traces", traces_paths), ("null fits", null_paths)):
         if paths and len(paths) != len(fits_paths):
             raise DataError(f"{len(paths)} {what} files for {len(fits_paths)} fits tables; give one per run")
     fits = [read_table(p, "fits") for p in fits_paths]
+    pretraining = read_pretraining(pretrain or {}, pretrain_manifest, convergence) if convergence else {}
     infos = (
-        [read_class_info(p, f"{a}/seed{s}") for p, (a, s) in zip(traces_paths, runs)]
+        [dataclasses.replace(read_class_info(p, f"{a}/seed{s}", convergence), pretrain=pretraining.get(a))
+         for p, (a, s) in zip(traces_paths, runs)]
         if traces_paths
         else None
     )
@@ -81,7 +122,13 @@ def compute(fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, 
     log.info(
         "dataset %s: %d runs %s, trace %s, rank score %s", dataset, len(runs), runs, primary, cfg.rank_score
     )
-    listing = pd.read_csv(manifest, dtype={"class_name": str}) if manifest else None
+    listing = (
+        io.read_table(
+            manifest, "manifest", columns=("sample_id", "class_name", "source"), dtype={"class_name": str}
+        )
+        if manifest
+        else None
+    )
     tables = stats.dataset_tables(fits, runs, cfg, dataset, primary, infos, null_fits, manifest=listing)
     for row in tables["summary"].itertuples(index=False):
         log.info(
@@ -109,19 +156,28 @@ def standalone() -> tuple[dict, dict]:
     ap.add_argument("--dataset", required=True, help="dataset name written into summary.csv")
     ap.add_argument("--outdir", required=True, help="directory for the csv tables")
     ap.add_argument("--primary", default="since_learned", help="primary trace label (default since_learned)")
-    ap.add_argument("--config", help="a config file: its stats and retention sections")
+    ap.add_argument("--pretrain", nargs="*", default=[], metavar="ARCH=METRICS",
+                    help="each arch's pretraining metrics.csv (weights: pretrain)")
+    ap.add_argument("--pretrain-manifest", help="the pretraining source's manifest.csv (with --pretrain)")
+    ap.add_argument("--config", help="a config file: its stats, retention and convergence sections")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
     setup_logging(args.log)
-    section, lambda_max = {}, None
-    if args.config:
-        from retention.config import load_config
+    io.check_output_folder(args.outdir, "--outdir")
+    pretrain = dict(parse_pretrain(text) for text in args.pretrain)
+    if pretrain and not args.pretrain_manifest:
+        raise DataError("--pretrain needs --pretrain-manifest (the source's manifest.csv)")
+    inputs = [*args.fits, *args.traces, *args.nulls, *pretrain.values()]
+    for path in inputs + [p for p in (args.manifest, args.pretrain_manifest) if p]:
+        io.require_file(path)
+    from retention.config import fill_defaults, load_config, load_schema
 
-        config = load_config(args.config)
-        section, lambda_max = config.get("stats", {}), config.get("retention", {}).get("lambda_max")
+    config = load_config(args.config) if args.config else fill_defaults({}, load_schema())
+    section, lambda_max = config["stats"], config["retention"]["lambda_max"]
     runs = [parse_run(r) for r in args.runs] if args.runs else [run_from_path(p) for p in args.fits]
     cfg = stats.StatsConfig.from_mapping(section, lambda_max)
-    tables = compute(args.fits, args.traces, args.nulls, runs, cfg, args.primary, args.dataset, args.manifest)
+    tables = compute(args.fits, args.traces, args.nulls, runs, cfg, args.primary, args.dataset, args.manifest,
+                     config["convergence"], pretrain, args.pretrain_manifest)
     return tables, {name: Path(args.outdir) / f"{name}.csv" for name in stats.TABLE_NAMES}
 
 
@@ -139,6 +195,9 @@ def main() -> None:
             sm.params.primary,
             sm.wildcards.dataset,
             sm.input.manifest,
+            dict(sm.params.convergence),
+            dict(zip(sm.params.pretrain_archs, sm.input.pretrain)),
+            sm.input.pretrain_manifest[0] if sm.input.pretrain_manifest else None,
         )
         outputs = {name: sm.output[name] for name in stats.TABLE_NAMES}
     else:

@@ -20,7 +20,7 @@ import yaml
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.download import fetch_dataset, parse_specs
 from retention.errors import ConfigError
-from retention.io import run_main, setup_logging
+from retention.io import check_output_folder, require_file, run_main, setup_logging
 
 
 def load_spec_file(path: str) -> list:
@@ -57,6 +57,8 @@ def main() -> None:
         parser.add_argument("--log", help="also log to this file")
         args = parser.parse_args()
         setup_logging(args.log)
+        require_file(args.spec, "download spec")
+        check_output_folder(args.dest, "--dest")
         entries = load_spec_file(args.spec)
         dest = args.dest
         options = dict(

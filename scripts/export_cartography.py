@@ -15,7 +15,7 @@ import argparse
 import logging
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention.io import run_main, setup_logging
+from retention.io import check_output_folder, require_file, run_main, setup_logging
 
 log = logging.getLogger("retention")
 
@@ -34,8 +34,10 @@ def main() -> None:
     ap.add_argument("folder", help="the run's folder to write (it must not hold files yet)")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
+    folder = check_output_folder(args.folder, "the run's folder")
+    require_file(args.traces, "traces file")
     setup_logging(args.log)
-    export_cartography(args.traces, args.folder)
+    export_cartography(args.traces, folder)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import re
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.errors import DataError
-from retention.io import run_main, setup_logging
+from retention.io import check_output, require_file, run_main, setup_logging
 
 log = logging.getLogger("retention")
 RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>\d+)/traces\.npz$")
@@ -40,6 +40,10 @@ def main() -> None:
     ap.add_argument("--centroids", required=True, help="the class centroid cosine table to write")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
+    check_output(args.table, (".parquet", ".csv"), "--table")
+    check_output(args.centroids, (".parquet", ".csv"), "--centroids")
+    for path in [*args.traces, *([args.manifest] if args.manifest else [])]:
+        require_file(path)
     setup_logging(args.log)
     from retention.imports import parse_run_key
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention.io import run_main, setup_logging
+from retention.io import check_output, run_main, setup_logging
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
         smk = globals()["snakemake"]
         setup_logging(smk.log[0])
         model, out, offline = smk.params.model, smk.output.weights, False
+        arch = smk.wildcards.arch
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--model", required=True, help="timm model name with its tag")
@@ -29,11 +30,15 @@ def main() -> None:
         parser.add_argument("--log", help="also log to this file")
         args = parser.parse_args()
         setup_logging(args.log)
-        model, out, offline = args.model, args.out, args.offline
+        model, out, offline, arch = args.model, args.out, args.offline, None
+    check_output(out, (".safetensors",))
     os.environ["HF_HUB_OFFLINE"] = "1" if offline else "0"  # before huggingface_hub loads
+    from retention.weights import HubProbe
+
+    probe = None if offline else HubProbe()  # answers while torch and timm import
     from retention.weights import check_weights, save_pretrained_weights
 
-    save_pretrained_weights(model, out)
+    save_pretrained_weights(model, out, arch, probe)
     try:
         check_weights(model, out)
     except BaseException:

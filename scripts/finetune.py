@@ -42,6 +42,7 @@ def main():
             sm.input.manifest, sm.input.images, sm.params.arch, cfg, seeds, sm.input.get("weights"), outputs,
             sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK, records=as_list(sm.output.record),
             names={"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
+            convergence=sm.config["convergence"],  # the log's warning only: not a param, reruns nothing
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,14 +56,27 @@ def main():
     parser.add_argument("--checkpoint", type=Path, help="resume file (default OUT/checkpoint.pt)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
     args = parser.parse_args()
+    io.setup_logging()
+    from retention.config import load_config, suggest
+    from retention.errors import ConfigError
+
+    # the arguments first, before torch is imported
+    for path in (args.data / "manifest.csv", args.data / "images.npy"):
+        io.require_file(path, "prepared dataset file")
+    if args.weights:
+        io.require_file(args.weights, "weights file")
+    io.check_output_folder(args.out)
+    if args.checkpoint:
+        io.check_output(args.checkpoint, (".pt",), "checkpoint")
+    config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
+    if args.arch not in config["archs"]:
+        raise ConfigError(
+            f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
+        )
     from retention import train
-    from retention.config import load_config
     from retention.finetune import finetune_job
 
     CLOCK.lap("imports")
-    io.setup_logging()
-
-    config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
     train_cfg = {**config["train"], **({"threads": args.threads} if args.threads else {})}
     cfg = train.train_config(train_cfg, config["archs"][args.arch])
     dirs = [args.out] if len(args.seed) == 1 else [args.out / f"seed{s}" for s in args.seed]
@@ -70,7 +84,7 @@ def main():
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], cfg, args.seed,
         args.weights, [(d / "traces.npz", d / "metrics.csv") for d in dirs],
         args.checkpoint or args.out / "checkpoint.pt", clock=CLOCK, records=[d / "run.json" for d in dirs],
-        names={"dataset": args.data.name, "arch": args.arch},
+        names={"dataset": args.data.name, "arch": args.arch}, convergence=config["convergence"],
     )
 
 

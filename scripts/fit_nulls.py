@@ -31,7 +31,9 @@ def run(
     lambda_max=LAMBDA_MAX,
     rank_score="lambda",
 ):
-    """Load, draw and fit the null runs, write the table atomically."""
+    """Load, draw and fit the null runs, write the table atomically (arguments checked first)."""
+    io.check_output(out_path, (".parquet", ".csv"), "null fits table")
+    io.require_file(traces_path, "traces file")
     parse_label(primary)
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)

@@ -33,7 +33,8 @@ def run(
     run_name=None,
 ):
     """Load, fit every definition (``primary``: the configured trace label), write the
-    table atomically."""
+    table atomically. The arguments are checked first, before any fitting."""
+    io.check_output(fits_path, (".parquet", ".csv"), "fits table")
     for key, labels in (("retention.trace", [primary]), ("retention.robustness", robustness)):
         for label in labels:
             try:
@@ -44,6 +45,7 @@ def run(
         raise ConfigError(f"retention.min_points must be >= 1, got {min_points}")
     if not float(lambda_max) > 0:
         raise ConfigError(f"retention.lambda_max must be > 0, got {lambda_max}")
+    io.require_file(traces_path, "traces file")
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
     log.info("%s: %d train samples, epochs t = 0..%d", traces.run_name, traces.n_samples, traces.epochs)

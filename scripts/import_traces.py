@@ -20,7 +20,8 @@ from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import imports
-from retention.io import run_main, setup_logging
+from retention.errors import DataError
+from retention.io import check_output, check_output_folder, require_file, run_main, setup_logging
 
 log = logging.getLogger("retention")
 
@@ -52,6 +53,12 @@ def main() -> None:
     ap.add_argument("--centroids", help="a table of each run's class centroid cosine (arch, seed, class_a, class_b, cosine)")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
+    check_output(args.manifest, (".csv",), "--manifest")
+    check_output_folder(args.out, "--out")
+    if not Path(args.path).exists():
+        raise DataError(f"runs to import {args.path} do not exist; give a long table or a folder of cartography runs")
+    if args.centroids:
+        require_file(args.centroids, "--centroids")
     setup_logging(args.log)
     spec = {"path": args.path, "format": args.format, "run": args.run, "t0_epoch": args.t0_epoch,
             "class_names": args.class_names}

@@ -12,13 +12,10 @@ come from retention/paper_values.csv (or ``--paper-values``), keyed by finding i
 
 import argparse
 import logging
-from pathlib import Path
-
 import pandas as pd
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import findings
-from retention.errors import DataError
+from retention import findings, io
 from retention.io import run_main, save_table, save_text, setup_logging
 
 log = logging.getLogger("retention")
@@ -26,11 +23,8 @@ log = logging.getLogger("retention")
 
 def make(summary_paths, study: findings.Study, csv_path, md_path, paper_values=None) -> pd.DataFrame:
     """Read the summaries, assemble, write csv and markdown; returns the table."""
-    tables = []
-    for p in summary_paths:
-        if not Path(p).exists():
-            raise DataError(f"summary table {p} does not exist; run the statistics stage first")
-        tables.append(pd.read_csv(p, keep_default_na=True))
+    tables = [io.read_table(p, "summary table", columns=("id", "dataset"), keep_default_na=True)
+              for p in summary_paths]
     table = findings.assemble_findings(tables, study, findings.load_paper_values(paper_values))
     save_table(csv_path, table)
     save_text(md_path, findings.findings_markdown(table))
@@ -57,6 +51,12 @@ def main() -> None:
     setup_logging(args.log)
     from retention.config import load_config
 
+    io.check_output(args.csv, (".csv",), "--csv")
+    io.check_output(args.md, (".md",), "--md")
+    for path in args.summaries:
+        io.require_file(path, "summary table")
+    if args.paper_values:
+        io.require_file(args.paper_values, "paper values file")
     make(
         args.summaries,
         findings.Study.from_config(load_config(args.config)),

@@ -15,7 +15,9 @@ import argparse
 import logging
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention.io import run_main, save_table, setup_logging
+from retention.errors import ArgumentError
+from retention.io import check_output, run_main, save_table, setup_logging
+from retention.stats.registry import FINDINGS
 
 log = logging.getLogger("retention")
 
@@ -44,6 +46,10 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="the summary csv to write")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
+    check_output(args.out, (".csv",), "--out")
+    groups = {f.group for f in FINDINGS}
+    if args.group not in groups:
+        raise ArgumentError(f"--group {args.group!r} is not a finding group; one of {', '.join(sorted(groups))}")
     setup_logging(args.log)
     write(args.group, args.dataset, args.trace, args.archs, args.reason, args.out)
 

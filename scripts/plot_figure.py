@@ -42,7 +42,14 @@ def draw(files: dict, params: dict, ids=None):
 def standalone(args) -> tuple:
     """(figure, pdf, png, dpi) of a run from the command line."""
     from retention.config import load_config, validate_config
+    from retention.io import check_output_folder
 
+    if not Path(args.workdir).is_dir():
+        from retention.errors import ArgumentError
+
+        raise ArgumentError(f"--workdir {args.workdir} is not a folder")
+    if args.out:
+        check_output_folder(args.out, "--out")
     config = validate_config(load_config(*args.config), check_models=False)
     os.chdir(args.workdir)
     study = dataclasses.asdict(Study.from_config(config))

@@ -57,6 +57,11 @@ def main():
     parser.add_argument("--out", type=Path, required=True, help="writes OUT/manifest.csv and OUT/images.npy")
     args = parser.parse_args()
     io.setup_logging()
+    if args.path is not None and not Path(args.path).exists():
+        from retention.errors import DataError
+
+        raise DataError(f"--path {args.path} does not exist")
+    io.check_output_folder(args.out)
     spec = dict(source=args.source, path=args.path, storage_size=args.storage_size,
                 heldout_fraction=args.heldout_fraction, imbalance_ratio=args.imbalance_ratio)
     options = dict(split_seed=args.split_seed, skip_corrupt=args.skip_corrupt,

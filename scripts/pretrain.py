@@ -19,16 +19,32 @@ from retention.timing import process_age_s
 log = logging.getLogger("retention.pretrain")
 
 
+def warn_convergence(metrics, manifest, convergence: dict, run: str) -> None:
+    """Log a warning when the pretraining ended near chance on its source's held-out split,
+    or with its held-out accuracy still rising (``retention.chance``)."""
+    from retention import chance, data
+
+    heldout = manifest[manifest["split"] == "heldout"]
+    acc = chance.pretrain_accuracy(metrics["heldout_acc"], heldout["label"], len(data.class_names(manifest)),
+                                   (convergence["epochs"], convergence["tolerance"]))
+    log.info("pretraining %s: held-out accuracy %.1f%% at the end (chance %.1f%%)", run, 100 * acc.end,
+             100 * acc.chance)
+    for line in (chance.chance_warning(acc, run, "pretraining"),
+                 chance.rising_warning(acc, run, "pretraining")):
+        if line:
+            log.warning(line)
+
+
 def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weights, out_metrics,
-        checkpoint, threads: int, out_record, names: dict):
+        checkpoint, threads: int, out_record, names: dict, convergence: dict):
     """Pretrain, write the weights, the metrics and (last) run.json; names: the source
-    dataset's and the arch's keys."""
+    dataset's and the arch's keys; convergence: the config's section (the log's warnings)."""
     import torch  # here, so that --help answers without loading torch
 
     from retention import data, gpu, pretrain
     from retention.weights import check_weights, save_state_dict
 
-    started, commit = provenance.utc_now(-process_age_s()), provenance.git_commit()
+    started, git = provenance.utc_now(-process_age_s()), provenance.git_state()
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)
     cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
@@ -47,11 +63,13 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
         Path(out_weights).unlink(missing_ok=True)
         raise
     io.save_table(out_metrics, result.metrics)
-    Path(checkpoint).unlink(missing_ok=True)
+    warn_convergence(result.metrics, prepared.manifest, convergence, f"{names['dataset']}/{names['arch']}")
+    io.remove_checkpoint(checkpoint)
     config = {"arch": arch_cfg, "train": dataclasses.asdict(cfg), "pretrain": spec,
               "inputs": {"manifest": str(manifest), "images": str(images)}}
     record = provenance.run_record("pretrain", names["dataset"], names["arch"], spec["seed"], config,
-                                   lease.device, started, provenance.utc_now(), commit=commit)
+                                   lease.device, started, provenance.utc_now(), commit=git,
+                                   data_sha256=provenance.data_digest(manifest, images))
     provenance.write_record(out_record, record)
 
 
@@ -65,6 +83,7 @@ def main():
             sm.input.manifest, sm.input.images, sm.params.arch, train_cfg, sm.params.pretrain,
             sm.output.weights, sm.output.metrics, sm.params.checkpoint, sm.threads, sm.output.record,
             {"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
+            sm.config["convergence"],  # the log's warnings only: not a param, reruns nothing
         )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,12 +98,22 @@ def main():
     io.setup_logging()
     from retention.config import load_config
 
+    for path in (args.data / "manifest.csv", args.data / "images.npy"):
+        io.require_file(path, "prepared dataset file")
+    io.check_output_folder(args.out)
     config = load_config(args.config, *args.configfile)
+    if args.arch not in config["archs"]:
+        from retention.config import suggest
+        from retention.errors import ConfigError
+
+        raise ConfigError(
+            f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
+        )
     run(
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], config["train"],
         config["pretrain"], args.out / "weights.safetensors", args.out / "metrics.csv",
         args.out / "checkpoint.pt", args.threads, args.out / "run.json",
-        {"dataset": args.data.name, "arch": args.arch},
+        {"dataset": args.data.name, "arch": args.arch}, config["convergence"],
     )
 
 

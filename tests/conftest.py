@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,18 @@ def make_cartography_runs(folder: Path, archs=("cnn", "vit"), seeds=(0, 1, 2), n
         out.mkdir(parents=True)
         cartography.write_run(arrays, out)
     return folder
+
+
+#: a Python warning as warnings.formatwarning writes it (to stderr, or to a log through the
+#: logger py.warnings, which every script's retention.io.setup_logging turns on)
+WARNING_LINE = re.compile(r"\.py:\d+: \w*Warning\b")
+
+
+def warning_lines(folder: Path, output: str = "") -> list[str]:
+    """Every Python warning in a study's rule logs (``folder/logs``) and in ``output``
+    (Snakemake's, which holds what jobs print before their log is set up)."""
+    lines = [ln for ln in output.splitlines() if WARNING_LINE.search(ln)]
+    for log in sorted((folder / "logs").rglob("*.log")):
+        text = log.read_text(errors="replace")
+        lines += [f"{log.relative_to(folder)}: {ln}" for ln in text.splitlines() if WARNING_LINE.search(ln)]
+    return lines

@@ -66,6 +66,28 @@ def test_paper_grid(paper):
         (lambda c: c["train"].update(seeds_per_job=0), "'train.seeds_per_job': 0 is less than the minimum of 1"),
         (lambda c: (c["datasets"]["octdl"].update(source="digits_lt", imbalance_ratio=100.0)),
          "'datasets.octdl.imbalance_ratio': 100 is more than digits_lt can give (58"),
+        # a type error says what was read and how to write it
+        (lambda c: c["archs"]["resnet18"].update(lr="3e-3x"),
+         ("config key 'archs.resnet18.lr': '3e-3x' is not of type 'number' (read as text); write a number such "
+          "as 0.003 or 3e-3")),
+        (lambda c: c["train"].update(epochs=2.5),
+         "'train.epochs': 2.5 is not of type 'integer' (read as a number); write a whole number such as 30"),
+        # a misspelt key or name gets the closest known one
+        (lambda c: c["train"].update(warmup_epoch=2),
+         "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?"),
+        (lambda c: c.update(sampeler={}), "unknown config key 'sampeler'; did you mean 'sampler'?"),
+        (lambda c: c["grid"]["datasets"].append("cub"),
+         ("'grid.datasets[2]': 'cub' is not defined under 'datasets' (defined: cub200, digits, digits_lt, glyphs, "
+          "octdl); did you mean 'cub200'?")),
+        (lambda c: c["grid"]["archs"].append("resnet_18"), "did you mean 'resnet18'?"),
+        (lambda c: c["datasets"]["cub200"].update(source="imagefolders"), "did you mean 'imagefolder'?"),
+        (lambda c: c["archs"]["resnet18"].update(model="resnet81"),
+         "'archs.resnet18.model': 'resnet81' is not a timm model name (see timm.list_models()); did you mean 'resnet18'?"),
+        (lambda c: c["archs"]["resnet18"].update(model="resnet18.a1_in1kk"),
+         "has no pretrained tag 'a1_in1kk' (its tags: a1_in1k,"),
+        (lambda c: c["archs"]["resnet18"].update(weights="pretrian"),
+         ("'archs.resnet18.weights': 'pretrian' is not pretrained, pretrain, none or an existing weights file "
+          "(resolved from the study folder: /")),
     ],
 )
 def test_bad_config_gives_one_message_naming_key_and_value(paper, mutate, message):
@@ -75,6 +97,40 @@ def test_bad_config_gives_one_message_naming_key_and_value(paper, mutate, messag
         validate_config(config)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_numbers_written_the_yaml_1_2_way_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1, which Snakemake uses too) reads 3e-3 as a string; where the schema
+    wants a number, or leaves the type open (model_kwargs), it is a number; text stays text."""
+    study = tmp_path / "mine.yaml"
+    study.write_text(
+        "grid: {datasets: [d], archs: [m], seeds: [0]}\n"
+        "datasets: {d: {source: digits, heldout_fraction: 2e-1}}\n"
+        "archs: {m: {model: test_resnet, lr: 3e-3, head_lr: 1E-2, label: 1e3, model_kwargs: {drop_rate: 1e-1}}}\n"
+        "train: {epochs: 2e1, weight_decay: 5e-2}\n"
+        "stats: {sensitivity_q: [5e-2, 1e-1]}\n"
+    )
+    assert yaml.safe_load(study.read_text())["archs"]["m"]["lr"] == "3e-3"  # what PyYAML makes of it
+    config = validate_config(load_config(study), check_models=False)
+    arch = config["archs"]["m"]
+    assert arch["lr"] == 0.003 and arch["head_lr"] == 0.01 and arch["model_kwargs"] == {"drop_rate": 0.1}
+    assert arch["label"] == "1e3"  # a string in the schema stays one
+    assert config["train"]["epochs"] == 20 and isinstance(config["train"]["epochs"], int)
+    assert config["train"]["weight_decay"] == 0.05 and config["stats"]["sensitivity_q"] == [0.05, 0.1]
+    assert config["datasets"]["d"]["heldout_fraction"] == 0.2
+    # what Snakemake hands the workflow (its own YAML reading) is converted by the same check
+    raw = yaml.safe_load(study.read_text())
+    assert validate_config(raw, check_models=False)["archs"]["m"]["lr"] == 0.003
+
+
+def test_a_config_file_that_is_not_yaml_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: {datasets: [d\n")
+    with pytest.raises(ConfigError, match="bad.yaml is not readable YAML") as err:
+        load_config(bad)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="absent.yaml does not exist"):
+        load_config(tmp_path / "absent.yaml")
 
 
 def test_a_partial_config_takes_every_other_setting_from_the_schema(tmp_path):

@@ -120,6 +120,7 @@ def test_prepare_script_writes_manifest_and_images(tmp_path):
 
 
 def test_prepare_script_error_is_one_line(tmp_path):
+    (tmp_path / "nowhere").mkdir()  # a folder without CUB's files
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts/prepare_dataset.py"), "--source", "cub200",
          "--path", str(tmp_path / "nowhere"), "--storage-size", "16", "--out", str(tmp_path / "o")],

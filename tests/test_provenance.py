@@ -123,3 +123,79 @@ def test_collect_script_help_and_standalone(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 1 and "none.json does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def _git(folder, *args):
+    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def test_git_state_records_uncommitted_changes_and_their_hash(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "code.py")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    clean = provenance.git_state(tmp_path)
+    assert clean.commit == provenance.git_commit(tmp_path) and clean.dirty is False and clean.diff_sha256 is None
+    (tmp_path / "code.py").write_text("x = 2\n")
+    dirty = provenance.git_state(tmp_path)
+    assert dirty.commit == clean.commit and dirty.dirty is True and len(dirty.diff_sha256) == 64
+    (tmp_path / "code.py").write_text("x = 3\n")
+    assert provenance.git_state(tmp_path).diff_sha256 != dirty.diff_sha256  # another change, another hash
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "new.py").write_text("y = 1\n")  # an untracked file: dirty, no diff of tracked files
+    assert provenance.git_state(tmp_path) == provenance.GitState(clean.commit, True, None)
+    rec = record(commit=dirty, data_sha256="d" * 64)
+    assert (rec["git_commit"], rec["git_dirty"], rec["git_diff_sha256"], rec["data_sha256"]) == (
+        dirty.commit, True, dirty.diff_sha256, "d" * 64)
+    row = provenance.table_row(rec)
+    assert (row["git_dirty"], row["git_diff_sha256"], row["data_sha256"]) == (True, dirty.diff_sha256, "d" * 64)
+
+
+def test_data_digest_hashes_the_images_and_the_manifest(tmp_path):
+    manifest, images = tmp_path / "manifest.csv", tmp_path / "images.npy"
+    manifest.write_text("sample_id\n0\n")
+    images.write_bytes(b"\x00" * 100)
+    first = provenance.data_digest(manifest, images)
+    assert first == provenance.file_digest(images, manifest) and len(first) == 64
+    images.write_bytes(b"\x01" * 101)  # the stored images changed: another hash (not a cached one)
+    assert provenance.data_digest(manifest, images) not in (first, None)
+
+
+def test_collect_script_warns_about_dirty_checkouts_and_changed_data(tmp_path):
+    script = REPO / "scripts" / "collect_provenance.py"
+    dirty = provenance.GitState("a" * 40, True, "f" * 64)
+    paths = [tmp_path / f"r{s}.json" for s in (0, 1)]
+    for seed, path in enumerate(paths):
+        provenance.write_record(path, record(seed=seed, stage="finetune", sampler=None, commit=dirty,
+                                             data_sha256="ab"[seed] * 64))
+    out = tmp_path / "provenance.csv"
+    proc = subprocess.run([sys.executable, str(script), *map(str, paths), "--out", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out)
+    assert table["git_dirty"].tolist() == [True, True] and table["git_diff_sha256"].tolist() == ["f" * 64] * 2
+    assert table["data_sha256"].tolist() == ["a" * 64, "b" * 64]
+    assert "2 of 2 runs were trained from a checkout with uncommitted changes (diff sha256 ffffffffffff)" in proc.stderr
+    assert "2 different versions of the prepared data" in proc.stderr
+
+
+def test_a_finished_run_leaves_no_empty_checkpoint_folders(tmp_path):
+    from retention.io import remove_checkpoint
+
+    ours = tmp_path / "results/checkpoints/sampler/d/cnn/spaced/seed0.pt"
+    other = tmp_path / "results/checkpoints/d/vit/seed1.pt"  # another run's, still in progress
+    for path in (ours, other):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"state")
+    remove_checkpoint(ours)
+    assert not (tmp_path / "results/checkpoints/sampler").exists() and other.exists()
+    remove_checkpoint(other)
+    assert not (tmp_path / "results/checkpoints").exists() and (tmp_path / "results").is_dir()
+    # a checkpoint outside a checkpoints folder (a standalone --checkpoint) loses only the file
+    mine = tmp_path / "mine/ck.pt"
+    mine.parent.mkdir()
+    mine.write_bytes(b"state")
+    remove_checkpoint(mine)
+    assert not mine.exists() and mine.parent.is_dir()

@@ -4,7 +4,9 @@ module (``use rule * from retention``). Settings the config leaves out take the 
 defaults; every output lands in the study folder; nothing points into the repository."""
 
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from PIL import Image
 
 from retention.figure_specs import FIGURES
 
-from .conftest import REPO, make_cartography_runs
+from .conftest import REPO, make_cartography_runs, warning_lines
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -63,9 +65,17 @@ def study(tmp_path: Path) -> Path:
     return folder
 
 
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: the hub's address in these tests, so
+    that no attempt to reach it can leave the machine."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run(folder: Path, *args: str, snakefile: Path | None = None, check=True) -> subprocess.CompletedProcess:
     cmd = [*SNAKEMAKE, *args] if snakefile is None else [*SNAKEMAKE, "-s", str(snakefile), *args]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env, timeout=1500)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -82,6 +92,7 @@ def test_a_study_folder_with_six_lines_of_config_gets_its_findings_and_figures(t
     assert (folder / "results/figures/primary_findings.pdf").stat().st_size > 0
     assert (folder / "results/runs/mine/small/seed2/traces.npz").exists()
     assert not (REPO / "results/runs/mine").exists()  # nothing written into the repository
+    assert not warning_lines(folder)  # no Python warning in any rule's log
     # a copy of the finished study is complete where it lands: no input or param points
     # into the repository or the old folder
     copy = tmp_path / "copied"
@@ -113,6 +124,20 @@ def test_a_dataset_path_that_does_not_exist_stops_at_parse_time(tmp_path):
     assert proc.returncode != 0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "datasets.mine.path" in ln]
     assert lines and "imagse does not exist" in lines[0] and str(folder / "imagse") in lines[0]
+
+
+def test_yaml_1_2_numbers_parse_and_a_misspelt_key_gets_a_suggestion(tmp_path):
+    """Snakemake reads the study's YAML (YAML 1.1: 3e-3 is a string); the config check
+    makes it the number the schema wants. A misspelt key is named with the closest one."""
+    folder = study(tmp_path)
+    (folder / "mine.yaml").write_text(CONFIG.replace("lr: 1.0e-3", "lr: 3e-3"))
+    args = ("-n", "--directory", str(folder), "--configfile=mine.yaml")
+    proc = run(folder, *args, snakefile=REPO / "Snakefile")
+    assert "finetune" in proc.stdout, proc.stdout[-2000:]
+    (folder / "mine.yaml").write_text(CONFIG.replace("warmup_epochs", "warmup_epoch"))
+    proc = run(folder, *args, snakefile=REPO / "Snakefile", check=False)
+    assert proc.returncode != 0
+    assert "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?" in proc.stdout + proc.stderr
 
 
 @pytest.mark.integration
@@ -151,3 +176,48 @@ def test_a_study_whose_config_names_only_a_folder_of_cartography_runs_gets_findi
     html = (folder / "report.html").read_text(errors="replace")
     assert "findings.md" in html and "primary_findings.pdf" in html
     assert not (REPO / "results/runs/sst2").exists()
+
+
+def readme_offline_config() -> str:
+    """The README's offline study config, verbatim."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```yaml\n(# ~/offline/config\.yaml.*?)```", text, re.DOTALL)
+    assert block, "README.md lost its offline study block"
+    return block[1]
+
+
+# the README's offline study, made quick for a test: fewer epochs and draws, no sampler runs;
+# its data, models, pretraining source, sizes and seeds stay as the README writes them
+QUICK = """\
+pretrain: {epochs: 2}
+train: {warmup_epochs: 1, epochs: 2}
+stats: {bootstrap: 20, permutations: 20, null_draws: 2, tie_draws: 5}
+sampler: {enabled: false}
+"""
+
+
+@pytest.mark.integration
+def test_the_readme_offline_study_gets_its_findings_without_the_network(tmp_path):
+    """As the README says: the config block in ~/offline/config.yaml beside an image folder,
+    `HF_HUB_OFFLINE=1 snakemake --cores 2 -s <repo>/Snakefile` in that folder (the hub's
+    address is a closed port: any attempt to reach it would fail the run)."""
+    folder = tmp_path / "offline"
+    image_folder(folder / "images", per_class=10)
+    (folder / "config.yaml").write_text(readme_offline_config())
+    (folder / "quick.yaml").write_text(QUICK)
+    proc = run(folder, "--cores", "2", "--configfile=quick.yaml", "results/findings.md", snakefile=REPO / "Snakefile")
+    findings = (folder / "results/findings.md").read_text()
+    for label in ("small CNN", "small ViT"):
+        assert f"| Held-out accuracy at end ({label}) | mine |" in findings, findings[:3000]
+        assert f"Held-out accuracy at the end of pretraining ({label})" in findings
+    assert "F5 Spearman of loss at t = 0 and lambda" in findings
+    for arch in ("cnn", "vit"):
+        assert (folder / f"results/pretrain/glyphs/{arch}/weights.safetensors").exists()
+        assert (folder / f"results/runs/mine/{arch}/seed2/traces.npz").exists()
+    assert not (folder / "resources/weights").exists() and "fetch_weights" not in proc.stdout + proc.stderr
+    # two epochs of pretraining on 131 glyph classes cannot have converged: said in the log and the findings
+    log = (folder / "logs/pretrain/glyphs/vit.log").read_text()
+    assert "pretraining glyphs/vit: held-out accuracy" in log and ("still rising" in log or "chance" in log)
+    care = findings.split("Read with care:")[1].split("##")[0]
+    assert "end of pretraining" in care, care
+    assert not warning_lines(folder, proc.stdout + proc.stderr)

@@ -14,7 +14,7 @@ import yaml
 
 from retention import provenance
 
-from .conftest import REPO
+from .conftest import REPO, warning_lines
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SNAKEFMT = Path(sys.executable).with_name("snakefmt")
@@ -131,7 +131,9 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
         log = (tmp_path / "logs/finetune" / run.relative_to("results/runs")).with_suffix(".log")
         assert "epoch 3/3" in log.read_text()
     assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"
+    assert not (tmp_path / "results/checkpoints").exists(), "empty checkpoint folders left behind"
     assert (tmp_path / "benchmarks/finetune/digits_lt/cnn/seed0.tsv").exists()
+    assert not warning_lines(tmp_path)  # no Python warning in any rule's log
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
     # keys that change how a run executes, not its results, rerun nothing
@@ -191,6 +193,12 @@ def test_seed_group_job_through_snakemake(tmp_path):
     ]
     assert (table["arch"] == "vit").all() and (table["torch"] != "").all() and (table["duration_s"] > 0).all()
     assert table["git_commit"].tolist() == [provenance.git_commit() or ""] * 4
+    # whether the checkout had uncommitted changes, and what data each run trained on
+    assert table["git_dirty"].tolist() == [provenance.git_state().dirty] * 4
+    digests = dict(zip(table["dataset"], table["data_sha256"]))
+    assert digests["digits_lt"] == provenance.data_digest(tmp_path / "results/data/digits_lt/manifest.csv",
+                                                          tmp_path / "results/data/digits_lt/images.npy")
+    assert table["data_sha256"].nunique() == 2 and digests["glyphs"] != digests["digits_lt"]
     assert (tmp_path / "benchmarks/provenance/provenance.tsv").exists()
     log = (tmp_path / "logs/finetune/digits_lt/vit/seeds0_1.log").read_text()
     assert "seed 1 epoch 3/3" in log and "job time" in log and "(2 seeds)" in log

@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import findings as findings_mod
+from .. import io
 from ..errors import DataError
 
 #: columns read as text wherever a table has them (class names such as "3" stay "3")
@@ -29,7 +29,7 @@ TEXT_COLUMNS = (
     "id", "finding", "dataset", "trace", "score", "score_b", "arch", "arch_b", "case", "interval",
     "test", "claim", "unit", "note", "kind", "subset", "statistic", "class_name", "confused_with",
     "nearest_class", "most_forgotten", "least_forgotten", "outcome", "differences", "phase", "device",
-    "split", "source", "group", "paper_value", "paper_note", "verdict", "verdict_reason",
+    "split", "source", "group", "paper_value", "paper_note", "verdict", "verdict_reason", "stage",
 )
 # fmt: on
 TRACE_KEYS = ("sample_id", "label", "class_names", "t", "correct", "p_true")
@@ -37,37 +37,26 @@ TRACE_KEYS = ("sample_id", "label", "class_names", "t", "correct", "p_true")
 SUMMARY_TABLES = ("summary", "sampler_summary")
 
 
-def _exists(path) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"input {p} does not exist; run the upstream rules first")
-    return p
-
-
 def read_csv(path) -> pd.DataFrame:
-    """A workflow table with its text columns as text ("" where empty)."""
-    table = pd.read_csv(_exists(path), dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
+    """A workflow table with its text columns as text ("" where empty), checked
+    (``retention.io.read_table``: missing, truncated or unreadable is one DataError)."""
+    table = io.read_table(path, "input table", dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
     for c in table.columns.intersection(TEXT_COLUMNS):
         table[c] = table[c].fillna("")
     return table
 
 
 def read_fits(path) -> pd.DataFrame:
-    p = _exists(path)
-    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    return io.read_table(path, "fits table")
 
 
 def read_traces(path) -> dict:
-    with np.load(_exists(path), allow_pickle=False) as npz:
-        missing = [k for k in TRACE_KEYS if k not in npz.files]
-        if missing:
-            raise DataError(f"traces file {path} lacks key(s) {missing}; see docs/contracts.md")
-        return {k: npz[k] for k in TRACE_KEYS}
+    return io.read_npz(path, "traces file", keys=TRACE_KEYS)
 
 
 def read_images(path) -> np.ndarray:
     """The prepared images (N, S, S, 3) uint8, memory-mapped."""
-    images = np.load(_exists(path), mmap_mode="r", allow_pickle=False)
+    images = io.read_npy(path, "prepared images")
     if images.ndim != 4 or images.dtype != np.uint8:
         raise DataError(f"{path}: expected uint8 images of shape (N, S, S, 3), got {images.dtype} {images.shape}")
     return images

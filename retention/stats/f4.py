@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..chance import run_accuracy
+from ..errors import DataError
 from . import inference as inf
 from .config import StatsConfig, rng_for
 from .correlation import spearman
@@ -27,8 +28,6 @@ from .estimate import Estimate
 from .f3 import rho_of
 from .pairs import pair_matrix, pair_means
 from .runs import RunStack, StatsInput, frame, masked_mean
-from ..chance import run_accuracy
-from ..errors import DataError
 
 MEASURES = {"max_confusion": "held-out confusion", "nearest_cosine": "centroid cosine"}
 #: the note of a measure the runs' traces do not record (imported runs: docs/contracts.md)
@@ -47,7 +46,9 @@ class RunClassInfo:
     cosine similarity of the class centroids of penultimate features at t = 0.
     heldout_acc_t0 / heldout_acc_end: held-out accuracy at t = 0 and at the last epoch;
     chance: the larger of 1 / C and the held-out share of the largest class
-    (``retention.chance``).
+    (``retention.chance``); heldout_rise / still_rising: the held-out accuracy's rise over
+    the last epochs and whether it is above ``convergence.tolerance``; pretrain: the
+    ``retention.chance.RunAccuracy`` of the arch's pretraining (``weights: pretrain``), or None.
     """
 
     class_names: tuple
@@ -56,6 +57,9 @@ class RunClassInfo:
     heldout_acc_t0: float = math.nan
     heldout_acc_end: float = math.nan
     chance: float = math.nan
+    heldout_rise: float = math.nan
+    still_rising: bool = False
+    pretrain: object = None
 
 
 def class_similarity(
@@ -193,9 +197,9 @@ def arch_similarity(data: StatsInput, arch: str) -> dict[str, np.ndarray]:
     stack, names = data.stack, list(data.class_names)
     idx = stack.run_index(arch)
     means = class_means(stack, len(names))
-    with warnings.catch_warnings():  # a class without held-out samples (none at all: not recorded)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        conf = np.nanmean(np.stack([data.class_infos[i].confusion for i in idx]), axis=0)
+    conf = np.stack([data.class_infos[i].confusion for i in idx])
+    with np.errstate(invalid="ignore"):  # a class no run held out: NaN, without nanmean's warning
+        conf = np.nansum(conf, axis=0) / np.isfinite(conf).sum(axis=0)
     cos = np.mean(np.stack([data.class_infos[i].centroid_cosine for i in idx]), axis=0)
     mc, cw = off_diagonal_max(conf)
     nc, nn = off_diagonal_max(cos)

@@ -332,7 +332,7 @@ FINDINGS: tuple[Finding, ...] = (
         estimate=samples.accuracy,
         unit="seed",
         test="t interval over seeds",
-        columns=("chance", "near_chance"),
+        columns=("chance", "near_chance", "stage", "rise", "still_rising"),
         uses_score=False,
         limits=(0.0, 1.0),
     ),

@@ -6,7 +6,9 @@ every seed, and its rank in the seed-pooled ranking of the rank score (1 = most 
 - the forgetting-events list of Toneva et al. and the data map of dataset cartography,
 joined to the images. ``accuracy`` estimates: held-out accuracy per architecture at t = 0
 and at the end, with the chance level (the larger of 1 / C and the majority class's share)
-and the runs near it (``retention.chance.NEAR_CHANCE``).
+and the runs near it (``retention.chance.NEAR_CHANCE``), and at the end the largest rise
+of its runs over the last epochs and the runs still rising (``retention.chance``); the
+arch's pretraining (``weights: pretrain``) as a row of its own.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None) -> pd.D
 
 def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Held-out accuracy per architecture at t = 0 and at the end (t over seeds), with the
-    chance level and the number of runs near it (``retention.chance.near_chance``)."""
+    chance level and the number of runs near it (``retention.chance.near_chance``); at the
+    end also the largest rise of its runs over the last epochs and the number of runs still
+    rising; and the arch's pretraining, where it has one (stage ``pretrain``, one run)."""
     infos = data.class_infos
     if infos is None or any(ci is None or not np.isfinite(ci.heldout_acc_end) for ci in infos):
         note = "held-out accuracy needs every run's traces.npz"
@@ -77,6 +81,18 @@ def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est = Estimate(arch=arch, case=case, value=res.estimate, n_runs=len(idx))
             if np.isfinite(res.se):
                 est.ci_low, est.ci_high, est.interval = res.low, res.high, f"t over {res.n} seeds"
-            est.extra = {"chance": chance, "near_chance": int(np.sum(near_chance(values, chance)))}
+            est.extra = {"chance": chance, "near_chance": int(np.sum(near_chance(values, chance))),
+                         "stage": "finetune"}
+            if case == "end":
+                rises = np.array([infos[i].heldout_rise for i in idx], dtype=float)
+                est.extra["rise"] = float(np.max(rises)) if np.isfinite(rises).all() else np.nan
+                est.extra["still_rising"] = int(sum(bool(infos[i].still_rising) for i in idx))
+            out.append(est)
+        pre = infos[idx[0]].pretrain if idx else None
+        if pre is not None:
+            est = Estimate(arch=arch, case="the end of pretraining", value=pre.end, n_runs=1,
+                           note="one pretraining run, on its source's held-out split")
+            est.extra = {"chance": pre.chance, "near_chance": int(near_chance(pre.end, pre.chance)),
+                         "stage": "pretrain", "rise": pre.rise, "still_rising": int(pre.rising)}
             out.append(est)
     return out

@@ -325,6 +325,28 @@ def all_outputs():
     return outputs
 
 
+def pretrain_archs():
+    """The grid's archs with weights: pretrain (their pretraining's accuracy goes into
+    each dataset's Runs.accuracy rows)."""
+    return [a for a in GRID["archs"] if config["archs"][a].get("weights") == "pretrain"]
+
+
+def pretrain_metrics():
+    """An input of dataset_stats: the pretraining metrics of pretrain_archs(), in order."""
+    source = config["pretrain"]["dataset"]
+    return [
+        paths.PRETRAIN_METRICS.format(dataset=source, arch=a) for a in pretrain_archs()
+    ]
+
+
+def pretrain_manifest():
+    """An input of dataset_stats: the pretraining source's manifest (its held-out labels
+    give the pretraining's chance level); none without pretrain_archs()."""
+    if not pretrain_archs():
+        return []
+    return [paths.MANIFEST.format(dataset=config["pretrain"]["dataset"])]
+
+
 def study():
     """What the findings need from the config (retention.findings.Study)."""
     return {

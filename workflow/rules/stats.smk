@@ -8,6 +8,8 @@ rule dataset_stats:
         traces=run_files(paths.TRACES),
         nulls=run_files(paths.NULLS),
         manifest=paths.MANIFEST,
+        pretrain=pretrain_metrics(),
+        pretrain_manifest=pretrain_manifest(),
     output:
         **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES},
     log:
@@ -21,6 +23,8 @@ rule dataset_stats:
         stats=config["stats"],
         primary=primary_trace(),
         lambda_max=config["retention"]["lambda_max"],
+        pretrain_archs=pretrain_archs(),
+        convergence=config["convergence"],
     script:
         "../../scripts/compute_stats.py"
 
