@@ -51,7 +51,11 @@ PRETRAIN_CHECKPOINT = "results/checkpoints/pretrain/{dataset}/{arch}.pt"
 PROVENANCE = "results/provenance.csv"
 FINDINGS_CSV = "results/findings.csv"
 FINDINGS_MD = "results/findings.md"
+#: the findings table rendered for the HTML report (the verdicts first) and the config as YAML
+FINDINGS_HTML = "results/findings.html"
+#: a figure of every dataset, and a figure drawn per dataset (retention/figure_specs.py)
 FIGURE = "results/figures/{name}.{ext}"
+FIGURE_OF_DATASET = "results/figures/{dataset}/{name}.{ext}"
 DATASET_DOWNLOAD = "resources/datasets/{dataset}"
 WEIGHTS = "resources/weights/{arch}.safetensors"
 

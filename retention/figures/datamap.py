@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from ..stats.runs import ELIGIBLE
 from .examples import primary_rows
 from .inputs import FigureInputs
-from .style import COLORBAR, empty, figure_legend, new_figure, subsample, tag, title
+from .style import COLORBAR, LAMBDA_CMAP, SMALL_FONT, empty, figure_legend, new_figure, subsample, tag, title
 
 NEVER = "no λ (never learned or too short)"
 REGIONS = (("easy to learn", 0.02, 0.98, "left", "top"), ("ambiguous", 0.98, 0.5, "right", "center"),
@@ -49,22 +49,22 @@ def _panel(ax, dataset: str, arch: str, inputs: FigureInputs, legend: dict):
     m = sample_map(inputs.run("fits", dataset), arch)
     if m.empty:
         title(ax, f"{dataset} · {inputs.label(arch)}")
-        empty(ax, "no fits")
+        empty(ax, "no fits of this architecture")
         return None
-    ax.set_title(f"{dataset} · {inputs.label(arch)}\n{len(m):,} samples, mean over {int(m['n_seeds'].max())} seeds",
-                 loc="left")
+    title(ax, f"{dataset} · {inputs.label(arch)}\n{len(m):,} samples, mean over {int(m['n_seeds'].max())} seeds")
     keep = subsample(len(m), 6000)
     m = m.iloc[keep]
     has = np.isfinite(m["lambda"].to_numpy(float))
     sc = tag(ax.scatter(m["variability"][has], m["confidence"][has], c=m["lambda"][has], s=5, lw=0, alpha=0.75,
-                        cmap="plasma", vmin=0, vmax=inputs.lambda_max), COLORBAR)
+                        cmap=LAMBDA_CMAP, vmin=0, vmax=inputs.lambda_max), COLORBAR)
     if (~has).any():
         tag(ax.scatter(m["variability"][~has], m["confidence"][~has], marker="x", s=8, lw=0.6, color="0.5"), NEVER)
         legend.setdefault(NEVER, Line2D([], [], marker="x", ls="none", color="0.5", ms=4))
     for text, x, y, ha, va in REGIONS:
-        ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=6, color="0.25", style="italic")
-    ax.set_xlabel("variability (sd of p_true over epochs)")
-    ax.set_ylabel("confidence (mean p_true over epochs)")
+        ax.text(x, y, text, transform=ax.transAxes, ha=ha, va=va, fontsize=SMALL_FONT, color="0.2", style="italic",
+                zorder=10, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85})
+    ax.set_xlabel("variability (sd of p(true class) over epochs)")
+    ax.set_ylabel("confidence (mean p(true class))")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlim(left=0)
     return sc
@@ -73,7 +73,7 @@ def _panel(ax, dataset: str, arch: str, inputs: FigureInputs, legend: dict):
 def data_map(inputs: FigureInputs) -> Figure:
     """The data map (see the module docstring). Rows: datasets; columns: architectures."""
     archs = inputs.archs()
-    fig, axes = new_figure(len(inputs.datasets), len(archs), col_w=3.4, row_h=3.0)
+    fig, axes = new_figure(len(inputs.datasets), len(archs), row_h=2.9)
     legend: dict = {}
     last = None
     for r, dataset in enumerate(inputs.datasets):
@@ -81,7 +81,7 @@ def data_map(inputs: FigureInputs) -> Figure:
             last = _panel(axes[r, c], dataset, arch, inputs, legend) or last
     if last is not None:
         bar = fig.colorbar(last, ax=axes.ravel().tolist(), shrink=0.6, aspect=30)
-        bar.set_label(f"mean λ over seeds (bounds 0 and λ max = {inputs.lambda_max:g})")
+        bar.set_label(f"mean λ over seeds (bounds 0 and {inputs.lambda_max:g})")
         bar.set_ticks(np.linspace(0, inputs.lambda_max, 6))
     figure_legend(fig, legend)
     return fig

@@ -69,10 +69,11 @@ def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None, seed: i
     adds each sample's source file and class name; ``seed`` (``stats.seed``) seeds the
     tie-breaking draw of :func:`pooled_order`.
 
-    Per architecture: ``{arch}_rank_score`` (the rank score ``stack.score_name``, mean over
+    ``rank_score``: the name of the rank score (``stats.rank_score``). Per architecture:
+    ``{arch}_rank_score`` (the rank score ``stack.score_name``, mean over
     the seeds in which the sample is eligible), ``{arch}_rank`` and ``{arch}_tie_size``
     (:func:`pooled_order`)."""
-    out = pd.DataFrame({"sample_id": stack.sample_id, "label": stack.label})
+    out = pd.DataFrame({"sample_id": stack.sample_id, "label": stack.label, "rank_score": stack.score_name})
     if manifest is not None:
         info = manifest.set_index("sample_id").reindex(stack.sample_id)
         out["class_name"] = info["class_name"].to_numpy()
