@@ -9,7 +9,13 @@ rule dataset_stats:
         nulls=run_files(paths.NULLS),
         manifest=paths.MANIFEST,
     output:
-        **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES},
+        **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES if t != "samples"},
+        samples=report(
+            paths.fill(paths.STATS, table="samples"),
+            caption="../report/samples.rst",
+            category="Samples",
+            labels={"dataset": "{dataset}", "table": "samples.csv"},
+        ),
     log:
         "logs/dataset_stats/{dataset}.log",
     benchmark:
@@ -31,11 +37,7 @@ rule findings:
         summaries=summary_tables(),
     output:
         csv=paths.FINDINGS_CSV,
-        md=report(
-            paths.FINDINGS_MD,
-            caption="../report/findings.rst",
-            category="Findings",
-        ),
+        md=paths.FINDINGS_MD,
     log:
         "logs/findings/findings.log",
     benchmark:
