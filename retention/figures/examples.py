@@ -103,7 +103,7 @@ def _draw_group(ax, ts, models, shown: pd.DataFrame, lam, b, color, lam_max: flo
 def _run_panels(axes, inputs: FigureInputs, dataset: str, arch: str, key) -> None:
     fits = inputs.run("fits", dataset)[key]
     arrays = inputs.run("traces", dataset)[key]
-    most, least, order = select_examples(fits, inputs.table("samples", dataset), arch)
+    most, least, _ = select_examples(fits, inputs.table("samples", dataset), arch)
     rows = primary_rows(fits)
     trace = str(rows["trace"].iloc[0]) if len(rows) else ""
     spec = tr.parse_label(trace) if trace else None
@@ -118,7 +118,7 @@ def _run_panels(axes, inputs: FigureInputs, dataset: str, arch: str, key) -> Non
         ts, models = example_models(fits, arrays, ids, inputs.lambda_max)
         lam, b = by_id.loc[ids, "lambda"].to_numpy(float), by_id.loc[ids, "b"].to_numpy(float)
         _draw_group(ax, ts, models, shown, lam, b, inputs.colors()[arch], inputs.lambda_max)
-        note = rank_order.tie_note(shown, order)
+        note = rank_order.tie_note(shown, rank_order.score_symbol(inputs.table("samples", dataset)))
         title(ax, heading + ("\n" + note if note else ""), width=2.6)
         ax.set_ylim(-0.06, 1.06)
         ax.set_xlabel(TAU_LABELS.get(spec.definition if spec else "", "epochs"))

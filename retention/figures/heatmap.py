@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from . import order as rank_order
 from .inputs import FigureInputs
-from .style import COLORBAR, RETENTION_CMAP, empty, guide, new_figure, tag, title
+from .style import COLORBAR, RETENTION_CMAP, empty, guide, new_figure, panel_width, tag, title
 
 #: tie groups larger than this share of the ranked samples are marked and named
 BIG_TIE = 0.05
@@ -63,10 +63,10 @@ def _panel(ax, dataset: str, arch: str, inputs: FigureInputs):
             for y in (first, last):
                 if 0 < y < len(ranked):
                     guide(ax.axhline(y, color="white", lw=0.8, ls="--"))
-            big.append(f"{len(group):,} tie at {score:.2g}")
-    note = f"; random order within ties ({', '.join(big)})" if big else ""
-    never = f"; bottom {rest.size:,}: no rank" if rest.size else ""
-    title(ax, f"{heading}\n{len(ranked):,} ranked samples{never}{note}")
+            big.append(f"{len(group):,} at {score:.2g}")
+    note = f"\nties, in random order: {', '.join(big)}" if big else ""
+    never = f" (below: {rest.size:,} without a rank)" if rest.size else ""
+    title(ax, f"{heading}\n{len(ranked):,} ranked samples{never}{note}", width=panel_width(ax) - 1.3)
     ax.set_xlabel("epoch t (dotted: end of head warmup)")
     ax.set_ylabel(f"sample, by rank ({rank_order.score_symbol(inputs.table('samples', dataset))}; 1 at top)")
     ax.grid(False)

@@ -49,9 +49,10 @@ def score_symbol(samples: pd.DataFrame) -> str:
     return "mean " + score_name(name or "lambda")
 
 
-def tie_note(shown: pd.DataFrame, order: pd.DataFrame, what: str = "shown") -> str:
+def tie_note(shown: pd.DataFrame, symbol: str = "mean λ") -> str:
     """'' when the shown samples are the only ones with their scores; else how many
-    samples tie with the shown ones and that the shown ones are a random draw of them."""
+    samples (of samples.csv) tie with the shown ones, at which value of the score
+    (``symbol``), and that the shown ones are a random draw of them."""
     if shown.empty:
         return ""
     groups = []
@@ -62,8 +63,7 @@ def tie_note(shown: pd.DataFrame, order: pd.DataFrame, what: str = "shown") -> s
     if not groups:
         return ""
     score, k, tie = max(groups, key=lambda g: g[2])
-    total = len(order)
-    return f"{k} {what}: a random draw of {tie:,} of {total:,} samples tied at {_fmt(score)}"
+    return f"{k} shown: a random draw of the {tie:,} samples tied at {symbol} = {_fmt(score)}"
 
 
 def _fmt(v: float) -> str:

@@ -93,7 +93,7 @@ def alternative_scores(inputs: FigureInputs) -> Figure:
     _forest(axes[0][0], dataset, parts[0], f"{dataset} · each score against {score}",
             f"Spearman ρ with {score} (95% interval)", inputs, legend)
     _forest(axes[0][1], dataset, parts[1], f"{dataset} · stability across seeds",
-            "mean Spearman ρ over seed pairs (95% interval)", inputs, legend)
+            "mean ρ over seed pairs (95% interval)", inputs, legend)
     for ax, arch in zip(axes[1], archs):
         _agreement_panel(ax, dataset, arch, inputs)
     figure_legend(fig, legend)

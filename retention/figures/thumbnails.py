@@ -22,11 +22,10 @@ N_THUMBS = 8
 LABEL_W = 1.5  # inches of the label column
 
 
-def _row(axes, shown: pd.DataFrame, order: pd.DataFrame, head: str, symbol: str, images, rows: dict,
-         names: dict) -> None:
+def _row(axes, shown: pd.DataFrame, head: str, symbol: str, images, rows: dict, names: dict) -> None:
     """One row: a label panel (what, and the tie group the shown ones are drawn from),
     then the thumbnails with the class and the seed-pooled score under each."""
-    note = rank_order.tie_note(shown, order)
+    note = rank_order.tie_note(shown, symbol)
     axes[0].set_axis_off()
     text = head + ("\n" + wrap_text(note, 27) if note else "")
     axes[0].text(0.0, 0.5, text, ha="left", va="center", fontsize=SMALL_FONT, transform=axes[0].transAxes)
@@ -65,6 +64,6 @@ def gallery(inputs: FigureInputs) -> Figure:
         order = rank_order.ranked(samples, arch)
         most, least = rank_order.ends(order, N_THUMBS)
         head = f"{dataset} · {inputs.label(arch)}"
-        _row(axes[2 * i], most, order, f"{head}\nmost forgotten\n(under each: {symbol})", symbol, images, rows, names)
-        _row(axes[2 * i + 1], least, order, f"{head}\nleast forgotten", symbol, images, rows, names)
+        _row(axes[2 * i], most, f"{head}\nmost forgotten\n(under each: {symbol})", symbol, images, rows, names)
+        _row(axes[2 * i + 1], least, f"{head}\nleast forgotten", symbol, images, rows, names)
     return fig

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .inputs import FigureInputs, one_dataset
-from .style import GUIDE_COLOR, NEUTRAL, SPLIT_STYLES, empty, figure_legend, guide, stacked, tag, title
+from .style import GUIDE, GUIDE_COLOR, NEUTRAL, SPLIT_STYLES, empty, figure_legend, guide, stacked, tag, title
 
 ONE_SEED = "one seed (thin)"
 ACCURACY = {"train": "train set, eval mode: mean over seeds", "heldout": "held-out set: mean over seeds"}
@@ -61,16 +61,25 @@ def _panels(ax_acc, ax_loss, inputs: FigureInputs, dataset: str, arch: str, lege
         if curves:
             name = TRAIN_MODE if split == "train_mode" else ACCURACY[split]
             _lines(ax_loss, curves, ":" if split == "train_mode" else SPLIT_STYLES[split], color, name, legend)
-    values = np.concatenate([c.to_numpy() for per in losses for c in per.values()])
-    values = values[np.isfinite(values) & (values > 0)]
-    if values.size and values.max() / values.min() > 20:
-        ax_loss.set_yscale("log")
     for ax in (ax_acc, ax_loss):
         guide(ax.axvline(0, color=GUIDE_COLOR, lw=0.8, ls=":"))
         ax.set_xlabel("epoch t (t ≤ 0: head warmup)")
-    ax_acc.set_ylim(0, 1.02)
     ax_acc.set_ylabel("accuracy")
     ax_loss.set_ylabel("cross-entropy loss")
+
+
+def _shared_scales(acc_axes, loss_axes) -> None:
+    """One accuracy range for every panel, zoomed to the curves (up to 1), and one loss
+    scale (logarithmic where the losses span more than a factor 20)."""
+    acc = np.concatenate([ln.get_ydata() for ax in acc_axes for ln in ax.lines if ln.get_gid() != GUIDE] or [[1.0]])
+    low = float(np.nanmin(acc))
+    for ax in acc_axes:
+        ax.set_ylim(max(0.0, low - 0.05 * (1 - low) - 0.01), 1.0 + 0.03 * (1 - low) + 0.002)
+    loss = np.concatenate([ln.get_ydata() for ax in loss_axes for ln in ax.lines if ln.get_gid() != GUIDE] or [[1.0]])
+    loss = loss[np.isfinite(loss) & (loss > 0)]
+    if loss.size and loss.max() / loss.min() > 20:
+        for ax in loss_axes:
+            ax.set_yscale("log")
 
 
 def training_curves(inputs: FigureInputs) -> Figure:
@@ -82,5 +91,6 @@ def training_curves(inputs: FigureInputs) -> Figure:
     legend: dict = {}
     for c, arch in enumerate(archs):
         _panels(axes[0][c], axes[1][c], inputs, dataset, arch, legend)
+    _shared_scales(axes[0], axes[1])
     figure_legend(fig, legend)
     return fig

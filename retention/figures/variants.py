@@ -19,7 +19,7 @@ from .scores import SHORT
 from .style import chars_per_inch, empty, figure_legend, panel_width, plain, stacked, title
 
 KEY = ["arch", "arch_b", "case"]
-ROW_IN = 0.23
+ROW_IN = 0.26
 LABEL_CHARS = 30
 
 
