@@ -63,7 +63,7 @@ def _panel(ax, dataset: str, arch: str, inputs: FigureInputs):
             for y in (first, last):
                 if 0 < y < len(ranked):
                     guide(ax.axhline(y, color="white", lw=0.8, ls="--"))
-            big.append(f"{len(group):,} at {score:.2g}")
+            big.append(f"{len(group):,} ({len(group) / len(order):.0%}) at {score:.2g}")
     note = f"\nties, in random order: {', '.join(big)}" if big else ""
     never = f" (below: {rest.size:,} without a rank)" if rest.size else ""
     title(ax, f"{heading}\n{len(ranked):,} ranked samples{never}{note}", width=panel_width(ax) - 1.3)
