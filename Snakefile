@@ -30,6 +30,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/sampler.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/report.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -2,19 +2,22 @@
 
 Light on purpose (no matplotlib): the workflow reads it at parse time to generate one rule
 per figure (workflow/rules/figures.smk), and scripts/plot_figure.py to find its inputs in
-standalone mode. ``runs``: the per-run files it draws from (keys of ``RUN_FILES``);
-``seeds``: how many seeds of each architecture (None: all); ``tables``: per-dataset files
-(keys of ``DATASET_FILES``: statistics and sampler tables, the prepared dataset; the
-figure assembles the findings table from the ``summary`` tables it reads); ``sampler``:
-drawn only when the sampler comparison runs, for its datasets; ``subcategory``: its
-heading in the HTML report (sorted by name there, so the F-numbers keep the order of the
-paper's findings).
+standalone mode. ``title``: what the report's table calls it; ``runs``: the per-run files
+it draws from (keys of ``RUN_FILES``); ``seeds``: how many seeds of each architecture
+(None: all); ``tables``: per-dataset files (keys of ``DATASET_FILES``: statistics and
+sampler tables, the prepared dataset; the figure assembles the findings table from the
+``summary`` tables it reads); ``sampler``: drawn only when the sampler comparison runs,
+for its datasets; ``per_dataset``: one figure per dataset
+(``results/figures/{dataset}/{name}.pdf``; every figure is at most 7.2 in wide, and those
+whose panels of one dataset fill a page are split so); ``subcategory``: its heading in
+the HTML report (sorted by name there, so the F-numbers keep the order of the paper's
+findings).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from . import imports, paths
 
@@ -37,6 +40,39 @@ DATASET_FILES = {
 #: what runs recorded elsewhere (source: traces) do not have: their figures draw the other
 #: datasets, and a note where a panel would need these
 TRAINING_ONLY = ("metrics", "images")
+#: the report label of a figure drawn over every dataset
+ALL_DATASETS = "all"
+
+#: what the report's captions say about every forest panel and every verdict (a param of
+#: each figure rule, so that the captions, workflow/report/*.rst, say it in one wording:
+#: ``{{ snakemake.params.words["verdict_rule"] }}``)
+REPORT_WORDS = {
+    "forest_marks": (
+        "In every panel of findings, a dot and bar is our estimate and its 95% interval (in the architecture's "
+        "colour for one architecture, black for a pair or all runs; hollow where it rests on too few samples, has "
+        "no interval or comes from partly undefined sets, with the reason in brackets). Grey bars above and below "
+        "it are the two memoryless nulls' 95% ranges, their means as ticks: plain, every post-learning epoch "
+        "redrawn independently (iid); hatched, the same epochs shuffled (shuffle). The null the null verdict rests "
+        "on is outlined in black. A black star is the paper's value (a bracket: its range), drawn only for the "
+        "paper's datasets and architectures; dotted: chance; dashed: the bound the claim is tested against; "
+        "dash-dot: the paper's settling criterion (top-q Jaccard above 0.6 across architectures, Spearman above "
+        "0.4 across seeds), with whether the value lies above it on the right. Every value axis shows 0."
+    ),
+    "verdict_rule": (
+        "Each primary finding has two verdicts, written on the right of its line with their Holm p. "
+        "**Claim**, the paper's claim by its own test (seeds as the unit, Holm over the dataset's primary "
+        "findings): *not comparable* without an estimate or a test; *contradicted* where a two-sided claim is "
+        "significant with the opposite sign of the paper's value, or the 95% interval excludes the claim (below 0 "
+        "for a claim that a value is greater than 0, entirely outside plus or minus the bound for equivalence, "
+        "entirely above the margin for non-superiority); *holds* where the claim's test passes at alpha after "
+        "Holm; *inconclusive* otherwise. **Memoryless null**, which never gates the claim: of the two null kinds, "
+        "the one with the larger one-sided p in the claim's direction decides; *beyond null* where that p, "
+        "Holm-corrected over the dataset's primary findings with a null, is below alpha; *explained by null* "
+        "where our value lies inside that null's 95% range (so a dot outside the outlined bar is never "
+        "explained by it); *undetermined* otherwise (no null, or outside the range without being beyond it "
+        "after Holm). The rules are in docs/method.md, section Verdicts."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -44,34 +80,59 @@ class FigureSpec:
     """What one figure reads (see the module docstring)."""
 
     subcategory: str
+    title: str
     runs: tuple[str, ...] = ()
     seeds: int | None = None
     tables: tuple[str, ...] = ()
     sampler: bool = False
+    per_dataset: bool = False
 
 
+SAMPLES = "Samples: gallery, retention heatmap and data map"
 # fmt: off
 FIGURES: dict[str, FigureSpec] = {
-    "primary_findings": FigureSpec("All primary findings", tables=("summary", "sampler_summary")),
-    "jaccard": FigureSpec("F1 architecture dependence", tables=("f1_jaccard", "summary")),
-    "r2": FigureSpec("F2 decay structure", runs=("fits",), tables=("f2_r2", "summary")),
-    "seed_stability": FigureSpec("F3 seed stability", runs=("fits",), seeds=2, tables=("f3_seed_stability", "summary")),
-    "class_forgetting": FigureSpec("F4 class level", tables=("f4_class", "f4_class_similarity", "summary")),
-    "warmup_loss": FigureSpec("F5 early predictor", runs=("fits",), tables=("f5_early_predictor", "summary")),
-    "sampler": FigureSpec("F6 spaced repetition", tables=("comparison", "curves", "sampler_summary"), sampler=True),
-    "robustness": FigureSpec("Robustness of the primary findings", tables=("summary", "robustness")),
-    "gallery": FigureSpec("Samples: gallery and data map", runs=("fits",), tables=("manifest", "images")),
-    "data_map": FigureSpec("Samples: gallery and data map", runs=("fits",)),
-    "alternative_scores": FigureSpec("Scores beyond the paper", tables=("scores", "rank_scores", "summary")),
-    "retention_examples": FigureSpec("Traces and decay fits", runs=("fits", "traces"), seeds=1),
-    "training_curves": FigureSpec("Training curves", runs=("metrics",)),
+    "primary_findings": FigureSpec("All primary findings", "every primary finding and its verdicts",
+                                   tables=("summary", "sampler_summary")),
+    "jaccard": FigureSpec("F1 architecture dependence", "Jaccard of the most-forgotten sets",
+                          tables=("f1_jaccard", "summary"), per_dataset=True),
+    "r2": FigureSpec("F2 decay structure", "R² of the decay fit", runs=("fits",), tables=("f2_r2", "summary"),
+                     per_dataset=True),
+    "seed_stability": FigureSpec("F3 seed stability", "λ across seeds", runs=("fits",), seeds=2,
+                                 tables=("f3_seed_stability", "summary"), per_dataset=True),
+    "class_forgetting": FigureSpec("F4 class level", "classes forgotten and their similarity",
+                                   tables=("f4_class", "f4_class_similarity", "summary"), per_dataset=True),
+    "warmup_loss": FigureSpec("F5 early predictor", "loss after warmup against λ", runs=("fits",),
+                              tables=("f5_early_predictor", "summary"), per_dataset=True),
+    "sampler": FigureSpec("F6 spaced repetition", "spaced against random sampling",
+                          tables=("comparison", "curves", "sampler_summary"), sampler=True, per_dataset=True),
+    "robustness": FigureSpec("Robustness of the primary findings", "primary findings under other choices",
+                             tables=("summary", "robustness"), per_dataset=True),
+    "gallery": FigureSpec(SAMPLES, "most and least forgotten images", tables=("samples", "manifest", "images"),
+                          per_dataset=True),
+    "retention_heatmap": FigureSpec(SAMPLES, "every sample's retention per epoch", runs=("traces",),
+                                    tables=("samples",)),
+    "data_map": FigureSpec(SAMPLES, "data map coloured by λ", runs=("fits",)),
+    "alternative_scores": FigureSpec("Scores beyond the paper", "other per-sample scores",
+                                     tables=("scores", "rank_scores", "summary"), per_dataset=True),
+    "retention_examples": FigureSpec("Traces and decay fits", "traces and fits of the extremes",
+                                     runs=("fits", "traces"), seeds=1, tables=("samples",), per_dataset=True),
+    "training_curves": FigureSpec("Training curves", "accuracy and loss per epoch", runs=("metrics", "traces"),
+                                  per_dataset=True),
 }
 # fmt: on
 
 
 def figure_datasets(name: str, datasets: Sequence[str], sampler_datasets: Sequence[str]) -> list[str]:
-    """The panel rows of a figure: the grid's datasets, or the sampler's for its figure."""
+    """The datasets of a figure: the grid's, or the sampler's for its figure."""
     return list(sampler_datasets if FIGURES[name].sampler else datasets)
+
+
+def figure_paths(name: str, datasets: Sequence[str], sampler_datasets: Sequence[str], ext: str) -> list[str]:
+    """The files of a figure (one per dataset for a figure drawn per dataset)."""
+    if FIGURES[name].per_dataset:
+        return [paths.FIGURE_OF_DATASET.format(dataset=d, name=name, ext=ext)
+                for d in figure_datasets(name, datasets, sampler_datasets)]
+    return [paths.FIGURE.format(name=name, ext=ext)]
 
 
 def figure_runs(name: str, datasets: Sequence[str], runs: Sequence) -> list[list]:
@@ -92,13 +153,11 @@ def figure_runs(name: str, datasets: Sequence[str], runs: Sequence) -> list[list
 def figure_files(
     name: str, datasets: Sequence[str], sampler_datasets: Sequence[str], runs: Sequence, imported: Sequence[str] = ()
 ) -> tuple[dict, dict]:
-    """(files, datasets_of) of a figure: kind -> paths (one per run of
+    """(files, datasets_of) of a figure over ``datasets``: kind -> paths (one per run of
     :func:`figure_runs`, or one per dataset), and for each per-dataset kind the datasets
     its paths belong to (the sampler's files exist for the sampler's datasets only, the
     images and metrics not for the ``imported`` datasets, source: traces)."""
     spec = FIGURES[name]
-    if len({k in TRAINING_ONLY for k in spec.runs}) > 1:
-        raise ValueError(f"figure {name}: its per-run files {spec.runs} mix files of trained runs only with others")
     rows = figure_datasets(name, datasets, sampler_datasets)
     trained = [d for d in rows if d not in imported]
     files = {k: [RUN_FILES[k].format(dataset=d, arch=a, seed=s)
@@ -129,17 +188,23 @@ def sampler_datasets(config: dict) -> list[str]:
     return list(config["sampler"].get("datasets") or trained)
 
 
-def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | None = None) -> tuple[dict, dict]:
-    """(inputs, params) of the job that draws figure ``name`` under ``config``: the files
-    (:func:`figure_files`) and what scripts/plot_figure.py needs besides (panel rows, the
-    datasets of each per-dataset kind, the runs, the study for the findings table
+def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | None = None,
+               dataset: str | None = None) -> tuple[dict, dict]:
+    """(inputs, params) of the job that draws figure ``name`` under ``config`` (of one
+    ``dataset`` for a figure drawn per dataset): the files (:func:`figure_files`) and what
+    scripts/plot_figure.py needs besides (the datasets drawn, the datasets of each
+    per-dataset kind, the runs, the study for the findings table
     (retention.findings.Study fields), lambda_max, min_samples, dpi)."""
     grid = config["grid"]
     sampler = sampler_datasets(config) if sampler is None else list(sampler)
     runs = [[d, a, s] for d in grid["datasets"] for a, s in imports.dataset_runs(config, d)]
     imported = [d for d in grid["datasets"] if imports.is_imported(config, d)]
     datasets = figure_datasets(name, grid["datasets"], sampler)
-    files, datasets_of = figure_files(name, grid["datasets"], sampler, runs, imported)
+    if FIGURES[name].per_dataset:
+        if dataset not in datasets:
+            raise ValueError(f"figure {name} is drawn per dataset; {dataset!r} is not one of {datasets}")
+        datasets = [dataset]
+    files, datasets_of = figure_files(name, datasets, [d for d in sampler if d in datasets], runs, imported)
     params = {
         "figure": name,
         "datasets": datasets,
@@ -152,3 +217,15 @@ def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | No
         "dpi": config["figures"]["dpi"],
     }
     return files, params
+
+
+#: the formats of a figure in the HTML report (the report lists them in this order: the
+#: image first, shown in the page; the PDF for print, a download)
+FORMATS = {"png": "image (PNG)", "pdf": "print (PDF)"}
+
+
+def report_labels(name: str, ext: str) -> dict:
+    """The labels of a figure's file in the HTML report: what it shows, its dataset
+    (``{dataset}``, a wildcard of the rule, or :data:`ALL_DATASETS`) and the format."""
+    spec = FIGURES[name]
+    return {"figure": spec.title, "dataset": "{dataset}" if spec.per_dataset else ALL_DATASETS, "format": FORMATS[ext]}

@@ -293,9 +293,10 @@ def read_table(path: str | os.PathLike, what: str = "table", columns=(), **csv_o
     return table
 
 
-def read_npz(path: str | os.PathLike, what: str = "file", keys=None) -> dict[str, np.ndarray]:
-    """Every array of an .npz (or only ``keys``, each required) as a dict, checked:
-    DataError when it is missing, truncated or unreadable, or lacks a key."""
+def read_npz(path: str | os.PathLike, what: str = "file", keys=None, optional=()) -> dict[str, np.ndarray]:
+    """Every array of an .npz (or only ``keys``, each required, and those of ``optional``
+    it has) as a dict, checked: DataError when it is missing, truncated or unreadable, or
+    lacks a key."""
     path = require_file(path, what)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -303,6 +304,7 @@ def read_npz(path: str | os.PathLike, what: str = "file", keys=None) -> dict[str
             missing = [k for k in names if k not in npz.files]
             if missing:
                 raise KeyError(f"no key {missing[0]!r}; see docs/contracts.md")
+            names += [k for k in optional if k in npz.files and k not in names]
             return {k: npz[k] for k in names}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise unreadable(path, err, what) from err

@@ -51,7 +51,11 @@ PRETRAIN_CHECKPOINT = "results/checkpoints/pretrain/{dataset}/{arch}.pt"
 PROVENANCE = "results/provenance.csv"
 FINDINGS_CSV = "results/findings.csv"
 FINDINGS_MD = "results/findings.md"
+#: the findings table rendered for the HTML report (the verdicts first) and the config as YAML
+FINDINGS_HTML = "results/findings.html"
+#: a figure of every dataset, and a figure drawn per dataset (retention/figure_specs.py)
 FIGURE = "results/figures/{name}.{ext}"
+FIGURE_OF_DATASET = "results/figures/{dataset}/{name}.{ext}"
 #: our runs in the formats others read (rule export): the long table of every run of a
 #: dataset, its class centroid cosine, and each run's train samples as dataset cartography
 #: writes them (a run's folder, as cartography's --model_dir: its training_dynamics/ holds

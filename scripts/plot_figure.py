@@ -1,10 +1,13 @@
-"""Draw one figure: results/figures/{name}.pdf and .png.
+"""Draw one figure: results/figures/{name}.pdf and .png, or for a figure drawn per
+dataset results/figures/{dataset}/{name}.pdf and .png.
 
 Run by every figure rule (``rule figure_<name>``) or standalone in a study folder (the
 Snakemake working directory), reading the contract paths of retention/paths.py for the
-grid of the config files given (laid over each other as Snakemake's --configfile does):
+grid of the config files given (laid over each other as Snakemake's --configfile does);
+a figure drawn per dataset is drawn for every dataset, or for those of ``--datasets``:
 
     python scripts/plot_figure.py jaccard --config config.yaml config/demo.yaml
+    python scripts/plot_figure.py jaccard --datasets digits --config config.yaml config/demo.yaml
     python scripts/plot_figure.py finding --ids F1.cross F3.within --config config.yaml
 
 ``finding`` draws any findings of the registry (retention/stats/registry.py) by id as
@@ -19,7 +22,9 @@ import os
 from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+
 from retention import figure_specs, figures, paths
+from retention.errors import ConfigError
 from retention.findings import Study
 from retention.io import run_main, setup_logging
 
@@ -39,8 +44,8 @@ def draw(files: dict, params: dict, ids=None):
     return figures.draw(params["figure"], inputs)
 
 
-def standalone(args) -> tuple:
-    """(figure, pdf, png, dpi) of a run from the command line."""
+def standalone(args) -> list[tuple]:
+    """[(figure, pdf, png, dpi)] of a run from the command line (one per dataset drawn)."""
     from retention.config import load_config, validate_config
     from retention.io import check_output_folder
 
@@ -54,12 +59,21 @@ def standalone(args) -> tuple:
     os.chdir(args.workdir)
     study = dataclasses.asdict(Study.from_config(config))
     spec = "primary_findings" if args.figure == GENERIC else args.figure
-    files, params = figure_specs.figure_job(spec, config, study)
-    params["figure"] = args.figure
-    fig = draw(files, params, args.ids)
     out = Path(args.out) if args.out else Path(paths.FIGURE).parent
-    name = args.figure if args.figure != GENERIC else "finding_" + "_".join(args.ids or ["primary"])
-    return fig, out / f"{name}.pdf", out / f"{name}.png", int(params["dpi"])
+    sampler = figure_specs.sampler_datasets(config) if figure_specs.FIGURES[spec].sampler else None
+    datasets = figure_specs.figure_datasets(spec, config["grid"]["datasets"], sampler or [])
+    unknown = sorted(set(args.datasets or []) - set(datasets))
+    if unknown:
+        raise ConfigError(f"--datasets: {unknown[0]!r} is not a dataset of figure {spec} ({', '.join(datasets)})")
+    drawn = []
+    for dataset in (args.datasets or datasets) if figure_specs.FIGURES[spec].per_dataset else [None]:
+        files, params = figure_specs.figure_job(spec, config, study, dataset=dataset)
+        params["figure"] = args.figure
+        fig = draw(files, params, args.ids)
+        name = args.figure if args.figure != GENERIC else "finding_" + "_".join(args.ids or ["primary"])
+        where = out / dataset if dataset else out
+        drawn.append((fig, where / f"{name}.pdf", where / f"{name}.png", int(params["dpi"])))
+    return drawn
 
 
 def main() -> None:
@@ -67,22 +81,24 @@ def main() -> None:
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
         files = {k: [v] if isinstance(v, str) else list(v) for k, v in sm.input.items()}
-        fig = draw(files, dict(sm.params.items()))
-        pdf, png, dpi = sm.output.pdf, sm.output.png, int(sm.params.dpi)
+        params = dict(sm.params.job)
+        drawn = [(draw(files, params), sm.output.pdf, sm.output.png, int(params["dpi"]))]
     else:
         ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         ap.add_argument("figure", choices=[*figures.DRAW, GENERIC])
         ap.add_argument("--config", nargs="+", required=True, help="config files (config.yaml first, overlays after)")
         ap.add_argument("--workdir", default=".", help="the study folder holding results/ (default: here)")
         ap.add_argument("--out", help="output folder (default: results/figures)")
+        ap.add_argument("--datasets", nargs="+", help="of a figure drawn per dataset, these only (default: all)")
         ap.add_argument("--ids", nargs="+", help=f"finding ids for '{GENERIC}' (default: the primary findings)")
         ap.add_argument("--log")
         args = ap.parse_args()
         setup_logging(args.log)
-        fig, pdf, png, dpi = standalone(args)
-    figures.save_figure(fig, pdf, png, dpi)
-    w, h = fig.get_size_inches()
-    log.info("wrote %s and %s (%.1f x %.1f in, %d dpi: %d x %d px)", pdf, png, w, h, dpi, w * dpi, h * dpi)
+        drawn = standalone(args)
+    for fig, pdf, png, dpi in drawn:
+        figures.save_figure(fig, pdf, png, dpi)
+        w, h = fig.get_size_inches()
+        log.info("wrote %s and %s (%.1f x %.1f in, %d dpi: %d x %d px)", pdf, png, w, h, dpi, w * dpi, h * dpi)
 
 
 if __name__ == "__main__":

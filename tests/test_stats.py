@@ -423,7 +423,15 @@ def test_samples_table_joins_each_sample_to_its_file_with_seed_means_and_rank():
     assert table["cnn_lambda_sd"].iloc[0] == pytest.approx(np.std([4.0, 4.1], ddof=1))
     assert table["cnn_forget_events_mean"].iloc[5] == pytest.approx(0.5)
     assert table["cnn_status"].iloc[0] == "fitted 2"
-    assert table["cnn_rank"].iloc[:10].eq(5.5).all()  # ten tied at the top share their mean rank
+    # ten tied at the top take ranks 1..10 in a seeded random order, and say that they tie
+    assert sorted(table["cnn_rank"].iloc[:10]) == list(range(1, 11))
+    assert table["cnn_rank"].iloc[:10].tolist() != list(range(1, 11))  # drawn, not by sample id
+    assert table["cnn_tie_size"].iloc[:10].eq(10).all() and table["cnn_tie_size"].iloc[10:].eq(1).all()
+    assert table["cnn_rank_score"].iloc[0] == pytest.approx(4.05)
+    again = stats.samples.samples_table(stack, manifest)
+    assert again["cnn_rank"].tolist() == table["cnn_rank"].tolist()  # seeded: the same order
+    other = stats.samples.samples_table(stack, manifest, seed=1)["cnn_rank"]
+    assert other.iloc[10:].tolist() == table["cnn_rank"].iloc[10:].tolist()  # only the tie is redrawn
 
 
 def test_runs_near_chance_are_flagged_in_the_findings():

@@ -1,21 +1,27 @@
 """The workflow's figures, one function each, all with one signature:
-``(FigureInputs) -> matplotlib Figure`` (:data:`DRAW`; the files each reads are declared in
-:mod:`retention.figure_specs`).
+``(FigureInputs) -> matplotlib Figure`` (:data:`DRAW`; the files each reads, and whether
+it is drawn per dataset, are declared in :mod:`retention.figure_specs`).
 
-Every figure names architectures by their display label, looks findings up by registry id
-in the assembled findings table, and draws an estimate the same way (:mod:`.marks`):
-value and 95% interval, solid only where it rests on at least ``min_samples`` samples and
-has an interval; the memoryless null's mean and range, chance and the paper's value beside
-it (the paper's only where it attaches). :func:`save_figure` writes PDF and PNG
-atomically. Modules: ``style`` (look, legend, saving), ``inputs`` (FigureInputs, readers),
-``marks`` (how an estimate is drawn), ``forest`` (any finding by id), ``f1`` .. ``f6``
-(the paper's findings), ``variants`` (robustness), ``scores`` (beyond the paper),
-``examples`` (traces and fits), ``thumbnails`` (the gallery), ``datamap``, ``training``.
+Every figure is at most 7.2 in wide with no text under 6 pt, speaks one visual language
+(:mod:`.style`: a colour per architecture, everything else told apart by line style or
+marker, words for people), names architectures by their display label, looks findings up
+by registry id in the assembled findings table, and draws an estimate the same way
+(:mod:`.marks`): value and 95% interval, solid only where it rests on at least
+``min_samples`` samples and has an interval; both memoryless nulls' ranges with the one
+the null verdict rests on outlined, chance and the paper's value beside it (the paper's
+only where it attaches), and each primary row's two verdicts with their Holm p. Samples
+are shown in the one order of samples.csv (:mod:`.order`). :func:`save_figure` writes PDF
+and PNG atomically. Modules: ``style`` (look, words, legend, saving), ``inputs``
+(FigureInputs, readers), ``marks`` (how an estimate is drawn), ``forest`` (any finding by
+id), ``primary`` (every primary finding), ``f1`` .. ``f6`` (the paper's findings),
+``variants`` (robustness), ``scores`` (beyond the paper), ``order`` (most and least
+forgotten), ``examples`` (traces and fits), ``thumbnails`` (the gallery), ``heatmap``,
+``datamap``, ``training``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from matplotlib.figure import Figure
 
@@ -29,18 +35,14 @@ from .f4 import class_forgetting
 from .f5 import warmup_loss
 from .f6 import sampler
 from .forest import finding_figure
+from .heatmap import retention_heatmap
 from .inputs import FigureInputs, read_inputs
+from .primary import primary_findings
 from .scores import alternative_scores
 from .style import save_figure
 from .thumbnails import gallery
 from .training import training_curves
 from .variants import robustness
-
-
-def primary_findings(inputs: FigureInputs) -> Figure:
-    """Every primary finding (the Holm family), one forest panel per finding id."""
-    return finding_figure(inputs)
-
 
 DRAW: dict[str, Callable[[FigureInputs], Figure]] = {
     "primary_findings": primary_findings,
@@ -52,6 +54,7 @@ DRAW: dict[str, Callable[[FigureInputs], Figure]] = {
     "sampler": sampler,
     "robustness": robustness,
     "gallery": gallery,
+    "retention_heatmap": retention_heatmap,
     "data_map": data_map,
     "alternative_scores": alternative_scores,
     "retention_examples": retention_examples,

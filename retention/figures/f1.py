@@ -1,12 +1,14 @@
-"""F1, architecture dependence: do two architectures forget the same samples? (figure ``jaccard``)
+"""F1, architecture dependence: do two architectures forget the same samples? (figure
+``jaccard``, one per dataset)
 
-Per dataset (rows): the Jaccard of the exactly-k top-q sets of every pair of runs, per q
-and sample subset (dots: seed pairs within each architecture and across; diamond: the
-seed-pooled ranking; dotted: chance at the pairs' n and k); pairs whose set is undefined
-(the cut-off falls inside the lambda = 0 group, or too few samples) are left out and
-counted under each q. Right: the findings at the configured q with their intervals, the
-memoryless null, chance and the paper's value; and the primary difference within minus
-cross on its own axis.
+Top: the Jaccard of the exactly-k top-q sets of every pair of runs, per q, one panel per
+sample subset (dots: seed pairs within each architecture, in its colour, and across,
+grey squares; black diamond: the seed-pooled ranking; dotted: chance at the pairs' n and
+k; dash-dot: the paper's settling criterion); pairs whose set is undefined (the cut-off
+falls inside the λ = 0 group, or too few samples) are left out and counted under each q,
+and a subset with no defined pair is one line saying so. Bottom: the findings at the
+configured q on one axis, with both nulls, chance, the settling criterion, the paper's
+value, and the primary difference within minus across with its two verdicts.
 """
 
 from __future__ import annotations
@@ -17,21 +19,23 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import marks
-from .forest import forest, panel_rows, row_label
-from .inputs import FigureInputs, text_of
-from .style import arch_colors, empty, figure_legend, new_figure, tag, title
+from .forest import forest, forest_height, forest_units, row_label
+from .inputs import FigureInputs, one_dataset, text_of
+from .style import NEUTRAL, empty, figure_legend, plain, stacked, tag, title
 
-JACCARD_IDS = ("F1.within", "F1.cross", "F1.pooled")
+IDS = ("F1.within", "F1.cross", "F1.pooled", "F1.difference")
+NAMES = {"F1.within": "within", "F1.cross": "across, seed pairs", "F1.pooled": "across, seed-pooled",
+         "F1.difference": "within minus across (primary)"}
 
 
 def _series(pairs: pd.DataFrame, inputs: FigureInputs) -> list[tuple]:
     """(kind, arch, arch_b, legend label, colour, marker) of every series of a panel."""
     archs = list(dict.fromkeys(text_of(pairs, "arch")))
-    colors = arch_colors(inputs.archs() or archs)
-    out = [("within_pair", a, a, f"within {inputs.label(a)} (seed pairs)", colors.get(a, "0.3"), "o")
+    colors = inputs.colors()
+    out = [("within_pair", a, a, f"within {inputs.label(a)} (seed pairs)", colors.get(a, NEUTRAL), "o")
            for a in archs if ((pairs["kind"] == "within_pair") & (pairs["arch"] == a)).any()]
     cross = pairs[pairs["kind"] == "cross_pair"].drop_duplicates(["arch", "arch_b"])
-    out += [("cross_pair", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed pairs)", "0.35", "s")
+    out += [("cross_pair", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed pairs)", "0.45", "s")
             for r in cross.itertuples(index=False)]
     pooled = pairs[pairs["kind"] == "pooled"].drop_duplicates(["arch", "arch_b"])
     out += [("pooled", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed-pooled)", "black", "D")
@@ -61,68 +65,85 @@ def _draw_q(ax, sq: pd.DataFrame, qi: int, series, inputs: FigureInputs, legend:
         for hollow in (False, True):
             sel = small == hollow
             if sel.any():
-                h = ax.plot(x[sel], values[ok][sel], marker, ls="none", ms=5 if kind == "pooled" else 3.5,
+                h = ax.plot(x[sel], values[ok][sel], marker, ls="none", ms=4.5 if kind == "pooled" else 3.5,
                             color=color, mfc="white" if hollow else color, alpha=0.9)
                 tag(h, marks.hollow_label(inputs.min_samples) if hollow else name)
         legend.setdefault(name, Line2D([], [], marker=marker, ls="none", color=color, ms=4))
     return undefined, total
 
 
-def _subset_panel(ax, t: pd.DataFrame, subset: str, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    what = "all eligible samples" if subset == "all" else subset.replace("r2>=", "samples with R² ≥ ") + " in both runs"
-    title(ax, f"{dataset} · {what}")
+def subset_words(subset: str) -> str:
+    return "all eligible samples" if subset == "all" else plain(subset.replace("r2>=", "R² ≥ ")) + " in both runs"
+
+
+def _defined(t: pd.DataFrame, subset: str) -> bool:
+    s = t[text_of(t, "subset") == subset]
+    return bool(np.isfinite(pd.to_numeric(s["value"], errors="coerce")).any()) if len(s) else False
+
+
+def _why_undefined(t: pd.DataFrame, subset: str) -> str:
+    s = t[text_of(t, "subset") == subset]
+    n = pd.to_numeric(s.get("n_samples", pd.Series(dtype=float)), errors="coerce")
+    why = f"at most {int(n.max())} samples per pair" if n.notna().any() else "no pairs"
+    notes = [marks.short_note(x) for x in dict.fromkeys(text_of(s, "note")) if x]
+    return f"{subset_words(subset)}: no Jaccard defined at any q ({why}; {notes[0] if notes else 'sets undefined'})"
+
+
+def _subset_panel(ax, t: pd.DataFrame, subset: str, inputs: FigureInputs, legend: dict) -> None:
+    title(ax, f"Jaccard per q · {subset_words(subset)}")
     s = t[text_of(t, "subset") == subset]
     values = pd.to_numeric(s["value"], errors="coerce")
-    if s.empty or not np.isfinite(values).any():
-        n = pd.to_numeric(s.get("n_samples", pd.Series(dtype=float)), errors="coerce")
-        why = f"at most {int(n.max())} samples per pair" if n.notna().any() else "no pairs"
-        notes = [marks.short_note(x) for x in dict.fromkeys(text_of(s, "note")) if x]
-        empty(ax, f"no Jaccard defined ({why}; {notes[0] if notes else 'sets undefined'})")
-        return
     qs = sorted(pd.to_numeric(s["q"]).unique())
     series = _series(s, inputs)
     ticks = []
     for qi, q in enumerate(qs):
         undefined, total = _draw_q(ax, s[np.isclose(pd.to_numeric(s["q"]), q)], qi, series, inputs, legend)
-        ticks.append(f"top-{q:.0%}" + (f"\n{undefined} of {total} pairs\nundefined" if undefined else ""))
+        ticks.append(f"{q:.0%}" + (f"\n{undefined}/{total}\nundefined" if undefined else ""))
+    crit = _criterion(inputs, str(s["dataset"].iloc[0]) if "dataset" in s and len(s) else inputs.datasets[0])
+    if np.isfinite(crit):
+        tag(ax.axhline(crit, color="black", lw=1.0, ls=marks.CRITERION_STYLE, zorder=1), marks.CRITERION)
+        legend.setdefault(marks.CRITERION, marks.criterion_handle())
     ax.set_xticks(range(len(qs)), ticks)
     ax.set_xlim(-0.6, len(qs) - 0.4)
-    ax.set_ylim(0, min(1.02, max(float(np.nanmax(values)) * 1.2, 0.1)))
-    ax.set_xlabel("most-forgotten set (share q of the eligible samples)")
-    ax.set_ylabel("Jaccard of the two runs' sets")
+    top = max(float(np.nanmax(values)), crit if np.isfinite(crit) else 0.0)
+    ax.set_ylim(0, min(1.02, top * 1.12 + 0.02))
+    ax.set_xlabel("q: share of eligible samples in the most-forgotten set")
+    ax.set_ylabel("Jaccard of two runs' sets")
 
 
-def _forest_panels(ax_j, ax_d, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    names = {"F1.within": "within", "F1.cross": "across, seed pairs", "F1.pooled": "across, seed-pooled"}
-    q = pd.to_numeric(inputs.rows("F1.within", dataset).get("q", pd.Series(dtype=float)), errors="coerce").dropna()
-    top = f"top-{q.iloc[0]:.0%}" if len(q) else "the configured q"
-    for ax, ids, heading, xlabel in (
-        (ax_j, JACCARD_IDS, f"{dataset}: Jaccard of the {top} sets", "Jaccard (95% interval)"),
-        (ax_d, ("F1.difference",), f"{dataset}: primary, within minus across", "difference of mean Jaccards (95% interval)"),
-    ):
-        part = panel_rows(ax, inputs, dataset, ids, heading)
-        if part.empty:
-            continue
-        labels = [(f"{names[r['id']]}: " if r["id"] in names else "") + row_label(r, inputs, with_dataset=False)
-                  for r in part.to_dict("records")]
-        forest(ax, part, inputs, legend, labels, xlabel=xlabel, ylabel="set and architectures")
+def _criterion(inputs: FigureInputs, dataset: str) -> float:
+    rows = inputs.rows("F1.settling", dataset)
+    crit = pd.to_numeric(rows.get("criterion", pd.Series(dtype=float)), errors="coerce").dropna()
+    return float(crit.iloc[0]) if len(crit) else float("nan")
 
 
 def jaccard(inputs: FigureInputs) -> Figure:
-    """F1 (see the module docstring). Rows: datasets; columns: sample subsets, then the
-    findings at the configured q and the primary difference."""
-    subsets = list(dict.fromkeys(s for d in inputs.datasets for s in text_of(inputs.table("f1_jaccard", d), "subset")))
-    subsets = subsets or ["all"]
-    fig, axes = new_figure(len(inputs.datasets), len(subsets) + 2, col_w=3.5, row_h=3.0)
+    """F1 of one dataset (see the module docstring)."""
+    dataset = one_dataset(inputs, "jaccard")
+    t = inputs.table("f1_jaccard", dataset)
+    if len(t):
+        t = t.assign(**{k: text_of(t, k) for k in ("kind", "arch", "arch_b")})
+    subsets = list(dict.fromkeys(text_of(t, "subset"))) if len(t) else []
+    drawn = [s for s in subsets if _defined(t, s)]
+    notes = [_why_undefined(t, s) for s in subsets if s not in drawn] or ([] if len(t) else ["no f1_jaccard table"])
+    rows = pd.concat([inputs.rows(i, dataset) for i in IDS])
+    labels = [f"{NAMES[r['id']]}: " + row_label(r, inputs, with_dataset=False) for r in rows.to_dict("records")]
+    height = forest_height(forest_units(rows, labels, inputs))
+    layout = ([(len(drawn), 2.5)] if drawn else []) + [(1, 0.28)] * len(notes) + [(1, height)]
+    fig, axes = stacked(layout, legend_in=0.6)
     legend: dict = {}
-    for r, dataset in enumerate(inputs.datasets):
-        t = inputs.table("f1_jaccard", dataset)
-        for c, subset in enumerate(subsets):
-            if t.empty:
-                empty(axes[r, c], f"{dataset}: no f1_jaccard table")
-                continue
-            _subset_panel(axes[r, c], t.assign(**{k: text_of(t, k) for k in ("kind", "arch", "arch_b")}), subset,
-                          dataset, inputs, legend)
-        _forest_panels(axes[r, -2], axes[r, -1], dataset, inputs, legend)
+    for ax, subset in zip(axes[0] if drawn else [], drawn):
+        _subset_panel(ax, t, subset, inputs, legend)
+    for row, note in zip(axes[1 if drawn else 0:], notes):
+        empty(row[0], note)
+    ax = axes[-1][0]
+    q = pd.to_numeric(inputs.rows("F1.within", dataset).get("q", pd.Series(dtype=float)), errors="coerce").dropna()
+    top = f"top-{q.iloc[0]:.0%}" if len(q) else "top-q"
+    title(ax, f"{dataset} · F1: Jaccard of the {top} most-forgotten sets at the configured q", full=True)
+    if rows.empty:
+        empty(ax, f"{dataset}: no F1 rows in the findings table")
+    else:
+        forest(ax, rows, inputs, legend, labels, xlabel="Jaccard, or difference of mean Jaccards (95% interval)",
+               limits=(-1.0, 1.0))
     figure_legend(fig, legend)
     return fig

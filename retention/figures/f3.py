@@ -1,11 +1,12 @@
-"""F3, seed stability: does a sample's lambda repeat across seeds? (figure ``seed_stability``)
+"""F3, seed stability: does a sample's λ repeat across seeds? (figure ``seed_stability``,
+one per dataset)
 
-Per dataset (rows): lambda of the same samples in two seeds of each architecture (points
-jittered, since lambda piles up at its bounds; the counts at the four corners of the
-bounds are written in them), the Spearman rho of lambda for every pair of runs (heatmap,
-within and across architectures), and the findings: the mean rho over seed pairs per
-architecture with its interval, the equivalence bound of the "not stable" claim, the
-memoryless null and the paper's value.
+Top: λ of the same samples in two seeds of each architecture (points jittered, since λ
+piles up at its bounds; the counts at the four corners of the bounds are written in
+them), and the Spearman ρ of λ for every pair of runs (heatmap, within and across
+architectures). Bottom: the findings: the mean ρ over seed pairs per architecture with
+its interval, both nulls, the equivalence bound of the "not stable" claim, the paper's
+settling criterion (ρ above 0.4) and the paper's value, with the two verdicts.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from matplotlib.lines import Line2D
 from ..stats.runs import ELIGIBLE
 from . import marks
 from .examples import primary_rows
-from .forest import forest, panel_rows, row_label
-from .inputs import FigureInputs, number, text_of
-from .style import arch_colors, empty, figure_legend, new_figure, tag, title
+from .forest import forest, forest_height, forest_units, row_label
+from .inputs import FigureInputs, number, one_dataset, text_of
+from .style import SMALL_FONT, empty, figure_legend, panel_width, shorten, stacked, tag, title
 
 JITTER = 0.08  # of lambda_max
 
@@ -44,14 +45,14 @@ def _corner_counts(ax, x: np.ndarray, y: np.ndarray, lam_max: float) -> None:
         n = int((fx(x) & fy(y)).sum())
         ha, va = ("left" if vx == 0 else "right"), ("bottom" if vy == 0 else "top")
         ax.annotate(f"n = {n:,}", (vx, vy), xytext=(4 if vx == 0 else -4, 4 if vy == 0 else -4), textcoords="offset points",
-                    ha=ha, va=va, fontsize=6, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.6", "lw": 0.5})
+                    ha=ha, va=va, fontsize=SMALL_FONT, zorder=5, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.6", "lw": 0.5})
 
 
 def _scatter_panel(ax, dataset: str, arch: str, inputs: FigureInputs, color, legend: dict) -> None:
     runs = inputs.run("fits", dataset)
     seeds = sorted(int(s) for a, s in runs if a == arch)
     if len(seeds) < 2:
-        title(ax, f"{dataset} · {inputs.label(arch)}")
+        title(ax, f"{inputs.label(arch)}")
         empty(ax, f"needs two seeds of {inputs.label(arch)}; the grid has {len(seeds)}")
         return
     s0, s1 = seeds[:2]
@@ -67,12 +68,12 @@ def _scatter_panel(ax, dataset: str, arch: str, inputs: FigureInputs, color, leg
     _corner_counts(ax, x, y, lam_max)
     rho = _pair_rho(inputs.table("f3_seed_stability", dataset), arch, s0, s1)
     few = f" (< {inputs.min_samples}: too few)" if inputs.small(x.size) else ""
-    title(ax, f"{dataset} · {inputs.label(arch)}, seeds {s0} and {s1}\nρ = {rho:.3f} over {x.size:,} samples{few}")
+    title(ax, f"{inputs.label(arch)}: ρ = {rho:.3f}\nseeds {s0} and {s1}\n{x.size:,} samples{few}")
     lim = (-2 * JITTER * lam_max, lam_max * (1 + 2 * JITTER))
     ax.set_xlim(*lim)
     ax.set_ylim(*lim)
-    ax.set_xlabel(f"λ, seed {s0} (jittered; dashed: bounds 0, {lam_max:g})")
-    ax.set_ylabel(f"λ, seed {s1} (jittered)")
+    ax.set_xlabel(f"λ in seed {s0} (jittered)")
+    ax.set_ylabel(f"λ in seed {s1} (jittered)")
 
 
 def _pair_rho(f3: pd.DataFrame, arch: str, s0: int, s1: int) -> float:
@@ -101,43 +102,48 @@ def rho_matrix(f3: pd.DataFrame, archs: list[str], column: str = "value") -> tup
 
 def _heatmap_panel(ax, dataset: str, inputs: FigureInputs) -> None:
     f3 = inputs.table("f3_seed_stability", dataset)
-    heading = f"{dataset}: ρ of λ for every pair of runs"
+    heading = "ρ of λ, every pair of runs"
     if f3.empty:
-        title(ax, heading)
-        empty(ax, "no f3_seed_stability table (needs two runs)")
+        title(ax, heading, width=panel_width(ax) - marks.MATRIX_MARGIN_IN)
+        empty(ax, "no table of pairs (needs two runs)")
         return
     runs, m = rho_matrix(f3, inputs.archs(dataset))
     n = rho_matrix(f3, inputs.archs(dataset), "n_samples")[1]
 
     def cell(i: int, j: int) -> str:  # each pair's rho; in parentheses where it rests on too few samples
-        text = f"{m[i, j]:.2f}".replace("0.", ".") if len(runs) <= 10 else ""
+        text = f"{m[i, j]:.2f}".replace("0.", ".") if len(runs) <= 6 else ""
         return f"({text})" if text and inputs.small(n[i, j]) else text
 
-    names = [f"{inputs.label(a)} s{s}" for a, s in runs]
-    marks.correlation_matrix(ax, m, names, cell, "run (architecture, seed)", "Spearman ρ of λ")
-    title(ax, heading)  # after the colour bar, which narrows the panel
+    names = [f"{shorten(inputs.label(a), 12)} {s}" for a, s in runs]
+    marks.correlation_matrix(ax, m, names, cell, "run (architecture, seed)", "ρ of λ")
+    title(ax, heading, width=panel_width(ax) - marks.MATRIX_MARGIN_IN)
 
 
-def _forest_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = panel_rows(ax, inputs, dataset, ("F3.within", "F3.cross"), f"{dataset}: mean ρ over seed pairs")
+def _forest_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInputs, legend: dict) -> None:
+    title(ax, f"{dataset} · F3: mean Spearman ρ of λ over seed pairs", full=True)
     if rows.empty:
+        empty(ax, f"{dataset}: no F3 rows in the findings table")
         return
-    labels = [("within " if r["id"] == "F3.within" else "across ") + row_label(r, inputs, with_dataset=False)
-              for r in rows.to_dict("records")]
-    forest(ax, rows, inputs, legend, labels, xlabel="Spearman ρ of λ (95% interval over seeds)")
+    forest(ax, rows, inputs, legend, f3_labels(rows, inputs), xlabel="Spearman ρ of λ (95% interval over seeds)")
+
+
+def f3_labels(rows: pd.DataFrame, inputs: FigureInputs) -> list[str]:
+    return [("within " if r["id"] == "F3.within" else "across ") + row_label(r, inputs, with_dataset=False)
+            for r in rows.to_dict("records")]
 
 
 def seed_stability(inputs: FigureInputs) -> Figure:
-    """F3 (see the module docstring). Rows: datasets; columns: one scatter per
-    architecture, the heatmap, the findings."""
+    """F3 of one dataset (see the module docstring)."""
+    dataset = one_dataset(inputs, "seed_stability")
     archs = inputs.archs()
-    colors = arch_colors(archs)
-    fig, axes = new_figure(len(inputs.datasets), len(archs) + 2, col_w=3.2, row_h=3.2)
+    colors = inputs.colors()
+    rows = pd.concat([inputs.rows(i, dataset) for i in ("F3.within", "F3.cross")])
+    fig, axes = stacked([(len(archs) + 1, 2.9, [1] * len(archs) + [1.6]), (1, forest_height(forest_units(rows, f3_labels(rows, inputs), inputs)))],
+                        legend_in=0.5)
     legend: dict = {}
-    for r, dataset in enumerate(inputs.datasets):
-        for c, arch in enumerate(archs):
-            _scatter_panel(axes[r, c], dataset, arch, inputs, colors[arch], legend)
-        _heatmap_panel(axes[r, -2], dataset, inputs)
-        _forest_panel(axes[r, -1], dataset, inputs, legend)
+    for ax, arch in zip(axes[0], archs):
+        _scatter_panel(ax, dataset, arch, inputs, colors[arch], legend)
+    _heatmap_panel(axes[0][-1], dataset, inputs)
+    _forest_panel(axes[1][0], dataset, rows, inputs, legend)
     figure_legend(fig, legend)
     return fig

@@ -1,10 +1,12 @@
-"""F6, spaced repetition against random sampling (figure ``sampler``).
+"""F6, spaced repetition against random sampling (figure ``sampler``, one per dataset of
+the sampler comparison).
 
-Per dataset (rows): held-out (solid) and train (dashed) accuracy per epoch of the
-budgeted runs with each sampler, mean over seeds, with the range over seeds as a band;
-the distinct samples each sampler trained on by each epoch (where recorded); and the
-paired difference spaced minus random per architecture (dots: seeds; the findings with
-their t intervals; the margin of the non-superiority test; the paper's "no improvement").
+Top: held-out (solid) and train (dashed) accuracy per epoch of the budgeted runs with
+each sampler (random: circles, spaced: triangles), mean over seeds, one panel per
+architecture in its colour; and the distinct samples each sampler trained on by each
+epoch (where recorded). Bottom: the paired difference spaced minus random per
+architecture (ticks: seeds; the findings with their t intervals; the margin of the
+non-superiority claim; the paper's "no improvement"), with the two verdicts.
 """
 
 from __future__ import annotations
@@ -13,85 +15,98 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
-from .forest import forest, panel_rows, row_label
-from .inputs import FigureInputs, text_of
+from .forest import forest, forest_height, forest_units, row_label
+from .inputs import FigureInputs, one_dataset, text_of
 from .style import (
-    KIND_COLORS,
-    PAPER_COLOR,
+    GUIDE_COLOR,
+    NEUTRAL,
+    SAMPLER_MARKERS,
+    SPLIT_STYLES,
     empty,
     figure_legend,
     guide,
-    new_figure,
+    stacked,
     tag,
     title,
 )
 
 SEED = "difference of one seed"
 OUTCOMES = {"F6.heldout": "held-out accuracy", "F6.retention": "train retention"}
+SPLITS = (("heldout_acc", "heldout", "held-out"), ("train_acc", "train", "train"))
 
 
-def _curves_panel(ax, cur: pd.DataFrame, dataset: str, arch: str, inputs: FigureInputs, legend: dict) -> None:
+def _marker_every(n: int) -> int:
+    return max(1, n // 8)
+
+
+def sampler_name(kind: str) -> str:
+    """The legend entry of a sampler: its marker is told in the handle, the split by line style."""
+    return f"{kind} sampler, mean over seeds (solid: held-out, dashed: train)"
+
+
+def _sampler_handle(kind: str):
+    return Line2D([], [], ls="-", marker=SAMPLER_MARKERS.get(kind, "s"), ms=3.5, color=NEUTRAL, lw=1.2)
+
+
+def _curves_panel(ax, cur: pd.DataFrame, arch: str, inputs: FigureInputs, legend: dict) -> None:
     a = cur[text_of(cur, "arch") == arch]
-    title(ax, f"{dataset} · {inputs.label(arch)}\naccuracy per epoch")
+    title(ax, f"{inputs.label(arch)}: accuracy")
     if a.empty:
         empty(ax, "no budgeted runs")
         return
+    color = inputs.colors()[arch]
+    low = 1.0
     for kind in dict.fromkeys(text_of(a, "kind")):
         k = a[text_of(a, "kind") == kind]
-        color = KIND_COLORS.get(kind, "black")
-        n = k["seed"].nunique()
-        for col, ls, what in (("heldout_acc", "-", "held-out"), ("train_acc", "--", "train")):
-            g = k.groupby("t")[col]
-            name = f"{kind} sampler, {what} (mean of {n} seeds)"
-            tag(ax.plot(g.mean().index, g.mean().to_numpy(), ls, color=color, lw=1.4), name)
-            legend.setdefault(name, Line2D([], [], ls=ls, color=color, lw=1.4))
-            if col == "heldout_acc":
-                band = f"{kind} sampler, held-out range over seeds"
-                tag(ax.fill_between(g.mean().index, g.min().to_numpy(), g.max().to_numpy(), color=color, alpha=0.15,
-                                    lw=0), band)
-                legend.setdefault(band, Patch(color=color, alpha=0.25))
-    guide(ax.axvline(0, color="0.4", lw=0.8, ls=":"))
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("epoch t (dotted: end of head warmup)")
+        marker = SAMPLER_MARKERS.get(kind, "s")
+        for col, split, _ in SPLITS:
+            mean = k.groupby("t")[col].mean()
+            low = min(low, float(mean.min()))
+            tag(ax.plot(mean.index, mean.to_numpy(), ls=SPLIT_STYLES[split], marker=marker, ms=3, color=color,
+                        lw=1.1, markevery=_marker_every(len(mean)), mfc="white" if split == "train" else color),
+                sampler_name(kind))
+        legend.setdefault(sampler_name(kind), _sampler_handle(kind))
+    guide(ax.axvline(0, color=GUIDE_COLOR, lw=0.8, ls=":"))
+    ax.set_ylim(max(0.0, low - 0.05 * (1.0 - low) - 0.01), 1.0 + 0.03 * (1.0 - low) + 0.002)  # zoomed to the curves
+    ax.set_xlabel("epoch t (dotted: end of warmup)")
     ax.set_ylabel("accuracy")
 
 
-def _coverage_panel(ax, cur: pd.DataFrame, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    title(ax, f"{dataset}: distinct samples trained so far")
+def _coverage_panel(ax, cur: pd.DataFrame, inputs: FigureInputs, legend: dict) -> None:
+    title(ax, "distinct samples trained so far")
     col = pd.to_numeric(cur.get("n_distinct_trained", pd.Series(dtype=float)), errors="coerce")
     if cur.empty or not col.notna().any():
-        empty(ax, "the curves table records no distinct-sample counts (n_distinct_trained)")
+        empty(ax, "the curves table records no distinct-sample counts")
         return
     cur = cur.assign(n_distinct_trained=col)
+    colors = inputs.colors()
     for (arch, kind), k in cur.groupby([text_of(cur, "arch"), text_of(cur, "kind")], sort=False):
         mean = k.groupby("t")["n_distinct_trained"].mean()
-        name = f"{kind} sampler · {inputs.label(arch)}"
-        style = "-" if arch == inputs.archs(dataset)[0] else "-."
-        tag(ax.plot(mean.index, mean.to_numpy(), style, color=KIND_COLORS.get(kind, "black"), lw=1.3), name)
-        legend.setdefault(name, Line2D([], [], ls=style, color=KIND_COLORS.get(kind, "black"), lw=1.3))
+        tag(ax.plot(mean.index, mean.to_numpy(), "-", marker=SAMPLER_MARKERS.get(kind, "s"), ms=3,
+                    color=colors.get(arch, NEUTRAL), lw=1.1, markevery=_marker_every(len(mean))), sampler_name(kind))
+        legend.setdefault(sampler_name(kind), _sampler_handle(kind))
     ax.set_xlabel("epoch t")
     ax.set_ylabel("distinct samples trained\n(mean over seeds)")
 
 
-def _differences_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = panel_rows(ax, inputs, dataset, tuple(OUTCOMES), f"{dataset}: spaced minus random, final values")
+def _differences_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInputs, legend: dict) -> None:
+    title(ax, f"{dataset} · F6: spaced minus random sampler, final values", full=True)
     if rows.empty:
+        empty(ax, f"{dataset}: no F6 rows in the findings table")
         return
     records = rows.to_dict("records")
-    labels = [f"{OUTCOMES[r['id']]} · {row_label(r, inputs, with_dataset=False)}" for r in records]
     seeds = [_seed_differences(inputs.table("comparison", dataset), r) for r in records]
-    forest(ax, rows, inputs, legend, labels, xlabel="spaced − random (95% t interval over seeds)", ylabel="outcome",
-           extras=np.concatenate(seeds or [np.zeros(0)]).tolist())
-    for i, (r, d) in enumerate(zip(records, seeds)):
+    ys = forest(ax, rows, inputs, legend, f6_labels(rows, inputs), xlabel="spaced − random (95% t interval over seeds)",
+                extras=np.concatenate(seeds or [np.zeros(0)]).tolist())
+    for y, d in zip(ys, seeds):
         if d.size:
-            tag(ax.plot(d, np.full(d.size, i + 0.25), "|", color="0.3", ms=6, mew=1.2), SEED)
+            tag(ax.plot(d, np.full(d.size, y + 0.3), "|", color="0.3", ms=6, mew=1.2), SEED)
             legend.setdefault(SEED, Line2D([], [], marker="|", color="0.3", ls="none", ms=6, mew=1.2))
-        if r.get("paper_value", "") and not any(c.isdigit() for c in r["paper_value"]):
-            name = f"paper: {r['paper_value']}"
-            tag(ax.plot([0, 0], [i - 0.4, i + 0.4], color=PAPER_COLOR, ls="--", lw=1.3), name)
-            legend.setdefault(name, Line2D([], [], color=PAPER_COLOR, ls="--", lw=1.3))
+
+
+def f6_labels(rows: pd.DataFrame, inputs: FigureInputs) -> list[str]:
+    return [f"{OUTCOMES[r['id']]} · {row_label(r, inputs, with_dataset=False)}" for r in rows.to_dict("records")]
 
 
 def _seed_differences(comparison: pd.DataFrame, row: dict) -> np.ndarray:
@@ -104,16 +119,17 @@ def _seed_differences(comparison: pd.DataFrame, row: dict) -> np.ndarray:
 
 
 def sampler(inputs: FigureInputs) -> Figure:
-    """F6 (see the module docstring). Rows: datasets; columns: one curve panel per
-    architecture, distinct samples trained, the differences."""
+    """F6 of one dataset (see the module docstring)."""
+    dataset = one_dataset(inputs, "sampler")
     archs = inputs.archs()
-    fig, axes = new_figure(len(inputs.datasets), len(archs) + 2, col_w=3.3, row_h=2.8)
+    cur = inputs.table("curves", dataset)
+    rows = pd.concat([inputs.rows(i, dataset) for i in OUTCOMES])
+    fig, axes = stacked([(len(archs) + 1, 2.3), (1, forest_height(forest_units(rows, f6_labels(rows, inputs), inputs)))],
+                        legend_in=0.6)
     legend: dict = {}
-    for r, dataset in enumerate(inputs.datasets):
-        cur = inputs.table("curves", dataset)
-        for c, arch in enumerate(archs):
-            _curves_panel(axes[r, c], cur, dataset, arch, inputs, legend)
-        _coverage_panel(axes[r, -2], cur, dataset, inputs, legend)
-        _differences_panel(axes[r, -1], dataset, inputs, legend)
+    for ax, arch in zip(axes[0], archs):
+        _curves_panel(ax, cur, arch, inputs, legend)
+    _coverage_panel(axes[0][-1], cur, inputs, legend)
+    _differences_panel(axes[1][0], dataset, rows, inputs, legend)
     figure_legend(fig, legend)
     return fig

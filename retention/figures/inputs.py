@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,10 +30,13 @@ TEXT_COLUMNS = (
     "id", "finding", "dataset", "trace", "score", "score_b", "arch", "arch_b", "case", "interval",
     "test", "claim", "unit", "note", "kind", "subset", "statistic", "class_name", "confused_with",
     "nearest_class", "most_forgotten", "least_forgotten", "outcome", "differences", "phase", "device",
-    "split", "source", "group", "paper_value", "paper_note", "verdict", "verdict_reason", "stage",
+    "split", "source", "group", "paper_value", "paper_note", "verdict", "claim_verdict", "claim_reason",
+    "null_verdict", "null_reason", "null_kind", "null_direction", "class_name_b", "stage",
 )
 # fmt: on
 TRACE_KEYS = ("sample_id", "label", "class_names", "t", "correct", "p_true")
+#: read where the file has them (the training curves' losses)
+OPTIONAL_TRACE_KEYS = ("loss", "heldout_loss", "heldout_correct")
 #: per-dataset inputs that are summary tables (assembled into the findings table)
 SUMMARY_TABLES = ("summary", "sampler_summary")
 
@@ -51,7 +55,7 @@ def read_fits(path) -> pd.DataFrame:
 
 
 def read_traces(path) -> dict:
-    return io.read_npz(path, "traces file", keys=TRACE_KEYS)
+    return io.read_npz(path, "traces file", keys=TRACE_KEYS, optional=OPTIONAL_TRACE_KEYS)
 
 
 def read_images(path) -> np.ndarray:
@@ -90,6 +94,13 @@ class FigureInputs:
 
     def pair_label(self, arch, arch_b="") -> str:
         return self.label(arch) + (f" vs {self.label(arch_b)}" if arch_b else "")
+
+    def colors(self) -> dict[str, str]:
+        """arch -> its colour, the same in every figure (the grid's order:
+        :func:`retention.figures.style.arch_colors`)."""
+        from .style import arch_colors
+
+        return arch_colors([*self.arch_labels, *self.archs()])
 
     def name_archs(self, text: str) -> str:
         """``text`` (a note of the statistics) with architecture keys replaced by labels."""
@@ -212,3 +223,10 @@ def read_inputs(
         lambda_max=float(lambda_max),
         min_samples=int(min_samples),
     )
+
+
+def one_dataset(inputs: FigureInputs, figure: str) -> str:
+    """The dataset of a figure drawn per dataset (retention.figure_specs: per_dataset)."""
+    if len(inputs.datasets) != 1:
+        raise DataError(f"figure {figure} is drawn per dataset; it was given {list(inputs.datasets)}")
+    return str(inputs.datasets[0])

@@ -1,9 +1,10 @@
-"""Beyond the paper: other per-sample scores and rank scores (figure ``alternative_scores``).
+"""Beyond the paper: other per-sample scores and rank scores (figure
+``alternative_scores``, one per dataset).
 
-Per dataset (rows): each other method's score (forgetting events, dataset-cartography
-confidence and variability, EL2N at t = 0) against the rank score (random-effects
-Spearman over runs, per architecture); each score's own stability across seeds beside
-the rank score's (F3); and how far the candidate rank scores agree with each other
+Top left: each other method's score (forgetting events, dataset-cartography confidence
+and variability, EL2N at t = 0) against the rank score (random-effects Spearman over
+runs, per architecture); top right: each score's own stability across seeds beside the
+rank score's (F3); bottom: how far the candidate rank scores agree with each other
 (Spearman per run, mean over the runs of each architecture).
 """
 
@@ -15,23 +16,39 @@ from matplotlib.figure import Figure
 
 from ..stats.config import RANK_SCORES
 from . import marks
-from .forest import forest, panel_rows
-from .inputs import FigureInputs, text_of
-from .style import empty, figure_legend, new_figure, title
+from .forest import forest, forest_height, forest_units
+from .inputs import FigureInputs, one_dataset, text_of
+from .style import (
+    OTHER_SCORE_NAMES,
+    chars_per_inch,
+    empty,
+    figure_legend,
+    panel_width,
+    score_name,
+    stacked,
+    title,
+)
 
-SCORE_NAMES = {"forget_events": "forgetting events", "confidence": "confidence", "variability": "variability",
-               "el2n_t0": "EL2N at t = 0"}
-SHORT = {"lambda": "λ", "forgetting_amount": "1 − b", "area": "1 − mean ret.", "soft_lambda": "soft λ",
-         "mean_p_true_since_learned": "1 − mean p_true"}
+#: short names of the rank scores in the agreement matrix
+SHORT = {"lambda": "λ", "forgetting_amount": "1 − b", "area": "share wrong", "soft_lambda": "λ of p",
+         "mean_p_true_since_learned": "1 − mean p"}
+LABEL_CHARS = 24
 
 
-def _forest(ax, dataset: str, ids: tuple, heading: str, xlabel: str, inputs: FigureInputs, legend: dict) -> None:
-    rows = panel_rows(ax, inputs, dataset, ids, heading)
-    if rows.empty:
-        return
-    labels = [f"{SCORE_NAMES.get(r['case'], r['case'] or 'rank score ' + r['score'])} · {inputs.label(r['arch'])}"
+def _rows(dataset: str, ids: tuple, inputs: FigureInputs) -> tuple[pd.DataFrame, list[str]]:
+    rows = pd.concat([inputs.rows(i, dataset) for i in ids])
+    labels = [f"{OTHER_SCORE_NAMES.get(r['case'], r['case'] or score_name(r['score']))} · {inputs.label(r['arch'])}"
               for r in rows.to_dict("records")]
-    forest(ax, rows, inputs, legend, labels, xlabel=xlabel, ylabel="score and architecture")
+    return rows, labels
+
+
+def _forest(ax, dataset: str, part: tuple, heading: str, xlabel: str, inputs: FigureInputs, legend: dict) -> None:
+    rows, labels = part
+    title(ax, heading, width=panel_width(ax) - LABEL_CHARS / chars_per_inch() - 0.2)
+    if rows.empty:
+        empty(ax, f"{dataset}: no rows of these scores")
+        return
+    forest(ax, rows, inputs, legend, labels, xlabel=xlabel, right=False, label_chars=LABEL_CHARS)
 
 
 def agreement(table: pd.DataFrame, arch: str) -> np.ndarray:
@@ -51,32 +68,33 @@ def agreement(table: pd.DataFrame, arch: str) -> np.ndarray:
 def _agreement_panel(ax, dataset: str, arch: str, inputs: FigureInputs) -> None:
     table = inputs.table("rank_scores", dataset)
     n_runs = len(table[text_of(table, "arch") == arch][["seed"]].drop_duplicates()) if len(table) else 0
-    heading = f"{dataset} · {inputs.label(arch)}\nrank-score agreement ({n_runs} runs)"
-    title(ax, heading)
+    heading = f"{inputs.label(arch)}: agreement of the rank scores ({n_runs} runs)"
+    title(ax, heading, width=panel_width(ax) - marks.MATRIX_MARGIN_IN)
     if not n_runs:
-        empty(ax, "no rank_scores table")
+        empty(ax, "no table of rank-score agreement")
         return
     m = agreement(table, arch)
-    names = [SHORT.get(s, s) for s in RANK_SCORES]
-    marks.correlation_matrix(ax, m, names, lambda i, j: f"{m[i, j]:.2f}", "rank score", "Spearman ρ, mean over runs")
-    title(ax, heading)  # again: the colour bar narrows the panel
+    names = [SHORT.get(s, score_name(s)) for s in RANK_SCORES]
+    marks.correlation_matrix(ax, m, names, lambda i, j: f"{m[i, j]:.2f}".replace("0.", "."), "rank score",
+                             "Spearman ρ, mean over runs")
+
 
 
 def alternative_scores(inputs: FigureInputs) -> Figure:
-    """Beyond the paper (see the module docstring). Rows: datasets; columns: scores vs the
-    rank score, stability across seeds, one agreement heatmap per architecture."""
+    """Beyond the paper, for one dataset (see the module docstring)."""
+    dataset = one_dataset(inputs, "alternative_scores")
     archs = inputs.archs()
-    n_rows = max([len(inputs.rows("Scores.stability", d)) + len(inputs.rows("F3.within", d)) for d in inputs.datasets] + [8])
-    fig, axes = new_figure(len(inputs.datasets), 2 + len(archs), col_w=3.5, row_h=max(3.4, 0.26 * n_rows + 1.3))
+    parts = [_rows(dataset, ("Scores.vs_rank_score",), inputs), _rows(dataset, ("Scores.stability", "F3.within"), inputs)]
+    units = max(forest_units(rows, labels, inputs, LABEL_CHARS, right=False) for rows, labels in parts)
+    fig, axes = stacked([(2, forest_height(units) + 0.15), (len(archs), 2.7)], legend_in=0.6)
     legend: dict = {}
-    for r, dataset in enumerate(inputs.datasets):
-        vs = inputs.rows("Scores.vs_rank_score", dataset)
-        score = vs["score"].iloc[0] if len(vs) else "the rank score"
-        _forest(axes[r, 0], dataset, ("Scores.vs_rank_score",), f"{dataset}: each score vs {score}",
-                f"Spearman ρ with {score} (95% interval)", inputs, legend)
-        _forest(axes[r, 1], dataset, ("Scores.stability", "F3.within"), f"{dataset}: stability across seeds",
-                "mean Spearman ρ over seed pairs (95% interval)", inputs, legend)
-        for c, arch in enumerate(archs, start=2):
-            _agreement_panel(axes[r, c], dataset, arch, inputs)
+    vs = inputs.rows("Scores.vs_rank_score", dataset)
+    score = score_name(vs["score"].iloc[0]) if len(vs) else "the rank score"
+    _forest(axes[0][0], dataset, parts[0], f"{dataset} · each score against {score}",
+            f"Spearman ρ with {score} (95% interval)", inputs, legend)
+    _forest(axes[0][1], dataset, parts[1], f"{dataset} · stability across seeds",
+            "mean ρ over seed pairs (95% interval)", inputs, legend)
+    for ax, arch in zip(axes[1], archs):
+        _agreement_panel(ax, dataset, arch, inputs)
     figure_legend(fig, legend)
     return fig

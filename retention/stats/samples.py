@@ -2,9 +2,10 @@
 
 ``samples_table``: one row per train sample, joined to its file: for each architecture the
 mean and spread over seeds of lambda and of the forgetting-event count, its fit status in
-every seed, and its rank in the seed-pooled ranking of the rank score (1 = most forgotten)
-- the forgetting-events list of Toneva et al. and the data map of dataset cartography,
-joined to the images. ``accuracy`` estimates: held-out accuracy per architecture at t = 0
+every seed, and its place in the one order of "most forgotten" that every figure uses
+(:func:`pooled_order`: the seed-pooled rank score, ties broken by a seeded random draw,
+with the size of each sample's tie group) - the forgetting-events list of Toneva et al.
+and the data map of dataset cartography, joined to the images. ``accuracy`` estimates: held-out accuracy per architecture at t = 0
 and at the end, with the chance level (the larger of 1 / C and the majority class's share)
 and the runs near it (``retention.chance.NEAR_CHANCE``), and at the end the largest rise
 of its runs over the last epochs and the runs still rising (``retention.chance``); the
@@ -18,7 +19,7 @@ import pandas as pd
 
 from ..chance import near_chance
 from . import inference as inf
-from .config import StatsConfig
+from .config import StatsConfig, rng_for
 from .estimate import Estimate
 from .runs import RunStack, StatsInput, masked_mean
 
@@ -33,10 +34,48 @@ def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(n > 1, np.sqrt(sq / np.maximum(n - 1, 1)), np.nan)
 
 
-def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+#: significant digits at which two seed-pooled scores count as tied (a mean of the same
+#: values summed in another order differs in the last bits)
+TIE_DIGITS = 12
+
+
+def pooled_order(score: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(rank, tie_size) of each sample of a seed-pooled rank score (higher = more forgotten;
+    NaN: never eligible).
+
+    rank: 1 = most forgotten .. n (the samples with a score), NaN without a score; samples
+    with the same score (to ``TIE_DIGITS`` significant digits) take consecutive ranks in a
+    random order drawn from ``rng``. tie_size: how many samples share the sample's score
+    (1: no tie), NaN without a score. The first k of this order are a uniform random draw
+    from the tie group at the k-th rank, as the exact-k top sets of docs/method.md draw them.
+    """
+    score = np.asarray(score, dtype=float)
+    ok = np.isfinite(score)
+    rank = np.full(score.size, np.nan)
+    tie = np.full(score.size, np.nan)
+    if not ok.any():
+        return rank, tie
+    top = float(np.abs(score[ok]).max())
+    rounded = np.round(score[ok], TIE_DIGITS - (int(np.ceil(np.log10(top))) if top > 0 else 0))
+    key = rng.random(rounded.size)
+    order = np.lexsort((key, -rounded))
+    r = np.empty(rounded.size)
+    r[order] = np.arange(1, rounded.size + 1)
+    _, inverse, counts = np.unique(rounded, return_inverse=True, return_counts=True)
+    rank[ok], tie[ok] = r, counts[inverse]
+    return rank, tie
+
+
+def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per train sample (see the module docstring); ``manifest`` (manifest.csv)
-    adds each sample's source file and class name."""
-    out = pd.DataFrame({"sample_id": stack.sample_id, "label": stack.label})
+    adds each sample's source file and class name; ``seed`` (``stats.seed``) seeds the
+    tie-breaking draw of :func:`pooled_order`.
+
+    ``rank_score``: the name of the rank score (``stats.rank_score``). Per architecture:
+    ``{arch}_rank_score`` (the rank score ``stack.score_name``, mean over
+    the seeds in which the sample is eligible), ``{arch}_rank`` and ``{arch}_tie_size``
+    (:func:`pooled_order`)."""
+    out = pd.DataFrame({"sample_id": stack.sample_id, "label": stack.label, "rank_score": stack.score_name})
     if manifest is not None:
         info = manifest.set_index("sample_id").reindex(stack.sample_id)
         out["class_name"] = info["class_name"].to_numpy()
@@ -55,8 +94,10 @@ def samples_table(stack: RunStack, manifest: pd.DataFrame | None = None) -> pd.D
         out[f"{arch}_status"] = [
             ", ".join(f"{s} {n}" for s, n in zip(*np.unique(col, return_counts=True))) for col in statuses.T
         ]
-        ranks = pd.Series(score).rank(ascending=False, method="average")
-        out[f"{arch}_rank"] = ranks.to_numpy()
+        rank, tie = pooled_order(score, rng_for(StatsConfig(seed=seed), "samples", stack.score_name, arch))
+        out[f"{arch}_rank_score"] = score
+        out[f"{arch}_rank"] = pd.array(rank, dtype="Int64")  # no ".0" in the csv
+        out[f"{arch}_tie_size"] = pd.array(tie, dtype="Int64")
     return out
 
 

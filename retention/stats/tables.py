@@ -271,7 +271,7 @@ def dataset_tables(
         "f5_early_predictor": f5.detail_table(stack),
         **scores.detail_tables(stack, cfg),
         "status_counts": status_counts_table(fits, runs),
-        "samples": samples.samples_table(stack, manifest),
+        "samples": samples.samples_table(stack, manifest, cfg.seed),
         "summary": summary_table(data, cfg, dataset, findings, nulls),
         "robustness": robustness_table(fits, runs, cfg, dataset, primary, names, data.class_infos, findings),
     }

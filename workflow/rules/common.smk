@@ -307,7 +307,14 @@ def figure_names():
 
 
 def figure_files(name):
-    return [paths.FIGURE.format(name=name, ext=ext) for ext in ("pdf", "png")]
+    """Every PDF and PNG of one figure (one per dataset for a figure drawn per dataset)."""
+    return [
+        path
+        for ext in ("pdf", "png")
+        for path in figure_specs.figure_paths(
+            name, GRID["datasets"], sampler_datasets(), ext
+        )
+    ]
 
 
 def all_outputs():
@@ -319,7 +326,12 @@ def all_outputs():
             paths.FITS, [dataset]
         )
         outputs.append(paths.STATS.format(dataset=dataset, table="summary"))
-    outputs += [paths.FINDINGS_CSV, paths.FINDINGS_MD, paths.PROVENANCE]
+    outputs += [
+        paths.FINDINGS_CSV,
+        paths.FINDINGS_MD,
+        paths.FINDINGS_HTML,
+        paths.PROVENANCE,
+    ]
     for name in figure_names():
         outputs += figure_files(name)
     return outputs
@@ -440,16 +452,47 @@ def run_records():
 FIGURE_CATEGORY = figure_specs.REPORT_CATEGORY
 
 
+def figure_path(name, ext):
+    """The output of one figure's rule (with a {dataset} wildcard for a figure drawn per
+    dataset)."""
+    if FIGURES[name].per_dataset:
+        return paths.fill(paths.FIGURE_OF_DATASET, name=name, ext=ext)
+    return paths.FIGURE.format(name=name, ext=ext)
+
+
+def figure_log(name, kind):
+    """The log or benchmark file of one figure's job (``kind``: logs or benchmarks)."""
+    suffix = "log" if kind == "logs" else "tsv"
+    where = "{dataset}/" if FIGURES[name].per_dataset else ""
+    return f"{kind}/figures/{where}{name}.{suffix}"
+
+
 def figure_inputs(name):
-    """The inputs of one figure: its per-run files and per-dataset files, named as
-    retention.figure_specs.FIGURES declares."""
-    return figure_specs.figure_job(name, config, study(), sampler_datasets())[0]
+    """The input function of one figure: its per-run files and per-dataset files, named
+    as retention.figure_specs.FIGURES declares (of the job's dataset, for a figure drawn
+    per dataset)."""
+
+    def inputs(wildcards):
+        dataset = wildcards.get("dataset")
+        return figure_specs.figure_job(
+            name, config, study(), sampler_datasets(), dataset
+        )[0]
+
+    return inputs
 
 
 def figure_params(name):
-    """The parameters of one figure: panel rows, runs, what the findings table needs,
-    lambda's bound, the sample count below which an estimate is drawn hollow, dpi."""
-    return figure_specs.figure_job(name, config, study(), sampler_datasets())[1]
+    """The parameters of one figure's job, as a function of its wildcards: the datasets
+    drawn, runs, what the findings table needs, lambda's bound, the sample count below
+    which an estimate is drawn hollow, dpi."""
+
+    def params(wildcards):
+        dataset = wildcards.get("dataset")
+        return figure_specs.figure_job(
+            name, config, study(), sampler_datasets(), dataset
+        )[1]
+
+    return params
 
 
 def figure_arch_labels():

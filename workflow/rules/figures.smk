@@ -1,8 +1,10 @@
-# The figures (results/figures/{name}.pdf and .png), one rule each, generated from the one
-# list of retention/figure_specs.py: `snakemake results/figures/<name>.pdf` builds only
-# what that figure reads. Every rule runs scripts/plot_figure.py. Panel rows: datasets.
-# In the HTML report they follow the findings table (category "Findings" sorts first),
-# under subcategories named so that they sort in the order of the paper's findings.
+# The figures, one rule each, generated from the one list of retention/figure_specs.py:
+# results/figures/{name}.pdf and .png for a figure of every dataset, and
+# results/figures/{dataset}/{name}.pdf and .png for one drawn per dataset, so that
+# `snakemake results/figures/digits/jaccard.pdf` builds only what that figure reads. Every
+# rule runs scripts/plot_figure.py. In the HTML report the PNG is shown and the PDF is the
+# download, both under the figure's subcategory (sorted so that they follow the findings
+# in the order of the paper's findings), labelled by what they show and their dataset.
 
 for name in figure_names():
 
@@ -11,22 +13,30 @@ for name in figure_names():
         name:
             f"figure_{name}"
         input:
-            **figure_inputs(name),
+            unpack(figure_inputs(name)),
         output:
             pdf=report(
-                paths.FIGURE.format(name=name, ext="pdf"),
+                figure_path(name, "pdf"),
                 caption=f"../report/{name}.rst",
                 category=FIGURE_CATEGORY,
                 subcategory=FIGURES[name].subcategory,
+                labels=figure_specs.report_labels(name, "pdf"),
             ),
-            png=paths.FIGURE.format(name=name, ext="png"),
+            png=report(
+                figure_path(name, "png"),
+                caption=f"../report/{name}.rst",
+                category=FIGURE_CATEGORY,
+                subcategory=FIGURES[name].subcategory,
+                labels=figure_specs.report_labels(name, "png"),
+            ),
         log:
-            f"logs/figures/{name}.log",
+            figure_log(name, "logs"),
         benchmark:
-            f"benchmarks/figures/{name}.tsv"
+            figure_log(name, "benchmarks")
         conda:
             "../../envs/analysis.yaml"
         params:
-            **figure_params(name),
+            job=figure_params(name),
+            words=figure_specs.REPORT_WORDS,
         script:
             "../../scripts/plot_figure.py"

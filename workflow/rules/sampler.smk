@@ -75,6 +75,11 @@ rule compare_samplers:
             caption="../report/sampler_table.rst",
             category=FIGURE_CATEGORY,
             subcategory=FIGURES["sampler"].subcategory,
+            labels={
+                "figure": "table: spaced against random sampling",
+                "dataset": "{dataset}",
+                "format": "table (CSV)",
+            },
         ),
         curves=paths.fill(paths.SAMPLER, table="curves"),
         summary=paths.fill(paths.SAMPLER, table="summary"),

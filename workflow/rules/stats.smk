@@ -11,7 +11,13 @@ rule dataset_stats:
         pretrain=pretrain_metrics(),
         pretrain_manifest=pretrain_manifest(),
     output:
-        **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES},
+        **{t: paths.fill(paths.STATS, table=t) for t in STATS_TABLES if t != "samples"},
+        samples=report(
+            paths.fill(paths.STATS, table="samples"),
+            caption="../report/samples.rst",
+            category="Samples",
+            labels={"dataset": "{dataset}", "table": "samples.csv"},
+        ),
     log:
         "logs/dataset_stats/{dataset}.log",
     benchmark:
@@ -35,11 +41,7 @@ rule findings:
         summaries=summary_tables(),
     output:
         csv=paths.FINDINGS_CSV,
-        md=report(
-            paths.FINDINGS_MD,
-            caption="../report/findings.rst",
-            category="Findings",
-        ),
+        md=paths.FINDINGS_MD,
     log:
         "logs/findings/findings.log",
     benchmark:
