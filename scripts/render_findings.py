@@ -20,7 +20,7 @@ import pandas as pd
 
 from retention import report
 from retention.errors import DataError
-from retention.io import run_main, save_text, setup_logging
+from retention.io import check_output, require_file, run_main, save_text, setup_logging
 
 log = logging.getLogger("retention")
 
@@ -51,6 +51,9 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="the HTML to write (results/findings.html)")
     ap.add_argument("--log")
     args = ap.parse_args()
+    check_output(args.out, (".html",), "--out")
+    for path in [args.csv, args.md, *(args.config or []), *([args.figure] if args.figure else [])]:
+        require_file(path)
     setup_logging(args.log)
     config = None
     if args.config:

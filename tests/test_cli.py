@@ -91,6 +91,8 @@ CASES = {
                          "{r}/absent.csv --config {r}/config.yaml --csv {o}/f.csv --md {o}/f.md"),
     "not_comparable.py": ("--dataset d --archs cnn --reason r --out {o}/summary.txt",
                           "--dataset d --group absent --archs cnn --reason r --out {o}/summary.csv"),
+    "render_findings.py": ("--csv {r}/summary.csv --md {r}/summary.csv --out {o}/findings.txt",
+                           "--csv {r}/absent.csv --md {r}/summary.csv --out {o}/findings.html"),
     "plot_figure.py": ("jaccard --config {r}/config.yaml --out {r}/a_file", "jaccard --config {r}/absent.yaml"),
     "prepare_dataset.py": ("--source digits --storage-size 8 --out {r}/a_file",
                            "--source imagefolder --path {r}/absent --storage-size 8 --out {o}/out"),
