@@ -5,7 +5,7 @@ A *study* is one run per (architecture, seed), each a dict of numpy arrays in th
 labels in every run), plus ``truth``: for each claim of CLAIMS whether the scenario makes
 it true or false, and the planted values it rests on. Written apart from the estimators:
 it shares no code with retention.fit, retention.nulls, retention.stats or
-retention.simulate. Scenarios, mechanisms and parameters: docs/planted_scenarios.md.
+retention.simulate. Scenarios, mechanisms and parameters: docs/method.md, section 7b.
 
     from planted import SCENARIOS, SIZES, generate_study, sampler_outcomes
     study = generate_study("arch_specific", "paper", replicate=0)
