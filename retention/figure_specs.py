@@ -211,6 +211,9 @@ def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | No
         "datasets_of": datasets_of,
         "runs": figure_runs(name, [d for d in datasets if d not in imported] if _training_only(name) else datasets,
                             runs),
+        # the runs of each per-run kind that only trained runs have (metrics): not the imported ones
+        "runs_of": {k: figure_runs(name, [d for d in datasets if d not in imported], runs)
+                    for k in FIGURES[name].runs if k in TRAINING_ONLY},
         "study": dict(study),
         "lam_max": config["retention"]["lambda_max"],
         "min_samples": config["figures"]["min_samples"],

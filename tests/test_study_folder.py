@@ -166,15 +166,16 @@ def test_a_study_whose_config_names_only_a_folder_of_cartography_runs_gets_findi
     assert "| F6 spaced minus random, final held-out accuracy (vit) | sst2 |" in findings
     assert "**not comparable**: the sampler comparison trains new budgeted runs" in findings
     assert "no held-out samples in the runs' traces (not recorded)" in findings
-    for name in FIGURES:
+    for name, spec in FIGURES.items():
         if name != "sampler":  # drawn only with a sampler comparison
-            assert (folder / f"results/figures/{name}.pdf").stat().st_size > 0, name
-    assert not (folder / "results/figures/sampler.pdf").exists()
+            where = f"results/figures/sst2/{name}.pdf" if spec.per_dataset else f"results/figures/{name}.pdf"
+            assert (folder / where).stat().st_size > 0, name
+    assert not list((folder / "results/figures").rglob("sampler.pdf"))
     assert (folder / "results/runs/sst2/vit/seed2/traces.npz").exists()
     assert not (folder / "logs/finetune").exists() and not (folder / "logs/prepare_dataset").exists()
     run(folder, "--report", "report.html", snakefile=REPO / "Snakefile")
     html = (folder / "report.html").read_text(errors="replace")
-    assert "findings.md" in html and "primary_findings.pdf" in html
+    assert "findings.html" in html and "primary_findings.png" in html
     assert not (REPO / "results/runs/sst2").exists()
 
 

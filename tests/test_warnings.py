@@ -121,6 +121,6 @@ def test_no_warning_in_any_log_of_the_paper_config_on_fixture_data(tmp_path):
         timeout=3000, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (tmp_path / "results/findings.md").exists() and (tmp_path / "results/figures/gallery.pdf").exists()
+    assert (tmp_path / "results/findings.md").exists() and (tmp_path / "results/figures/octdl/gallery.pdf").exists()
     assert not warning_lines(tmp_path, proc.stdout + proc.stderr)
     assert not (tmp_path / "results/checkpoints").exists()

@@ -195,17 +195,20 @@ def read_inputs(
     study: Mapping | None = None,
     lambda_max: float = 5.0,
     min_samples: int = 30,
+    runs_of: Mapping[str, Sequence] | None = None,
 ) -> FigureInputs:
     """FigureInputs from named lists of paths (as a figure rule passes them).
 
     files: kind -> paths; the kinds in ``run_kinds`` hold one path per run of ``runs``
-    ([dataset, arch, seed]), every other kind one path per dataset of ``datasets_of[kind]``
-    (default ``datasets``; retention.figure_specs.figure_files gives both). study: the
+    ([dataset, arch, seed]; ``runs_of[kind]`` where a kind has fewer: the metrics of trained
+    runs only), every other kind one path per dataset of ``datasets_of[kind]`` (default
+    ``datasets``; retention.figure_specs.figure_job gives all three). study: the
     :class:`retention.findings.Study` fields; with summary tables among the inputs, the
     findings table is assembled from them.
     """
     study = findings_mod.Study(**(study or {}))
-    run_data = {k: by_run(k, files[k], runs) for k in run_kinds if k in files}
+    runs_of = runs_of or {}
+    run_data = {k: by_run(k, files[k], runs_of.get(k, runs)) for k in run_kinds if k in files}
     datasets_of = datasets_of or {}
     tables = {
         name: by_dataset(name, paths, datasets_of.get(name, datasets))
