@@ -5,7 +5,7 @@ builds the fine-tuning Trainer with ``train.compile`` on and times its first tra
 and its first eval batch (where torch.compile compiles) and then a second one of each
 (compiled: the steady cost). Compile time = first call - steady call. The first process
 starts with an empty cache folder (``train.cache_dir``), the second finds what the
-first left there (``retention.compile_cache``). Prints both compile times, their ratio
+first left there (``retention.training.compile_cache``). Prints both compile times, their ratio
 (issue 21: the second at most 25% of the first) and Inductor's cache hits and misses.
 
     python benchmarks/bench_compile_cache.py                 # CPU (Inductor's C++ backend), the demo's ViT and CNN
@@ -34,7 +34,8 @@ def child(args) -> dict:
     import torch
     from torch._dynamo.utils import counters
 
-    from retention import models, train
+    from retention.training import trainer as train
+    from retention.training import models
 
     torch.set_num_threads(args.threads)
     arch = json.loads(args.child)

@@ -3,7 +3,7 @@
 Runs the workflow from scratch in an empty work directory (by default the embedded demo
 on 2 cores), then reads every job's Snakemake benchmark file (benchmarks/<rule>/...tsv,
 column ``s``) and every fine-tuning job's time breakdown (metrics.csv's ``job_*_s``
-columns, retention.timing), and prints: the wall time; per rule the jobs, their summed
+columns, retention.training.timing), and prints: the wall time; per rule the jobs, their summed
 and mean time; for the fine-tuning rules the mean breakdown per job (start-up, imports,
 data, model, first step, epochs, write) and per run (a job of several seeds counts once).
 Overlay configs (``--configfile``) compare settings, e.g. ``train: {seeds_per_job: 3}``.

@@ -5,10 +5,10 @@ definition, the traces with status ``fitted``) with
 
 * scipy.optimize.curve_fit, bounded (lam in [0, lam_max], b in [0, 1], method trf),
   p0 = (0.5, 0.5), one trace at a time in a Python loop, default tolerances;
-* retention.fit.fit_decay, all traces in one call;
+* retention.fitting.fit.fit_decay, all traces in one call;
 
 in one run, and prints the time ratio and how often each has the lower SSE (ties:
-|SSE difference| <= 1e-9). The traces come from retention.simulate.simulate_traces.
+|SSE difference| <= 1e-9). The traces come from retention.fitting.simulate.simulate_traces.
 
     python benchmarks/bench_fit.py              # 20,000 traces, full curve_fit loop
     python benchmarks/bench_fit.py --n 50000 --curve-fit-subsample 5000
@@ -25,10 +25,10 @@ import warnings
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from retention import fit as fit_module
-from retention.fit import fit_decay
-from retention.simulate import simulate_traces
-from retention.traces import build_traces
+from retention.fitting import fit as fit_module
+from retention.fitting.fit import fit_decay
+from retention.fitting.simulate import simulate_traces
+from retention.fitting.traces import build_traces
 
 
 def paper_like_traces(n: int, epochs: int, seed: int):

@@ -6,7 +6,7 @@ with pandas alone, measured in one run.
 
 The table has the export's columns (docs/contracts.md "Long table": arch, seed, split,
 sample_id, label, class_name, source, epoch, t, correct, p_true, loss, el2n, pred), 200
-classes, 3 warmup epochs. "ours" is the whole import of retention.importer.import_dataset:
+classes, 3 warmup epochs. "ours" is the whole import of retention.dynamics.importing.import_dataset:
 read, check every row, build each run's arrays, write 20 traces.npz and the manifest, and
 read each traces.npz back through the contract. The baseline is pd.read_parquet (or
 pd.read_csv) of the same file and nothing else. Each is timed --repeats times, the
@@ -29,8 +29,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from retention import importer, io  # noqa: E402
-from retention.export import EXPORT_COLUMNS  # noqa: E402
+from retention import io  # noqa: E402
+from retention.dynamics import importing as importer  # noqa: E402
+from retention.dynamics.export import EXPORT_COLUMNS  # noqa: E402
 
 
 def grid_table(n: int, epochs: int, runs: int, classes: int, warmup: int = 3, seed: int = 0) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Several seeds in one process: images/s per seed, 1 against S seeds per job, in one run.
 
 For each number of seeds per job asked for (default 1 and 3), on the same data and arch:
-  (a) in the process: the fine-tuning job's trainer (``retention.finetune.job_trainer``:
+  (a) in the process: the fine-tuning job's trainer (``retention.training.finetune.job_trainer``:
       a Trainer for 1 seed, a SeedStack of S seeds, trained together) runs 1 warmup and
       ``--epochs`` fine-tuning epochs; from each seed's metrics of the fine-tuning epochs
       after the first (median): train images/s per seed and for all seeds together, and
@@ -43,9 +43,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from retention import data, io, train  # noqa: E402
+from retention import io  # noqa: E402
+from retention.acquire import data  # noqa: E402
+from retention.training import trainer as train  # noqa: E402
 from retention.config import load_config  # noqa: E402
-from retention.finetune import job_trainer  # noqa: E402
+from retention.training.finetune import job_trainer  # noqa: E402
 
 
 def write_data(args, root: Path) -> int:

@@ -24,8 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from retention import fit, nulls, stats  # noqa: E402
-from retention import traces as tr  # noqa: E402
+from retention import stats  # noqa: E402
+from retention.fitting import fit  # noqa: E402
+from retention.fitting import nulls  # noqa: E402
+from retention.fitting import traces as tr  # noqa: E402
 from stats_fixtures import decay_arrays  # noqa: E402
 
 ROBUSTNESS = ["since_learned", "since_warmup", "raw", "conditional", "since_learned_soft", "since_learned_la2"]

@@ -39,8 +39,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from retention import models, train  # noqa: E402
-from retention.augment import AugmentConfig, to_device  # noqa: E402
+from retention.training import trainer as train  # noqa: E402
+from retention.training import models  # noqa: E402
+from retention.training.augment import AugmentConfig, to_device  # noqa: E402
 
 # Paper grid (docs/method.md section 1): train / held-out sizes, and the run counts.
 GRID = {"octdl": (1651, 413), "cub200": (5994, 5794)}
@@ -203,7 +204,7 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
 
     gen = torch.Generator().manual_seed(0)
 
-    def our_step():  # the real training step of retention.train, augmentation included
+    def our_step():  # the real training step of retention.training.trainer, augmentation included
         trainer.train_batch(torch.randint(0, n, (b,), generator=gen))
 
     t_b = timed(our_step, device, args.steps)

@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import planted  # noqa: E402  (beside this script)
 
 from retention import findings  # noqa: E402
-from retention import traces as tr  # noqa: E402
+from retention.fitting import traces as tr  # noqa: E402
 from retention.analyse import analyse_runs  # noqa: E402
 from retention.config import fill_defaults, load_schema  # noqa: E402
 from retention.stats import f6  # noqa: E402
-from retention.stats.config import StatsConfig  # noqa: E402
+from retention.stats.settings import StatsConfig  # noqa: E402
 from retention.stats.registry import FINDINGS  # noqa: E402
-from retention.verdicts import TARGETS  # noqa: E402
+from retention.findings.verdicts import TARGETS  # noqa: E402
 
 #: the claim each primary finding tests, by the key of the planted truth
 CLAIM_OF = {f.id: f.group for f in FINDINGS if f.primary}

@@ -4,8 +4,8 @@ A *study* is one run per (architecture, seed), each a dict of numpy arrays in th
 ``traces.npz`` contract (docs/contracts.md), all on one split (the same sample ids and
 labels in every run), plus ``truth``: for each claim of CLAIMS whether the scenario makes
 it true or false, and the planted values it rests on. Written apart from the estimators:
-it shares no code with retention.fit, retention.nulls, retention.stats or
-retention.simulate. Scenarios, mechanisms and parameters: docs/method.md, section 7b.
+it shares no code with retention.fitting.fit, retention.fitting.nulls, retention.stats or
+retention.fitting.simulate. Scenarios, mechanisms and parameters: docs/method.md, section 7b.
 
     from planted import SCENARIOS, SIZES, generate_study, sampler_outcomes
     study = generate_study("arch_specific", "paper", replicate=0)

@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from . import fit, nulls
-from . import traces as tr
-from .stats.config import SOFT_SCORES, StatsConfig
-from .stats.estimate import Finding
-from .stats.registry import FINDINGS
-from .stats.runs import StatsInput, stack_runs
-from .stats.tables import null_inputs, summary_table
+from retention.fitting import fit
+from retention.fitting import nulls
+from retention.fitting import traces as tr
+from retention.stats.settings import SOFT_SCORES, StatsConfig
+from retention.stats.estimate import Finding
+from retention.stats.registry import FINDINGS
+from retention.stats.stack import StatsInput, stack_runs
+from retention.stats.tables import null_inputs, summary_table
 
 
 def analyse_runs(

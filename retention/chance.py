@@ -4,7 +4,7 @@ log and the findings.
 The chance level of a run is the larger of 1 / C and the held-out share of its largest
 class (what always answering that class scores). A run whose held-out accuracy at t = 0
 (the end of the head warmup) or at its last epoch is within :data:`NEAR_CHANCE` of it
-learned little: the fine-tuning job logs a warning (``retention.finetune``), the
+learned little: the fine-tuning job logs a warning (``retention.training.finetune``), the
 statistics count such runs (``Runs.accuracy``, column ``near_chance``) and findings.md
 names them.
 

@@ -18,11 +18,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from retention.errors import ConfigError
 
-# digits_lt (retention.data) keeps DIGITS_LT_SMALLEST images of its smallest class and at
+# digits_lt (retention.acquire.data) keeps DIGITS_LT_SMALLEST images of its smallest class and at
 # most every image of digits' smallest class in its largest: defined here, because parsing
-# the workflow validates the config and should not import pandas with retention.data
+# the workflow validates the config and should not import pandas with retention.acquire.data
 DIGITS_MIN_CLASS = 174  # images in scikit-learn digits' smallest class
 DIGITS_LT_SMALLEST = 3
 DIGITS_LT_MAX_RATIO = DIGITS_MIN_CLASS / DIGITS_LT_SMALLEST
@@ -273,7 +273,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 f"{suggest(name, config['grid']['datasets'])}"
             )
     if check_models:
-        from .model_names import check_model_name
+        from retention.acquire.model_names import check_model_name
 
         for name in config["grid"]["archs"]:
             try:

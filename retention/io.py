@@ -30,7 +30,7 @@ from typing import Callable, Iterator, Mapping, NoReturn
 
 import numpy as np
 
-from .errors import ArgumentError, DataError, RetentionError, StorageError
+from retention.errors import ArgumentError, DataError, RetentionError, StorageError
 
 # A fixed timestamp for zip members, so the same arrays give the same bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -234,7 +234,7 @@ def check_output_folder(path: str | os.PathLike, what: str = "output folder") ->
 
 def _rebuild(path: str | os.PathLike) -> str:
     """How to rebuild ``path``: its rule (retention.paths.WRITERS) and the command."""
-    from .paths import writer_of
+    from retention.paths import writer_of
 
     rule = writer_of(path)
     if rule is None:
@@ -247,7 +247,7 @@ def require_file(path: str | os.PathLike, what: str = "input") -> Path:
     not an existing file."""
     path = Path(path)
     if not path.is_file():
-        from .paths import writer_of
+        from retention.paths import writer_of
 
         rule = writer_of(path)
         how = f"run rule {rule} first" if rule else "check the path"

@@ -53,7 +53,7 @@ FINDINGS_CSV = "results/findings.csv"
 FINDINGS_MD = "results/findings.md"
 #: the findings table rendered for the HTML report (the verdicts first) and the config as YAML
 FINDINGS_HTML = "results/findings.html"
-#: a figure of every dataset, and a figure drawn per dataset (retention/figure_specs.py)
+#: a figure of every dataset, and a figure drawn per dataset (retention/figures/specs.py)
 FIGURE = "results/figures/{name}.{ext}"
 FIGURE_OF_DATASET = "results/figures/{dataset}/{name}.{ext}"
 #: our runs in the formats others read (rule export): the long table of every run of a

@@ -30,9 +30,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import __version__
-from .errors import DataError
-from .io import atomic_path
+from retention import __version__
+from retention.errors import DataError
+from retention.io import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,7 +232,7 @@ def write_record(path: str | os.PathLike, record: Mapping[str, Any]) -> None:
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
     """A run.json record; DataError naming the file when it is missing, truncated or not
     a record (``retention.io.read_json``)."""
-    from .io import read_json
+    from retention.io import read_json
 
     record = read_json(path, "run record")
     if not isinstance(record, dict):

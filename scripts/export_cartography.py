@@ -21,7 +21,7 @@ log = logging.getLogger("retention")
 
 
 def main() -> None:
-    from retention.export import export_cartography
+    from retention.dynamics.export import export_cartography
 
     if "snakemake" in globals():
         sm = globals()["snakemake"]

@@ -25,7 +25,7 @@ RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>\d+)/traces\.npz$
 
 
 def main() -> None:
-    from retention.export import export_table
+    from retention.dynamics.export import export_table
 
     if "snakemake" in globals():
         sm = globals()["snakemake"]
@@ -45,7 +45,7 @@ def main() -> None:
     for path in [*args.traces, *([args.manifest] if args.manifest else [])]:
         require_file(path)
     setup_logging(args.log)
-    from retention.imports import parse_run_key
+    from retention.dynamics.sources import parse_run_key
 
     if args.runs:
         runs = [parse_run_key(r) for r in args.runs]

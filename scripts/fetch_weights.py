@@ -33,10 +33,10 @@ def main() -> None:
         model, out, offline, arch = args.model, args.out, args.offline, None
     check_output(out, (".safetensors",))
     os.environ["HF_HUB_OFFLINE"] = "1" if offline else "0"  # before huggingface_hub loads
-    from retention.weights import HubProbe
+    from retention.acquire.weights import HubProbe
 
     probe = None if offline else HubProbe()  # answers while torch and timm import
-    from retention.weights import check_weights, save_pretrained_weights
+    from retention.acquire.weights import check_weights, save_pretrained_weights
 
     save_pretrained_weights(model, out, arch, probe)
     try:

@@ -9,7 +9,7 @@ Writes traces.npz, metrics.csv and run.json (docs/contracts.md). Resumes from --
 """
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention.timing import JobClock
+from retention.training.timing import JobClock
 
 CLOCK = JobClock()  # first, so that the job's time is measured from here on
 
@@ -28,8 +28,8 @@ def as_list(value) -> list:
 
 def main():
     if "snakemake" in globals():
-        from retention import train
-        from retention.finetune import finetune_job
+        from retention.training import trainer as train
+        from retention.training.finetune import finetune_job
 
         CLOCK.lap("imports")
         sm = snakemake  # noqa: F821
@@ -73,8 +73,8 @@ def main():
         raise ConfigError(
             f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
         )
-    from retention import train
-    from retention.finetune import finetune_job
+    from retention.training import trainer as train
+    from retention.training.finetune import finetune_job
 
     CLOCK.lap("imports")
     train_cfg = {**config["train"], **({"threads": args.threads} if args.threads else {})}

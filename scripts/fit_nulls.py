@@ -11,11 +11,12 @@ import logging
 import time
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import io, nulls
+from retention import io
+from retention.fitting import nulls
 from retention.errors import ConfigError
-from retention.fit import LAMBDA_MAX
-from retention.stats.config import SOFT_SCORES
-from retention.traces import load_traces, parse_label
+from retention.fitting.fit import LAMBDA_MAX
+from retention.stats.settings import SOFT_SCORES
+from retention.fitting.traces import load_traces, parse_label
 
 log = logging.getLogger("retention.fit_nulls")
 

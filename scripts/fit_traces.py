@@ -17,8 +17,8 @@ import time
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io
 from retention.errors import ConfigError
-from retention.fit import LAMBDA_MAX, fit_table
-from retention.traces import DEFINITIONS, load_traces, parse_label, trace_label
+from retention.fitting.fit import LAMBDA_MAX, fit_table
+from retention.fitting.traces import DEFINITIONS, load_traces, parse_label, trace_label
 
 log = logging.getLogger("retention.fit_traces")
 

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import imports
+from retention.dynamics import sources as imports
 from retention.errors import DataError
 from retention.io import check_output, check_output_folder, require_file, run_main, setup_logging
 
@@ -27,8 +27,8 @@ log = logging.getLogger("retention")
 
 
 def run(settings: dict, outputs: dict, manifest, centroids=None) -> None:
-    """Import (retention.importer.import_dataset) and log what was written."""
-    from retention.importer import import_dataset
+    """Import (retention.dynamics.importing.import_dataset) and log what was written."""
+    from retention.dynamics.importing import import_dataset
 
     imported = import_dataset(settings, outputs, manifest, centroids)
     log.info("wrote %d runs (%s) and %s", len(imported.runs), ", ".join(outputs), manifest)

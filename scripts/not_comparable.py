@@ -23,7 +23,7 @@ log = logging.getLogger("retention")
 
 
 def write(group, dataset, trace, archs, reason, out) -> None:
-    from retention.importer import not_comparable_summary
+    from retention.dynamics.importing import not_comparable_summary
 
     table = not_comparable_summary(group, dataset, trace, archs, reason)
     save_table(out, table)

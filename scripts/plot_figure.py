@@ -12,7 +12,7 @@ a figure drawn per dataset is drawn for every dataset, or for those of ``--datas
 
 ``finding`` draws any findings of the registry (retention/stats/registry.py) by id as
 forest plots (default: the primary ones). What each figure reads is declared in
-retention/figure_specs.py.
+retention/figures/specs.py.
 """
 
 import argparse
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
 
-from retention import figure_specs, figures, paths
+from retention import figures, paths
+from retention.figures import specs as figure_specs
 from retention.errors import ConfigError
 from retention.findings import Study
 from retention.io import run_main, setup_logging

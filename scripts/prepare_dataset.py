@@ -9,7 +9,8 @@ import logging
 from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
-from retention import data, io
+from retention import io
+from retention.acquire import data
 
 log = logging.getLogger("retention.prepare")
 

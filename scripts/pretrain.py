@@ -14,15 +14,16 @@ from pathlib import Path
 import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io, provenance
 from retention.config import run_only_train_keys
-from retention.timing import process_age_s
+from retention.training.timing import process_age_s
 
-log = logging.getLogger("retention.pretrain")
+log = logging.getLogger("retention.training.pretrain")
 
 
 def warn_convergence(metrics, manifest, convergence: dict, run: str) -> None:
     """Log a warning when the pretraining ended near chance on its source's held-out split,
     or with its held-out accuracy still rising (``retention.chance``)."""
-    from retention import chance, data
+    from retention import chance
+    from retention.acquire import data
 
     heldout = manifest[manifest["split"] == "heldout"]
     acc = chance.pretrain_accuracy(metrics["heldout_acc"], heldout["label"], len(data.class_names(manifest)),
@@ -41,8 +42,10 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
     dataset's and the arch's keys; convergence: the config's section (the log's warnings)."""
     import torch  # here, so that --help answers without loading torch
 
-    from retention import data, gpu, pretrain
-    from retention.weights import check_weights, save_state_dict
+    from retention.training import gpu
+    from retention.acquire import data
+    from retention.training import pretrain
+    from retention.acquire.weights import check_weights, save_state_dict
 
     started, git = provenance.utc_now(-process_age_s()), provenance.git_state()
     torch.set_num_threads(threads)

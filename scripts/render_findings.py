@@ -8,7 +8,7 @@ Run by Snakemake (rule ``findings_html``) or standalone in a study folder:
 
 The verdicts first (one line per primary finding and dataset, both verdicts with their
 Holm p), the warnings and the figure of every primary finding, then findings.md in full
-and the study's config as YAML (retention/report.py).
+and the study's config as YAML (retention/findings/report.py).
 """
 
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 import _retention_path  # noqa: F401  (the package beside scripts/)
 import pandas as pd
 
-from retention import report
+from retention.findings import report
 from retention.errors import DataError
 from retention.io import check_output, require_file, run_main, save_text, setup_logging
 

@@ -1,12 +1,12 @@
 """A small study folder for the figure tests, written by the real pipeline, and the
 helpers that read a figure back the way its rule does and look at what it drew.
 
-The study (:func:`make_study`): simulated traces -> retention.fit.fit_table ->
-retention.nulls.null_fit_table -> retention.stats.dataset_tables (samples.csv included);
+The study (:func:`make_study`): simulated traces -> retention.fitting.fit.fit_table ->
+retention.fitting.nulls.null_fit_table -> retention.stats.dataset_tables (samples.csv included);
 the sampler's tables from retention.stats.f6; at the contract paths, for two datasets
 named as the paper's (so that paper values attach) and two architectures with display
 labels. :func:`load` reads a figure's inputs as its rule does
-(retention.figure_specs.figure_job -> retention.figures.read_inputs: csv round trips
+(retention.figures.specs.figure_job -> retention.figures.read_inputs: csv round trips
 included); :func:`figure_cases` lists every (figure, dataset) the workflow draws.
 """
 
@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from retention import figure_specs, figures, nulls, paths, stats
-from retention import fit as fitmod
-from retention import traces as tr
-from retention.simulate import simulate_traces
+from retention import figures, paths, stats
+from retention.fitting import nulls
+from retention.figures import specs as figure_specs
+from retention.fitting import fit as fitmod
+from retention.fitting import traces as tr
+from retention.fitting.simulate import simulate_traces
 from retention.stats import f6
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retention import fit, nulls
-from retention import traces as tr
-from retention.fit import FIT_COLUMNS
+from retention.fitting import fit
+from retention.fitting import nulls
+from retention.fitting import traces as tr
+from retention.fitting.fit import FIT_COLUMNS
 
 LAMBDA_MAX = 5.0
 

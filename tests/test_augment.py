@@ -2,8 +2,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from retention import data, models, train
-from retention.augment import (
+from retention.acquire import data
+from retention.training import trainer as train
+from retention.training import models
+from retention.training.augment import (
     AugmentConfig,
     DeviceTransform,
     center_boxes,

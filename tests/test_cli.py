@@ -44,7 +44,7 @@ def inputs(tmp_path_factory):
     import yaml
 
     from retention import io, provenance
-    from retention.simulate import simulate_traces
+    from retention.fitting.simulate import simulate_traces
 
     root = tmp_path_factory.mktemp("inputs")
     io.save_npz(root / "traces.npz", simulate_traces(n_samples=30, n_heldout=10, epochs=4, n_classes=3, seed=0))

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from retention import model_names
+from retention.acquire import model_names
 from retention.config import (
     fill_defaults,
     load_config,
@@ -194,7 +194,7 @@ def _flat(mapping, prefix=""):
 
 
 def test_train_config_defaults_equal_the_schema_defaults_and_config_yaml(paper):
-    from retention.train import ARCH_TRAIN_KEYS, TrainConfig
+    from retention.training.trainer import ARCH_TRAIN_KEYS, TrainConfig
 
     dataclass_defaults = _fields(TrainConfig(lr=1.0))
     del dataclass_defaults["lr"]  # from archs.<arch>.lr
@@ -207,7 +207,7 @@ def test_train_config_defaults_equal_the_schema_defaults_and_config_yaml(paper):
 
 
 def test_train_config_reads_every_key_by_name():
-    from retention.train import TrainConfig, train_config
+    from retention.training.trainer import TrainConfig, train_config
 
     train = {"epochs": 7, "augment": {"scale": [0.5, 1.0], "flip": 0.0}, "threads": 3, "checkpoint_interval_s": 5,
              "seeds_per_job": 4, "cache_dir": "/x"}

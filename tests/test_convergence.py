@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention import chance, findings, finetune, io, stats
+from retention import chance, findings, io, stats
+from retention.training import finetune
 from retention.config import fill_defaults, load_schema
-from retention.simulate import simulate_traces
+from retention.fitting.simulate import simulate_traces
 
 from .conftest import REPO
 from .stats_fixtures import planted
@@ -59,7 +60,7 @@ def rising_run():
 
 
 def test_a_fine_tuning_run_still_rising_is_warned_about_in_its_log(rising_run, caplog):
-    with caplog.at_level(logging.WARNING, logger="retention.finetune"):
+    with caplog.at_level(logging.WARNING, logger="retention.training.finetune"):
         assert finetune.warn_near_chance(rising_run, "results/runs/d/vit/seed0", DEFAULTS)
     line = [r.getMessage() for r in caplog.records if "still rising" in r.getMessage()]
     assert len(line) == 1, caplog.text
@@ -73,7 +74,7 @@ def test_a_fine_tuning_run_still_rising_is_warned_about_in_its_log(rising_run, c
     assert "last 2 epochs is 20.0 points above the 2 before" in chance.rising_warning(acc, "r")
     caplog.clear()
     flat = heldout_curve(rising_run, [0.5, 0.8, 0.85, 0.86, 0.87, 0.86, 0.87, 0.86])
-    with caplog.at_level(logging.WARNING, logger="retention.finetune"):
+    with caplog.at_level(logging.WARNING, logger="retention.training.finetune"):
         assert not finetune.warn_near_chance(flat, "results/runs/d/vit/seed1", DEFAULTS)
     assert "still rising" not in caplog.text
 
@@ -88,7 +89,7 @@ def test_a_pretraining_near_chance_and_rising_is_warned_about(tmp_path, caplog):
     manifest = pd.DataFrame({"label": labels, "class_name": [f"g{k}" for k in labels],
                              "split": np.where(np.arange(labels.size) % 4 == 0, "heldout", "train")})
     metrics = pd.DataFrame({"heldout_acc": [0.01, 0.015, 0.02, 0.025, 0.03, 0.034]})
-    with caplog.at_level(logging.WARNING, logger="retention.pretrain"):
+    with caplog.at_level(logging.WARNING, logger="retention.training.pretrain"):
         script.warn_convergence(metrics, manifest, DEFAULTS, "glyphs/vit")
     text = caplog.text
     assert "pretraining glyphs/vit: held-out accuracy 3.4% at the end, within 5 points of chance (0.8%)" in text

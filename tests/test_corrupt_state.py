@@ -15,12 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention import data, finetune, io, nulls, provenance
+from retention import io, provenance
+from retention.acquire import data
+from retention.fitting import nulls
+from retention.training import finetune
 from retention.errors import DataError
 from retention.figures import inputs as figure_inputs
-from retention.fit import fit_table
-from retention.simulate import simulate_traces
-from retention.traces import load_traces
+from retention.fitting.fit import fit_table
+from retention.fitting.simulate import simulate_traces
+from retention.fitting.traces import load_traces
 
 from .conftest import REPO
 

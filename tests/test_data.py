@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention import data
+from retention.acquire import data
 from retention.errors import ConfigError, DataError
 
 from .conftest import REPO, write_jpeg

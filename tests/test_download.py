@@ -1,4 +1,4 @@
-"""Tests of retention.download, retention.weights and their scripts.
+"""Tests of retention.acquire.download, retention.acquire.weights and their scripts.
 
 A real HTTP server on 127.0.0.1 (started and stopped by the tests) serves archives built
 here in the real layouts of CUB-200-2011 (CUB_200_2011.tgz) and OCTDL (OCTDL.zip plus
@@ -30,7 +30,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from retention.download import (  # noqa: E402
+from retention.acquire.download import (  # noqa: E402
     DownloadSpec,
     download_file,
     extract_archive,
@@ -401,7 +401,7 @@ def test_octdl_zip_and_csv_unpinned_checksum_is_logged(server, octdl, tmp_path, 
         },
     ]
     dest = tmp_path / "resources" / "datasets" / "octdl"
-    with caplog.at_level(logging.INFO, logger="retention.download"):
+    with caplog.at_level(logging.INFO, logger="retention.acquire.download"):
         digests = fetch_dataset(parse_specs(entries), dest, **FAST)
 
     assert sorted(p.name for p in (dest / "OCTDL").iterdir()) == OCTDL_CLASSES
@@ -474,7 +474,7 @@ def test_changed_checksum_discards_the_old_partial_download(server, cub, tmp_pat
     server.add("CUB_200_2011.tgz", archive.read_bytes())
     pinned_sha = DownloadSpec("CUB_200_2011.tgz", (url,), digest(archive, "sha256"), extract=True)
     assert partial_key(pinned_sha) != partial_key(pinned_md5)
-    with caplog.at_level(logging.WARNING, logger="retention.download"):
+    with caplog.at_level(logging.WARNING, logger="retention.acquire.download"):
         fetch_dataset([pinned_sha], datasets / "cub200", **FAST)
     assert server.requests_for("CUB_200_2011.tgz")[-1]["range"] is None  # started afresh
     assert any(str(old) in r.getMessage() and "changed" in r.getMessage() for r in caplog.records)
@@ -755,7 +755,7 @@ def weight_files(tmp_path_factory):
     import timm
     import torch
 
-    from retention.weights import save_state_dict
+    from retention.acquire.weights import save_state_dict
 
     root = tmp_path_factory.mktemp("weights")
     out = {}
@@ -776,7 +776,7 @@ def weight_files(tmp_path_factory):
 def test_weights_file_loads_offline_with_a_new_head(weight_files, arch, model_name, head):
     from safetensors.torch import load_file
 
-    from retention.models import create_model
+    from retention.training.models import create_model
 
     start = time.monotonic()
     model = create_model(model_name, num_classes=5, weights=weight_files[arch])
@@ -792,7 +792,7 @@ def test_weights_file_loads_offline_with_a_new_head(weight_files, arch, model_na
 def test_check_weights(weight_files):
     from safetensors.torch import load_file
 
-    from retention.weights import check_weights
+    from retention.acquire.weights import check_weights
 
     n_backbone = sum(not k.startswith("fc.") for k in load_file(str(weight_files["resnet18"])))
     assert check_weights("resnet18.a1_in1k", weight_files["resnet18"], num_classes=3) == n_backbone
@@ -879,7 +879,7 @@ def test_fetch_without_local_weights_or_hub_fails_in_seconds(tmp_path, offline):
 
 
 def test_hub_probe_answers_for_a_listening_host_and_names_a_refusal():
-    from retention.weights import HubProbe
+    from retention.acquire.weights import HubProbe
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -889,7 +889,7 @@ def test_hub_probe_answers_for_a_listening_host_and_names_a_refusal():
 
 
 def test_finetuning_without_its_weights_file_names_the_ways_out(tmp_path):
-    from retention.models import create_model
+    from retention.training.models import create_model
 
     missing = tmp_path / "resources" / "weights" / "resnet18.safetensors"
     with pytest.raises(WeightsError) as err:

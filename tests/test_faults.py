@@ -56,8 +56,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retention import data
-from retention.download import DownloadSpec, fetch_dataset, parse_spec, partial_key
+from retention.acquire import data
+from retention.acquire.download import DownloadSpec, fetch_dataset, parse_spec, partial_key
 from retention.errors import DataError
 
 from .conftest import REPO, write_jpeg
@@ -357,7 +357,7 @@ def test_empty_class_folder_is_named_or_skipped(tmp_path, caplog):
     (root / "fox" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match=rf"class folder\(s\) {root / 'fox'} hold no image files"):
         data.prepare_dataset("imagefolder", root, 16)
-    with caplog.at_level("WARNING", logger="retention.data"):
+    with caplog.at_level("WARNING", logger="retention.acquire.data"):
         prepared = data.prepare_dataset("imagefolder", root, 16, skip_empty_classes=True)
     assert data.class_names(prepared.manifest) == ["cat", "dog", "owl"]
     assert any(f"skipped the empty class folder {root / 'fox'}" in r.getMessage() for r in caplog.records)
@@ -403,7 +403,7 @@ def test_hidden_folders_and_loose_files(tmp_path, caplog):
                                           "cat/.thumbnails": 3, "__MACOSX/cat": 0})
     (root / "__MACOSX" / "cat" / "._0.jpg").write_bytes(b"AppleDouble")  # a zip's metadata
     write_jpeg(root / "stray.jpg", seed=99)
-    with caplog.at_level("WARNING", logger="retention.data"):
+    with caplog.at_level("WARNING", logger="retention.acquire.data"):
         listing = data.list_imagefolder(root, skip_empty_classes=True)
     assert listing.groupby("class_name").size().to_dict() == {"cat": 4, "dog": 4}
     messages = [r.getMessage() for r in caplog.records]
@@ -432,7 +432,7 @@ def test_unreadable_folder_and_image_are_named(tmp_path):
 def test_two_downloads_of_one_dataset_at_once(tmp_path, octdl_zip):
     """The script and the rule, or two Snakemake invocations sharing resources/: the
     second stops with one line naming the process that holds the dataset."""
-    from retention.download import _download_lock
+    from retention.acquire.download import _download_lock
 
     dest = tmp_path / "datasets" / "octdl"
     dest.parent.mkdir()

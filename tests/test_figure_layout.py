@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from retention import figure_specs
+from retention.figures import specs as figure_specs
 from retention.figures import style
 
 from .figure_fixtures import (

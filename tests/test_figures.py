@@ -1,4 +1,4 @@
-"""Tests of what the figures draw (retention.figures, retention.figure_specs,
+"""Tests of what the figures draw (retention.figures, retention.figures.specs,
 scripts/plot_figure.py), on the small study of tests/figure_fixtures.py read back the way
 the figure rules read it. Their layout at print width: tests/test_figure_layout.py; the
 figures of samples: tests/test_figure_samples.py; the figure rules and the HTML report:
@@ -23,7 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from retention import figure_specs, figures, findings, paths, stats
+from retention import figures, findings, paths, stats
+from retention.figures import specs as figure_specs
 from retention.figures import forest, marks, style
 
 from .figure_fixtures import (

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 
 from retention import findings
+from retention.findings import assemble
+from retention.findings.markdown import null_cell
 from retention.errors import DataError
 from retention.io import save_npz
 from retention.stats.registry import FINDINGS
@@ -178,12 +180,12 @@ def test_every_primary_row_names_its_null_or_why_it_has_none():
     nan = math.nan
     both = {"id": "F3.within", "value": 0.4, "null_iid": 0.3, "null_iid_low": 0.25, "null_iid_high": 0.35,
             "null_shuffle": 0.41, "null_shuffle_low": 0.40, "null_shuffle_high": 0.42, "null_kind": "shuffle"}
-    assert findings._null_cell(both) == "iid: 0.300 (0.250 to 0.350); shuffle*: 0.410 (0.400 to 0.420)"
+    assert null_cell(both) == "iid: 0.300 (0.250 to 0.350); shuffle*: 0.410 (0.400 to 0.420)"
     one = {**both, "null_iid": nan, "null_iid_low": nan, "null_iid_high": nan}
-    assert findings._null_cell(one) == "shuffle*: 0.410 (0.400 to 0.420)"
+    assert null_cell(one) == "shuffle*: 0.410 (0.400 to 0.420)"
     none = {**one, "null_shuffle": nan}
-    assert findings._null_cell(none) == "undefined on the null runs"
-    assert findings._null_cell({"id": "F6.heldout", "value": 0.01}).startswith("none: a paired comparison")
+    assert null_cell(none) == "undefined on the null runs"
+    assert null_cell({"id": "F6.heldout", "value": 0.01}).startswith("none: a paired comparison")
 
 
 def test_f2_paper_values_attach_to_the_rows_pooled_over_the_papers_datasets():
@@ -351,7 +353,7 @@ def test_a_finding_that_misses_a_calibration_target_says_so_in_its_verdict(monke
         {"id": ["F1.difference", "F6.heldout"], "size": [0.0, 0.0], "power": [0.95, 0.45],
          "null_size": [0.02, math.nan]}
     ).set_index("id")
-    monkeypatch.setattr(findings, "load_calibration", lambda: calibration)
+    monkeypatch.setattr(assemble, "load_calibration", lambda: calibration)
     rows = [row("F1.difference", "octdl", arch_b="deit_small"), row("F6.heldout", "octdl", bound=0.01)]
     table = findings.assemble_findings([pd.DataFrame(rows)], PAPER).set_index("id")
     assert table.loc["F6.heldout", "calibration_power"] == 0.45

@@ -1,4 +1,4 @@
-"""Tests of retention.fit: the vectorised fits against scipy's curve_fit, one trace at a time."""
+"""Tests of retention.fitting.fit: the vectorised fits against scipy's curve_fit, one trace at a time."""
 
 import subprocess
 import sys
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from retention import fit as F
+from retention.fitting import fit as F
 from retention.io import save_npz
-from retention.simulate import simulate_traces
-from retention.traces import build_traces, load_traces
+from retention.fitting.simulate import simulate_traces
+from retention.fitting.traces import build_traces, load_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 LAM_MAX = 5.0

@@ -1,10 +1,11 @@
-"""The synthetic glyphs source (retention.glyphs) and its hook in retention.data."""
+"""The synthetic glyphs source (retention.acquire.glyphs) and its hook in retention.acquire.data."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from retention import data, glyphs
+from retention.acquire import data
+from retention.acquire import glyphs
 from retention.errors import DataError
 
 

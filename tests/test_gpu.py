@@ -1,4 +1,4 @@
-"""Tests of retention.gpu: the local GPU slot allocator, with fake GPU counts (CPU only)."""
+"""Tests of retention.training.gpu: the local GPU slot allocator, with fake GPU counts (CPU only)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from retention.errors import ConfigError
-from retention.gpu import (
+from retention.training.gpu import (
     CVD,
     ENV_FAKE_COUNT,
     ENV_LOCK_DIR,
@@ -27,7 +27,7 @@ from retention.gpu import (
 # while, and records what it held and when (monotonic clock, shared by processes).
 WORKER = textwrap.dedent("""
     import json, os, sys, time
-    from retention.gpu import acquire_device
+    from retention.training.gpu import acquire_device
     out, t0, hold = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
     time.sleep(max(0.0, t0 - time.time()))
     lease = acquire_device(int(os.environ["SLOTS"]), poll_s=0.01)
@@ -44,7 +44,7 @@ WORKER = textwrap.dedent("""
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from retention.gpu import acquire_device
+    from retention.training.gpu import acquire_device
     lease = acquire_device(1)
     open(sys.argv[1], "w").write(lease.description)
     time.sleep(120)
@@ -129,7 +129,7 @@ def test_a_killed_holder_frees_its_slot(tmp_path, no_cvd, caplog):
         assert ready.read_text() == "cuda:0 (physical 0, slot 0)"
 
         # the only slot is taken: we wait, log it, and time out
-        with caplog.at_level(logging.INFO, logger="retention.gpu"):
+        with caplog.at_level(logging.INFO, logger="retention.training.gpu"):
             with pytest.raises(TimeoutError):
                 acquire_device(1, lock_dir, device_count=1, poll_s=0.02, timeout_s=0.3)
         assert "busy; waiting" in caplog.text

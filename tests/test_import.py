@@ -1,7 +1,7 @@
 """Runs recorded elsewhere (source: traces): the long table and cartography folders become
 valid traces.npz files, our runs export to both formats and come back unchanged, and every
 bad input gets one line naming the file, the row or line and the column, with nothing
-written (retention.longtable, retention.cartography, retention.importer, retention.export)."""
+written (retention.dynamics.longtable, retention.dynamics.cartography, retention.dynamics.importing, retention.dynamics.export)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention import export, importer, imports, io, stats
+from retention import io, stats
+from retention.dynamics import export
+from retention.dynamics import sources as imports
+from retention.dynamics import importing as importer
 from retention.config import validate_config
 from retention.errors import ConfigError, DataError, StorageError
-from retention.fit import fit_table
-from retention.simulate import simulate_runs
-from retention.traces import load_traces
+from retention.fitting.fit import fit_table
+from retention.fitting.simulate import simulate_runs
+from retention.fitting.traces import load_traces
 
 from .conftest import REPO
 
@@ -365,7 +368,7 @@ def test_the_f6_rows_of_a_traces_dataset_are_not_comparable_with_the_reason():
 
 
 def test_the_schema_offers_every_source_of_retention_data_and_traces_among_them():
-    from retention import data
+    from retention.acquire import data
     from retention.config import load_schema
 
     sources = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]["source"]["enum"]

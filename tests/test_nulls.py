@@ -1,14 +1,14 @@
-"""Tests of retention.nulls: memoryless null runs keep each sample's record up to its
+"""Tests of retention.fitting.nulls: memoryless null runs keep each sample's record up to its
 learning point and redraw what follows from that sample's own post-learning epochs."""
 
 import numpy as np
 import pytest
 
-from retention import nulls
-from retention.fit import FIT_COLUMNS
+from retention.fitting import nulls
+from retention.fitting.fit import FIT_COLUMNS
 from retention.io import save_npz
-from retention.simulate import simulate_traces
-from retention.traces import learning_epoch, load_traces
+from retention.fitting.simulate import simulate_traces
+from retention.fitting.traces import learning_epoch, load_traces
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from retention.traces import load_traces
+from retention.fitting.traces import load_traces
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import planted

@@ -1,4 +1,4 @@
-"""Pretraining (retention.pretrain, rule pretrain) and fine-tuning from its weights."""
+"""Pretraining (retention.training.pretrain, rule pretrain) and fine-tuning from its weights."""
 
 import copy
 import json
@@ -9,10 +9,14 @@ import pytest
 import torch
 import yaml
 
-from retention import data, glyphs, models, pretrain, train
+from retention.acquire import data
+from retention.training import trainer as train
+from retention.training import models
+from retention.acquire import glyphs
+from retention.training import pretrain
 from retention.config import load_config, pretrain_train_params, run_only_train_keys, validate_config
 from retention.errors import ConfigError
-from retention.weights import check_weights, save_state_dict
+from retention.acquire.weights import check_weights, save_state_dict
 
 from .conftest import REPO
 from .test_workflow import job_counts, snakemake

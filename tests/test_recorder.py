@@ -1,4 +1,4 @@
-"""The recorder for any PyTorch loop (retention.recorder.TraceRecorder): the README's
+"""The recorder for any PyTorch loop (retention.dynamics.recorder.TraceRecorder): the README's
 example runs as it is on a plain PyTorch loop, its table imports as a valid run, and a
 bad recording is refused before anything is written."""
 
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retention import importer
+from retention.dynamics import importing as importer
 from retention.errors import DataError
-from retention.recorder import TraceRecorder
-from retention.traces import load_traces
+from retention.dynamics.recorder import TraceRecorder
+from retention.fitting.traces import load_traces
 
 from .conftest import REPO
 

@@ -1,5 +1,5 @@
 """The figure rules and the HTML report: what targeting one figure schedules, the findings
-page (retention/report.py, scripts/render_findings.py), and the report of the demo opened
+page (retention/findings/report.py, scripts/render_findings.py), and the report of the demo opened
 in headless Chromium (Debian's package `chromium`; .ci/run installs it). Without Chromium
 the browser tests skip, unless RETENTION_CHROMIUM_REQUIRED=1 (CI), where that is a failure.
 """
@@ -21,7 +21,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from retention import figure_specs, paths, report
+from retention import paths
+from retention.findings import report
+from retention.figures import specs as figure_specs
 
 from .figure_fixtures import ROOT, load, make_study
 from .test_figure_layout import MAX_PX

@@ -1,4 +1,4 @@
-"""Tests of retention.sampler: budgets, spaced selection, schedules, resume."""
+"""Tests of retention.training.sampler: budgets, spaced selection, schedules, resume."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from retention.errors import ConfigError, DataError, TrainingError
-from retention.sampler import (
+from retention.training.sampler import (
     BudgetSampler,
     EpochSampler,
     align_lambda,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retention.figure_specs import FIGURES
+from retention.figures.specs import FIGURES
 
 from .conftest import REPO, make_cartography_runs, warning_lines
 

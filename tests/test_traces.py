@@ -1,11 +1,11 @@
-"""Tests of retention.traces: loading traces.npz, trace definitions, statuses and scores."""
+"""Tests of retention.fitting.traces: loading traces.npz, trace definitions, statuses and scores."""
 
 import numpy as np
 import pytest
 
 from retention.errors import DataError
 from retention.io import save_npz
-from retention.traces import (
+from retention.fitting.traces import (
     learning_epoch,
     parse_label,
     build_traces,
@@ -15,7 +15,7 @@ from retention.traces import (
     parse_definition,
     sample_scores,
 )
-from retention.simulate import simulate_traces
+from retention.fitting.simulate import simulate_traces
 
 # t = -2, -1 (warmup), 0..5 (E = 5)
 T = np.arange(-2, 6)

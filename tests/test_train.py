@@ -12,8 +12,12 @@ import pytest
 import torch
 import yaml
 
-from retention import data, finetune, io, models, train
-from retention.augment import AugmentConfig
+from retention import io
+from retention.acquire import data
+from retention.training import trainer as train
+from retention.training import models
+from retention.training import finetune
+from retention.training.augment import AugmentConfig
 from retention.errors import TrainingError
 
 from .conftest import REPO
@@ -259,7 +263,7 @@ def test_checkpoint_of_another_config_is_discarded(digits_small, tmp_path, caplo
     if change_data:
         _change_images(root)
     arch = {**JOB_ARCH, **arch_over}
-    with caplog.at_level("INFO", logger="retention.train"):
+    with caplog.at_level("INFO", logger="retention.training.trainer"):
         resumed = _job(root, arch, train_over, ckpt).run_all()[0]
     discards = [r.getMessage() for r in caplog.records if "discarding checkpoint" in r.getMessage()]
     assert len(discards) == 1 and key in discards[0], discards
@@ -273,7 +277,7 @@ def test_checkpoint_of_the_same_config_resumes(digits_small, tmp_path, caplog):
     ckpt = tmp_path / "ckpt.pt"
     _job(digits_small, JOB_ARCH, {}, ckpt).run_all()
     # a display-only key (the figure label) and a run-only one do not discard it
-    with caplog.at_level("INFO", logger="retention.train"):
+    with caplog.at_level("INFO", logger="retention.training.trainer"):
         resumed = _job(digits_small, {**JOB_ARCH, "label": "renamed"}, {"threads": 1}, ckpt).run_all()[0]
     assert any("resumed from" in r.getMessage() and "after epoch 3" in r.getMessage() for r in caplog.records)
     fresh = _job(digits_small, JOB_ARCH, {}).run_all()[0]
@@ -284,7 +288,7 @@ def test_checkpoint_of_the_same_config_resumes(digits_small, tmp_path, caplog):
 def test_unreadable_checkpoint_is_discarded(digits_small, tmp_path, caplog):
     ckpt = tmp_path / "ckpt.pt"
     ckpt.write_bytes(b"not a checkpoint")
-    with caplog.at_level("INFO", logger="retention.train"):
+    with caplog.at_level("INFO", logger="retention.training.trainer"):
         _job(digits_small, JOB_ARCH, {"epochs": 1}, ckpt).run_all()
     assert any("discarding checkpoint" in r.getMessage() and "cannot be read" in r.getMessage()
                for r in caplog.records)
@@ -297,7 +301,7 @@ def test_n_distinct_trained_counts_fine_tuning_samples(digits_small):
     _, full = run_tiny(digits_small)
     n = len(full.traces["label"])
     assert full.metrics["n_distinct_trained"].tolist() == [0, n, n, n]  # warmup, then every sample
-    from retention.sampler import BudgetSampler
+    from retention.training.sampler import BudgetSampler
 
     prepared = data.load_prepared(digits_small / "manifest.csv", digits_small / "images.npy")
     names = data.class_names(prepared.manifest)
@@ -321,7 +325,7 @@ def test_job_writes_outputs_and_its_time_breakdown(digits_small, tmp_path, caplo
     cfg = train.train_config({**JOB_TRAIN, "epochs": 1}, JOB_ARCH)
     outputs = [(tmp_path / f"s{s}" / "traces.npz", tmp_path / f"s{s}" / "metrics.csv") for s in (0, 1)]
     records = [tmp_path / f"s{s}" / "run.json" for s in (0, 1)]
-    with caplog.at_level("INFO", logger="retention.finetune"):
+    with caplog.at_level("INFO", logger="retention.training.finetune"):
         finetune.finetune_job(digits_small / "manifest.csv", digits_small / "images.npy", JOB_ARCH, cfg, [0, 1],
                               None, outputs, tmp_path / "ckpt.pt", records=records,
                               names={"dataset": "digits", "arch": "cnn"})
@@ -358,7 +362,7 @@ def test_near_chance_run_is_warned_about(caplog):
     correct[:90, 2] = True
     traces = {"t": np.array([-1, 0, 1]), "class_names": np.array([str(k) for k in range(10)]),
               "heldout_label": np.arange(n) % 10, "heldout_correct": correct}
-    with caplog.at_level("WARNING", logger="retention.finetune"):
+    with caplog.at_level("WARNING", logger="retention.training.finetune"):
         assert finetune.warn_near_chance(traces, "results/runs/digits/cnn/seed0")
         correct[:20, 1] = True
         assert not finetune.warn_near_chance(traces, "results/runs/digits/cnn/seed1")

@@ -16,10 +16,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from retention import findings, nulls, stats
-from retention.fit import fit_table
-from retention.simulate import simulate_traces
-from retention.traces import load_traces
+from retention import findings, stats
+from retention.fitting import nulls
+from retention.fitting.fit import fit_table
+from retention.fitting.simulate import simulate_traces
+from retention.fitting.traces import load_traces
 
 from .conftest import REPO, make_cub_tree, make_octdl_tree, warning_lines
 from .stats_fixtures import planted

@@ -1,6 +1,6 @@
 """The workflow's figures, one function each, all with one signature:
 ``(FigureInputs) -> matplotlib Figure`` (:data:`DRAW`; the files each reads, and whether
-it is drawn per dataset, are declared in :mod:`retention.figure_specs`).
+it is drawn per dataset, are declared in :mod:`retention.figures.specs`).
 
 Every figure is at most 7.2 in wide with no text under 6 pt, speaks one visual language
 (:mod:`.style`: a colour per architecture, everything else told apart by line style or
@@ -25,24 +25,24 @@ from collections.abc import Callable
 
 from matplotlib.figure import Figure
 
-from ..figure_specs import FIGURES
-from .datamap import data_map
-from .examples import retention_examples
-from .f1 import jaccard
-from .f2 import r2
-from .f3 import seed_stability
-from .f4 import class_forgetting
-from .f5 import warmup_loss
-from .f6 import sampler
-from .forest import finding_figure
-from .heatmap import retention_heatmap
-from .inputs import FigureInputs, read_inputs
-from .primary import primary_findings
-from .scores import alternative_scores
-from .style import save_figure
-from .thumbnails import gallery
-from .training import training_curves
-from .variants import robustness
+from retention.figures.specs import FIGURES
+from retention.figures.datamap import data_map
+from retention.figures.examples import retention_examples
+from retention.figures.f1 import jaccard
+from retention.figures.f2 import r2
+from retention.figures.f3 import seed_stability
+from retention.figures.f4 import class_forgetting
+from retention.figures.f5 import warmup_loss
+from retention.figures.f6 import sampler
+from retention.figures.forest import finding_figure
+from retention.figures.heatmap import retention_heatmap
+from retention.figures.inputs import FigureInputs, read_inputs
+from retention.figures.primary import primary_findings
+from retention.figures.scores import alternative_scores
+from retention.figures.style import save_figure
+from retention.figures.thumbnails import gallery
+from retention.figures.training import training_curves
+from retention.figures.variants import robustness
 
 DRAW: dict[str, Callable[[FigureInputs], Figure]] = {
     "primary_findings": primary_findings,

@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-from ..stats.runs import ELIGIBLE
-from .examples import primary_rows
-from .inputs import FigureInputs
-from .style import COLORBAR, LAMBDA_CMAP, SMALL_FONT, empty, figure_legend, new_figure, subsample, tag, title
+from retention.stats.stack import ELIGIBLE
+from retention.figures.examples import primary_rows
+from retention.figures.inputs import FigureInputs
+from retention.figures.style import COLORBAR, LAMBDA_CMAP, SMALL_FONT, empty, figure_legend, new_figure, subsample, tag, title
 
 NEVER = "no λ (never learned or too short)"
 #: the cartography regions, written where no sample can be (confidence above 1 or below 0,

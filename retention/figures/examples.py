@@ -17,11 +17,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .. import fit as fitmod
-from .. import traces as tr
-from . import order as rank_order
-from .inputs import FigureInputs, one_dataset
-from .style import SAMPLE_LINES, SAMPLE_MARKERS, SMALL_FONT, empty, stacked, tag, title
+from retention.fitting import fit as fitmod
+from retention.fitting import traces as tr
+from retention.figures import order as rank_order
+from retention.figures.inputs import FigureInputs, one_dataset
+from retention.figures.style import SAMPLE_LINES, SAMPLE_MARKERS, SMALL_FONT, empty, stacked, tag, title
 
 N_EXAMPLES = 3
 #: the axis label of tau per trace definition
@@ -59,7 +59,7 @@ def select_examples(fits: pd.DataFrame, samples: pd.DataFrame, arch: str,
 def example_models(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.ndarray, lam_max: float = 5.0):
     """The configured traces of the samples ``ids`` and their fitted models.
 
-    Returns the :class:`retention.traces.TraceSet` of those samples (rows in the order of
+    Returns the :class:`retention.fitting.traces.TraceSet` of those samples (rows in the order of
     ``ids``) and one function per sample mapping tau to the model's retention:
     b + (1 - b) exp(-lambda tau) with lambda and b from the fits table; for the ``raw``
     definition c + a exp(-lambda t), refitted on the sample's trace (the table keeps only

@@ -18,10 +18,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import marks
-from .forest import forest, forest_height, forest_units, row_label
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import NEUTRAL, empty, figure_legend, plain, stacked, tag, title
+from retention.figures import marks
+from retention.figures.forest import forest, forest_height, forest_units, row_label
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import NEUTRAL, empty, figure_legend, plain, stacked, tag, title
 
 IDS = ("F1.within", "F1.cross", "F1.pooled", "F1.difference")
 NAMES = {"F1.within": "within", "F1.cross": "across, seed pairs", "F1.pooled": "across, seed-pooled",

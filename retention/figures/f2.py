@@ -18,10 +18,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .examples import primary_rows
-from .forest import forest, forest_height, forest_units, row_label
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import empty, figure_legend, stacked, tag, title
+from retention.figures.examples import primary_rows
+from retention.figures.forest import forest, forest_height, forest_units, row_label
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import empty, figure_legend, stacked, tag, title
 
 ONE_RUN = "one run"
 RUN = "mean of one run (hollow: fewer defined R² than the minimum)"

@@ -16,12 +16,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..stats.runs import ELIGIBLE
-from . import marks
-from .examples import primary_rows
-from .forest import forest, forest_height, forest_units, row_label
-from .inputs import FigureInputs, number, one_dataset, text_of
-from .style import SMALL_FONT, empty, figure_legend, panel_width, shorten, stacked, tag, title
+from retention.stats.stack import ELIGIBLE
+from retention.figures import marks
+from retention.figures.examples import primary_rows
+from retention.figures.forest import forest, forest_height, forest_units, row_label
+from retention.figures.inputs import FigureInputs, number, one_dataset, text_of
+from retention.figures.style import SMALL_FONT, empty, figure_legend, panel_width, shorten, stacked, tag, title
 
 JITTER = 0.08  # of lambda_max
 

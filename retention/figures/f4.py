@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from . import marks
-from .forest import forest, forest_height, forest_units
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import EXTREME_HATCH, empty, figure_legend, shorten, stacked, tag, title
+from retention.figures import marks
+from retention.figures.forest import forest, forest_height, forest_units
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import EXTREME_HATCH, empty, figure_legend, shorten, stacked, tag, title
 
 SHOWN = 6  # classes shown at each end of the ranking
 MOST = "most forgotten classes (solid; mean λ over seeds)"

@@ -15,12 +15,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..stats.runs import ELIGIBLE
-from . import marks
-from .examples import primary_rows
-from .forest import forest, forest_height, forest_units, row_label
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import COLORBAR, COUNT_CMAP, empty, figure_legend, stacked, tag, title
+from retention.stats.stack import ELIGIBLE
+from retention.figures import marks
+from retention.figures.examples import primary_rows
+from retention.figures.forest import forest, forest_height, forest_units, row_label
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import COLORBAR, COUNT_CMAP, empty, figure_legend, stacked, tag, title
 
 RUN = "ρ of one run"
 IDS = ("F5.meta", "F5.meta_by_arch", "F5.subsets")

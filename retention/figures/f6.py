@@ -16,9 +16,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .forest import forest, forest_height, forest_units, row_label
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import (
+from retention.figures.forest import forest, forest_height, forest_units, row_label
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import (
     GUIDE_COLOR,
     NEUTRAL,
     SAMPLER_MARKERS,

@@ -21,13 +21,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from ..errors import ConfigError
-from ..numbers import p_value
-from ..stats.estimate import Finding
-from ..stats.registry import FINDINGS, by_id
-from . import marks
-from .inputs import FigureInputs, number
-from .style import (
+from retention.errors import ConfigError
+from retention.findings.numbers import p_value
+from retention.stats.estimate import Finding
+from retention.stats.registry import FINDINGS, by_id
+from retention.figures import marks
+from retention.figures.inputs import FigureInputs, number
+from retention.figures.style import (
     NEUTRAL,
     PRINT_WIDTH,
     SMALL_FONT,

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import order as rank_order
-from .inputs import FigureInputs
-from .style import COLORBAR, RETENTION_CMAP, empty, guide, new_figure, panel_width, tag, title
+from retention.figures import order as rank_order
+from retention.figures.inputs import FigureInputs
+from retention.figures.style import COLORBAR, RETENTION_CMAP, empty, guide, new_figure, panel_width, tag, title
 
 #: tie groups larger than this share of the ranked samples are marked and named
 BIG_TIE = 0.05

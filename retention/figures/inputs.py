@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import findings as findings_mod
-from .. import io
-from ..errors import DataError
+from retention import findings as findings_mod
+from retention import io
+from retention.errors import DataError
 
 #: columns read as text wherever a table has them (class names such as "3" stay "3")
 # fmt: off
@@ -98,7 +98,7 @@ class FigureInputs:
     def colors(self) -> dict[str, str]:
         """arch -> its colour, the same in every figure (the grid's order:
         :func:`retention.figures.style.arch_colors`)."""
-        from .style import arch_colors
+        from retention.figures.style import arch_colors
 
         return arch_colors([*self.arch_labels, *self.archs()])
 
@@ -202,7 +202,7 @@ def read_inputs(
     files: kind -> paths; the kinds in ``run_kinds`` hold one path per run of ``runs``
     ([dataset, arch, seed]; ``runs_of[kind]`` where a kind has fewer: the metrics of trained
     runs only), every other kind one path per dataset of ``datasets_of[kind]`` (default
-    ``datasets``; retention.figure_specs.figure_job gives all three). study: the
+    ``datasets``; retention.figures.specs.figure_job gives all three). study: the
     :class:`retention.findings.Study` fields; with summary tables among the inputs, the
     findings table is assembled from them.
     """
@@ -229,7 +229,7 @@ def read_inputs(
 
 
 def one_dataset(inputs: FigureInputs, figure: str) -> str:
-    """The dataset of a figure drawn per dataset (retention.figure_specs: per_dataset)."""
+    """The dataset of a figure drawn per dataset (retention.figures.specs: per_dataset)."""
     if len(inputs.datasets) != 1:
         raise DataError(f"figure {figure} is drawn per dataset; it was given {list(inputs.datasets)}")
     return str(inputs.datasets[0])

@@ -22,9 +22,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from ..nulls import KINDS as NULL_KINDS
-from .inputs import number
-from .style import (
+from retention.fitting.nulls import KINDS as NULL_KINDS
+from retention.figures.inputs import number
+from retention.figures.style import (
     BOUND_STYLE,
     CHANCE_COLOR,
     COLORBAR,

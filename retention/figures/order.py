@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .style import score_name
+from retention.figures.style import score_name
 
 
 def ranked(samples: pd.DataFrame, arch: str) -> pd.DataFrame:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..stats.registry import by_id
-from .forest import forest_figure, row_label
-from .inputs import FigureInputs
+from retention.stats.registry import by_id
+from retention.figures.forest import forest_figure, row_label
+from retention.figures.inputs import FigureInputs
 
 #: (heading, the ids of its rows (the primary first), the words before each id's label)
 PANELS = (

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..stats.config import RANK_SCORES
-from . import marks
-from .forest import forest, forest_height, forest_units
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import (
+from retention.stats.settings import RANK_SCORES
+from retention.figures import marks
+from retention.figures.forest import forest, forest_height, forest_units
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import (
     OTHER_SCORE_NAMES,
     chars_per_inch,
     empty,

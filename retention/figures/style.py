@@ -2,7 +2,7 @@
 
 **Size.** Every figure is at most :data:`PRINT_WIDTH` (7.2 in, a two-column page) wide at
 100%, and no text is smaller than :data:`MIN_FONT` (6 pt) at that size: a figure too wide
-for that is split by dataset or by finding (retention/figure_specs.py).
+for that is split by dataset or by finding (retention/figures/specs.py).
 
 **Colour** means one thing: the architecture (:func:`arch_colors`, in the grid's order,
 the same in every figure). Everything else is told apart without colour: the split by
@@ -39,7 +39,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ..io import atomic_path
+from retention.io import atomic_path
 
 # ------------------------------------------------------------------------ size
 

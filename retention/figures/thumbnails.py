@@ -14,9 +14,9 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from . import order as rank_order
-from .inputs import FigureInputs, one_dataset, text_of
-from .style import PICTURE, PRINT_WIDTH, SMALL_FONT, empty, shorten, stacked, tag, wrap_text
+from retention.figures import order as rank_order
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.style import PICTURE, PRINT_WIDTH, SMALL_FONT, empty, shorten, stacked, tag, wrap_text
 
 N_THUMBS = 8
 LABEL_W = 1.5  # inches of the label column

@@ -14,8 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .inputs import FigureInputs, one_dataset
-from .style import GUIDE, GUIDE_COLOR, NEUTRAL, SPLIT_STYLES, empty, figure_legend, guide, stacked, tag, title
+from retention.figures.inputs import FigureInputs, one_dataset
+from retention.figures.style import GUIDE, GUIDE_COLOR, NEUTRAL, SPLIT_STYLES, empty, figure_legend, guide, stacked, tag, title
 
 ONE_SEED = "one seed (thin)"
 ACCURACY = {"train": "train set, eval mode: mean over seeds", "heldout": "held-out set: mean over seeds"}

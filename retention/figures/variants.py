@@ -12,11 +12,11 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..stats.registry import FINDINGS
-from .forest import finding_title, forest, forest_units
-from .inputs import FigureInputs, one_dataset, text_of
-from .scores import SHORT
-from .style import chars_per_inch, empty, figure_legend, panel_width, plain, stacked, title
+from retention.stats.registry import FINDINGS
+from retention.figures.forest import finding_title, forest, forest_units
+from retention.figures.inputs import FigureInputs, one_dataset, text_of
+from retention.figures.scores import SHORT
+from retention.figures.style import chars_per_inch, empty, figure_legend, panel_width, plain, stacked, title
 
 KEY = ["arch", "arch_b", "case"]
 ROW_IN = 0.26

@@ -9,9 +9,9 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from . import inference as inf
-from .config import StatsConfig, rng_for
-from .estimate import Estimate
+from retention.stats import inference as inf
+from retention.stats.settings import StatsConfig, rng_for
+from retention.stats.estimate import Estimate
 
 
 def spearman(x: np.ndarray, y: np.ndarray, cfg: StatsConfig | None = None) -> tuple[float, float, int]:

@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from . import inference as inf
-from .config import StatsConfig, rng_for
-from .estimate import Estimate
-from .pairs import (
+from retention.stats import inference as inf
+from retention.stats.settings import StatsConfig, rng_for
+from retention.stats.estimate import Estimate
+from retention.stats.pairs import (
     PairMatrix,
     criterion_row,
     for_arch_pairs,
@@ -27,8 +27,8 @@ from .pairs import (
     seed_estimate,
     seed_statistic,
 )
-from .ranksets import bootstrap_jaccard, chance_jaccard, jaccard_draws, overlap_p, top_sets
-from .runs import RunStack, StatsInput, frame, masked_mean
+from retention.stats.ranksets import bootstrap_jaccard, chance_jaccard, jaccard_draws, overlap_p, top_sets
+from retention.stats.stack import RunStack, StatsInput, frame, masked_mean
 
 ALL = "all"
 

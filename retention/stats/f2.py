@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from . import inference as inf
-from .config import StatsConfig, rng_for
-from .estimate import Estimate
-from .pairs import for_arch_pairs
-from .runs import RunStack, StatsInput, frame, masked_mean
+from retention.stats import inference as inf
+from retention.stats.settings import StatsConfig, rng_for
+from retention.stats.estimate import Estimate
+from retention.stats.pairs import for_arch_pairs
+from retention.stats.stack import RunStack, StatsInput, frame, masked_mean
 
 
 #: the R^2 of each F2 scale: ours (the binary trace's decay fit) and the paper's scale (the

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from . import inference as inf
-from .config import StatsConfig
-from .estimate import Estimate
-from .pairs import PairMatrix, criterion_row, pair_matrix, pair_means, seed_estimate
-from .runs import RunStack, StatsInput, frame
+from retention.stats import inference as inf
+from retention.stats.settings import StatsConfig
+from retention.stats.estimate import Estimate
+from retention.stats.pairs import PairMatrix, criterion_row, pair_matrix, pair_means, seed_estimate
+from retention.stats.stack import RunStack, StatsInput, frame
 
 
 def rho_of(x: np.ndarray, y: np.ndarray) -> dict:

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..chance import run_accuracy
-from ..errors import DataError
-from . import inference as inf
-from .config import StatsConfig, rng_for
-from .correlation import spearman
-from .estimate import Estimate
-from .f3 import rho_of
-from .pairs import pair_matrix, pair_means
-from .runs import RunStack, StatsInput, frame, masked_mean
+from retention.chance import run_accuracy
+from retention.errors import DataError
+from retention.stats import inference as inf
+from retention.stats.settings import StatsConfig, rng_for
+from retention.stats.correlation import spearman
+from retention.stats.estimate import Estimate
+from retention.stats.f3 import rho_of
+from retention.stats.pairs import pair_matrix, pair_means
+from retention.stats.stack import RunStack, StatsInput, frame, masked_mean
 
 MEASURES = {"max_confusion": "held-out confusion", "nearest_cosine": "centroid cosine"}
 #: the note of a measure the runs' traces do not record (imported runs: docs/contracts.md)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import StatsConfig
-from .correlation import meta_estimate, partial_spearman
-from .estimate import Estimate
-from .f3 import rho_of
-from .runs import RunStack, StatsInput, frame
+from retention.stats.settings import StatsConfig
+from retention.stats.correlation import meta_estimate, partial_spearman
+from retention.stats.estimate import Estimate
+from retention.stats.f3 import rho_of
+from retention.stats.stack import RunStack, StatsInput, frame
 
 SUBSETS = ("all", "learned at t = 0", "given forgetting events")
 #: the note where the runs' traces record no loss (imported runs: docs/contracts.md)

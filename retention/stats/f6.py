@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from . import inference as inf
-from .estimate import Estimate
-from .registry import by_id
-from .tables import estimate_row, summary_columns
+from retention.errors import DataError
+from retention.stats import inference as inf
+from retention.stats.estimate import Estimate
+from retention.stats.registry import by_id
+from retention.stats.tables import estimate_row, summary_columns
 
 OUTCOMES = ("heldout_acc", "train_retention")
 

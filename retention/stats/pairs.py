@@ -17,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import inference as inf
-from .estimate import Estimate
-from .runs import RunStack
+from retention.stats import inference as inf
+from retention.stats.estimate import Estimate
+from retention.stats.stack import RunStack
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 
-from . import f1, f2, f3, f4, f5, samples, scores
-from .estimate import Claim, Finding
+from retention.stats import f1, f2, f3, f4, f5, samples, scores
+from retention.stats.estimate import Claim, Finding
 
 FINDINGS: tuple[Finding, ...] = (
     # ---------------------------------------------------------------- primary
@@ -85,7 +85,7 @@ FINDINGS: tuple[Finding, ...] = (
         id="F6.heldout",
         group="F6",
         label="F6 spaced minus random, final held-out accuracy ({arch})",
-        estimate=None,  # the sampler stage (retention.sampler.sampler_estimates)
+        estimate=None,  # the sampler stage (retention.training.sampler.sampler_estimates)
         unit="seed",
         test="one-sided paired t over seeds: improvement below the margin",
         primary=True,

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..chance import near_chance
-from . import inference as inf
-from .config import StatsConfig, rng_for
-from .estimate import Estimate
-from .runs import RunStack, StatsInput, masked_mean
+from retention.chance import near_chance
+from retention.stats import inference as inf
+from retention.stats.settings import StatsConfig, rng_for
+from retention.stats.estimate import Estimate
+from retention.stats.stack import RunStack, StatsInput, masked_mean
 
 
 def _spread(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

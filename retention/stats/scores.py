@@ -12,13 +12,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import inference as inf
-from .config import RANK_SCORES, StatsConfig
-from .correlation import meta_estimate
-from .estimate import Estimate
-from .f3 import pair_rhos, rho_of
-from .pairs import pair_means
-from .runs import RunStack, StatsInput, frame, rank_score
+from retention.stats import inference as inf
+from retention.stats.settings import RANK_SCORES, StatsConfig
+from retention.stats.correlation import meta_estimate
+from retention.stats.estimate import Estimate
+from retention.stats.f3 import pair_rhos, rho_of
+from retention.stats.pairs import pair_means
+from retention.stats.stack import RunStack, StatsInput, frame, rank_score
 
 #: per-sample scores of other methods (fits-table columns) compared with the rank score
 SCORES = ("forget_events", "confidence", "variability", "el2n_t0")

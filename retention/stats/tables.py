@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..errors import DataError
-from ..nulls import KINDS as NULL_KINDS
-from ..paths import STATS_TABLES as TABLE_NAMES
-from . import f1, f2, f3, f4, f5, samples, scores
-from .config import RANK_SCORES, StatsConfig
-from .estimate import Estimate, Finding
-from .registry import FINDINGS, extra_columns
-from .runs import StatsInput, check_runs, stack_runs, status_counts_table, trace_labels
+from retention.errors import DataError
+from retention.fitting.nulls import KINDS as NULL_KINDS
+from retention.paths import STATS_TABLES as TABLE_NAMES
+from retention.stats import f1, f2, f3, f4, f5, samples, scores
+from retention.stats.settings import RANK_SCORES, StatsConfig
+from retention.stats.estimate import Estimate, Finding
+from retention.stats.registry import FINDINGS, extra_columns
+from retention.stats.stack import StatsInput, check_runs, stack_runs, status_counts_table, trace_labels
 
 # fmt: off
 NULL_COLUMNS = [f"null_{k}{s}" for k in NULL_KINDS for s in ("", "_low", "_high", "_p")]
@@ -247,7 +247,7 @@ def dataset_tables(
     fits: one fits table per run (every trace definition); runs: the (arch, seed) of each,
     same order; primary: the configured trace label; class_infos: one
     :class:`retention.stats.f4.RunClassInfo` per run (or None); null_fits: one null fits
-    table per run (:func:`retention.nulls.null_fit_table`; None: no null columns);
+    table per run (:func:`retention.fitting.nulls.null_fit_table`; None: no null columns);
     manifest: the dataset's manifest.csv (samples.csv then names each sample's file).
     """
     runs = check_runs(fits, runs)

@@ -9,11 +9,12 @@ from pathlib import Path
 # do not install it). Not workflow.basedir: used as a module, that is the study's.
 sys.path.insert(0, str(Path(workflow.current_basedir).parents[1]))
 
-from retention import imports, paths
+from retention import paths
+from retention.dynamics import sources as imports
 from retention.config import pretrain_train_params, result_train_params, validate_config
-from retention import figure_specs
-from retention.labels import trace_label
-from retention.figure_specs import FIGURES
+from retention.figures import specs as figure_specs
+from retention.fitting.labels import trace_label
+from retention.figures.specs import FIGURES
 
 # Jobs that re-read the workflow (cluster jobs) skip the timm model-name check: the
 # submitting process made it, and it costs a torch import.
@@ -126,7 +127,7 @@ def finetune_inputs(wildcards):
 
 def primary_trace():
     """Label of the configured trace definition, e.g. since_learned, raw_soft or
-    since_learned_la2 (retention.traces.trace_label)."""
+    since_learned_la2 (retention.fitting.traces.trace_label)."""
     r = config["retention"]
     return trace_label(r["trace"], r["soft"], r["learned_after"])
 
@@ -206,7 +207,7 @@ def seed_group_paths(template, seeds):
 
 def grid_runs(dataset):
     """(arch, seed) of every run of a dataset: the grid's, arch-major in config order; a
-    traces dataset's in the order of its import (retention.imports.dataset_runs)."""
+    traces dataset's in the order of its import (retention.dynamics.sources.dataset_runs)."""
     return RUNS[dataset]
 
 
@@ -396,7 +397,7 @@ def budget_inputs(wildcards):
 
 
 def sampler_spec(wildcards, input):
-    """What the budgeted run's sampler needs (retention.finetune.make_sampler)."""
+    """What the budgeted run's sampler needs (retention.training.finetune.make_sampler)."""
     return {
         "kind": wildcards.sampler,
         "fraction": config["sampler"]["fraction"],
@@ -469,7 +470,7 @@ def figure_log(name, kind):
 
 def figure_inputs(name):
     """The input function of one figure: its per-run files and per-dataset files, named
-    as retention.figure_specs.FIGURES declares (of the job's dataset, for a figure drawn
+    as retention.figures.specs.FIGURES declares (of the job's dataset, for a figure drawn
     per dataset)."""
 
     def inputs(wildcards):

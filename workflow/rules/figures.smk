@@ -1,4 +1,4 @@
-# The figures, one rule each, generated from the one list of retention/figure_specs.py:
+# The figures, one rule each, generated from the one list of retention/figures/specs.py:
 # results/figures/{name}.pdf and .png for a figure of every dataset, and
 # results/figures/{dataset}/{name}.pdf and .png for one drawn per dataset, so that
 # `snakemake results/figures/digits/jaccard.pdf` builds only what that figure reads. Every
@@ -9,7 +9,7 @@
 for name in figure_names():
 
     rule:
-        """Draw one figure of retention/figure_specs.py (PDF and PNG) from the tables it reads."""
+        """Draw one figure of retention/figures/specs.py (PDF and PNG) from the tables it reads."""
         name:
             f"figure_{name}"
         input:

@@ -2,7 +2,7 @@
 # folders become each run's traces.npz and the dataset's manifest.csv, which the fits,
 # null runs, statistics, findings and figures read as they read trained runs. One rule per
 # such dataset, without wildcards, so Snakemake prefers it to prepare_dataset and finetune
-# for these files; the runs are the import's (retention.imports.dataset_runs).
+# for these files; the runs are the import's (retention.dynamics.sources.dataset_runs).
 
 for dataset in traces_datasets():
 

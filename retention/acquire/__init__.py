@@ -1,0 +1,1 @@
+"""Datasets and weights: download, archives, timm weights, dataset listings and preparation."""

@@ -1,0 +1,1 @@
+"""Training dynamics recorded elsewhere: import (long table, dataset cartography), export, the recorder."""

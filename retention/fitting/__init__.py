@@ -1,0 +1,1 @@
+"""Retention traces, their decay fits and the memoryless null runs."""

@@ -1,0 +1,1 @@
+"""Fine-tuning and pretraining: the trainer, models, augmentation, samplers, checkpoints, GPUs."""
