@@ -117,6 +117,10 @@ def _warnings(table: pd.DataFrame) -> list[str]:
 
 
 def _calibrated(row) -> str:
+    """How far to trust a verdict, where its finding misses a calibration target (not said
+    of a row that has no verdict on the claim)."""
+    if row.get("claim_verdict") == "not comparable":
+        return ""
     note = calibration_note(row)
     return f" ({note})" if note else ""
 
