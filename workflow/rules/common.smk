@@ -207,7 +207,8 @@ def seed_group_paths(template, seeds):
 
 def grid_runs(dataset):
     """(arch, seed) of every run of a dataset: the grid's, arch-major in config order; a
-    traces dataset's in the order of its import (retention.dynamics.sources.dataset_runs)."""
+    traces dataset's in the order of its import (retention.dynamics.sources.dataset_runs).
+    """
     return RUNS[dataset]
 
 
