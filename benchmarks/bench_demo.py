@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-FINETUNE_RULES = ("finetune", "finetune_budget")  # and finetune_seeds<...>
+FINETUNE_RULES = ("finetune", "finetune_budget")  # one job per seed group
 PARTS = ("start", "imports", "data", "model", "first_step", "epochs", "write", "other")
 
 
@@ -35,7 +35,7 @@ def job_times(workdir: Path) -> pd.DataFrame:
     rows = []
     for path in sorted((workdir / "benchmarks").rglob("*.tsv")):
         rule = path.relative_to(workdir / "benchmarks").parts[0]
-        if path.name.startswith("seeds"):  # a seed group's job (rule finetune_seeds<...>)
+        if rule in FINETUNE_RULES and "_" in path.stem:  # a group of several seeds (seeds0_1_2.tsv)
             rule += " (seed groups)"
         rows.append({"rule": rule, "file": str(path.relative_to(workdir)),
                      "s": float(pd.read_csv(path, sep="\t")["s"].iloc[0])})

@@ -10,7 +10,7 @@ Every file a stage reads from another goes through one reader (:func:`read_table
 :func:`read_npz`, :func:`read_npy`, :func:`read_json`): a missing file is a DataError
 naming it and the rule that writes it; a truncated or unreadable one (a parquet file
 without its footer, a csv cut mid-row, a zip without its directory) is a DataError naming
-it and how to rebuild it (``snakemake --force <file>``, the writer's rule), never a
+it and how to rebuild it (``snakemake --forcerun <rule> <file>``, the writer's rule), never a
 traceback of the parser and never trusted. Scripts check their arguments first
 (:func:`check_output`, :func:`require_file`), before any work.
 """
@@ -239,7 +239,7 @@ def _rebuild(path: str | os.PathLike) -> str:
     rule = writer_of(path)
     if rule is None:
         return "write it again"
-    return f"rebuild it with `snakemake --cores 1 --force {path}` (rule {rule}), then rerun"
+    return f"rebuild it with `snakemake --cores 1 --forcerun {rule} {path}` (rule {rule}), then rerun"
 
 
 def require_file(path: str | os.PathLike, what: str = "input") -> Path:

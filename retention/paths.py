@@ -4,7 +4,6 @@ Relative to the study folder (Snakemake's working directory). The rules, their i
 functions and the scripts' standalone modes all format these; nothing else spells a path.
 """
 
-RESULTS = "results"
 MANIFEST = "results/data/{dataset}/manifest.csv"
 IMAGES = "results/data/{dataset}/images.npy"
 RUN = "results/runs/{dataset}/{arch}/seed{seed}"
@@ -12,9 +11,12 @@ TRACES = RUN + "/traces.npz"
 METRICS = RUN + "/metrics.csv"
 #: a run's provenance (retention.provenance): versions, device, commit, config, times
 RUN_RECORD = RUN + "/run.json"
-CHECKPOINT = "results/checkpoints/{dataset}/{arch}/seed{seed}.pt"
-#: the checkpoint of a seed group trained in one job (train.seeds_per_job), group "seeds0_1_2"
-GROUP_CHECKPOINT = "results/checkpoints/{dataset}/{arch}/{group}.pt"
+#: one fine-tuning job: the seeds of group ``{group}`` ("0_1_2": train.seeds_per_job of the
+#: grid's seeds; "100": a scout run alone) trained together; it writes JOB_RUN per seed, and
+#: rule publish_run links each to its RUN (a hard link: no second copy of the bytes)
+JOB = "results/jobs/finetune/{dataset}/{arch}/seeds{group}"
+JOB_RUN = "seed{seed}"
+CHECKPOINT = "results/checkpoints/{dataset}/{arch}/seeds{group}.pt"
 FITS = "results/fits/{dataset}/{arch}/seed{seed}.parquet"
 NULLS = "results/nulls/{dataset}/{arch}/seed{seed}.parquet"
 STATS = "results/stats/{dataset}/{table}.csv"
@@ -38,8 +40,10 @@ BUDGET_RUN = "results/sampler/{dataset}/{arch}/{sampler}/seed{seed}"
 BUDGET_TRACES = BUDGET_RUN + "/traces.npz"
 BUDGET_METRICS = BUDGET_RUN + "/metrics.csv"
 BUDGET_RUN_RECORD = BUDGET_RUN + "/run.json"
-BUDGET_CHECKPOINT = "results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seed{seed}.pt"
-BUDGET_GROUP_CHECKPOINT = "results/checkpoints/sampler/{dataset}/{arch}/{sampler}/{group}.pt"
+BUDGET_JOB = "results/jobs/finetune_budget/{dataset}/{arch}/{sampler}/seeds{group}"
+BUDGET_CHECKPOINT = "results/checkpoints/sampler/{dataset}/{arch}/{sampler}/seeds{group}.pt"
+#: the files of a run, in the order the training jobs write and publish them
+RUN_FILES = ("traces.npz", "metrics.csv", "run.json")
 SAMPLER = "results/sampler/{dataset}/{table}.csv"
 #: pretraining (weights: pretrain); {dataset} is the source (config pretrain.dataset)
 PRETRAIN_RUN = "results/pretrain/{dataset}/{arch}"
@@ -80,9 +84,9 @@ def fill(template: str, **fields) -> str:
     return template.format_map(Keep(fields))
 
 
-#: the rule that writes each template (what to rebuild when a file is truncated or
-#: unreadable: retention.io.read_table and its siblings say so); a seed group's runs are
-#: written by rule finetune_seeds<...>, which `snakemake --force <file>` finds as well
+#: the rule that computes each template (what to rerun when a file is truncated or
+#: unreadable: retention.io.read_table and its siblings say so); a run's files are
+#: computed by its group's training job (rule publish_run then links them to RUN)
 WRITERS = {
     MANIFEST: "prepare_dataset",
     IMAGES: "prepare_dataset",

@@ -1,6 +1,6 @@
 """Fine-tune one (dataset, arch) for one or several seeds and record per-sample traces.
 
-Run by the rules finetune, finetune_seeds<...> (train.seeds_per_job > 1) and
+Run by the rules finetune (a group of seeds, train.seeds_per_job, in one job) and
 finetune_budget (the sampler runs), or standalone:
     python scripts/finetune.py --data results/data/digits --config config.yaml \
         --arch resnet18 --seed 0 --out results/runs/digits/resnet18/seed0
@@ -22,10 +22,6 @@ from pathlib import Path  # noqa: E402
 from retention import io  # noqa: E402
 
 
-def as_list(value) -> list:
-    return [value] if isinstance(value, (str, Path)) else list(value)
-
-
 def main():
     if "snakemake" in globals():
         from retention.training import trainer as train
@@ -36,11 +32,11 @@ def main():
         io.setup_logging(sm.log[0])
         # the rule's params hold the train keys that shape results; the config the rest
         cfg = train.train_config({**sm.config["train"], **sm.params.train}, sm.params.arch)
-        seeds = list(sm.params.get("seeds") or [int(sm.wildcards.seed)])
-        outputs = list(zip(as_list(sm.output.traces), as_list(sm.output.metrics)))
+        seeds = list(sm.params.seeds)  # the job's group; its files are the params traces, metrics, record
+        outputs = list(zip(sm.params.traces, sm.params.metrics))
         finetune_job(
             sm.input.manifest, sm.input.images, sm.params.arch, cfg, seeds, sm.input.get("weights"), outputs,
-            sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK, records=as_list(sm.output.record),
+            sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK, records=list(sm.params.record),
             names={"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
             convergence=sm.config["convergence"],  # the log's warning only: not a param, reruns nothing
         )

@@ -82,7 +82,7 @@ def test_a_study_of_trained_and_imported_datasets_trains_only_the_first(tmp_path
     assert counts["import_traces_glue"] == 1 and counts["sampler_not_comparable_glue"] == 1
     assert counts["fit_traces"] == 2 * 3 + 2 + 2  # digits' grid, its two scout runs, glue's two runs
     assert counts["prepare_dataset"] == 2 and counts["compare_samplers"] == 1  # digits and the glyphs source
-    assert counts["dataset_stats"] == 2 and counts["finetune_seeds0_1_2"] == 2
+    assert counts["dataset_stats"] == 2 and counts["finetune"] == 2 + 2  # digits' seed groups, its scouts
 
 
 @pytest.mark.integration

@@ -60,7 +60,7 @@ def test_the_cap_is_a_site_setting():
 def dry_run_jobs(tmp_path_factory) -> list[dict]:
     """Every job of a dry run of the demo through the SLURM profile, submitted from a host
     with many cores (--cores 64 stands in for none: a dry run otherwise uses 1), as
-    {rule, threads, resources}."""
+    {rule, threads, resources, wildcards}."""
     workdir = tmp_path_factory.mktemp("slurm_dry_run")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
@@ -74,10 +74,12 @@ def dry_run_jobs(tmp_path_factory) -> list[dict]:
     for block in re.split(r"^(?=(?:local)?rule \w+:$)", proc.stdout, flags=re.MULTILINE)[1:]:
         threads = re.search(r"^\s+threads: (\d+)$", block, re.MULTILINE)
         resources = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
         jobs.append({
             "rule": re.match(r"(?:local)?rule (\w+):", block)[1],
             "threads": int(threads[1]) if threads else 1,
             "resources": dict(kv.split("=", 1) for kv in resources[1].split(", ")) if resources else {},
+            "wildcards": dict(kv.split("=", 1) for kv in wildcards[1].split(", ")) if wildcards else {},
         })
     assert len(jobs) > 50, proc.stdout[-3000:]
     return jobs
@@ -97,17 +99,19 @@ def test_fine_tuning_and_pretraining_jobs_get_the_gpu_partition(dry_run_jobs):
 
 
 def test_seed_group_jobs_get_the_resources_of_their_rule(dry_run_jobs):
-    """set-resources names rules: the rules of seed groups, named by the config
-    (finetune_seeds0_1_2, ...), get what the profile sets for finetune and finetune_budget."""
+    """Every seed group is a job of rule finetune (or finetune_budget), wildcard {group}: the
+    profile's set-resources for those rules reach every group, of three seeds or of one."""
     keys = ("slurm_partition", "gpu", "gres", "cpus_per_task", "mem_mb")
     default_mem_mb = str(eval(load_profile()["default-resources"]["mem_mb"], {"attempt": 1}))
-    for base in ("finetune", "finetune_budget"):
-        groups = [job for job in dry_run_jobs if re.fullmatch(rf"{base}_seeds[\d_]+", job["rule"])]
-        assert groups, base
-        for job in groups:
+    for rule in ("finetune", "finetune_budget"):
+        jobs = [job for job in dry_run_jobs if job["rule"] == rule]
+        assert jobs, rule
+        for job in jobs:
             assert job["resources"].get("slurm_partition") == GPU_PARTITION, job
             # the profile's memory depends on the input (<TBD> in a dry run), not the default 3000
             assert job["resources"].get("mem_mb") != default_mem_mb, job
-    single = next(job for job in dry_run_jobs if job["rule"] == "finetune")
-    group = next(job for job in dry_run_jobs if job["rule"].startswith("finetune_seeds"))
-    assert {k: group["resources"].get(k) for k in keys} == {k: single["resources"].get(k) for k in keys}
+    jobs = [job for job in dry_run_jobs if job["rule"] == "finetune"]
+    three = next(job for job in jobs if job["wildcards"].get("group") == "0_1_2")
+    alone = next(job for job in jobs if "_" not in job["wildcards"].get("group", "_"))  # a scout run
+    assert {k: three["resources"].get(k) for k in keys} == {k: alone["resources"].get(k) for k in keys}
+    assert not [job for job in dry_run_jobs if job["rule"].startswith("finetune_seeds")]

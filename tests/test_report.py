@@ -93,16 +93,13 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
     pre = {"prepare_dataset": n_data + 1, "pretrain": n_arch}
     one = {"prepare_dataset": 2, "pretrain": n_arch}  # a figure of one dataset: it and glyphs
     # the fine-tuning jobs that make the first n seeds of every (dataset, arch): one per seed
-    # group of train.seeds_per_job (rule finetune_seeds<...>; a group of one: rule finetune)
+    # group of train.seeds_per_job (rule finetune), and the runs linked to their folders
     seeds, k = demo["grid"]["seeds"], demo["train"].get("seeds_per_job", 1)
     groups = [seeds[i:i + k] for i in range(0, len(seeds), k)]
 
     def finetune(n, n_datasets):
-        jobs = {}
-        for group in (g for g in groups if set(g) & set(seeds[:n])):
-            name = "finetune" if len(group) == 1 else "finetune_seeds" + "_".join(map(str, group))
-            jobs[name] = jobs.get(name, 0) + n_datasets * n_arch
-        return jobs
+        n_groups = sum(1 for g in groups if set(g) & set(seeds[:n]))
+        return {"finetune": n_groups * n_datasets * n_arch, "publish_run": n * n_datasets * n_arch}
 
     # a figure of one dataset that reads its statistics: every run of that dataset only
     stats_of_one = {**one, **finetune(n_seed, 1), "fit_traces": n_arch * n_seed, "fit_nulls": n_arch * n_seed,

@@ -66,9 +66,10 @@ def list_rules() -> dict[str, str]:
 
 def test_every_rule_of_the_rule_files_has_a_description():
     """A docstring in every rule of workflow/rules/*.smk, those generated in loops too
-    (the demo has seed groups of 3), so that `snakemake --list-rules` describes each."""
+    (one per figure), so that `snakemake --list-rules` describes each."""
     rules = list_rules()
-    assert {"finetune_seeds0_1_2", "finetune_budget_seeds0_1_2", "figure_jaccard", "prepare_dataset"} <= set(rules)
+    assert {"finetune", "finetune_budget", "publish_run", "figure_jaccard", "prepare_dataset"} <= set(rules)
+    assert not [name for name in rules if name.startswith("finetune_seeds")]  # one rule for every seed group
     undescribed = sorted(name for name, doc in rules.items() if not doc and name != "all")
     assert not undescribed, f"rules without a docstring: {undescribed}"
 
@@ -113,7 +114,7 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     tiny.write_text(yaml.safe_dump({
         "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
         # a checkpoint after every epoch, so that the check for leftovers below can fail;
-        # one seed per job, rule finetune (the demo's seed groups: test_seed_group_job_...)
+        # one seed per job (the demo's seed groups of 3: test_seed_group_job_...)
         "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0, "seeds_per_job": 1},
         "pretrain": {"epochs": 1},
     }))
@@ -128,11 +129,11 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
         assert (tmp_path / run / "metrics.csv").exists()
         record = json.loads((tmp_path / run / "run.json").read_text())
         assert (record["stage"], record["arch"], f"seed{record['seed']}") == ("finetune", run.parts[-2], run.name)
-        log = (tmp_path / "logs/finetune" / run.relative_to("results/runs")).with_suffix(".log")
+        log = tmp_path / "logs/finetune" / run.relative_to("results/runs").parent / f"seeds{record['seed']}.log"
         assert "epoch 3/3" in log.read_text()
     assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"
     assert not (tmp_path / "results/checkpoints").exists(), "empty checkpoint folders left behind"
-    assert (tmp_path / "benchmarks/finetune/digits_lt/cnn/seed0.tsv").exists()
+    assert (tmp_path / "benchmarks/finetune/digits_lt/cnn/seeds0.tsv").exists()
     assert not warning_lines(tmp_path)  # no Python warning in any rule's log
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -150,15 +151,18 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
 
 
 def test_seeds_per_job_groups_the_grid_seeds_into_jobs(tmp_path):
-    """train.seeds_per_job: 5 makes one job of the paper grid's 5 seeds per (dataset, arch);
-    rule finetune keeps the scout runs; one run's traces can still be asked for."""
+    """train.seeds_per_job: 5 makes one job of the paper grid's 5 seeds per (dataset, arch)
+    (and one per scout run, alone); each run is linked to its own folder; one run's traces
+    can still be asked for, and its group's job trains them."""
     group = tmp_path / "group.yaml"
     group.write_text(yaml.safe_dump({"train": {"seeds_per_job": 5}}))
     proc = snakemake(tmp_path, "-n", configs=[REPO / "config.yaml", group])
     counts = job_counts(proc.stdout)
-    assert counts["finetune_seeds0_1_2_3_4"] == 4 and counts["finetune"] == 4  # the scouts
+    assert counts["finetune"] == 4 + 4 and counts["publish_run"] == 20 + 4  # groups, scouts; runs
+    assert counts["finetune_budget"] == 2 * 2 * 2  # dataset, arch, sampler: a group of 5 each
+    assert proc.stdout.count("group=0_1_2_3_4") == 4 + 8 and proc.stdout.count("group=100") == 4
     one = snakemake(tmp_path, "-n", "results/runs/octdl/resnet18/seed3/traces.npz", configs=[REPO / "config.yaml", group])
-    assert job_counts(one.stdout).get("finetune_seeds0_1_2_3_4") == 1 and "finetune" not in job_counts(one.stdout)
+    assert job_counts(one.stdout).get("finetune") == 1 and "group=0_1_2_3_4" in one.stdout
 
 
 @pytest.mark.integration
@@ -175,7 +179,7 @@ def test_seed_group_job_through_snakemake(tmp_path):
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
     targets = [f"results/runs/digits_lt/vit/seed{s}/traces.npz" for s in (0, 1, 2)] + ["results/provenance.csv"]
     proc = snakemake(tmp_path, "--cores", "2", *targets, configs=configs)
-    assert "rule finetune_seeds0_1:" in proc.stdout + proc.stderr
+    assert "group=0_1" in proc.stdout + proc.stderr and "group=2" in proc.stdout + proc.stderr
     for seed in (0, 1, 2):
         run = tmp_path / f"results/runs/digits_lt/vit/seed{seed}"
         with np.load(run / "traces.npz") as traces:

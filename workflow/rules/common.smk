@@ -1,6 +1,7 @@
 import math
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     arch=r"[A-Za-z0-9_\-]+",
     seed=r"\d+",
+    group=r"\d+(_\d+)*",
     sampler=r"random|spaced",
 
 
@@ -152,10 +154,12 @@ def training_minutes(wildcards, input, attempt, epochs):
     return math.ceil(2 * minutes) * attempt
 
 
-def finetune_runtime(wildcards, input, attempt, n_seeds=1):
-    """Minutes for one fine-tuning job of n_seeds runs (warmup + fine-tuning epochs each)."""
+def finetune_runtime(wildcards, input, attempt):
+    """Minutes for one fine-tuning job: its group's runs (warmup + fine-tuning epochs each)."""
     epochs = config["train"]["warmup_epochs"] + config["train"]["epochs"]
-    return training_minutes(wildcards, input, attempt, n_seeds * epochs)
+    return training_minutes(
+        wildcards, input, attempt, len(group_seeds(wildcards)) * epochs
+    )
 
 
 def pretrain_runtime(wildcards, input, attempt):
@@ -163,43 +167,51 @@ def pretrain_runtime(wildcards, input, attempt):
     return training_minutes(wildcards, input, attempt, config["pretrain"]["epochs"])
 
 
-def seed_group_runtime(seeds):
-    """finetune_runtime of a seed group's job (resource runtime)."""
-
-    def runtime(wildcards, input, attempt):
-        return finetune_runtime(wildcards, input, attempt, len(seeds))
-
-    return runtime
+# ------------------------------------------------------------------ seed groups
 
 
-def seed_groups():
-    """The grid's seeds in groups of train.seeds_per_job, each group trained in one job
-    (a rule per group, finetune.smk); groups of one are left to rule finetune."""
-    k = config["train"]["seeds_per_job"]
-    seeds = GRID["seeds"]
-    groups = [seeds[i : i + k] for i in range(0, len(seeds), k)]
-    return [group for group in groups if len(group) > 1]
+def group_of(seed):
+    """The seed group ("0_1_2") whose job trains ``seed``: the grid's seeds in groups of
+    train.seeds_per_job, in order; any other seed (a scout run) alone."""
+    seed, k, seeds = int(seed), config["train"]["seeds_per_job"], list(GRID["seeds"])
+    if seed not in seeds:
+        return str(seed)
+    first = seeds.index(seed) // k * k
+    return "_".join(map(str, seeds[first : first + k]))
 
 
-def seed_group(seeds):
-    """Name of a seed group's log, benchmark and checkpoint: seeds0_1_2."""
-    return "seeds" + "_".join(map(str, seeds))
+def group_seeds(wildcards):
+    """The seeds of a job's group (wildcard {group}), in order."""
+    return [int(s) for s in wildcards.group.split("_")]
 
 
-def inherit_profile_resources(name, parent):
-    """A profile's set-resources of rule ``parent`` (GPU, partition, memory) also for
-    rule ``name``, a seed group's rule named by the config, which no profile names; any
-    set for ``name`` itself come after and win. (Snakemake keeps a profile's per-rule
-    resources in a private attribute.)"""
-    given = workflow.resource_settings._parsed_overwrite_resources
-    for source in (parent, name):
-        workflow.get_rule(name).resources.update(given.get(source, {}))
+# the shell script of rules publish_run and publish_budget_run, beside the workflow's
+# other scripts (a path that stays the same from run to run: it is part of the command)
+PUBLISH_RUN = shlex.quote(
+    str(Path(workflow.current_basedir).parents[1] / "scripts" / "publish_run.sh")
+)
 
 
-def seed_group_paths(template, seeds):
-    """One run file (paths.TRACES, METRICS, RUN_RECORD) per seed of a group, {dataset}
-    and {arch} left ({sampler} too for the budgeted runs' templates)."""
-    return [paths.fill(template, seed=seed) for seed in seeds]
+def run_job(template):
+    """An input function: the job folder (paths.JOB, BUDGET_JOB) that trains the run of
+    the wildcards."""
+
+    def job(wildcards):
+        return paths.fill(template, group=group_of(wildcards.seed)).format(**wildcards)
+
+    return job
+
+
+def job_files(name):
+    """A params function: the job's file ``name`` (paths.RUN_FILES) of each seed of its group."""
+
+    def files(wildcards, output):
+        return [
+            os.path.join(output.job, paths.JOB_RUN.format(seed=seed), name)
+            for seed in group_seeds(wildcards)
+        ]
+
+    return files
 
 
 # ------------------------------------------------------------------ the grid

@@ -1,21 +1,18 @@
+# Fine-tuning (docs/method.md section 3): one job per group of seeds of one (dataset, arch),
+# train.seeds_per_job of the grid's seeds trained together (a scout run alone); each run's
+# files are then linked to its own folder.
+
+
 rule finetune:
-    """Fine-tune one run (dataset, arch, seed) and record every train sample's retention trace."""
+    """Fine-tune a group of seeds of one (dataset, arch) in one job and record every train sample's retention trace."""
     input:
         unpack(finetune_inputs),
     output:
-        traces=paths.TRACES,
-        metrics=report(
-            paths.METRICS,
-            caption="../report/metrics.rst",
-            category="Runs",
-            subcategory="{dataset}",
-            labels={"arch": "{arch}", "seed": "{seed}"},
-        ),
-        record=paths.RUN_RECORD,
+        job=directory(paths.JOB),
     log:
-        "logs/finetune/{dataset}/{arch}/seed{seed}.log",
+        "logs/finetune/{dataset}/{arch}/seeds{group}.log",
     benchmark:
-        "benchmarks/finetune/{dataset}/{arch}/seed{seed}.tsv"
+        "benchmarks/finetune/{dataset}/{arch}/seeds{group}.tsv"
     wildcard_constraints:
         dataset=TRAINED_DATASET,
     conda:
@@ -27,54 +24,40 @@ rule finetune:
     params:
         arch=arch_spec,
         train=result_train_params(config),
+        seeds=group_seeds,
+        traces=job_files("traces.npz"),
+        metrics=job_files("metrics.csv"),
+        record=job_files("run.json"),
         checkpoint=paths.CHECKPOINT,
     script:
         "../../scripts/finetune.py"
 
 
-# train.seeds_per_job > 1: the grid's seeds in groups (seed_groups), each group's runs
-# trained together in one job, the same outputs as rule finetune (which the rule order
-# below sets aside for them; it still makes the other seeds' runs, e.g. the scout's).
-for seeds in seed_groups():
-
-    rule:
-        """Fine-tune a seed group's runs of one (dataset, arch) in one job (train.seeds_per_job)."""
-        name:
-            f"finetune_{seed_group(seeds)}"
-        input:
-            unpack(finetune_inputs),
-        output:
-            traces=seed_group_paths(paths.TRACES, seeds),
-            metrics=[
-                report(
-                    path,
-                    caption="../report/metrics.rst",
-                    category="Runs",
-                    subcategory="{dataset}",
-                    labels={"arch": "{arch}", "seed": str(seed)},
-                )
-                for seed, path in zip(seeds, seed_group_paths(paths.METRICS, seeds))
-            ],
-            record=seed_group_paths(paths.RUN_RECORD, seeds),
-        log:
-            f"logs/finetune/{{dataset}}/{{arch}}/{seed_group(seeds)}.log",
-        benchmark:
-            f"benchmarks/finetune/{{dataset}}/{{arch}}/{seed_group(seeds)}.tsv"
-        wildcard_constraints:
-            dataset=TRAINED_DATASET,
-        conda:
-            "../../envs/torch.yaml"
-        threads: config["train"]["threads"]
-        resources:
-            gpu=1,
-            runtime=seed_group_runtime(seeds),
-        params:
-            arch=arch_spec,
-            train=result_train_params(config),
-            seeds=seeds,
-            checkpoint=paths.fill(paths.GROUP_CHECKPOINT, group=seed_group(seeds)),
-        script:
-            "../../scripts/finetune.py"
-
-    workflow.ruleorder(f"finetune_{seed_group(seeds)}", "finetune")
-    inherit_profile_resources(f"finetune_{seed_group(seeds)}", "finetune")
+rule publish_run:
+    """Link one run's files from its group's job folder to the run's own folder (no second copy)."""
+    input:
+        job=run_job(paths.JOB),
+    output:
+        traces=paths.TRACES,
+        metrics=report(
+            paths.METRICS,
+            caption="../report/metrics.rst",
+            category="Runs",
+            subcategory="{dataset}",
+            labels={"arch": "{arch}", "seed": "{seed}"},
+        ),
+        record=paths.RUN_RECORD,
+    log:
+        "logs/publish_run/{dataset}/{arch}/seed{seed}.log",
+    benchmark:
+        "benchmarks/publish_run/{dataset}/{arch}/seed{seed}.tsv"
+    wildcard_constraints:
+        dataset=TRAINED_DATASET,
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        run=paths.JOB_RUN,
+    shell:
+        f"bash {PUBLISH_RUN} "
+        "{input.job:q}/{params.run} {output.traces:q} {output.metrics:q} {output.record:q} > {log:q} 2>&1"

@@ -3,65 +3,40 @@
 
 
 # The same job as a fine-tuning run (script, environment, GPU, threads, wall time), on
-# the budget the sampler picks each epoch.
+# the budget the sampler picks each epoch; its runs linked like the others.
 use rule finetune as finetune_budget with:
-    """F6: one budgeted fine-tuning run, on the subset the sampler (random or spaced) picks."""
+    """F6: a group of seeds' budgeted runs of one (dataset, arch, sampler) on the subsets the sampler (random or spaced) picks."""
     input:
         unpack(budget_inputs),
+    output:
+        job=directory(paths.BUDGET_JOB),
+    log:
+        "logs/finetune_budget/{dataset}/{arch}/{sampler}/seeds{group}.log",
+    benchmark:
+        "benchmarks/finetune_budget/{dataset}/{arch}/{sampler}/seeds{group}.tsv"
+    params:
+        arch=arch_spec,
+        train=result_train_params(config),
+        seeds=group_seeds,
+        traces=job_files("traces.npz"),
+        metrics=job_files("metrics.csv"),
+        record=job_files("run.json"),
+        sampler=sampler_spec,
+        checkpoint=paths.BUDGET_CHECKPOINT,
+
+
+use rule publish_run as publish_budget_run with:
+    """F6: link one budgeted run's files from its group's job folder to the run's own folder."""
+    input:
+        job=run_job(paths.BUDGET_JOB),
     output:
         traces=paths.BUDGET_TRACES,
         metrics=paths.BUDGET_METRICS,
         record=paths.BUDGET_RUN_RECORD,
     log:
-        "logs/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.log",
+        "logs/publish_budget_run/{dataset}/{arch}/{sampler}/seed{seed}.log",
     benchmark:
-        "benchmarks/finetune_budget/{dataset}/{arch}/{sampler}/seed{seed}.tsv"
-    params:
-        arch=arch_spec,
-        train=result_train_params(config),
-        sampler=sampler_spec,
-        checkpoint=paths.BUDGET_CHECKPOINT,
-
-
-# train.seeds_per_job > 1: each (arch, sampler)'s seeds in the same groups as the main
-# runs, a group's budgeted runs trained together in one job (as rule finetune_seeds<...>).
-for seeds in seed_groups():
-
-    rule:
-        """F6: a seed group's budgeted runs of one (dataset, arch, sampler) in one job."""
-        name:
-            f"finetune_budget_{seed_group(seeds)}"
-        input:
-            unpack(budget_inputs),
-        output:
-            traces=seed_group_paths(paths.BUDGET_TRACES, seeds),
-            metrics=seed_group_paths(paths.BUDGET_METRICS, seeds),
-            record=seed_group_paths(paths.BUDGET_RUN_RECORD, seeds),
-        log:
-            f"logs/finetune_budget/{{dataset}}/{{arch}}/{{sampler}}/{seed_group(seeds)}.log",
-        benchmark:
-            f"benchmarks/finetune_budget/{{dataset}}/{{arch}}/{{sampler}}/{seed_group(seeds)}.tsv"
-        conda:
-            "../../envs/torch.yaml"
-        threads: config["train"]["threads"]
-        resources:
-            gpu=1,
-            runtime=seed_group_runtime(seeds),
-        params:
-            arch=arch_spec,
-            train=result_train_params(config),
-            sampler=sampler_spec,
-            seeds=seeds,
-            checkpoint=paths.fill(
-                paths.BUDGET_GROUP_CHECKPOINT, group=seed_group(seeds)
-            ),
-        script:
-            "../../scripts/finetune.py"
-
-    workflow.ruleorder(f"finetune_budget_{seed_group(seeds)}", "finetune_budget")
-    inherit_profile_resources(
-        f"finetune_budget_{seed_group(seeds)}", "finetune_budget"
-    )
+        "benchmarks/publish_budget_run/{dataset}/{arch}/{sampler}/seed{seed}.tsv"
 
 
 rule compare_samplers:
