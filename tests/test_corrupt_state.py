@@ -48,7 +48,7 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
 def assert_names_the_rebuild(err: pytest.ExceptionInfo, path: Path, rule: str) -> None:
     message = str(err.value)
     assert f"{path} is truncated or unreadable" in message, message
-    assert f"snakemake --cores 1 --force {path}" in message and f"(rule {rule})" in message, message
+    assert f"snakemake --cores 1 --forcerun {rule} {path}" in message and f"(rule {rule})" in message, message
     assert "\n" not in message
 
 
@@ -186,5 +186,5 @@ def test_the_dataset_stats_script_says_it_in_one_line(run):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "DataError: fits table results/fits/d/cnn/seed0.parquet is truncated or unreadable" in lines[0]
-    assert "snakemake --cores 1 --force results/fits/d/cnn/seed0.parquet" in lines[0]
+    assert "snakemake --cores 1 --forcerun fit_traces results/fits/d/cnn/seed0.parquet" in lines[0]
     assert not (run["root"] / "results/stats").exists()
