@@ -59,6 +59,39 @@ def result_train_params(config: dict) -> dict:
     return {k: v for k, v in config["train"].items() if k not in run_only}
 
 
+def schema_entry(*keys: str) -> dict:
+    """The schema's entry of a config key, by its path (``"stats", "rank_score"``; ``"*"`` for
+    an entry of a mapping such as ``datasets.<name>``), its ``$ref`` resolved."""
+    spec = _resolve(load_schema())
+    for key in keys:
+        spec = _resolve(spec["additionalProperties"] if key == "*" else spec["properties"][key])
+    return spec
+
+
+def schema_default(*keys: str):
+    """The default of a config key (:func:`schema_entry`): the one place a default is written."""
+    return copy.deepcopy(schema_entry(*keys)["default"])
+
+
+def section_defaults(*keys: str) -> dict:
+    """A config section (``"stats"``) with every key at its schema default."""
+    return fill_defaults({}, schema_entry(*keys))
+
+
+def schema_choices(*keys: str) -> tuple:
+    """The values a config key may take (its schema ``enum``)."""
+    return tuple(schema_entry(*keys)["enum"])
+
+
+def default_trace_label() -> str:
+    """The primary trace label of the schema's defaults (``retention``: trace, soft,
+    learned_after): what a script without a config uses."""
+    from retention.fitting.labels import trace_label
+
+    r = section_defaults("retention")
+    return trace_label(r["trace"], r["soft"], r["learned_after"])
+
+
 def _resolve(spec: dict) -> dict:
     """A schema entry with its ``$ref`` ("#/$defs/<name>") laid under its own keys."""
     if "$ref" not in spec:
@@ -214,6 +247,18 @@ def validate_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> No
         raise ConfigError(_message(best))
 
 
+def checked_section(name: str, values: Mapping) -> dict:
+    """Config section ``name`` (``"stats"``) with its absent keys at their defaults, checked
+    against the schema's entry of it: ConfigError naming the first bad key and value."""
+    schema = load_schema()
+    partial = {"$defs": schema["$defs"], "type": "object", "properties": {name: schema["properties"][name]}}
+    config = {name: fill_defaults(dict(values), schema_entry(name))}
+    errors = list(jsonschema.Draft202012Validator(partial).iter_errors(config))
+    if errors:
+        raise ConfigError(_message(jsonschema.exceptions.best_match(errors)))
+    return config[name]
+
+
 def validate_references(config: dict, check_models: bool = True) -> None:
     """Cross-key checks: grid names exist, datasets that need a path have one, timm names."""
     _check_imported(config)
@@ -235,7 +280,7 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 f"config key 'datasets.{name}.path': {path} does not exist (resolved from the study "
                 f"folder: {Path(path).resolve()}); fix the path, or add a download entry"
             )
-        if spec["source"] == "digits_lt" and spec.get("imbalance_ratio", 56.0) > DIGITS_LT_MAX_RATIO:
+        if spec["source"] == "digits_lt" and spec["imbalance_ratio"] > DIGITS_LT_MAX_RATIO:
             raise ConfigError(
                 f"config key 'datasets.{name}.imbalance_ratio': {spec['imbalance_ratio']:g} is more than "
                 f"digits_lt can give ({DIGITS_LT_MAX_RATIO:g}: {DIGITS_MIN_CLASS} images in digits' "

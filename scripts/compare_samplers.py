@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.config import default_trace_label, schema_default
 from retention import io
 from retention.errors import DataError
 from retention.stats import f6
@@ -84,10 +85,9 @@ def main():
         ap.add_argument(
             "--outdir", required=True, help="writes comparison.csv, curves.csv and summary.csv here"
         )
-        ap.add_argument("--trace", default="since_learned", help="the trace definition of the scout's lambda")
-        ap.add_argument(
-            "--margin", type=float, default=0.01, help="accuracy gain that counts as an improvement"
-        )
+        ap.add_argument("--trace", default=default_trace_label(), help="the trace label of the scout's lambda")
+        ap.add_argument("--margin", type=float, default=schema_default("sampler", "margin"),
+                        help="accuracy gain that counts as an improvement (default: %(default)s)")
         ap.add_argument("--log")
         args = ap.parse_args()
         io.setup_logging(args.log)

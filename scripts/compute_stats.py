@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.config import default_trace_label
 from retention import chance, io, stats
 from retention.errors import DataError
 from retention.io import run_main, save_table, setup_logging
@@ -155,7 +156,7 @@ def standalone() -> tuple[dict, dict]:
     ap.add_argument("--runs", nargs="*", help="arch:seed of each fits table (default: from the paths)")
     ap.add_argument("--dataset", required=True, help="dataset name written into summary.csv")
     ap.add_argument("--outdir", required=True, help="directory for the csv tables")
-    ap.add_argument("--primary", default="since_learned", help="primary trace label (default since_learned)")
+    ap.add_argument("--primary", default=default_trace_label(), help="primary trace label (default: %(default)s)")
     ap.add_argument("--pretrain", nargs="*", default=[], metavar="ARCH=METRICS",
                     help="each arch's pretraining metrics.csv (weights: pretrain)")
     ap.add_argument("--pretrain-manifest", help="the pretraining source's manifest.csv (with --pretrain)")

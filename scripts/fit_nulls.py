@@ -11,6 +11,7 @@ import logging
 import time
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.config import default_trace_label, schema_default
 from retention import io
 from retention.fitting import nulls
 from retention.errors import ConfigError
@@ -82,15 +83,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", help="a run's traces.npz")
     ap.add_argument("output", help="the null fits table to write (.parquet or .csv)")
-    ap.add_argument(
-        "--trace", default="since_learned", help="the primary trace label (default since_learned)"
-    )
-    ap.add_argument("--draws", type=int, default=20, help="null runs per kind (default 20)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trace", default=default_trace_label(), help="the primary trace label (default: %(default)s)")
+    ap.add_argument("--draws", type=int, default=schema_default("stats", "null_draws"),
+                    help="null runs per kind (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=schema_default("stats", "seed"))
     ap.add_argument("--run-name", help="the run's name: seeds its draws (default: from the path)")
-    ap.add_argument("--min-points", type=int, default=3)
+    ap.add_argument("--min-points", type=int, default=schema_default("retention", "min_points"))
     ap.add_argument("--lambda-max", type=float, default=LAMBDA_MAX)
-    ap.add_argument("--rank-score", default="lambda", help="the rank score the null runs are ranked by")
+    ap.add_argument("--rank-score", default=schema_default("stats", "rank_score"),
+                    help="the rank score the null runs are ranked by (default: %(default)s)")
     ap.add_argument("--log")
     args = ap.parse_args()
     io.setup_logging(args.log)

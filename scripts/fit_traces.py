@@ -15,6 +15,7 @@ import logging
 import time
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.config import schema_default
 from retention import io
 from retention.errors import ConfigError
 from retention.fitting.fit import LAMBDA_MAX, fit_table
@@ -90,10 +91,12 @@ def main():
     parser.add_argument("traces", help="a run's traces.npz (contract in docs/contracts.md)")
     parser.add_argument("output", help="the fits table to write: .parquet or .csv")
     parser.add_argument(
-        "--trace", default="since_learned", choices=DEFINITIONS, help="primary trace definition (default since_learned)"
+        "--trace", default=schema_default("retention", "trace"), choices=DEFINITIONS,
+        help="primary trace definition (default: %(default)s)"
     )
     parser.add_argument("--soft", action="store_true", help="primary definition on p_true instead of correct")
-    parser.add_argument("--learned-after", type=int, default=1, help="consecutive correct epochs that count as learned")
+    parser.add_argument("--learned-after", type=int, default=schema_default("retention", "learned_after"),
+                        help="consecutive correct epochs that count as learned (default: %(default)s)")
     parser.add_argument(
         "--robustness",
         nargs="*",
@@ -101,7 +104,8 @@ def main():
         metavar="LABEL",
         help="further definitions in the same table, e.g. since_warmup raw since_learned_soft since_learned_la2",
     )
-    parser.add_argument("--min-points", type=int, default=3, help="traces with fewer points are too_short (default 3)")
+    parser.add_argument("--min-points", type=int, default=schema_default("retention", "min_points"),
+                        help="traces with fewer points are too_short (default: %(default)s)")
     parser.add_argument("--lambda-max", type=float, default=LAMBDA_MAX, help="upper bound of lambda, per epoch")
     parser.add_argument("--run-name", help="name of the run in messages (default: from the path)")
     parser.add_argument("--log", help="also log to this file")

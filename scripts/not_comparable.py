@@ -15,6 +15,7 @@ import argparse
 import logging
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.config import default_trace_label
 from retention.errors import ArgumentError
 from retention.io import check_output, run_main, save_table, setup_logging
 from retention.stats.registry import FINDINGS
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("--group", default="F6", help="the findings of this group of retention/stats/registry.py")
     ap.add_argument("--archs", nargs="+", required=True, help="one row per finding and architecture")
     ap.add_argument("--reason", required=True, help="why they cannot be computed (the rows' note)")
-    ap.add_argument("--trace", default="since_learned", help="the primary trace label (column trace)")
+    ap.add_argument("--trace", default=default_trace_label(), help="the primary trace label (column trace)")
     ap.add_argument("--out", required=True, help="the summary csv to write")
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention.config import schema_default
 from retention import io
 from retention.acquire import data
 
@@ -23,7 +24,7 @@ def prepare(spec: dict, options: dict, manifest: Path, images: Path, workers: in
         storage_size=spec["storage_size"],
         heldout_fraction=spec["heldout_fraction"],
         split_seed=options["split_seed"],
-        imbalance_ratio=spec.get("imbalance_ratio", 56.0),
+        imbalance_ratio=spec["imbalance_ratio"],
         skip_corrupt=options["skip_corrupt"],
         workers=workers,
         min_per_class=options["min_per_class"],
@@ -48,11 +49,13 @@ def main():
     parser.add_argument("--source", required=True, choices=data.SOURCES)
     parser.add_argument("--path", help="the extracted dataset tree (not for digits)")
     parser.add_argument("--storage-size", type=int, required=True, help="square storage resolution in pixels")
-    parser.add_argument("--heldout-fraction", type=float, default=0.2)
-    parser.add_argument("--imbalance-ratio", type=float, default=56.0, help="digits_lt only")
-    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--heldout-fraction", type=float, default=schema_default("datasets", "*", "heldout_fraction"))
+    parser.add_argument("--imbalance-ratio", type=float, default=schema_default("datasets", "*", "imbalance_ratio"),
+                        help="digits_lt only (default: %(default)s)")
+    parser.add_argument("--split-seed", type=int, default=schema_default("data", "split_seed"))
     parser.add_argument("--skip-corrupt", action="store_true")
-    parser.add_argument("--min-per-class", type=int, default=2, help="train images each class needs")
+    parser.add_argument("--min-per-class", type=int, default=schema_default("data", "min_per_class"),
+                        help="train images each class needs (default: %(default)s)")
     parser.add_argument("--skip-empty-classes", action="store_true", help="leave empty class folders out")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT/manifest.csv and OUT/images.npy")

@@ -98,7 +98,7 @@ def test_retention_examples_use_the_order_of_samples_csv(study):
     assert set(most["sample_id"]).isdisjoint(least["sample_id"])
 
 
-@pytest.mark.parametrize("definition", ["since_learned", "raw"])
+@pytest.mark.parametrize("definition", ["since_learned", "raw", "since_learned_soft"])
 def test_retention_examples_draw_the_fitted_model(study, definition):
     root, traces = study
     fits = pd.read_parquet(root / paths.FITS.format(dataset="octdl", arch=ARCHS[0], seed=0))
@@ -106,12 +106,13 @@ def test_retention_examples_draw_the_fitted_model(study, definition):
     samples = pd.read_csv(root / paths.STATS.format(dataset="octdl", table="samples"))
     most, least, _ = examples.select_examples(sub, samples, ARCHS[0], 2)
     ids = np.concatenate([most["sample_id"], least["sample_id"]]).astype(np.int64)
-    ts, models = examples.example_models(sub, traces["octdl"][(ARCHS[0], 0)], ids, lam_max=5.0)
+    ts = examples.shown_traces(sub, traces["octdl"][(ARCHS[0], 0)], ids)
     rows = sub.set_index("sample_id").loc[ids]
     for k, sid in enumerate(ids):
         m = ts.mask[k]
-        # the drawn model reproduces the fits table's SSE on the trace's points
-        assert np.sum((ts.y[k][m] - models[k](ts.tau[m])) ** 2) == pytest.approx(rows.loc[sid, "sse"], rel=1e-6, abs=1e-9)
+        assert m.sum() == rows.loc[sid, "n_points"]
+        # the points and the model read from the fits table reproduce its SSE: nothing refitted
+        assert np.sum((ts.y[k][m] - ts.models[k](ts.tau[m])) ** 2) == pytest.approx(rows.loc[sid, "sse"], rel=1e-6, abs=1e-9)
 
 
 def test_training_curves_show_accuracy_and_loss_of_both_sets(study, built):

@@ -22,8 +22,11 @@ from PIL import Image, UnidentifiedImageError
 
 from retention.acquire import glyphs
 from retention.dynamics import sources as imports
-from retention.config import DIGITS_LT_MAX_RATIO, DIGITS_LT_SMALLEST, DIGITS_MIN_CLASS
+from retention.config import DIGITS_LT_MAX_RATIO, DIGITS_LT_SMALLEST, DIGITS_MIN_CLASS, schema_default
 from retention.errors import ConfigError, DataError
+
+#: the schema's default of datasets.<name>.imbalance_ratio (digits_lt: OCTDL's 56:1)
+DIGITS_LT_RATIO = schema_default("datasets", "*", "imbalance_ratio")
 
 log = logging.getLogger("retention.acquire.data")
 
@@ -308,7 +311,7 @@ def list_imagefolder(root: str | os.PathLike, skip_empty_classes: bool = False) 
 def list_samples(
     source: str,
     path: str | os.PathLike | None = None,
-    imbalance_ratio: float = 56.0,
+    imbalance_ratio: float = DIGITS_LT_RATIO,
     split_seed: int = 0,
     skip_empty_classes: bool = False,
 ) -> pd.DataFrame:
@@ -466,7 +469,7 @@ def prepare_dataset(
     storage_size: int,
     heldout_fraction: float = 0.2,
     split_seed: int = 0,
-    imbalance_ratio: float = 56.0,
+    imbalance_ratio: float = DIGITS_LT_RATIO,
     skip_corrupt: bool = False,
     workers: int = 1,
     min_per_class: int = 2,

@@ -11,14 +11,14 @@ group, and the legend gives each sample's λ and floor b in the run and its rank
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from retention.fitting import fit as fitmod
-from retention.fitting import traces as tr
+from retention.fitting.labels import parse_label
 from retention.figures import order as rank_order
 from retention.figures.inputs import FigureInputs, one_dataset
 from retention.figures.style import SAMPLE_LINES, SAMPLE_MARKERS, SMALL_FONT, empty, stacked, tag, title
@@ -56,33 +56,51 @@ def select_examples(fits: pd.DataFrame, samples: pd.DataFrame, arch: str,
     return most, least, order
 
 
-def example_models(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.ndarray, lam_max: float = 5.0):
-    """The configured traces of the samples ``ids`` and their fitted models.
+@dataclass(frozen=True)
+class Shown:
+    """The traces of the shown samples as the fit saw them (rows in the order of their ids):
+    ``tau`` (L,), ``y`` and ``mask`` (n, L), and each sample's fitted model from the fits
+    table, b + amplitude exp(-rate tau) (no point of a ``conditional`` trace: its lags
+    are computed from the whole record, so only the curve is drawn)."""
 
-    Returns the :class:`retention.fitting.traces.TraceSet` of those samples (rows in the order of
-    ``ids``) and one function per sample mapping tau to the model's retention:
-    b + (1 - b) exp(-lambda tau) with lambda and b from the fits table; for the ``raw``
-    definition c + a exp(-lambda t), refitted on the sample's trace (the table keeps only
-    the score, not a) with the run's ``lam_max``.
-    """
-    sub = primary_rows(fits).set_index("sample_id")
+    tau: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray
+    models: list
+
+
+def shown_traces(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.ndarray) -> Shown:
+    """The shown samples' trace points and fitted models, read from what the pipeline wrote:
+    the fits table (the definition's t_learn, its number of points, the model's b, rate
+    and amplitude) and the run's traces.npz (correct, or p_true for a soft definition);
+    nothing is rebuilt or refitted."""
+    sub = primary_rows(fits).set_index("sample_id").loc[ids]
+    spec = parse_label(str(sub["trace"].iloc[0]))
+    t = np.asarray(arrays["t"])
+    source = np.asarray(arrays["p_true" if spec.soft else "correct"], dtype=float)[:, t >= 0]
     pos = {int(s): i for i, s in enumerate(np.asarray(arrays["sample_id"]))}
-    rows = np.array([pos[int(i)] for i in ids], dtype=np.int64)
-    ts = tr.build_traces(np.asarray(arrays["correct"])[rows], np.asarray(arrays["p_true"])[rows],
-                         np.asarray(arrays["t"]), str(sub["trace"].iloc[0]), min_points=1)
-    if ts.model == "raw":
-        raw = fitmod.fit_raw(ts.y, ts.mask, lam_max, tau=ts.tau)
-        return ts, [lambda x, lam=lam, a=a, c=c: c + a * np.exp(-lam * np.asarray(x, float))
-                    for lam, a, c in zip(raw.lam, raw.a, raw.c)]
-    lam, b = sub.loc[ids, "lambda"].to_numpy(float), sub.loc[ids, "b"].to_numpy(float)
-    return ts, [lambda x, lk=lk, bk=bk: bk + (1.0 - bk) * np.exp(-lk * np.asarray(x, float)) for lk, bk in zip(lam, b)]
+    n_points = sub["n_points"].to_numpy(float).astype(np.int64)
+    tau = np.arange(source.shape[1], dtype=float)
+    y, mask = np.zeros((len(ids), tau.size)), np.zeros((len(ids), tau.size), dtype=bool)
+    if spec.definition != "conditional":
+        starts = sub["t_learn"].to_numpy(float) if spec.definition == "since_learned" else np.zeros(len(ids))
+        for k, sid in enumerate(ids):
+            start = int(np.nan_to_num(starts[k]))
+            points = source[pos[int(sid)], start : start + n_points[k]]
+            y[k, : points.size], mask[k, : points.size] = points, True
+    models = [
+        lambda x, b=b, amp=amp, rate=rate: b + amp * np.exp(-rate * np.asarray(x, float))
+        for b, amp, rate in sub[["b", "amplitude", "rate"]].to_numpy(float)
+    ]
+    return Shown(tau[: max(int(n_points.max()), 1)], y[:, : max(int(n_points.max()), 1)],
+                 mask[:, : max(int(n_points.max()), 1)], models)
 
 
 def _lambda_text(lam: float, lam_max: float) -> str:
     return f"λ = {lam:.2g}" + (" (max)" if lam >= lam_max * (1 - 1e-9) else "")
 
 
-def _draw_group(ax, ts, models, shown: pd.DataFrame, lam, b, color, lam_max: float) -> None:
+def _draw_group(ax, ts: Shown, shown: pd.DataFrame, lam, b, color, lam_max: float) -> None:
     """The samples of ``shown`` (rows of ``ts``) as points (jittered along time) and fitted
     curves, in the architecture's colour, each sample its own marker and line style, with
     a legend naming each."""
@@ -94,7 +112,7 @@ def _draw_group(ax, ts, models, shown: pd.DataFrame, lam, b, color, lam_max: flo
         jitter = (k - (len(shown) - 1) / 2) * 0.12
         tag(ax.plot(ts.tau[m] + jitter, ts.y[k][m], marker, ms=3.2, color=color, mfc="white", mew=0.9, alpha=0.9,
                     ls="none"), name)
-        tag(ax.plot(grid, models[k](grid), ls=ls, lw=1.2, color=color), name)
+        tag(ax.plot(grid, ts.models[k](grid), ls=ls, lw=1.2, color=color), name)
         handles.append(Line2D([], [], color=color, marker=marker, mfc="white", ms=3.2, ls=ls, lw=1.2, label=name))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=SMALL_FONT, handlelength=2.2,
               borderaxespad=0.0)
@@ -106,7 +124,7 @@ def _run_panels(axes, inputs: FigureInputs, dataset: str, arch: str, key) -> Non
     most, least, _ = select_examples(fits, inputs.table("samples", dataset), arch)
     rows = primary_rows(fits)
     trace = str(rows["trace"].iloc[0]) if len(rows) else ""
-    spec = tr.parse_label(trace) if trace else None
+    spec = parse_label(trace) if trace else None
     by_id = rows.set_index("sample_id")
     for ax, what, shown in ((axes[0], "most", most), (axes[1], "least", least)):
         heading = f"{dataset} · {inputs.label(arch)}, seed {key[1]}: {what} forgotten"
@@ -115,9 +133,9 @@ def _run_panels(axes, inputs: FigureInputs, dataset: str, arch: str, key) -> Non
             empty(ax, f"no sample of samples.csv's order is fitted in this run ({len(rows)} samples)")
             continue
         ids = shown["sample_id"].to_numpy(np.int64)
-        ts, models = example_models(fits, arrays, ids, inputs.lambda_max)
+        ts = shown_traces(fits, arrays, ids)
         lam, b = by_id.loc[ids, "lambda"].to_numpy(float), by_id.loc[ids, "b"].to_numpy(float)
-        _draw_group(ax, ts, models, shown, lam, b, inputs.colors()[arch], inputs.lambda_max)
+        _draw_group(ax, ts, shown, lam, b, inputs.colors()[arch], inputs.lambda_max)
         note = rank_order.tie_note(shown, rank_order.score_symbol(inputs.table("samples", dataset)))
         title(ax, heading + ("\n" + note if note else ""), width=2.6)
         ax.set_ylim(-0.06, 1.06)

@@ -23,6 +23,7 @@ import pandas as pd
 from retention import findings as findings_mod
 from retention import io
 from retention.errors import DataError
+from retention.fitting.fit import LAMBDA_MAX
 
 #: columns read as text wherever a table has them (class names such as "3" stay "3")
 # fmt: off
@@ -85,7 +86,7 @@ class FigureInputs:
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     findings: pd.DataFrame | None = None
     arch_labels: Mapping[str, str] = field(default_factory=dict)
-    lambda_max: float = 5.0
+    lambda_max: float = LAMBDA_MAX
     min_samples: int = 30
 
     def label(self, arch) -> str:
@@ -193,7 +194,7 @@ def read_inputs(
     run_kinds: Sequence[str],
     datasets_of: Mapping[str, Sequence[str]] | None = None,
     study: Mapping | None = None,
-    lambda_max: float = 5.0,
+    lambda_max: float = LAMBDA_MAX,
     min_samples: int = 30,
     runs_of: Mapping[str, Sequence] | None = None,
 ) -> FigureInputs:

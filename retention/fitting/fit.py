@@ -47,6 +47,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from retention.config import schema_default
 from retention.fitting import traces as tr
 from retention.fitting.fitsolve import (  # noqa: F401  (re-exported: the fit's public types and checks)
     AIC_MSE_FLOOR,
@@ -64,8 +65,8 @@ from retention.fitting.fitsolve import (  # noqa: F401  (re-exported: the fit's 
 
 log = logging.getLogger("retention.fitting.fit")
 
-#: The upper bound of lambda (per epoch) unless the config sets retention.lambda_max.
-LAMBDA_MAX = 5.0
+#: The upper bound of lambda (per epoch): the schema's default of retention.lambda_max.
+LAMBDA_MAX = schema_default("retention", "lambda_max")
 
 
 def fit_decay(y: np.ndarray, mask: np.ndarray, lam_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> DecayFit:
@@ -149,6 +150,8 @@ FIT_COLUMNS = (
     "status",
     "lambda",
     "b",
+    "rate",
+    "amplitude",
     "r2",
     "sse",
     "n_points",
@@ -172,12 +175,15 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = Tr
 
     Returns per-sample arrays ``lambda`` (the forgetting score: decay rate; for ``raw``
     lam where a > 0, else 0; 0 for unforgettable; NaN for never_learned / too_short),
-    ``b`` (the floor; for ``raw`` the asymptote c), ``r2``, ``sse``, ``aic_exp`` and
+    ``b`` (the floor; for ``raw`` the asymptote c), ``rate`` and ``amplitude`` (the fitted
+    model is b + amplitude exp(-rate tau) for every definition: amplitude is 1 - b for the
+    decay model, a for the free-amplitude one, whose rate is its fitted lam even where the
+    score is 0), ``r2``, ``sse``, ``aic_exp`` and
     ``aic_power`` (the power-law alternative fitted to the same points; k = 2 for the
     decay models, 3 for the raw ones; NaN without ``power``: the null runs skip it).
     """
     n = ts.status.shape[0]
-    out = {k: np.full(n, np.nan) for k in ("lambda", "b", "r2", "sse", "aic_exp", "aic_power")}
+    out = {k: np.full(n, np.nan) for k in ("lambda", "b", "rate", "amplitude", "r2", "sse", "aic_exp", "aic_power")}
     fitted = ts.status == "fitted"
     unforgettable = ts.status == "unforgettable"
     k = 3 if ts.model == "raw" else 2
@@ -188,11 +194,13 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = Tr
             alt = fit_raw_power(y, mask, tau=ts.tau, lam_max=lam_max) if power else None
             out["lambda"][fitted] = main.score
             out["b"][fitted] = main.c
+            out["rate"][fitted], out["amplitude"][fitted] = main.lam, main.a
         else:
             main = fit_decay(y, mask, lam_max, tau=ts.tau)
             alt = fit_power(y, mask, tau=ts.tau, lam_max=lam_max) if power else None
             out["lambda"][fitted] = main.lam
             out["b"][fitted] = main.b
+            out["rate"][fitted], out["amplitude"][fitted] = main.lam, 1.0 - main.b
         out["r2"][fitted] = main.r2
         out["sse"][fitted] = main.sse
         out["aic_exp"][fitted] = main.aic
@@ -200,8 +208,9 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = Tr
             out["aic_power"][fitted] = alt.aic
     if unforgettable.any():
         # R = 1 fits exactly under both models: lambda 0, floor 1, SSE 0, R^2 undefined
-        out["lambda"][unforgettable] = 0.0
+        out["lambda"][unforgettable] = out["rate"][unforgettable] = 0.0
         out["b"][unforgettable] = 1.0
+        out["amplitude"][unforgettable] = 0.0
         out["sse"][unforgettable] = 0.0
         a0 = aic(np.zeros(int(unforgettable.sum())), ts.n_points[unforgettable], k)
         out["aic_exp"][unforgettable] = a0

@@ -4,7 +4,10 @@ section 4). Kept apart from retention.fitting.traces (numpy) because parsing the
 import re
 from dataclasses import dataclass
 
-DEFINITIONS = ("since_learned", "since_warmup", "raw", "conditional")
+from retention.config import schema_choices
+
+#: the trace definitions (the schema's values of retention.trace; docs/method.md section 4)
+DEFINITIONS = schema_choices("retention", "trace")
 SOFT_SUFFIX = "_soft"
 
 

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, fields, replace
-from typing import Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from retention.errors import ConfigError
+from retention.config import checked_section, schema_choices, schema_default, section_defaults
 
-#: the rank scores of "most forgotten" (docs/method.md section 6); every one is oriented so that
-#: a higher value means more forgotten. What each measures: docs/method.md.
-RANK_SCORES = ("lambda", "forgetting_amount", "area", "soft_lambda", "mean_p_true_since_learned")
+#: the rank scores of "most forgotten" (docs/method.md section 6), as the schema lists them;
+#: every one is oriented so that a higher value means more forgotten
+RANK_SCORES = schema_choices("stats", "rank_score")
 #: the rank scores read from a definition's soft counterpart (soft_lambda, soft_mean_retention)
 SOFT_SCORES = ("soft_lambda", "mean_p_true_since_learned")
-META_INTERVALS = ("hartung_knapp", "normal")
+_DEFAULTS = section_defaults("stats")
 
 
 @dataclass(frozen=True)
 class StatsConfig:
-    """Statistics settings (config ``stats``; ``lambda_max`` comes from ``retention``).
+    """Statistics settings: the config's ``stats`` section (each field's default is the
+    schema's, workflow/schemas/config.schema.yaml, where its range and meaning are written)
+    and ``lambda_max`` from ``retention``.
 
     top_q / sensitivity_q: the share of most-forgotten samples in a rank set; r2_min:
     the R^2 cut of the sensitivity subset; min_samples: fewest samples a set statistic
@@ -33,66 +35,36 @@ class StatsConfig:
     meta_interval: interval of the random-effects meta-analysis; seed: every draw.
     """
 
-    top_q: float = 0.10
-    sensitivity_q: tuple[float, ...] = (0.05, 0.10, 0.20)
-    r2_min: float = 0.6
-    min_samples: int = 30
-    rank_score: str = "lambda"
-    tie_draws: int = 200
-    bootstrap: int = 1000
-    permutations: int = 1000
-    spearman_permutation_below: int = 30
-    equivalence_bound: float = 0.1
-    null_draws: int = 20
-    alpha: float = 0.05
-    meta_interval: str = "hartung_knapp"
-    seed: int = 0
-    lambda_max: float = 5.0
+    top_q: float = _DEFAULTS["top_q"]
+    sensitivity_q: tuple[float, ...] = tuple(_DEFAULTS["sensitivity_q"])
+    r2_min: float = _DEFAULTS["r2_min"]
+    min_samples: int = _DEFAULTS["min_samples"]
+    rank_score: str = _DEFAULTS["rank_score"]
+    tie_draws: int = _DEFAULTS["tie_draws"]
+    bootstrap: int = _DEFAULTS["bootstrap"]
+    permutations: int = _DEFAULTS["permutations"]
+    spearman_permutation_below: int = _DEFAULTS["spearman_permutation_below"]
+    equivalence_bound: float = _DEFAULTS["equivalence_bound"]
+    null_draws: int = _DEFAULTS["null_draws"]
+    alpha: float = _DEFAULTS["alpha"]
+    meta_interval: str = _DEFAULTS["meta_interval"]
+    seed: int = _DEFAULTS["seed"]
+    lambda_max: float = schema_default("retention", "lambda_max")
 
     @classmethod
-    def from_mapping(cls, values: Mapping, lambda_max: float | None = None) -> "StatsConfig":
-        """Build from a ``config["stats"]`` mapping (missing keys take the defaults);
-        unknown keys or bad values raise ConfigError naming the key."""
-        known = {f.name for f in fields(cls)} - {"lambda_max"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"config key 'stats.{unknown[0]}' is unknown; known: {sorted(known)}")
-        kw = dict(values)
-        if "sensitivity_q" in kw:
-            kw["sensitivity_q"] = tuple(float(q) for q in kw["sensitivity_q"])
+    def from_mapping(cls, values: Mapping, lambda_max: float | None = None) -> StatsConfig:
+        """Build from a ``config["stats"]`` mapping: absent keys take the schema's defaults,
+        an unknown key or a value out of its range is a ConfigError naming the key."""
+        section = checked_section("stats", values)
+        section["sensitivity_q"] = tuple(float(q) for q in section["sensitivity_q"])
         if lambda_max is not None:
-            kw["lambda_max"] = float(lambda_max)
-        cfg = cls(**kw)
-        cfg.check()
-        return cfg
+            section["lambda_max"] = float(lambda_max)
+        return cls(**section)
 
     def for_nulls(self) -> "StatsConfig":
         """The settings the null runs are computed with: a tenth of the tie draws (their
         spread over null draws is what matters, and it dwarfs the tie-break noise)."""
         return replace(self, tie_draws=max(1, self.tie_draws // 10))
-
-    def check(self) -> None:
-        """ConfigError naming the first key with a value outside its range."""
-        for q in (self.top_q, *self.sensitivity_q):
-            if not 0 < float(q) <= 1:
-                raise ConfigError(
-                    f"config key 'stats.top_q'/'stats.sensitivity_q': q = {q} is outside (0, 1]"
-                )
-        checks = {
-            "r2_min": 0 <= self.r2_min <= 1,
-            "rank_score": self.rank_score in RANK_SCORES,
-            "meta_interval": self.meta_interval in META_INTERVALS,
-            "alpha": 0 < self.alpha < 1,
-            "equivalence_bound": self.equivalence_bound > 0,
-            "tie_draws": self.tie_draws >= 1,
-            "bootstrap": self.bootstrap >= 10,
-            "permutations": self.permutations >= 10,
-            "null_draws": self.null_draws >= 0,
-            "min_samples": self.min_samples >= 2,
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"config key 'stats.{key}': {getattr(self, key)!r} is out of range")
 
 
 def rng_for(cfg: StatsConfig, *key) -> np.random.Generator:
