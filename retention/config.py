@@ -12,6 +12,7 @@ import difflib
 import functools
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,34 @@ def run_only_train_keys() -> tuple[str, ...]:
     not its results, so the rules keep them out of their params (changing them reruns
     nothing) and checkpoints ignore them."""
     return tuple(k for k, spec in _train_properties().items() if spec.get("run_only"))
+
+
+def study_fields(config: Mapping, archs: Sequence[str] | None = None) -> dict:
+    """What the findings need from a (filled-in) config (retention.findings.Study's fields):
+    each grid dataset's source, each architecture's timm model and display name, alpha.
+    ``archs``: default the grid's (an imported dataset's runs may add others, named by their
+    key)."""
+    archs = list(config["grid"]["archs"]) if archs is None else list(archs)
+    entry = {a: config["archs"].get(a, {}) for a in archs}
+    return {
+        "sources": {d: config["datasets"][d]["source"] for d in config["grid"]["datasets"]},
+        "models": {a: entry[a].get("model", a) for a in archs},
+        "labels": {a: entry[a].get("label", a) for a in archs},
+        "alpha": float(config["stats"]["alpha"]),
+    }
+
+
+def display_only_arch_keys() -> tuple[str, ...]:
+    """``archs.<arch>`` keys marked ``display_only`` in the schema (the name shown in
+    figures): no training or fitting job reads them, so changing one redraws the figures,
+    the findings and the report only."""
+    return tuple(k for k, spec in schema_entry("archs", "*")["properties"].items() if spec.get("display_only"))
+
+
+def result_arch_params(config: dict, arch: str) -> dict:
+    """An ``archs`` entry without its display-only keys (the training jobs' params)."""
+    hidden = display_only_arch_keys()
+    return {k: v for k, v in config["archs"][arch].items() if k not in hidden}
 
 
 def result_train_params(config: dict) -> dict:

@@ -143,6 +143,17 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
                                                   "gpu_slots_per_device": 2, "data_on_device": False}}))
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, run_only])
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a display-only key (an arch's label) redraws figures, findings and the report: it retrains
+    # and refits nothing (the runs built here stay done; the rest of the DAG is planned as before)
+    relabel = tmp_path / "relabel.yaml"
+    relabel.write_text(yaml.safe_dump({"archs": {"cnn": {"label": "a renamed CNN"}}}))
+    again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, relabel])
+    assert "Nothing to be done" in again.stdout + again.stderr
+    trained = ("finetune", "finetune_budget", "publish_run", "publish_budget_run", "pretrain", "fit_traces",
+               "fit_nulls")
+    plans = [job_counts(snakemake(tmp_path, "-n", configs=c).stdout) for c in (configs, [*configs, relabel])]
+    assert [{k: n for k, n in plan.items() if k in trained} for plan in plans] == [
+        {k: n for k, n in plans[0].items() if k in trained}] * 2
     # one that shapes them reruns the runs
     shaping = tmp_path / "shaping.yaml"
     shaping.write_text(yaml.safe_dump({"train": {"weight_decay": 0.01}}))

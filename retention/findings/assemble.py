@@ -24,6 +24,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from retention.config import study_fields
 from retention.errors import DataError
 from retention.stats.estimate import Finding
 from retention.stats.inference import holm, t_ci, t_p
@@ -69,14 +70,9 @@ class Study:
         )
 
     @classmethod
-    def from_config(cls, config: Mapping) -> Study:
-        grid = config["grid"]
-        return cls(
-            sources={d: config["datasets"][d]["source"] for d in grid["datasets"]},
-            models={a: config["archs"][a]["model"] for a in grid["archs"]},
-            labels={a: config["archs"][a].get("label", a) for a in grid["archs"]},
-            alpha=float(config.get("stats", {}).get("alpha", 0.05)),
-        )
+    def from_config(cls, config: Mapping, archs: Sequence[str] | None = None) -> Study:
+        """The study of a (filled-in) config (:func:`retention.config.study_fields`)."""
+        return cls(**study_fields(config, archs))
 
 
 def _base(model: str) -> str:

@@ -12,7 +12,13 @@ sys.path.insert(0, str(Path(workflow.current_basedir).parents[1]))
 
 from retention import paths
 from retention.dynamics import sources as imports
-from retention.config import pretrain_train_params, result_train_params, validate_config
+from retention.config import (
+    pretrain_train_params,
+    result_arch_params,
+    result_train_params,
+    study_fields,
+    validate_config,
+)
 from retention.figures import specs as figure_specs
 from retention.fitting.labels import trace_label
 from retention.figures.specs import FIGURES
@@ -76,8 +82,9 @@ def dataset_downloads(wildcards):
 
 
 def arch_spec(wildcards):
-    """The config entry of one architecture."""
-    return config["archs"][wildcards.arch]
+    """The config entry of one architecture without its display-only keys (a training
+    job's param: renaming an arch's label retrains nothing)."""
+    return result_arch_params(config, wildcards.arch)
 
 
 def arch_model(wildcards):
@@ -374,13 +381,8 @@ def pretrain_manifest():
 
 
 def study():
-    """What the findings need from the config (retention.findings.Study)."""
-    return {
-        "sources": {d: config["datasets"][d]["source"] for d in GRID["datasets"]},
-        "models": {a: config["archs"].get(a, {}).get("model", a) for a in all_archs()},
-        "labels": figure_arch_labels(),
-        "alpha": config["stats"]["alpha"],
-    }
+    """What the findings need from the config (retention.findings.Study), as a param."""
+    return study_fields(config, all_archs())
 
 
 # ------------------------------------------------------------------ sampler (F6)
@@ -511,6 +513,4 @@ def figure_params(name):
 
 def figure_arch_labels():
     """The name of each architecture in figures: archs.<arch>.label, else the key."""
-    return {
-        arch: config["archs"].get(arch, {}).get("label", arch) for arch in all_archs()
-    }
+    return study()["labels"]
