@@ -110,11 +110,30 @@ WRITERS = {
 }
 
 
-def _pattern(template: str) -> str:
+def _pattern(template: str, named: bool = False) -> str:
+    """A regular expression of the paths ``template`` makes (``named``: each field a group)."""
     import re
 
     parts = re.split(r"(\{\w+\})", template)
-    return "".join(r"[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    field = (lambda p: rf"(?P<{p[1:-1]}>[^/]+)") if named else (lambda p: r"[^/]+")
+    return "".join(field(p) if p.startswith("{") else re.escape(p) for p in parts)
+
+
+#: the per-run files, whose path names their run (:func:`run_of`)
+RUN_TEMPLATES = (TRACES, METRICS, RUN_RECORD, FITS, NULLS, BUDGET_TRACES, BUDGET_METRICS, BUDGET_RUN_RECORD)
+
+
+def run_of(path) -> dict[str, str] | None:
+    """The fields (dataset, arch, seed; sampler for a budgeted run) of a per-run file's path
+    (one of :data:`RUN_TEMPLATES`, relative to the study folder or absolute), else None."""
+    import re
+
+    text = str(path).replace("\\", "/")
+    for template in RUN_TEMPLATES:
+        match = re.search(rf"(^|/){_pattern(template, named=True)}$", text)
+        if match and match["seed"].isdigit():
+            return {k: v for k, v in match.groupdict().items() if v is not None}
+    return None
 
 
 def writer_of(path) -> str | None:

@@ -13,7 +13,6 @@ versions, device, host, git commit, start, end and duration (docs/contracts.md).
 import argparse
 import logging
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import provenance
 from retention.io import check_output, require_file, run_main, save_table, setup_logging
 

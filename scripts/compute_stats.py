@@ -20,19 +20,16 @@ schema's defaults). Writes one csv per table of ``retention.stats.TABLE_NAMES``
 import argparse
 import dataclasses
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
+from retention import chance, io, paths, stats
 from retention.config import default_trace_label
-from retention import chance, io, stats
 from retention.errors import DataError
 from retention.io import run_main, save_table, setup_logging
 
 log = logging.getLogger("retention")
-RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>-?\d+)\.(parquet|csv)$")
 
 
 # the columns every fits and null fits table has (docs/contracts.md)
@@ -77,11 +74,11 @@ def read_pretraining(metrics: dict, manifest, convergence: dict) -> dict[str, ch
 
 
 def run_from_path(path: str | Path) -> tuple[str, int]:
-    """(arch, seed) from a path ending in ``{arch}/seed{seed}.parquet``."""
-    m = RUN_PATH.search(Path(path).as_posix())
-    if not m:
+    """(arch, seed) from a fits table's path (retention.paths.FITS: ``.../{arch}/seed{seed}.parquet``)."""
+    run = paths.run_of(path)
+    if run is None:
         raise DataError(f"cannot read arch and seed from {path}; pass --runs arch:seed ...")
-    return m["arch"], int(m["seed"])
+    return run["arch"], int(run["seed"])
 
 
 def parse_run(text: str) -> tuple[str, int]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yaml
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.acquire.download import fetch_dataset, parse_specs
 from retention.errors import ConfigError
 from retention.io import check_output_folder, require_file, run_main, setup_logging

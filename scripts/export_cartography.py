@@ -14,7 +14,6 @@ Cartography's tools read it as they read their own runs (--model_dir .../cnn/see
 import argparse
 import logging
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.io import check_output_folder, require_file, run_main, setup_logging
 
 log = logging.getLogger("retention")

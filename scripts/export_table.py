@@ -14,14 +14,12 @@ is read from its path (.../{arch}/seed{seed}/traces.npz).
 
 import argparse
 import logging
-import re
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
+
 from retention.errors import DataError
 from retention.io import check_output, require_file, run_main, setup_logging
 
 log = logging.getLogger("retention")
-RUN_PATH = re.compile(r"(?P<arch>[A-Za-z0-9_\-]+)/seed(?P<seed>\d+)/traces\.npz$")
 
 
 def main() -> None:
@@ -52,11 +50,11 @@ def main() -> None:
         if None in runs:
             raise DataError(f"--runs {args.runs[runs.index(None)]!r}: expected <arch>/seed<seed>, e.g. cnn/seed0")
     else:
-        matches = [RUN_PATH.search(p.replace("\\", "/")) for p in args.traces]
-        if None in matches:
-            bad = args.traces[matches.index(None)]
+        found = [paths.run_of(p) for p in args.traces]
+        if None in found:
+            bad = args.traces[found.index(None)]
             raise DataError(f"cannot read arch and seed from {bad}; pass --runs <arch>/seed<seed> ...")
-        runs = [(m["arch"], int(m["seed"])) for m in matches]
+        runs = [(run["arch"], int(run["seed"])) for run in found]
     export_table(args.traces, runs, args.table, args.centroids, args.manifest)
 
 

@@ -12,7 +12,6 @@ import argparse
 import os
 from pathlib import Path
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.io import check_output, run_main, setup_logging
 
 

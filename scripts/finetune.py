@@ -8,7 +8,6 @@ finetune_budget (the sampler runs), or standalone:
 Writes traces.npz, metrics.csv and run.json (docs/contracts.md). Resumes from --checkpoint.
 """
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.training.timing import JobClock
 
 CLOCK = JobClock()  # first, so that the job's time is measured from here on

@@ -10,7 +10,6 @@ import argparse
 import logging
 import time
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.config import default_trace_label, schema_default
 from retention import io
 from retention.fitting import nulls

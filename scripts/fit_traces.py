@@ -14,7 +14,6 @@ import argparse
 import logging
 import time
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.config import schema_default
 from retention import io
 from retention.errors import ConfigError

@@ -18,7 +18,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.dynamics import sources as imports
 from retention.errors import DataError
 from retention.io import check_output, check_output_folder, require_file, run_main, setup_logging

@@ -14,7 +14,6 @@ import argparse
 import logging
 import pandas as pd
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import findings, io
 from retention.io import run_main, save_table, save_text, setup_logging
 

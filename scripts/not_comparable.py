@@ -14,7 +14,6 @@ findings as not comparable, with the reason, rather than leaving them out.
 import argparse
 import logging
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.config import default_trace_label
 from retention.errors import ArgumentError
 from retention.io import check_output, run_main, save_table, setup_logging

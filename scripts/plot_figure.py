@@ -21,7 +21,6 @@ import logging
 import os
 from pathlib import Path
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 
 from retention import figures, paths
 from retention.figures import specs as figure_specs

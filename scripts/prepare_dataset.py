@@ -8,7 +8,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention.config import schema_default
 from retention import io
 from retention.acquire import data

@@ -11,7 +11,6 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 from retention import io, provenance
 from retention.config import run_only_train_keys
 from retention.training.timing import process_age_s

@@ -15,7 +15,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import _retention_path  # noqa: F401  (the package beside scripts/)
 import pandas as pd
 
 from retention.findings import report

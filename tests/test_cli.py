@@ -71,8 +71,8 @@ def inputs(tmp_path_factory):
 # file where it writes a folder; the missing inputs are named "absent".
 CASES = {
     "collect_provenance.py": ("{r}/run.json --out {o}/provenance.txt", "{r}/absent.json --out {o}/provenance.csv"),
-    "compare_samplers.py": ("--dataset d --runs cnn:random:0 --results {r} --outdir {r}/a_file",
-                            "--dataset d --runs cnn:random:0 --results {r}/absent --outdir {o}/out"),
+    "compare_samplers.py": ("--dataset d --runs cnn:random:0 --workdir {r} --outdir {r}/a_file",
+                            "--dataset d --runs cnn:random:0 --workdir {r}/absent --outdir {o}/out"),
     "compute_stats.py": ("--fits {r}/summary.csv --dataset d --outdir {r}/a_file",
                          "--fits {r}/absent.parquet --dataset d --outdir {o}/out"),
     "download_dataset.py": ("--dest {r}/a_file --spec {r}/spec.yaml", "--dest {o}/out --spec {r}/absent.yaml"),

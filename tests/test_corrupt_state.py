@@ -121,21 +121,22 @@ def test_a_truncated_table_stops_the_figure_that_reads_it(tmp_path, table, rule)
 
 
 def test_truncated_sampler_outputs_stop_compare_samplers(tmp_path):
-    compare_samplers = script("compare_samplers")
+    from retention.stats import f6
+
     run_dir = tmp_path / "results/sampler/d/cnn/random/seed0"
     io.save_npz(run_dir / "traces.npz", simulate_traces(n_samples=20, n_heldout=8, epochs=3, n_classes=2, seed=1))
     metrics = pd.DataFrame({"epoch": [1, 2], "t": [0, 1], "phase": ["warmup", "finetune"], "heldout_acc": [0.5, 0.6],
                             "n_distinct_trained": [0, 10]})
     io.save_table(run_dir / "metrics.csv", metrics)
-    outcomes, _ = compare_samplers.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
+    outcomes, _ = f6.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
     assert outcomes["coverage"] == 0.5
     truncate(run_dir / "metrics.csv", 0.7)
     with pytest.raises(DataError) as err:
-        compare_samplers.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
+        f6.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
     assert_names_the_rebuild(err, run_dir / "metrics.csv", "finetune_budget")
     truncate(run_dir / "traces.npz", 0.5)
     with pytest.raises(DataError) as err:
-        compare_samplers.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
+        f6.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
     assert_names_the_rebuild(err, run_dir / "traces.npz", "finetune_budget")
 
 

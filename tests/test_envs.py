@@ -20,7 +20,7 @@ from .conftest import REPO
 #: import name -> distribution name, where they differ
 DISTRIBUTION = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml"}
 #: imported only where they exist (try/except ImportError) or by the workflow engine itself
-OPTIONAL = {"snakemake", "_retention_path", "pynvml"}
+OPTIONAL = {"snakemake", "pynvml"}
 
 
 def rule_envs_and_scripts() -> dict[str, set[str]]:
@@ -88,6 +88,8 @@ def env_packages(env: Path) -> dict[str, str]:
     out = {}
     for dep in spec["dependencies"]:
         for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            if item.startswith("-e ${RETENTION_WORKFLOW}"):  # the package itself (test below)
+                continue
             m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(?:==?\s*([^\s,]+))?", item)
             out[m.group(1).lower().replace("_", "-")] = m.group(2) or ""
     return out
@@ -112,3 +114,15 @@ def test_environment_lists_what_its_scripts_import_at_the_tested_versions(env):
             continue
         assert pinned, f"envs/{env}: {dist} has no pinned version"
         assert pinned == version(dist), f"envs/{env}: {dist} pinned at {pinned}, tested with {version(dist)}"
+
+
+@pytest.mark.parametrize("env", sorted(ENVS))
+def test_every_environment_installs_the_workflows_package_from_its_folder(env):
+    """No script patches sys.path: each environment installs the package (editable) from the
+    folder common.smk names, with the extra the training needs where its scripts train."""
+    spec = yaml.safe_load((REPO / "envs" / env).read_text())
+    pip = [item for dep in spec["dependencies"] if isinstance(dep, dict) for item in dep.get("pip", [])]
+    wanted = "-e ${RETENTION_WORKFLOW}" + ("[train]" if env == "torch.yaml" else "")
+    assert wanted in pip, pip
+    common = (REPO / "workflow/rules/common.smk").read_text()
+    assert "os.environ.update(RETENTION_WORKFLOW=WORKFLOW_DIR)" in common

@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -55,6 +53,7 @@ from retention.fitting.labels import (  # noqa: F401  (the label grammar lives i
     parse_label,
     trace_label,
 )
+from retention.paths import run_of
 
 log = logging.getLogger("retention.fitting.traces")
 
@@ -135,12 +134,10 @@ class Traces:
 
 
 def run_name_from_path(path: str | os.PathLike) -> str:
-    """``octdl/resnet18/seed0`` for ``.../octdl/resnet18/seed0/traces.npz``, else the path."""
-    p = Path(path)
-    parts = p.parent.parts
-    if len(parts) >= 3 and re.fullmatch(r"seed\d+", parts[-1]):
-        return "/".join(parts[-3:])
-    return str(p)
+    """``octdl/resnet18/seed0`` for ``.../octdl/resnet18/seed0/traces.npz`` (a run's file,
+    retention.paths.run_of), else the path."""
+    run = run_of(path)
+    return f"{run['dataset']}/{run['arch']}/seed{run['seed']}" if run else str(path)
 
 
 def load_traces(path: str | os.PathLike, run_name: str | None = None) -> Traces:

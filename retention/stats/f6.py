@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from retention import io
 from retention.errors import DataError
 from retention.stats import inference as inf
 from retention.stats.estimate import Estimate
@@ -114,3 +115,37 @@ def sampler_summary(comparison: pd.DataFrame, dataset: str, trace: str) -> pd.Da
             est.note = f"interval needs at least 2 seeds ({int(r.n_pairs)} pairs)"
         rows.append(estimate_row(finding, est, dataset, trace, "lambda", {}))
     return pd.DataFrame(rows, columns=summary_columns())
+
+
+#: the columns of curves.csv taken from each budgeted run's metrics.csv
+CURVE_COLUMNS = ["epoch", "t", "phase", "train_acc", "heldout_acc", "n_trained", "n_distinct_trained"]
+
+
+def read_run(traces_path, metrics_path) -> tuple[dict, pd.DataFrame]:
+    """Final outcomes (with coverage: the share of the train set trained at least once)
+    and the learning curve of one budgeted run."""
+    keys = ("sample_id", "t", "correct", "heldout_correct")
+    traces = io.read_npz(traces_path, "budgeted run's traces", keys=keys)
+    outcomes = final_outcomes(traces)
+    n_train = len(traces["sample_id"])
+    curve = io.read_table(metrics_path, "budgeted run's metrics", columns=("epoch", "heldout_acc"))
+    curve = curve.reindex(columns=CURVE_COLUMNS)
+    last = curve["n_distinct_trained"].iloc[-1] if len(curve) else np.nan
+    return {**outcomes, "coverage": float(last) / n_train if pd.notna(last) else np.nan}, curve
+
+
+def sampler_tables(runs, traces_paths, metrics_paths, dataset: str, trace: str, margin: float) -> dict[str, pd.DataFrame]:
+    """The tables of one dataset's budgeted runs ((arch, kind, seed) each, with its
+    traces.npz and metrics.csv): ``comparison`` (:func:`compare_samplers`), ``curves`` (every
+    run's learning curve) and ``summary`` (the F6 rows of the findings)."""
+    rows, curves = [], []
+    for (arch, kind, seed), traces_path, metrics_path in zip(runs, traces_paths, metrics_paths):
+        outcomes, curve = read_run(traces_path, metrics_path)
+        rows.append({"arch": arch, "kind": kind, "seed": int(seed), **outcomes})
+        curves.append(curve.assign(arch=arch, kind=kind, seed=int(seed)))
+    comparison = compare_samplers(pd.DataFrame(rows), margin)
+    return {
+        "comparison": comparison,
+        "curves": pd.concat(curves, ignore_index=True),
+        "summary": sampler_summary(comparison, dataset, trace),
+    }

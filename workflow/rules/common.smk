@@ -2,13 +2,22 @@ import math
 import os
 import re
 import shlex
-import sys
+from snakemake.exceptions import WorkflowError
 from pathlib import Path
 
-# The package that holds the logic sits two folders above this file, beside the
-# Snakefile (jobs find it through scripts/_retention_path.py, also in conda envs, which
-# do not install it). Not workflow.basedir: used as a module, that is the study's.
-sys.path.insert(0, str(Path(workflow.current_basedir).parents[1]))
+# The package that holds the logic (retention/) sits beside the Snakefile, two folders above
+# this file (not workflow.basedir: used as a module, that is the study's). It is installed
+# where Snakemake runs (README: pip install -e <repo>) and in the rules' conda environments
+# (envs/*.yaml install it from this folder: RETENTION_WORKFLOW); a job that finds another
+# checkout's package stops (retention/__init__.py).
+WORKFLOW_DIR = str(Path(workflow.current_basedir).parents[1])
+os.environ.update(RETENTION_WORKFLOW=WORKFLOW_DIR)  # set here, not required of the caller
+try:
+    import retention
+except ImportError as err:
+    raise WorkflowError(
+        f"the workflow's package cannot be imported ({err}); install it: pip install -e {WORKFLOW_DIR}"
+    ) from None
 
 from retention import paths
 from retention.dynamics import sources as imports
