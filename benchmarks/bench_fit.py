@@ -3,7 +3,7 @@
 Fits the same paper-like binary retention traces (33 epochs, t = 0..32, since_learned
 definition, the traces with status ``fitted``) with
 
-* scipy.optimize.curve_fit, bounded (lam in [0, lam_max], b in [0, 1], method trf),
+* scipy.optimize.curve_fit, bounded (lam in [0, lambda_max], b in [0, 1], method trf),
   p0 = (0.5, 0.5), one trace at a time in a Python loop, default tolerances;
 * retention.fitting.fit.fit_decay, all traces in one call;
 
@@ -48,7 +48,7 @@ def decay(tau, lam, b):
     return b + (1.0 - b) * np.exp(-lam * tau)
 
 
-def curve_fit_loop(y: np.ndarray, mask: np.ndarray, lam_max: float):
+def curve_fit_loop(y: np.ndarray, mask: np.ndarray, lambda_max: float):
     n = y.shape[0]
     lam, b, sse = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.inf)
     failures = 0
@@ -59,7 +59,7 @@ def curve_fit_loop(y: np.ndarray, mask: np.ndarray, lam_max: float):
             yi = y[i, mask[i]]
             ti = np.arange(yi.size, dtype=np.float64)
             try:
-                p, _ = curve_fit(decay, ti, yi, p0=(0.5, 0.5), bounds=([0.0, 0.0], [lam_max, 1.0]))
+                p, _ = curve_fit(decay, ti, yi, p0=(0.5, 0.5), bounds=([0.0, 0.0], [lambda_max, 1.0]))
             except (RuntimeError, ValueError):
                 failures += 1
                 continue

@@ -125,14 +125,18 @@ RUN_TEMPLATES = (TRACES, METRICS, RUN_RECORD, FITS, NULLS, BUDGET_TRACES, BUDGET
 
 def run_of(path) -> dict[str, str] | None:
     """The fields (dataset, arch, seed; sampler for a budgeted run) of a per-run file's path
-    (one of :data:`RUN_TEMPLATES`, relative to the study folder or absolute), else None."""
+    (one of :data:`RUN_TEMPLATES`, relative to the study folder or absolute; the stage's
+    folder, results/runs/ and so on, may be missing), else None."""
     import re
 
     text = str(path).replace("\\", "/")
-    for template in RUN_TEMPLATES:
-        match = re.search(rf"(^|/){_pattern(template, named=True)}$", text)
-        if match and match["seed"].isdigit():
-            return {k: v for k, v in match.groupdict().items() if v is not None}
+    for with_stage in (True, False):  # the whole template first; then without results/<stage>/
+        for template in RUN_TEMPLATES:
+            stage, _, rest = template.partition("/{dataset}/")
+            prefix = re.escape(stage) + "/" if with_stage else ""
+            match = re.search(rf"(^|/){prefix}{_pattern('{dataset}/' + rest, named=True)}$", text)
+            if match and match["seed"].isdigit():
+                return match.groupdict()
     return None
 
 

@@ -13,7 +13,7 @@ held-out confusion and class-centroid similarity of F4; ``--nulls`` the null run
 fit_nulls); both optional. ``--pretrain arch=metrics.csv`` with ``--pretrain-manifest``
 (the source's) adds each arch's pretraining to the held-out accuracy rows. Settings: the
 ``stats``, ``retention`` and ``convergence`` sections of ``--config`` (default: the
-schema's defaults). Writes one csv per table of ``retention.stats.TABLE_NAMES``
+schema's defaults). Writes one csv per table of ``retention.paths.STATS_TABLES``
 (docs/contracts.md).
 """
 
@@ -176,7 +176,7 @@ def standalone() -> tuple[dict, dict]:
     cfg = stats.StatsConfig.from_mapping(section, lambda_max)
     tables = compute(args.fits, args.traces, args.nulls, runs, cfg, args.primary, args.dataset, args.manifest,
                      config["convergence"], pretrain, args.pretrain_manifest)
-    return tables, {name: Path(args.outdir) / f"{name}.csv" for name in stats.TABLE_NAMES}
+    return tables, {name: Path(args.outdir) / f"{name}.csv" for name in paths.STATS_TABLES}
 
 
 def main() -> None:
@@ -197,7 +197,7 @@ def main() -> None:
             dict(zip(sm.params.pretrain_archs, sm.input.pretrain)),
             sm.input.pretrain_manifest[0] if sm.input.pretrain_manifest else None,
         )
-        outputs = {name: sm.output[name] for name in stats.TABLE_NAMES}
+        outputs = {name: sm.output[name] for name in paths.STATS_TABLES}
     else:
         tables, outputs = standalone()
     for name, path in outputs.items():

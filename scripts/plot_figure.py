@@ -25,6 +25,7 @@ from pathlib import Path
 from retention import figures, paths
 from retention.figures import specs as figure_specs
 from retention.errors import ConfigError
+from retention.fitting.fit import LAMBDA_MAX
 from retention.findings import Study
 from retention.io import run_main, setup_logging
 
@@ -37,7 +38,7 @@ def draw(files: dict, params: dict, ids=None):
     """Read a figure's inputs and draw it (``ids``: the findings of the generic figure)."""
     inputs = figures.read_inputs(
         files, params["runs"], params["datasets"], list(figure_specs.RUN_FILES), params.get("datasets_of"),
-        params.get("study"), params.get("lam_max", 5.0), params.get("min_samples", 30), params.get("runs_of"),
+        params.get("study"), params.get("lambda_max", LAMBDA_MAX), params.get("min_samples", 30), params.get("runs_of"),
     )
     if params["figure"] == GENERIC:
         return figures.finding_figure(inputs, ids or None)

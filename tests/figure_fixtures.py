@@ -165,7 +165,7 @@ def load(root: Path, name: str, dataset: str | None = None, study_fields=STUDY, 
     files, params = figure_specs.figure_job(name, cfg, study_fields, dataset=dataset)
     files = {k: [root / p for p in v] for k, v in files.items()}
     return figures.read_inputs(files, params["runs"], params["datasets"], list(figure_specs.RUN_FILES),
-                               params["datasets_of"], params["study"], params["lam_max"], params["min_samples"])
+                               params["datasets_of"], params["study"], params["lambda_max"], params["min_samples"])
 
 
 def figure_cases() -> list[tuple[str, str | None]]:

@@ -27,6 +27,8 @@ def fits_table(sample_id, label, lam, status, rng, trace="since_learned", **cols
         "status": status,
         "lambda": lam,
         "b": np.where(status == "unforgettable", 1.0, rng.uniform(0, 0.9, n)),
+        "rate": lam,
+        "amplitude": rng.uniform(0, 1, n),
         "r2": np.where(fitted, rng.uniform(0.2, 1.0, n), np.nan),
         "sse": rng.uniform(0, 1, n),
         "n_points": 20,

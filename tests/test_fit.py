@@ -113,7 +113,7 @@ def test_power_fit_matches_or_beats_curve_fit():
     y, mask = soft_traces(400, seed=3)
     beta_max = F.default_beta_max(LAM_MAX)
     assert beta_max == pytest.approx(LAM_MAX / np.log(2))
-    ours = F.fit_power(y, mask, lam_max=LAM_MAX)
+    ours = F.fit_power(y, mask, lambda_max=LAM_MAX)
     _, ref_sse = curve_fit_each(power, y, mask, (0.5, 0.5), ([0.0, 0.0], [beta_max, 1.0]))
     assert np.mean(ours.sse <= ref_sse + 1e-9) >= 0.999
     assert np.all((ours.lam >= 0) & (ours.lam <= beta_max + 1e-12))
@@ -165,7 +165,7 @@ def test_planted_noise_free_recovered_exactly():
     assert np.all(fit.r2 > 1 - 1e-12)
     beta = np.array([0.1, 0.8, 2.0])
     yp = b[:3, None] + (1 - b[:3, None]) * (1 + t) ** (-beta[:, None])
-    pw = F.fit_power(yp, np.ones_like(yp, dtype=bool), lam_max=LAM_MAX)
+    pw = F.fit_power(yp, np.ones_like(yp, dtype=bool), lambda_max=LAM_MAX)
     np.testing.assert_allclose(pw.lam, beta, rtol=1e-6)
 
 
@@ -233,7 +233,7 @@ def test_edge_rows_constant_empty_short():
         warnings.simplefilter("error")  # no floating-point warning escapes
         fit = F.fit_decay(y, mask, LAM_MAX)
         raw_fit = F.fit_raw(y, mask, LAM_MAX)
-        pw = F.fit_power(y, mask, lam_max=LAM_MAX)
+        pw = F.fit_power(y, mask, lambda_max=LAM_MAX)
     assert fit.lam[0] == 0 and fit.b[0] == 1 and fit.sse[0] == 0 and np.isnan(fit.r2[0])
     assert np.isnan(fit.r2[1]) and np.isnan(fit.r2[2])  # constant rows: R^2 undefined
     # all zeros: R(0) = 1 is fixed (the tau = 0 point costs 1), the rest decays as fast as allowed
@@ -293,7 +293,7 @@ def run_file(tmp_path_factory):
 def test_fit_table_columns_and_rows(run_file):
     traces = load_traces(run_file)
     defs = ["since_learned", "since_warmup", "raw", "conditional", "since_learned_soft"]
-    table = F.fit_table(traces, defs, "since_learned", min_points=3, lam_max=LAM_MAX)
+    table = F.fit_table(traces, defs, "since_learned", min_points=3, lambda_max=LAM_MAX)
     assert list(table.columns) == list(F.FIT_COLUMNS)
     assert len(table) == len(defs) * traces.n_samples
     assert table.loc[table.primary, "trace"].unique().tolist() == ["since_learned"]
@@ -317,7 +317,7 @@ def test_fit_table_columns_and_rows(run_file):
     assert (rw["lambda"] >= 0).all()
     # soft: a continuous score for (nearly) every learned sample, from the free-amplitude
     # model c + a exp(-lam tau) (p_true at learning is not 1): the fit of fit_raw, few at
-    # lam_max, R^2 mostly positive; the primary rows carry it as soft_lambda / soft_r2
+    # lambda_max, R^2 mostly positive; the primary rows carry it as soft_lambda / soft_r2
     soft = table[table.trace == "since_learned_soft"]
     assert (soft.status == "unforgettable").sum() == 0
     sts = build_traces(traces.correct, traces.p_true, traces.t, "since_learned_soft")
@@ -355,11 +355,15 @@ def test_script_help():
 
 def test_script_runs_standalone(run_file, tmp_path):
     out = tmp_path / "fits.parquet"
-    res = _script(run_file, out, "--robustness", "raw", "conditional", "since_learned_soft", "--min-points", "2")
+    res = _script(run_file, out, "--robustness", "raw", "conditional", "since_learned_soft", "--min-points", "2",
+                  "--learned-after", "1")
     assert res.returncode == 0, res.stderr
     table = pd.read_parquet(out)
     assert list(table.columns) == list(F.FIT_COLUMNS)
     assert table.trace.unique().tolist() == ["since_learned", "raw", "conditional", "since_learned_soft"]
+    # without --learned-after, the schema's default (3 consecutive correct epochs)
+    res = _script(run_file, tmp_path / "default.parquet")
+    assert pd.read_parquet(tmp_path / "default.parquet").trace.unique().tolist() == ["since_learned_la3"]
     sl = table[table.trace == "since_learned"].set_index("sample_id")
     assert sl.loc[3, "status"] != "too_short"  # two points are enough with --min-points 2
     assert "digits/resnet18/seed0" in res.stderr  # the run is named in the log

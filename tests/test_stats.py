@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from retention import findings, stats
+from retention import findings, paths, stats
 from retention.errors import DataError
 from retention.stats import f6, ranksets, tables
 from retention.stats.correlation import meta_estimate
@@ -331,7 +331,7 @@ def test_summary_robustness_and_detail_tables():
     # a second trace definition for the robustness table
     fits = [pd.concat([f, f.assign(trace="raw", primary=False)], ignore_index=True) for f in fits]
     out = stats.dataset_tables(fits, runs, FAST, "toy", "since_learned")
-    assert list(out) == list(stats.TABLE_NAMES)
+    assert list(out) == list(paths.STATS_TABLES)
     assert list(out["summary"].columns) == tables.summary_columns()
     rob = out["robustness"]
     variants = set(zip(rob["trace"], rob["score"]))

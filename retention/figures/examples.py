@@ -96,11 +96,11 @@ def shown_traces(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.n
                  mask[:, : max(int(n_points.max()), 1)], models)
 
 
-def _lambda_text(lam: float, lam_max: float) -> str:
-    return f"λ = {lam:.2g}" + (" (max)" if lam >= lam_max * (1 - 1e-9) else "")
+def _lambda_text(lam: float, lambda_max: float) -> str:
+    return f"λ = {lam:.2g}" + (" (max)" if lam >= lambda_max * (1 - 1e-9) else "")
 
 
-def _draw_group(ax, ts: Shown, shown: pd.DataFrame, lam, b, color, lam_max: float) -> None:
+def _draw_group(ax, ts: Shown, shown: pd.DataFrame, lam, b, color, lambda_max: float) -> None:
     """The samples of ``shown`` (rows of ``ts``) as points (jittered along time) and fitted
     curves, in the architecture's colour, each sample its own marker and line style, with
     a legend naming each."""
@@ -108,7 +108,7 @@ def _draw_group(ax, ts: Shown, shown: pd.DataFrame, lam, b, color, lam_max: floa
     handles = []
     for k, (sid, rank) in enumerate(zip(shown["sample_id"], shown["rank"])):
         m, marker, ls = ts.mask[k], SAMPLE_MARKERS[k % len(SAMPLE_MARKERS)], SAMPLE_LINES[k % len(SAMPLE_LINES)]
-        name = f"#{int(sid)}, rank {int(rank):,}\n{_lambda_text(lam[k], lam_max)}, b = {b[k]:.2f}"
+        name = f"#{int(sid)}, rank {int(rank):,}\n{_lambda_text(lam[k], lambda_max)}, b = {b[k]:.2f}"
         jitter = (k - (len(shown) - 1) / 2) * 0.12
         tag(ax.plot(ts.tau[m] + jitter, ts.y[k][m], marker, ms=3.2, color=color, mfc="white", mew=0.9, alpha=0.9,
                     ls="none"), name)

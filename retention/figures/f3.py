@@ -38,9 +38,9 @@ def lambda_pair(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     return ea.loc[common].to_numpy(float), eb.loc[common].to_numpy(float)
 
 
-def _corner_counts(ax, x: np.ndarray, y: np.ndarray, lam_max: float) -> None:
+def _corner_counts(ax, x: np.ndarray, y: np.ndarray, lambda_max: float) -> None:
     """The number of samples at each pair of bounds, written in its corner."""
-    at = {0.0: lambda v: v <= 0, lam_max: lambda v: v >= lam_max * (1 - 1e-9)}
+    at = {0.0: lambda v: v <= 0, lambda_max: lambda v: v >= lambda_max * (1 - 1e-9)}
     for (vx, fx), (vy, fy) in [(p, q) for p in at.items() for q in at.items()]:
         n = int((fx(x) & fy(y)).sum())
         ha, va = ("left" if vx == 0 else "right"), ("bottom" if vy == 0 else "top")
@@ -57,19 +57,19 @@ def _scatter_panel(ax, dataset: str, arch: str, inputs: FigureInputs, color, leg
         return
     s0, s1 = seeds[:2]
     x, y = lambda_pair(runs[(arch, s0)], runs[(arch, s1)])
-    lam_max = inputs.lambda_max
+    lambda_max = inputs.lambda_max
     rng = np.random.default_rng(0)
-    jx, jy = (rng.uniform(-JITTER, JITTER, x.size) * lam_max for _ in range(2))
+    jx, jy = (rng.uniform(-JITTER, JITTER, x.size) * lambda_max for _ in range(2))
     name = f"{inputs.label(arch)}: one sample"
     tag(ax.scatter(x + jx, y + jy, s=3, alpha=0.3, color=color, lw=0), name)
     legend.setdefault(name, Line2D([], [], marker="o", ms=3, color=color, ls="none"))
-    marks.lambda_bounds(ax, lam_max, "y")
-    marks.lambda_bounds(ax, lam_max, "x")
-    _corner_counts(ax, x, y, lam_max)
+    marks.lambda_bounds(ax, lambda_max, "y")
+    marks.lambda_bounds(ax, lambda_max, "x")
+    _corner_counts(ax, x, y, lambda_max)
     rho = _pair_rho(inputs.table("f3_seed_stability", dataset), arch, s0, s1)
     few = f" (< {inputs.min_samples}: too few)" if inputs.small(x.size) else ""
     title(ax, f"{inputs.label(arch)}: ρ = {rho:.3f}\nseeds {s0} and {s1}\n{x.size:,} samples{few}")
-    lim = (-2 * JITTER * lam_max, lam_max * (1 + 2 * JITTER))
+    lim = (-2 * JITTER * lambda_max, lambda_max * (1 + 2 * JITTER))
     ax.set_xlim(*lim)
     ax.set_ylim(*lim)
     ax.set_xlabel(f"λ in seed {s0} (jittered)")

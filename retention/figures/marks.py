@@ -241,16 +241,16 @@ def _band(pos, lo, hi, width, orient) -> Rectangle:
     return Rectangle((pos - width / 2, lo), width, hi - lo)
 
 
-def lambda_bounds(ax, lam_max: float, axis: str = "y") -> None:
-    """Dashed lines at λ = 0 and λ = lam_max (the fit's bounds)."""
+def lambda_bounds(ax, lambda_max: float, axis: str = "y") -> None:
+    """Dashed lines at λ = 0 and λ = lambda_max (the fit's bounds)."""
     line = ax.axhline if axis == "y" else ax.axvline
-    for v in (0.0, float(lam_max)):
+    for v in (0.0, float(lambda_max)):
         guide(line(v, color=GUIDE_COLOR, lw=0.8, ls=BOUND_STYLE, zorder=0))
 
 
-def lambda_label(lam_max: float, what: str = "λ") -> str:
+def lambda_label(lambda_max: float, what: str = "λ") -> str:
     """An axis label for λ that names its bounds."""
-    return f"{what} (1/epoch)\ndashed: its bounds 0 and {lam_max:g}"
+    return f"{what} (1/epoch)\ndashed: its bounds 0 and {lambda_max:g}"
 
 
 def _finite(values) -> np.ndarray:

@@ -216,7 +216,7 @@ def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | No
         "runs_of": {k: figure_runs(name, [d for d in datasets if d not in imported], runs)
                     for k in FIGURES[name].runs if k in TRAINING_ONLY},
         "study": dict(study),
-        "lam_max": config["retention"]["lambda_max"],
+        "lambda_max": config["retention"]["lambda_max"],
         "min_samples": config["figures"]["min_samples"],
         "dpi": config["figures"]["dpi"],
     }

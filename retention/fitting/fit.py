@@ -2,12 +2,12 @@
 
 Models (tau = 0, 1, ... epochs since the trace's origin):
 
-* ``decay``:  R(tau) = b + (1 - b) exp(-lam tau), lam in [0, lam_max], b in [0, 1].
+* ``decay``:  R(tau) = b + (1 - b) exp(-lam tau), lam in [0, lambda_max], b in [0, 1].
 * ``power``:  R(tau) = b + (1 - b) (1 + tau)^(-beta), beta in [0, beta_max]. This is the
   decay model on the time axis log(1 + tau), so it shares its solver. The default bound
-  ``beta_max = lam_max / ln 2`` gives the two models the same fastest possible one-epoch
-  drop: 2^(-beta_max) = exp(-lam_max).
-* ``raw``:    R(t) = c + a exp(-lam t), a in [-1, 1], c free, lam in [0, lam_max]; the
+  ``beta_max = lambda_max / ln 2`` gives the two models the same fastest possible one-epoch
+  drop: 2^(-beta_max) = exp(-lambda_max).
+* ``raw``:    R(t) = c + a exp(-lam t), a in [-1, 1], c free, lam in [0, lambda_max]; the
   forgetting score is lam where a > 0 and 0 otherwise.
 
 How the fit works (variable projection, all rows at once, numpy only):
@@ -19,7 +19,7 @@ How the fit works (variable projection, all rows at once, numpy only):
    clipped to [-1, 1] and c re-solved (again exact, because c is unbounded). This gives
    the profile SSE(lam) of every row.
 2. The profile is evaluated on a grid of lam (0 and 64 log-spaced values from
-   lam_max * 1e-5 to lam_max) for every row with a few matrix products.
+   lambda_max * 1e-5 to lambda_max) for every row with a few matrix products.
 3. The lowest local minima of each row's grid profile (up to 3: binary traces often
    have two basins) are refined by a bracketed Newton search on the profile's
    derivative, between the grid neighbours: analytic first and second derivatives of
@@ -69,22 +69,22 @@ log = logging.getLogger("retention.fitting.fit")
 LAMBDA_MAX = schema_default("retention", "lambda_max")
 
 
-def fit_decay(y: np.ndarray, mask: np.ndarray, lam_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> DecayFit:
+def fit_decay(y: np.ndarray, mask: np.ndarray, lambda_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> DecayFit:
     """Least-squares fit of R(tau) = b + (1 - b) exp(-lam tau) to every row of y.
 
     y, mask: (n_traces, n_points); mask marks the valid points of each row (values of y
     at invalid points are ignored). tau: the time of each column in epochs (default
-    0, 1, ..., n_points - 1). lam in [0, lam_max] per epoch, b in [0, 1].
+    0, 1, ..., n_points - 1). lam in [0, lambda_max] per epoch, b in [0, 1].
     Returns lam, b, sse, sst, r2 per row (r2 is NaN where a row is constant; every field
     NaN where a row has no valid point). Where b = 1 the reported lam is 0.
     """
     ym, m, x = _prepare(y, mask, tau)
-    return _dedup(_fit_decay_axis, ym, m, x, float(lam_max))
+    return _dedup(_fit_decay_axis, ym, m, x, float(lambda_max))
 
 
-def default_beta_max(lam_max: float) -> float:
-    """Bound on the power-law exponent: the same fastest one-epoch drop as lam_max."""
-    return float(lam_max) / math.log(2.0)
+def default_beta_max(lambda_max: float) -> float:
+    """Bound on the power-law exponent: the same fastest one-epoch drop as lambda_max."""
+    return float(lambda_max) / math.log(2.0)
 
 
 def fit_power(
@@ -92,34 +92,34 @@ def fit_power(
     mask: np.ndarray,
     beta_max: float | None = None,
     tau: np.ndarray | None = None,
-    lam_max: float = LAMBDA_MAX,
+    lambda_max: float = LAMBDA_MAX,
 ) -> DecayFit:
     """Fit R(tau) = b + (1 - b) (1 + tau)^(-beta) to every row, beta in [0, beta_max].
 
-    beta_max defaults to lam_max / ln 2 (7.21 for lam_max = 5): then 2^(-beta_max) =
-    exp(-lam_max), the power law's fastest one-epoch drop equals the exponential's.
+    beta_max defaults to lambda_max / ln 2 (7.21 for lambda_max = 5): then 2^(-beta_max) =
+    exp(-lambda_max), the power law's fastest one-epoch drop equals the exponential's.
     Returned as a DecayFit whose ``lam`` field holds beta.
     """
     ym, m, x = _prepare(y, mask, tau)
     if beta_max is None:
-        beta_max = default_beta_max(lam_max)
+        beta_max = default_beta_max(lambda_max)
     return _dedup(_fit_decay_axis, ym, m, np.log1p(x), float(beta_max))
 
 
 # --------------------------------------------------------------------------- raw model
 
 
-def fit_raw(y: np.ndarray, mask: np.ndarray, lam_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> RawFit:
+def fit_raw(y: np.ndarray, mask: np.ndarray, lambda_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> RawFit:
     """Least-squares fit of R(t) = c + a exp(-lam t) to every row, a in [-1, 1], c free.
 
-    lam in [0, lam_max] per epoch. For each lam the 2 x 2 normal equations in (c, a) are
+    lam in [0, lambda_max] per epoch. For each lam the 2 x 2 normal equations in (c, a) are
     solved in closed form; where the solution has |a| > 1, a is set to the violated
     bound and c re-solved (exact, the SSE being convex with c unbounded). Returns lam, a,
     c, sse, sst, r2 and the forgetting score (lam where a > 0, else 0). Where a = 0 the
     reported lam is 0 (lam has no meaning) and c is the row mean.
     """
     ym, m, x = _prepare(y, mask, tau)
-    return _dedup(_fit_raw_axis, ym, m, x, float(lam_max))
+    return _dedup(_fit_raw_axis, ym, m, x, float(lambda_max))
 
 
 def fit_raw_power(
@@ -127,15 +127,15 @@ def fit_raw_power(
     mask: np.ndarray,
     beta_max: float | None = None,
     tau: np.ndarray | None = None,
-    lam_max: float = LAMBDA_MAX,
+    lambda_max: float = LAMBDA_MAX,
 ) -> RawFit:
     """Power-law counterpart of :func:`fit_raw`: c + a (1 + t)^(-beta), beta in [0, beta_max].
 
-    beta_max defaults to lam_max / ln 2 as in :func:`fit_power`; ``lam`` holds beta.
+    beta_max defaults to lambda_max / ln 2 as in :func:`fit_power`; ``lam`` holds beta.
     """
     ym, m, x = _prepare(y, mask, tau)
     if beta_max is None:
-        beta_max = default_beta_max(lam_max)
+        beta_max = default_beta_max(lambda_max)
     return _dedup(_fit_raw_axis, ym, m, np.log1p(x), float(beta_max))
 
 
@@ -170,7 +170,7 @@ FIT_COLUMNS = (
 )
 
 
-def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = True) -> dict[str, np.ndarray]:
+def fit_trace_set(ts: tr.TraceSet, lambda_max: float = LAMBDA_MAX, power: bool = True) -> dict[str, np.ndarray]:
     """Fit every ``fitted`` sample of a :class:`retention.fitting.traces.TraceSet`.
 
     Returns per-sample arrays ``lambda`` (the forgetting score: decay rate; for ``raw``
@@ -190,14 +190,14 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = Tr
     if fitted.any():
         y, mask = ts.y[fitted], ts.mask[fitted]
         if ts.model == "raw":
-            main = fit_raw(y, mask, lam_max, tau=ts.tau)
-            alt = fit_raw_power(y, mask, tau=ts.tau, lam_max=lam_max) if power else None
+            main = fit_raw(y, mask, lambda_max, tau=ts.tau)
+            alt = fit_raw_power(y, mask, tau=ts.tau, lambda_max=lambda_max) if power else None
             out["lambda"][fitted] = main.score
             out["b"][fitted] = main.c
             out["rate"][fitted], out["amplitude"][fitted] = main.lam, main.a
         else:
-            main = fit_decay(y, mask, lam_max, tau=ts.tau)
-            alt = fit_power(y, mask, tau=ts.tau, lam_max=lam_max) if power else None
+            main = fit_decay(y, mask, lambda_max, tau=ts.tau)
+            alt = fit_power(y, mask, tau=ts.tau, lambda_max=lambda_max) if power else None
             out["lambda"][fitted] = main.lam
             out["b"][fitted] = main.b
             out["rate"][fitted], out["amplitude"][fitted] = main.lam, 1.0 - main.b
@@ -218,7 +218,7 @@ def fit_trace_set(ts: tr.TraceSet, lam_max: float = LAMBDA_MAX, power: bool = Tr
     return out
 
 
-def _fit_label(traces: tr.Traces, label: str, min_points: int, lam_max: float, power: bool = True) -> dict:
+def _fit_label(traces: tr.Traces, label: str, min_points: int, lambda_max: float, power: bool = True) -> dict:
     """Status, trace summary and fit of every train sample under one trace label."""
     ts = tr.build_traces(traces.correct, traces.p_true, traces.t, label, min_points)
     counts = {s: int((ts.status == s).sum()) for s in tr.STATUSES}
@@ -228,7 +228,7 @@ def _fit_label(traces: tr.Traces, label: str, min_points: int, lam_max: float, p
         "n_points": ts.n_points.astype(np.int64),
         "t_learn": ts.t_learn,
         "mean_retention": ts.mean_retention,
-        **fit_trace_set(ts, lam_max, power),
+        **fit_trace_set(ts, lambda_max, power),
     }
 
 
@@ -237,7 +237,7 @@ def fit_table(
     definitions: Sequence[str],
     primary: str = "since_learned",
     min_points: int = 3,
-    lam_max: float = LAMBDA_MAX,
+    lambda_max: float = LAMBDA_MAX,
     soft_columns: bool = True,
     power: bool = True,
 ) -> pd.DataFrame:
@@ -261,7 +261,7 @@ def fit_table(
 
     def fits_of(label: str) -> dict:
         if label not in fitted:
-            fitted[label] = _fit_label(traces, label, min_points, lam_max, power)
+            fitted[label] = _fit_label(traces, label, min_points, lambda_max, power)
         return fitted[label]
 
     frames = []

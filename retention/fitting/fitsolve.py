@@ -23,7 +23,7 @@ log = logging.getLogger("retention.fitting.fit")
 
 #: Number of log-spaced grid points (plus lam = 0) of the first search stage.
 GRID_POINTS = 64
-#: The grid spans lam_max * GRID_LOW_RATIO .. lam_max (and 0); the search brackets reach 0.
+#: The grid spans lambda_max * GRID_LOW_RATIO .. lambda_max (and 0); the search brackets reach 0.
 GRID_LOW_RATIO = 1e-5
 #: The search stops when the bracket is below LAM_RTOL * |lam| + LAM_ATOL.
 LAM_RTOL = 1e-8
@@ -147,10 +147,10 @@ def _unique_rows(ym: np.ndarray, m: np.ndarray):
     return first, inv
 
 
-def _lam_grid(lam_max: float) -> np.ndarray:
-    if not (np.isfinite(lam_max) and lam_max > 0):
-        raise ValueError(f"lam_max must be a positive number, got {lam_max!r}")
-    return np.concatenate(([0.0], np.geomspace(lam_max * GRID_LOW_RATIO, lam_max, GRID_POINTS)))
+def _lam_grid(lambda_max: float) -> np.ndarray:
+    if not (np.isfinite(lambda_max) and lambda_max > 0):
+        raise ValueError(f"lambda_max must be a positive number, got {lambda_max!r}")
+    return np.concatenate(([0.0], np.geomspace(lambda_max * GRID_LOW_RATIO, lambda_max, GRID_POINTS)))
 
 
 # --------------------------------------------------------------------------- search
@@ -334,10 +334,10 @@ def _r2(sse: np.ndarray, sst: np.ndarray, n: np.ndarray) -> np.ndarray:
     return np.where(sst > SST_ZERO * np.maximum(n, 1), r2, np.nan)
 
 
-def _fit_decay_axis(ym: np.ndarray, m: np.ndarray, x: np.ndarray, lam_max: float) -> DecayFit:
+def _fit_decay_axis(ym: np.ndarray, m: np.ndarray, x: np.ndarray, lambda_max: float) -> DecayFit:
     n_rows = ym.shape[0]
     n = m.sum(axis=1)
-    grid = _lam_grid(lam_max)
+    grid = _lam_grid(lambda_max)
     lam = np.full(n_rows, np.nan)
     b = np.full(n_rows, np.nan)
     sse = np.full(n_rows, np.nan)
@@ -465,10 +465,10 @@ def _raw_grid_sse(ym: np.ndarray, m: np.ndarray, x: np.ndarray, grid: np.ndarray
     return syy_c - 2.0 * a * sye_c + a * a * np.maximum(see_c, 0.0)
 
 
-def _fit_raw_axis(ym: np.ndarray, m: np.ndarray, x: np.ndarray, lam_max: float) -> RawFit:
+def _fit_raw_axis(ym: np.ndarray, m: np.ndarray, x: np.ndarray, lambda_max: float) -> RawFit:
     n_rows = ym.shape[0]
     n = m.sum(axis=1)
-    grid = _lam_grid(lam_max)
+    grid = _lam_grid(lambda_max)
     lam, a, c, sse = (np.full(n_rows, np.nan) for _ in range(4))
     has = n > 0
     if has.any():

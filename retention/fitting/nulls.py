@@ -136,7 +136,7 @@ def null_fit_table(
     seed: int,
     run: str,
     min_points: int = 3,
-    lam_max: float = fit.LAMBDA_MAX,
+    lambda_max: float = fit.LAMBDA_MAX,
     soft_columns: bool = False,
 ) -> pd.DataFrame:
     """The fits table (docs/contracts.md) of ``draws`` null runs of each kind, for the
@@ -149,7 +149,7 @@ def null_fit_table(
         for draw in range(int(draws)):
             rng = null_generator(seed, run, kind, draw)
             null = null_traces(traces, learned_after, kind, rng)
-            table = fit.fit_table(null, [], primary, min_points, lam_max, soft_columns, power=False)
+            table = fit.fit_table(null, [], primary, min_points, lambda_max, soft_columns, power=False)
             table.insert(0, "draw", np.int64(draw))
             table.insert(0, "null", kind)
             frames.append(table)

@@ -14,7 +14,7 @@ for :mod:`retention.fitting.fit`:
 * ``raw``: every sample, y(t) = s(t), t = 0..E (fitted with c + a exp(-lam t)).
 * soft variants of any definition are fitted with the free-amplitude model c + a exp(-lam
   tau) too: p_true at the learning epoch is rarely 1, and the decay model's R(0) = 1 would
-  put most soft fits at lam_max with a negative R^2.
+  put most soft fits at lambda_max with a negative R^2.
 * ``conditional``: R(d) = sum_t s(t) s(t+d) / sum_t s(t), d = 0..floor(E/2); both sums
   run over t = 0..E - d (the pairs that exist), so for binary traces R(0) = 1 and R(d)
   is P(correct at t + d | correct at t). Points whose denominator is 0 are left out.

@@ -16,7 +16,7 @@ from retention.stats.registry import FINDINGS, by_id
 from retention.stats.stack import ELIGIBLE, EXCLUDED, STATUSES, RunStack, StatsInput, stack_runs
 from retention.stats import samples
 from retention.stats.scores import SCORES
-from retention.stats.tables import TABLE_NAMES, dataset_tables, summary_columns
+from retention.stats.tables import dataset_tables, summary_columns
 
 __all__ = [
     "ELIGIBLE",
@@ -26,7 +26,6 @@ __all__ = [
     "RANK_SCORES",
     "SCORES",
     "STATUSES",
-    "TABLE_NAMES",
     "Claim",
     "Estimate",
     "Finding",

@@ -19,7 +19,7 @@ from scipy import stats as sps
 
 from retention.errors import DataError
 from retention.fitting.nulls import KINDS as NULL_KINDS
-from retention.paths import STATS_TABLES as TABLE_NAMES
+from retention.paths import STATS_TABLES
 from retention.stats import f1, f2, f3, f4, f5, samples, scores
 from retention.stats.settings import RANK_SCORES, StatsConfig
 from retention.stats.estimate import Estimate, Finding
@@ -242,7 +242,7 @@ def dataset_tables(
     findings: Sequence[Finding] = FINDINGS,
     manifest: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Every statistics table of one dataset, keyed by ``TABLE_NAMES``.
+    """Every statistics table of one dataset, keyed by ``retention.paths.STATS_TABLES``.
 
     fits: one fits table per run (every trace definition); runs: the (arch, seed) of each,
     same order; primary: the configured trace label; class_infos: one
@@ -275,4 +275,4 @@ def dataset_tables(
         "summary": summary_table(data, cfg, dataset, findings, nulls),
         "robustness": robustness_table(fits, runs, cfg, dataset, primary, names, data.class_infos, findings),
     }
-    return {name: tables[name] for name in TABLE_NAMES}
+    return {name: tables[name] for name in STATS_TABLES}

@@ -48,7 +48,6 @@ wildcard_constraints:
 
 
 GRID = config["grid"]
-STATS_TABLES = paths.STATS_TABLES
 # (arch, seed) of every run of each grid dataset: the grid's, or a traces dataset's import
 RUNS = {d: imports.dataset_runs(config, d) for d in GRID["datasets"]}
 
@@ -336,7 +335,7 @@ def figure_names():
     return [n for n, spec in FIGURES.items() if not spec.sampler or sampler_datasets()]
 
 
-def figure_files(name):
+def figure_outputs(name):
     """Every PDF and PNG of one figure (one per dataset for a figure drawn per dataset)."""
     return [
         path
@@ -363,7 +362,7 @@ def all_outputs():
         paths.PROVENANCE,
     ]
     for name in figure_names():
-        outputs += figure_files(name)
+        outputs += figure_outputs(name)
     return outputs
 
 
