@@ -14,6 +14,7 @@ from retention.fitting.traces import (
     load_traces,
     parse_definition,
     sample_scores,
+    trace_label,
 )
 from retention.fitting.simulate import simulate_traces
 
@@ -269,6 +270,8 @@ def test_trace_labels_round_trip_with_learned_after():
     for bad in ("raw_la2", "since_learned_la0", "since_learned_soft_soft", "since_learned_la"):
         with pytest.raises(ValueError, match=bad):
             parse_label(bad)
+    # the configured learned_after (3 by default) does not apply to raw, which has no learning point
+    assert trace_label("raw", True, 3) == "raw_soft" and trace_label("since_warmup", False, 3) == "since_warmup_la3"
 
 
 def test_learned_after_two_needs_two_consecutive_correct_epochs():

@@ -34,9 +34,15 @@ class TraceSpec:
 _LABEL = re.compile(r"^(?P<definition>[a-z_]+?)(?P<soft>_soft)?(?:_la(?P<la>[1-9][0-9]*))?$")
 
 
+#: definitions without a learning point: ``learned_after`` does not apply to them
+NO_LEARNING_POINT = ("raw",)
+
+
 def trace_label(definition: str, soft: bool = False, learned_after: int = 1) -> str:
-    """The label of a trace definition: ``<definition>[_soft][_la<n>]`` (``_la1`` omitted)."""
-    return definition + (SOFT_SUFFIX if soft else "") + (f"_la{learned_after}" if learned_after != 1 else "")
+    """The label of a trace definition: ``<definition>[_soft][_la<n>]`` (``_la1`` omitted, and
+    no ``_la`` for a definition without a learning point, ``raw``)."""
+    la = 1 if definition in NO_LEARNING_POINT else learned_after
+    return definition + (SOFT_SUFFIX if soft else "") + (f"_la{la}" if la != 1 else "")
 
 
 def parse_label(label: str) -> TraceSpec:
@@ -49,7 +55,7 @@ def parse_label(label: str) -> TraceSpec:
             "'_la<n>' (learned after n consecutive correct epochs)"
         )
     la = int(m["la"] or 1)
-    if la != 1 and m["definition"] == "raw":
+    if la != 1 and m["definition"] in NO_LEARNING_POINT:
         raise ValueError(f"trace definition {label!r}: 'raw' has no learning point, so no '_la<n>'")
     return TraceSpec(m["definition"], bool(m["soft"]), la)
 
