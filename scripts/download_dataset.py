@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from retention.acquire.download import fetch_dataset, parse_specs
+from retention.acquire.transfer import BACKOFF_S, RETRIES, TIMEOUT_S
 from retention.errors import ConfigError
 from retention.io import check_output_folder, require_file, run_main, setup_logging
 
@@ -46,10 +47,10 @@ def main() -> None:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--dest", required=True, help="dataset directory to create")
         parser.add_argument("--spec", required=True, help="YAML/JSON list of download entries")
-        parser.add_argument("--retries", type=int, default=5)
-        parser.add_argument("--timeout", type=float, default=60.0, help="seconds per read")
+        parser.add_argument("--retries", type=int, default=RETRIES)
+        parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per read")
         parser.add_argument(
-            "--backoff", type=float, default=2.0, help="seconds x attempt between rounds"
+            "--backoff", type=float, default=BACKOFF_S, help="seconds x attempt between rounds"
         )
         parser.add_argument("--overwrite", action="store_true", help="replace an existing --dest")
         parser.add_argument("--no-progress", action="store_true")

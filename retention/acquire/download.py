@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlparse
 
 from retention.acquire.archive import CHUNK_BYTES, extract_archive
 from retention.errors import ConfigError, DownloadError
-from retention.acquire.transfer import DEFAULT_MAX_BYTES, download_file
+from retention.acquire.transfer import BACKOFF_S, DEFAULT_MAX_BYTES, RETRIES, TIMEOUT_S, download_file
 
 log = logging.getLogger("retention.acquire.download")
 
@@ -415,9 +415,9 @@ def fetch_dataset(
     specs: Sequence[DownloadSpec],
     dest: str | os.PathLike,
     *,
-    retries: int = 5,
-    timeout: float = 60.0,
-    backoff: float = 2.0,
+    retries: int = RETRIES,
+    timeout: float = TIMEOUT_S,
+    backoff: float = BACKOFF_S,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict[str, str]:

@@ -22,6 +22,8 @@ log = logging.getLogger("retention.acquire.download")
 
 #: Default size sanity limit of one file, in bytes (CUB-200-2011 is about 1.15 GB).
 DEFAULT_MAX_BYTES = 16 * 1024**3
+#: rounds of attempts over the mirrors, seconds per read, seconds x round between rounds
+RETRIES, TIMEOUT_S, BACKOFF_S = 5, 60.0, 2.0
 _NET_CHUNK_BYTES = 1 << 16
 _USER_AGENT = "retention/0.1 (research dataset download; python-requests)"
 
@@ -166,9 +168,9 @@ def download_file(
     dest: str | os.PathLike,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    retries: int = 5,
-    timeout: float = 60.0,
-    backoff: float = 2.0,
+    retries: int = RETRIES,
+    timeout: float = TIMEOUT_S,
+    backoff: float = BACKOFF_S,
     progress: bool = True,
     keep_partial: bool = False,
 ) -> str:

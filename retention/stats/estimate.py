@@ -82,9 +82,8 @@ class Finding:
 
     id: stable key (tables, paper values, figures); group: the paper's finding it belongs
     to (F1..F6) or a group beyond the paper; label: a template for people
-    ({arch}, {arch_b}, {case} and ``extra`` keys); estimate: (RunStack, StatsConfig,
-    StatsInput) -> list[Estimate], or None when another stage computes it (F6, the
-    sampler); unit: what its interval and test resample or model; test: how it is
+    ({arch}, {arch_b}, {case} and ``extra`` keys); estimate: (StatsInput, StatsConfig)
+    -> list[Estimate], or None when another stage computes it (F6, the sampler); unit: what its interval and test resample or model; test: how it is
     tested; primary: in the Holm family of its dataset; null: recomputed on null runs;
     claim: the paper's claim (primary findings); columns: its own columns; figure: the
     figure that draws it; uses_score: depends on the rank score (recomputed under each in

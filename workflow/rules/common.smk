@@ -143,8 +143,8 @@ def finetune_inputs(wildcards):
 
 
 def primary_trace():
-    """Label of the configured trace definition, e.g. since_learned, raw_soft or
-    since_learned_la2 (retention.fitting.traces.trace_label)."""
+    """Label of the configured trace definition, e.g. since_learned_la3 (the default),
+    raw_soft or since_learned (retention.fitting.labels.trace_label)."""
     r = config["retention"]
     return trace_label(r["trace"], r["soft"], r["learned_after"])
 
