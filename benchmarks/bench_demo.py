@@ -9,8 +9,9 @@ data, model, first step, epochs, write) and per run (a job of several seeds coun
 Overlay configs (``--configfile``) compare settings, e.g. ``train: {seeds_per_job: 3}``.
 
     python benchmarks/bench_demo.py --workdir /tmp/demo            # the demo, 2 cores (minutes)
-    python benchmarks/bench_demo.py --workdir /tmp/demo3 --configfile config.yaml config/demo.yaml seeds3.yaml \
-        [--cores 2] [--targets FILE ...] [--snakefile ../main/Snakefile] [--json out.json]
+    python benchmarks/bench_demo.py --workdir /tmp/demo3 \
+        --configfile config.yaml config/demo.yaml seeds3.yaml [--cores 2] [--targets FILE ...] \
+        [--snakefile ../main/Snakefile] [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ def job_times(workdir: Path) -> pd.DataFrame:
         rule = path.relative_to(workdir / "benchmarks").parts[0]
         if rule in FINETUNE_RULES and "_" in path.stem:  # a group of several seeds (seeds0_1_2.tsv)
             rule += " (seed groups)"
-        rows.append({"rule": rule, "file": str(path.relative_to(workdir)),
-                     "s": float(pd.read_csv(path, sep="\t")["s"].iloc[0])})
+        rows.append(
+            {
+                "rule": rule,
+                "file": str(path.relative_to(workdir)),
+                "s": float(pd.read_csv(path, sep="\t")["s"].iloc[0]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -51,20 +57,31 @@ def breakdowns(workdir: Path) -> pd.DataFrame:
             continue
         row = m.iloc[0]
         key = (str(path.parent.parent), row["job_total_s"], row["job_imports_s"])  # one per job
-        rows[key] = {"runs_dir": str(path.parent.relative_to(workdir)), "seeds": int(row["job_seeds"]),
-                     "sampler": "/sampler/" in str(path), **{p: row[f"job_{p}_s"] for p in PARTS},
-                     "total": row["job_total_s"]}
+        rows[key] = {
+            "runs_dir": str(path.parent.relative_to(workdir)),
+            "seeds": int(row["job_seeds"]),
+            "sampler": "/sampler/" in str(path),
+            **{p: row[f"job_{p}_s"] for p in PARTS},
+            "total": row["job_total_s"],
+        }
     return pd.DataFrame(list(rows.values()))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workdir", type=Path, required=True, help="an empty or new directory")
-    parser.add_argument("--configfile", type=Path, nargs="+",
-                        default=[REPO / "config.yaml", REPO / "config" / "demo.yaml"])
+    parser.add_argument(
+        "--configfile", type=Path, nargs="+", default=[REPO / "config.yaml", REPO / "config" / "demo.yaml"]
+    )
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--snakefile", type=Path, default=REPO / "Snakefile",
-                        help="another checkout's Snakefile, to measure it the same way (a baseline)")
+    parser.add_argument(
+        "--snakefile",
+        type=Path,
+        default=REPO / "Snakefile",
+        help="another checkout's Snakefile, to measure it the same way (a baseline)",
+    )
     parser.add_argument("--targets", nargs="*", default=[], help="build these only (default: all)")
     parser.add_argument("--json", type=Path, help="write every number here")
     args = parser.parse_args()
@@ -72,8 +89,20 @@ def main():
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         sys.exit(f"{workdir} is not empty: the demo is measured from scratch")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(args.snakefile.resolve()), "-d", str(workdir), "--cores",
-           str(args.cores), *args.targets, "--configfile", *map(str, (p.resolve() for p in args.configfile))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(args.snakefile.resolve()),
+        "-d",
+        str(workdir),
+        "--cores",
+        str(args.cores),
+        *args.targets,
+        "--configfile",
+        *map(str, (p.resolve() for p in args.configfile)),
+    ]
     load = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
@@ -82,8 +111,11 @@ def main():
         sys.exit(f"the workflow failed:\n{proc.stderr[-4000:]}")
     jobs = job_times(workdir)
     by_rule = jobs.groupby("rule")["s"].agg(jobs="count", total_s="sum", mean_s="mean")
-    print(f"wall {wall:.1f} s for {len(jobs)} jobs on {args.cores} cores (load average {load:.1f} at the start, "
-          f"{os.getloadavg()[0]:.1f} at the end); job time {jobs['s'].sum():.1f} s")
+    print(
+        f"wall {wall:.1f} s for {len(jobs)} jobs on {args.cores} cores (load average {load:.1f} at the "
+        "start, "
+        f"{os.getloadavg()[0]:.1f} at the end); job time {jobs['s'].sum():.1f} s"
+    )
     print(by_rule.round(1).to_string())
     parts = breakdowns(workdir)
     if not parts.empty:
@@ -94,9 +126,18 @@ def main():
         per_run = parts[[*PARTS, "total"]].sum() / parts["seeds"].sum()
         print("per run, over all fine-tuning jobs: " + ", ".join(f"{k} {v:.2f}" for k, v in per_run.items()))
     if args.json:
-        args.json.write_text(json.dumps({"wall_s": wall, "cores": args.cores, "load_start": load,
-                                         "by_rule": by_rule.reset_index().to_dict("records"),
-                                         "finetune_jobs": parts.to_dict("records")}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "wall_s": wall,
+                    "cores": args.cores,
+                    "load_start": load,
+                    "by_rule": by_rule.reset_index().to_dict("records"),
+                    "finetune_jobs": parts.to_dict("records"),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TWO_RULES = '''rule all:
+TWO_RULES = """rule all:
     input:
         "b.txt",
 
@@ -37,12 +37,21 @@ rule b:
         "b.txt",
     shell:
         "touch {output}"
-'''
+"""
 
 
 def workflow_cmd(args, *extra: str) -> list[str]:
-    return [*SNAKEMAKE, "-s", str(args.snakefile), "-d", str(args.workdir), *extra, *args.targets,
-            "--configfile", *map(str, args.configfile)]
+    return [
+        *SNAKEMAKE,
+        "-s",
+        str(args.snakefile),
+        "-d",
+        str(args.workdir),
+        *extra,
+        *args.targets,
+        "--configfile",
+        *map(str, args.configfile),
+    ]
 
 
 def run(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -70,19 +79,32 @@ HEAVY = ("torch", "torchvision", "timm", "pandas", "numpy", "scipy", "matplotlib
 def imported(cmd: list[str], cwd: Path) -> set[str]:
     """The top-level names of the modules ``cmd`` (a python command) imports."""
     _, proc = run([cmd[0], "-X", "importtime", *cmd[1:]], cwd)
-    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workdir", type=Path, default=REPO / "results" / "bench_dry_run")
-    parser.add_argument("--configfile", type=Path, nargs="+",
-                        default=[REPO / "config.yaml", REPO / "config" / "demo.yaml"])
-    parser.add_argument("--targets", nargs="*", default=[], help="build and dry-run these only (default: all)")
+    parser.add_argument(
+        "--configfile", type=Path, nargs="+", default=[REPO / "config.yaml", REPO / "config" / "demo.yaml"]
+    )
+    parser.add_argument(
+        "--targets", nargs="*", default=[], help="build and dry-run these only (default: all)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="timed dry runs of each (medians reported)")
     parser.add_argument("--cores", type=int, default=2, help="for building the work directory")
-    parser.add_argument("--snakefile", type=Path, default=REPO / "Snakefile",
-                        help="another checkout's Snakefile, to measure it the same way (a baseline)")
+    parser.add_argument(
+        "--snakefile",
+        type=Path,
+        default=REPO / "Snakefile",
+        help="another checkout's Snakefile, to measure it the same way (a baseline)",
+    )
     args = parser.parse_args()
     args.snakefile = args.snakefile.resolve()
     args.workdir = args.workdir.resolve()
@@ -102,16 +124,25 @@ def main():
             times["workflow"].append(seconds)
         extra = imported(workflow_cmd(args, "-n"), args.workdir) - imported([*SNAKEMAKE, "-n"], bare)
     median = {k: statistics.median(v) for k, v in times.items()}
-    print(f"snakemake {run([*SNAKEMAKE, '--version'], REPO)[1].stdout.strip()}, python {sys.version.split()[0]}, "
-          f"{args.repeat} dry runs each, alternately")
-    print(f"(a) two-rule Snakefile, nothing to do:  median {median['bare']:.2f} s  "
-          f"({', '.join(f'{t:.2f}' for t in times['bare'])})")
-    print(f"(b) this workflow, nothing to do:       median {median['workflow']:.2f} s  "
-          f"({', '.join(f'{t:.2f}' for t in times['workflow'])})")
+    print(
+        f"snakemake {run([*SNAKEMAKE, '--version'], REPO)[1].stdout.strip()}, python "
+        f"{sys.version.split()[0]}, "
+        f"{args.repeat} dry runs each, alternately"
+    )
+    print(
+        f"(a) two-rule Snakefile, nothing to do:  median {median['bare']:.2f} s  "
+        f"({', '.join(f'{t:.2f}' for t in times['bare'])})"
+    )
+    print(
+        f"(b) this workflow, nothing to do:       median {median['workflow']:.2f} s  "
+        f"({', '.join(f'{t:.2f}' for t in times['workflow'])})"
+    )
     print(f"(b) - (a): {median['workflow'] - median['bare']:.2f} s (target: at most 1 s)")
     heavy = [name for name in HEAVY if name in extra]
-    print(f"modules the workflow's dry run imports beyond bare Snakemake: {len(extra)}, of them "
-          f"{', '.join(heavy) if heavy else 'none of ' + ', '.join(HEAVY)}")
+    print(
+        f"modules the workflow's dry run imports beyond bare Snakemake: {len(extra)}, of them "
+        f"{', '.join(heavy) if heavy else 'none of ' + ', '.join(HEAVY)}"
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,9 @@ def curve_fit_loop(y: np.ndarray, mask: np.ndarray, lambda_max: float):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=20000, help="number of traces (default 20000)")
     parser.add_argument("--epochs", type=int, default=32, help="E: epochs t = 0..E (default 32: 33 points)")
     parser.add_argument("--lambda-max", type=float, default=5.0)
@@ -89,7 +91,8 @@ def main():
     n_unique = np.unique(np.packbits(np.concatenate([y.astype(bool), mask], axis=1), axis=1), axis=0).shape[0]
     print(
         f"traces: {n} binary since_learned traces (status fitted), epochs t = 0..{args.epochs}, "
-        f"points per trace {lengths.min()}..{lengths.max()} (median {int(np.median(lengths))}), {n_unique} distinct"
+        f"points per trace {lengths.min()}..{lengths.max()} (median {int(np.median(lengths))}), {n_unique} "
+        "distinct"
     )
 
     def time_ours(repeats):
@@ -125,7 +128,10 @@ def main():
         _, wall3, _ = time_ours(args.repeats)
     finally:
         fit_module._unique_rows = unique_rows
-    print(f"ours with every row fitted (no de-duplication of identical traces): median wall {np.median(wall3):.4f} s")
+    print(
+        "ours with every row fitted (no de-duplication of identical traces): median wall "
+        f"{np.median(wall3):.4f} s"
+    )
     scale = n / k
     if k == n:
         print(
@@ -135,11 +141,13 @@ def main():
     else:
         print(
             f"curve_fit loop: wall {cf_wall:.2f} s, CPU {cf_cpu:.2f} s for a SUBSAMPLE of {k} traces "
-            f"({1e3 * cf_wall / k:.3f} ms per trace); EXTRAPOLATED to {n} traces: wall {cf_wall * scale:.2f} s, "
+            f"({1e3 * cf_wall / k:.3f} ms per trace); EXTRAPOLATED to {n} traces: wall "
+            f"{cf_wall * scale:.2f} s, "
             f"CPU {cf_cpu * scale:.2f} s; {failures} failures"
         )
     print(
-        f"speed-up (curve_fit / ours, medians): wall {cf_wall * scale / t_ours:.0f}x, CPU {cf_cpu * scale / c_ours:.0f}x "
+        f"speed-up (curve_fit / ours, medians): wall {cf_wall * scale / t_ours:.0f}x, CPU "
+        f"{cf_cpu * scale / c_ours:.0f}x "
         f"(target >= 300x)"
     )
 
@@ -155,7 +163,8 @@ def main():
     finite = np.isfinite(cf_sse)
     print(
         f"largest SSE excess of ours over curve_fit: {max(float(diff[finite].max()), 0.0):.3e}; "
-        f"total SSE ours {ours.sse[:k].sum():.4f}, curve_fit {cf_sse[finite].sum():.4f} (+{(~finite).sum()} failed)"
+        f"total SSE ours {ours.sse[:k].sum():.4f}, curve_fit {cf_sse[finite].sum():.4f} (+{(~finite).sum()} "
+        "failed)"
     )
     if cf_lower.any():
         print(f"  ours higher on {cf_lower.sum()} traces by up to {diff[cf_lower].max():.3e}")

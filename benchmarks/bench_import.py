@@ -1,8 +1,8 @@
 """Importing a CUB-sized grid's long table (source: traces) against reading the same table
 with pandas alone, measured in one run.
 
-    python benchmarks/bench_import.py                       # 6,000 samples x 33 epochs x 20 runs (4 million rows)
-    python benchmarks/bench_import.py --format csv          # the same table as CSV
+    python benchmarks/bench_import.py               # 6,000 samples x 33 epochs x 20 runs (4 million rows)
+    python benchmarks/bench_import.py --format csv  # the same table as CSV
 
 The table has the export's columns (docs/contracts.md "Long table": arch, seed, split,
 sample_id, label, class_name, source, epoch, t, correct, p_true, loss, el2n, pred), 200
@@ -46,17 +46,30 @@ def grid_table(n: int, epochs: int, runs: int, classes: int, warmup: int = 3, se
         labels = np.repeat(label, width)
         pred = np.where(correct, labels, (labels + 1 + rng.integers(0, classes - 1, rows)) % classes)
         p = np.where(correct, rng.uniform(0.5, 1.0, rows), rng.uniform(0.0, 0.49, rows)).astype(np.float32)
-        frames.append(pd.DataFrame({
-            "arch": arch, "seed": np.int64(s), "split": "train",
-            "sample_id": np.repeat(np.arange(n, dtype=np.int64), width), "label": labels,
-            "class_name": pd.Categorical.from_codes(labels, categories=[f"class {k:03d}" for k in range(classes)]),
-            "source": pd.Categorical.from_codes(np.repeat(np.arange(n), width),
-                                                categories=[f"images/{i:05d}.jpg" for i in range(n)]),
-            "epoch": np.tile(np.arange(1, width + 1, dtype=np.int64), n),
-            "t": np.tile(np.arange(width, dtype=np.int64) - (warmup - 1), n),
-            "correct": correct, "p_true": p, "loss": -np.log(np.maximum(p, 1e-7)),
-            "el2n": (1 - p) * np.float32(1.4), "pred": pred.astype(np.int32),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "arch": arch,
+                    "seed": np.int64(s),
+                    "split": "train",
+                    "sample_id": np.repeat(np.arange(n, dtype=np.int64), width),
+                    "label": labels,
+                    "class_name": pd.Categorical.from_codes(
+                        labels, categories=[f"class {k:03d}" for k in range(classes)]
+                    ),
+                    "source": pd.Categorical.from_codes(
+                        np.repeat(np.arange(n), width), categories=[f"images/{i:05d}.jpg" for i in range(n)]
+                    ),
+                    "epoch": np.tile(np.arange(1, width + 1, dtype=np.int64), n),
+                    "t": np.tile(np.arange(width, dtype=np.int64) - (warmup - 1), n),
+                    "correct": correct,
+                    "p_true": p,
+                    "loss": -np.log(np.maximum(p, 1e-7)),
+                    "el2n": (1 - p) * np.float32(1.4),
+                    "pred": pred.astype(np.int32),
+                }
+            )
+        )
     table = pd.concat(frames, ignore_index=True)
     for col in ("arch", "split", "source", "class_name"):
         table[col] = table[col].astype("category")
@@ -92,11 +105,17 @@ def main() -> None:
         outputs = {f"{a}/seed{s}": str(tmp / "runs" / a / f"seed{s}" / "traces.npz") for a, s in keys}
         read = pd.read_parquet if args.format == "parquet" else pd.read_csv
         pandas_s = fastest(lambda: read(path), args.repeats)
-        ours_s = fastest(lambda: importer.import_dataset({"format": "table", "path": str(path)}, outputs,
-                                                         tmp / "manifest.csv"), args.repeats)
+        ours_s = fastest(
+            lambda: importer.import_dataset(
+                {"format": "table", "path": str(path)}, outputs, tmp / "manifest.csv"
+            ),
+            args.repeats,
+        )
         rows = args.n * args.epochs * args.runs
-        print(f"{rows:,} rows ({args.n:,} samples x {args.epochs} epochs x {len(keys)} runs), "
-              f"{path.stat().st_size / 2**20:.0f} MiB {args.format}, {os.cpu_count()} cores")
+        print(
+            f"{rows:,} rows ({args.n:,} samples x {args.epochs} epochs x {len(keys)} runs), "
+            f"{path.stat().st_size / 2**20:.0f} MiB {args.format}, {os.cpu_count()} cores"
+        )
         print(f"pandas alone (read_{args.format}): {pandas_s:.2f} s")
         print(f"ours (read, check, {len(keys)} traces.npz written and read back): {ours_s:.2f} s")
         print(f"ratio ours / pandas: {ours_s / pandas_s:.2f}")

@@ -13,7 +13,6 @@ per kind. Prints seconds per stage and the ratio baseline / ours for the statist
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -24,13 +23,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from retention import stats  # noqa: E402
-from retention.fitting import fit  # noqa: E402
-from retention.fitting import nulls  # noqa: E402
-from retention.fitting import traces as tr  # noqa: E402
 from stats_fixtures import decay_arrays  # noqa: E402
 
-ROBUSTNESS = ["since_learned", "since_warmup", "raw", "conditional", "since_learned_soft", "since_learned_la2"]
+from retention import stats  # noqa: E402
+from retention.fitting import fit, nulls  # noqa: E402
+from retention.fitting import traces as tr  # noqa: E402
+
+ROBUSTNESS = [
+    "since_learned",
+    "since_warmup",
+    "raw",
+    "conditional",
+    "since_learned_soft",
+    "since_learned_la2",
+]
 
 
 def study(n: int, epochs: int, draws: int, classes: int):
@@ -40,7 +46,9 @@ def study(n: int, epochs: int, draws: int, classes: int):
     fits, null_fits, runs, seconds = [], [], [], {"fit": 0.0, "nulls": 0.0}
     for arch in ("resnet18", "deit_small"):
         for seed in range(5):
-            traces = tr.Traces(path="", run_name=f"b/{arch}/{seed}", **decay_arrays(lam, floor, label, epochs, rng, classes))
+            traces = tr.Traces(
+                path="", run_name=f"b/{arch}/{seed}", **decay_arrays(lam, floor, label, epochs, rng, classes)
+            )
             start = time.perf_counter()
             fits.append(fit.fit_table(traces, ROBUSTNESS, "since_learned"))
             seconds["fit"] += time.perf_counter() - start
@@ -75,7 +83,10 @@ def main() -> None:
     print(f"10 runs x {args.n} samples x {args.epochs + 1} epochs, {args.draws} null draws per kind")
     print(f"fit_table (6 definitions), all runs: {seconds['fit']:.1f} s")
     print(f"null_fit_table, all runs:            {seconds['nulls']:.1f} s")
-    print(f"dataset_tables:                      {ours:.1f} s (every tie draw on the null runs: {baseline:.1f} s)")
+    print(
+        f"dataset_tables:                      {ours:.1f} s (every tie draw on the null runs: "
+        f"{baseline:.1f} s)"
+    )
     print(f"ratio baseline / ours: {baseline / ours:.2f}x")
 
 

@@ -32,16 +32,16 @@ import pandas as pd
 from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import planted  # noqa: E402  (beside this script)
+import planted
 
-from retention import findings  # noqa: E402
-from retention.fitting import traces as tr  # noqa: E402
-from retention.analyse import analyse_runs  # noqa: E402
-from retention.config import fill_defaults, load_schema  # noqa: E402
-from retention.stats import f6  # noqa: E402
-from retention.stats.settings import StatsConfig  # noqa: E402
-from retention.stats.registry import FINDINGS  # noqa: E402
-from retention.findings.verdicts import TARGETS  # noqa: E402
+from retention import findings
+from retention.analyse import analyse_runs
+from retention.config import fill_defaults, load_schema
+from retention.findings.verdicts import TARGETS
+from retention.fitting import traces as tr
+from retention.stats import f6
+from retention.stats.registry import FINDINGS
+from retention.stats.settings import StatsConfig
 
 #: the claim each primary finding tests, by the key of the planted truth
 CLAIM_OF = {f.id: f.group for f in FINDINGS if f.primary}
@@ -84,7 +84,9 @@ def replicate(task: tuple) -> list[dict]:
                 "id": r.id,
                 "arch": r.arch,
                 "claim_true": planted_truth(study, CLAIM_OF[r.id], r.arch),
-                "memory": any_memory(study, [a for a in (r.arch, r.arch_b) if a] or [a for a, _, _ in study.runs]),
+                "memory": any_memory(
+                    study, [a for a in (r.arch, r.arch_b) if a] or [a for a, _, _ in study.runs]
+                ),
                 "value": r.value,
                 "claim_verdict": r.claim_verdict,
                 "null_verdict": r.null_verdict,
@@ -100,7 +102,9 @@ def planted_truth(study, claim: str, arch: str) -> bool | None:
     if entry is None:
         return None
     by_arch = entry.get("by_arch") if isinstance(entry, dict) else None
-    value = by_arch.get(arch, entry["truth"]) if isinstance(by_arch, dict) and arch in by_arch else entry["truth"]
+    value = (
+        by_arch.get(arch, entry["truth"]) if isinstance(by_arch, dict) and arch in by_arch else entry["truth"]
+    )
     return {"true": True, "false": False}.get(str(value).lower())
 
 
@@ -157,8 +161,16 @@ def check_targets(table: pd.DataFrame) -> pd.DataFrame:
             checks.append(("no memory: beyond null", r.beyond_null, "<=", TARGETS["null_size"]))
         for what, rate, op, target in checks:
             ok = rate <= target if op == "<=" else rate >= target
-            out.append({"scenario": r.scenario, "id": r.id, "target": what, "rate": rate,
-                        "bound": f"{op} {target:g}", "met": ok})
+            out.append(
+                {
+                    "scenario": r.scenario,
+                    "id": r.id,
+                    "target": what,
+                    "rate": rate,
+                    "bound": f"{op} {target:g}",
+                    "met": ok,
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -176,7 +188,9 @@ def package_table(table: pd.DataFrame, size: str, replicates: int) -> pd.DataFra
                 "id": fid,
                 "size": float(false["holds"].max()) if len(false) else math.nan,
                 "power": float(true["holds"].min()) if len(true) else math.nan,
-                "null_size": float(memoryless["beyond_null"].max()) if len(memoryless) and fid != "F6.heldout" else math.nan,
+                "null_size": float(memoryless["beyond_null"].max())
+                if len(memoryless) and fid != "F6.heldout"
+                else math.nan,
                 "grid": size,
                 "replicates": replicates,
             }
@@ -197,7 +211,8 @@ def markdown(table: pd.DataFrame) -> str:
     ]
     for r in table.itertuples(index=False):
         lines.append(
-            f"| {r.scenario} | {r.id} | {truth.get(r.claim_true, 'n/a')} | {truth.get(r.memory, 'n/a')} | {r.n} | "
+            f"| {r.scenario} | {r.id} | {truth.get(r.claim_true, 'n/a')} | {truth.get(r.memory, 'n/a')} | "
+            f"{r.n} | "
             f"{_pct(r.holds, r.holds_low, r.holds_high)} | "
             f"{_pct(r.contradicted, r.contradicted_low, r.contradicted_high)} | "
             f"{_pct(r.beyond_null, r.beyond_null_low, r.beyond_null_high)} |"
@@ -217,10 +232,14 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="*", default=None, help="default: every scenario")
     ap.add_argument("--seed", type=int, default=0, help="seeds every replicate's study")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--settings", nargs="*", default=[], help="overrides: stats.<key>=<v>, retention.<key>=<v>")
+    ap.add_argument(
+        "--settings", nargs="*", default=[], help="overrides: stats.<key>=<v>, retention.<key>=<v>"
+    )
     ap.add_argument("--out", help="csv of the rates (and <out>.rows.csv: every replicate's verdicts)")
     ap.add_argument("--markdown", help="markdown table of the rates")
-    ap.add_argument("--package", action="store_true", help="write retention/calibration.csv (the findings' columns)")
+    ap.add_argument(
+        "--package", action="store_true", help="write retention/calibration.csv (the findings' columns)"
+    )
     args = ap.parse_args()
     cfg, retention = settings(args.settings)
     scenarios = args.scenarios or list(planted.SCENARIOS)
@@ -234,19 +253,32 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for done, result in enumerate(pool.map(replicate, tasks, chunksize=1), 1):
             rows += result
-            print(f"\r{done}/{len(tasks)} replicates, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr)
+            print(
+                f"\r{done}/{len(tasks)} replicates, {time.perf_counter() - start:.0f} s",
+                end="",
+                file=sys.stderr,
+            )
     print(file=sys.stderr)
     rows = pd.DataFrame(rows)
     table = rates(rows)
     targets = check_targets(table)
     with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_columns", 30):
-        print(f"size {args.size}, {args.replicates} replicates per scenario, settings {args.settings or 'default'}")
+        print(
+            f"size {args.size}, {args.replicates} replicates per scenario, settings "
+            f"{args.settings or 'default'}"
+        )
         print(markdown(table))
         print(targets.to_string(index=False))
         missed = targets[~targets["met"]]
-        print(f"\ntargets met: {int(targets['met'].sum())} of {len(targets)}" + (
-            "; missed: " + "; ".join(f"{r.id} {r.scenario} ({r.target} {r.rate:.0%})" for r in missed.itertuples())
-            if len(missed) else ""))
+        print(
+            f"\ntargets met: {int(targets['met'].sum())} of {len(targets)}"
+            + (
+                "; missed: "
+                + "; ".join(f"{r.id} {r.scenario} ({r.target} {r.rate:.0%})" for r in missed.itertuples())
+                if len(missed)
+                else ""
+            )
+        )
     if args.out:
         table.to_csv(args.out, index=False)
         rows.to_csv(f"{args.out}.rows.csv", index=False)

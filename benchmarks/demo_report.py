@@ -67,13 +67,20 @@ def job_table(workdir: Path) -> tuple[pd.DataFrame, float]:
     table = jobs.groupby("rule")["s"].agg(jobs="count", job_s="sum").sort_values("job_s", ascending=False)
     table["share"] = table["job_s"] / table["job_s"].sum()
     table["s_per_job"] = table["job_s"] / table["jobs"]
-    table.loc["total"] = [table["jobs"].sum(), table["job_s"].sum(), 1.0, table["job_s"].sum() / table["jobs"].sum()]
+    table.loc["total"] = [
+        table["jobs"].sum(),
+        table["job_s"].sum(),
+        1.0,
+        table["job_s"].sum() / table["jobs"].sum(),
+    ]
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
     return table, wall
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workdir", type=Path, default=Path("."), help="the workflow directory")
     parser.add_argument("--lambda-max", type=float, default=5.0, help="config retention.lambda_max")
     args = parser.parse_args()

@@ -110,66 +110,95 @@ SCENARIOS = {
     "memoryless_flat": Scenario(
         "no memory, stationary: P(correct) constant over t >= 0; architecture-specific error "
         "sets (Jaccard 0.34) fixed over seeds; error rate tied to difficulty",
-        ("flat", "flat"), (0.3, 0.3, 0.9, 0.0), _claims("false", "true", "false", "false", "true"),
-        order_noise=0.7, set_jaccard=0.34,
-        notes={"F1": "of the post-learning error rate (no decay)",
-               "F5": "of the error rate, which acts at t = 0 too"},
+        ("flat", "flat"),
+        (0.3, 0.3, 0.9, 0.0),
+        _claims("false", "true", "false", "false", "true"),
+        order_noise=0.7,
+        set_jaccard=0.34,
+        notes={
+            "F1": "of the post-learning error rate (no decay)",
+            "F5": "of the error rate, which acts at t = 0 too",
+        },
     ),
     "memoryless_curve": Scenario(
         "no memory, rising learning curve with chance hits before learning; stable error "
         "rates shared by the architectures, independent of difficulty",
-        ("curve", "curve"), (0.0, 0.67, 0.0, 0.74),
+        ("curve", "curve"),
+        (0.0, 0.67, 0.0, 0.74),
         _claims("false", "false", "false", "false", "false"),
         notes={"F5": "difficulty drives the loss at t = 0, learning time and chance hits only"},
     ),
     "shared_decay": Scenario(
         "memory; one stable propensity shared by both architectures, driven partly by difficulty",
-        ("chain", "chain"), _SHARED, _claims("true", "false", "false", "false", "true"),
+        ("chain", "chain"),
+        _SHARED,
+        _claims("true", "false", "false", "false", "true"),
     ),
     "shared_sets": Scenario(
         "memory; one fast-forgetting set for both architectures and every seed (Jaccard 1), "
         "unrelated to difficulty; only the order inside the groups varies with the seed",
-        ("chain", "chain"), (0.0, 1.0, 0.0, 0.0), _claims("true", "false", "false", "false", "false"),
-        order_noise=0.7, set_jaccard=1.0,
+        ("chain", "chain"),
+        (0.0, 1.0, 0.0, 0.0),
+        _claims("true", "false", "false", "false", "false"),
+        order_noise=0.7,
+        set_jaccard=1.0,
     ),
     "arch_specific": Scenario(
         "memory; each architecture its own fast-forgetting set (Jaccard 0.34), the same for every seed",
-        ("chain", "chain"), (0.0, 0.45, 0.89, 0.0), _claims("true", "true", "false", "false", "false"),
-        order_noise=0.7, set_jaccard=0.34,
+        ("chain", "chain"),
+        (0.0, 0.45, 0.89, 0.0),
+        _claims("true", "true", "false", "false", "false"),
+        order_noise=0.7,
+        set_jaccard=0.34,
     ),
     "unstable": Scenario(
         "memory; every run draws its own fast-forgetting set (cross-seed rho 0.01); no chance "
         "hits, so difficulty does not leak into forgetting",
-        ("chain", "chain"), (0.0, 0.1025, 0.0, 0.9947), _claims("true", "false", "false", "true", "false"),
+        ("chain", "chain"),
+        (0.0, 0.1025, 0.0, 0.9947),
+        _claims("true", "false", "false", "true", "false"),
         chance_hit=0.0,
     ),
     "f5_false": Scenario(
         "memory; stable propensity shared by the architectures, unrelated to difficulty and loss at t = 0",
-        ("chain", "chain"), (0.0, 0.67, 0.0, 0.74), _claims("true", "false", "false", "false", "false"),
+        ("chain", "chain"),
+        (0.0, 0.67, 0.0, 0.74),
+        _claims("true", "false", "false", "false", "false"),
     ),
     "f2_true": Scenario(
         "the ViT forgets with memory (decay); the CNN's post-learning errors are scattered in "
         "time at the same per-sample error rate",
-        ("iid", "chain"), _SHARED, _claims("true", "false", "true", "false", "true"),
+        ("iid", "chain"),
+        _SHARED,
+        _claims("true", "false", "true", "false", "true"),
         notes={"MEMORY": "second architecture only"},
     ),
     "f2_false": Scenario(
         "both architectures forget with memory, the same process (f2_true's matched control)",
-        ("chain", "chain"), _SHARED, _claims("true", "false", "false", "false", "true"),
+        ("chain", "chain"),
+        _SHARED,
+        _claims("true", "false", "false", "false", "true"),
     ),
     "f6_no_gain": Scenario(
         "shared_decay's study; spaced minus random held-out accuracy has mean 0",
-        ("chain", "chain"), _SHARED, _claims("true", "false", "false", "false", "true", "true"),
+        ("chain", "chain"),
+        _SHARED,
+        _claims("true", "false", "false", "false", "true", "true"),
     ),
     "f6_gain": Scenario(
         "shared_decay's study; spaced minus random held-out accuracy has mean +0.03",
-        ("chain", "chain"), _SHARED, _claims("true", "false", "false", "false", "true", "false"),
+        ("chain", "chain"),
+        _SHARED,
+        _claims("true", "false", "false", "false", "true", "false"),
         f6_gain=0.03,
     ),
     "f6_worse": Scenario(
         "shared_decay's study; spaced is worse: mean difference -0.03 (no gain holds; a loss to report)",
-        ("chain", "chain"), _SHARED, _claims("true", "false", "false", "false", "true", "true"),
-        f6_gain=-0.03, notes={"F6": "no gain holds, but spaced is worse by 0.03: a verdict should say so"},
+        ("chain", "chain"),
+        _SHARED,
+        _claims("true", "false", "false", "false", "true", "true"),
+        f6_gain=-0.03,
+        notes={"F6": "no gain holds, but spaced is worse by 0.03: a verdict should say so"},
     ),
 }
 
@@ -239,10 +268,13 @@ def _split(sz: Size, rng: np.random.Generator) -> dict[str, np.ndarray]:
     cos = np.clip(centroids @ centroids.T, -1, 1)
     np.fill_diagonal(cos, 1.0)
     return {
-        "sample_id": np.sort(ids[:n]).astype(np.int64), "label": label[order].astype(np.int64),
+        "sample_id": np.sort(ids[:n]).astype(np.int64),
+        "label": label[order].astype(np.int64),
         "heldout_sample_id": np.sort(ids[n:]).astype(np.int64),
         "heldout_label": h_label[h_order].astype(np.int64),
-        "class_names": names.astype(str), "class_d": class_d, "cosine": cos.astype(np.float32),
+        "class_names": names.astype(str),
+        "class_d": class_d,
+        "cosine": cos.astype(np.float32),
     }
 
 
@@ -371,8 +403,12 @@ def _softmax_parts(correct, prob, ease, label, confuser, n_classes, rng):
     other = (label[:, None] + rng.integers(1, n_classes, prob.shape)) % n_classes
     wrong_pred = np.where(rng.random(prob.shape) < 0.8, confuser[:, None], other)
     pred = np.where(correct, label[:, None], wrong_pred)
-    return (p_true.astype(np.float32), (-np.log(p_true)).astype(np.float32),
-            el2n.astype(np.float32), pred.astype(np.int32))
+    return (
+        p_true.astype(np.float32),
+        (-np.log(p_true)).astype(np.float32),
+        el2n.astype(np.float32),
+        pred.astype(np.int32),
+    )
 
 
 def _confuser(label, cosine, rng):
@@ -390,8 +426,9 @@ def _heldout(sz, a, split, rng, t):
     lab = split["heldout_label"]
     ease = -_difficulty(lab, split["class_d"], rng)
     start, at0, end = sz.heldout_acc[a]
-    acc = np.where(t <= 0, start + (at0 - start) * (t + sz.warmup) / sz.warmup,
-                   end - (end - at0) * np.exp(-t / 4.0))
+    acc = np.where(
+        t <= 0, start + (at0 - start) * (t + sz.warmup) / sz.warmup, end - (end - at0) * np.exp(-t / 4.0)
+    )
     mu = math.sqrt(1 + HELDOUT_SPREAD**2) * norm.ppf(acc)
     prob = norm.cdf(mu[None, :] + HELDOUT_SPREAD * ease[:, None])
     correct = rng.random(prob.shape) < prob
@@ -426,19 +463,34 @@ def generate_study(scenario: str, size: str, replicate: int, seed: int = 0) -> P
         )
         h_correct, (hp, hl, he, hpred) = _heldout(sz, a, split, rng, t)
         arrays = {
-            "sample_id": split["sample_id"], "label": split["label"], "class_names": split["class_names"],
-            "t": t, "correct": correct, "p_true": p_true, "loss": loss, "el2n": el2n, "pred": pred,
-            "heldout_sample_id": split["heldout_sample_id"], "heldout_label": split["heldout_label"],
-            "heldout_correct": h_correct, "heldout_p_true": hp, "heldout_loss": hl, "heldout_el2n": he,
-            "heldout_pred": hpred, "class_centroid_cosine": split["cosine"],
+            "sample_id": split["sample_id"],
+            "label": split["label"],
+            "class_names": split["class_names"],
+            "t": t,
+            "correct": correct,
+            "p_true": p_true,
+            "loss": loss,
+            "el2n": el2n,
+            "pred": pred,
+            "heldout_sample_id": split["heldout_sample_id"],
+            "heldout_label": split["heldout_label"],
+            "heldout_correct": h_correct,
+            "heldout_p_true": hp,
+            "heldout_loss": hl,
+            "heldout_el2n": he,
+            "heldout_pred": hpred,
+            "class_centroid_cosine": split["cosine"],
         }
         # propensity: the hazard; the no-memory processes' error rate is increasing in it
         flat = kind == "flat"
         own_window = kind in ("chain", "iid")  # flat and curve: the plateau's rate over E epochs
         window = sz.epochs - np.maximum(learn, 0) if own_window else np.full(learn.size, sz.epochs)
         planted[(sz.archs[a], s)] = {
-            "propensity": hazard, "error_rate": _chain_error(hazard, window), "fast": fast,
-            "difficulty": d, "t_learn": np.zeros_like(learn) if flat else learn,
+            "propensity": hazard,
+            "error_rate": _chain_error(hazard, window),
+            "fast": fast,
+            "difficulty": d,
+            "t_learn": np.zeros_like(learn) if flat else learn,
         }
         runs.append((sz.archs[a], s, arrays))
     truth = _truth(sc, sz, runs, planted)
@@ -454,7 +506,7 @@ def _truth(sc: Scenario, sz: Size, runs, planted) -> dict[str, dict]:
     keys = list(planted)
     within, cross = {"j": [], "rho": []}, {"j": [], "rho": []}
     for i, ki in enumerate(keys):
-        for kj in keys[i + 1:]:
+        for kj in keys[i + 1 :]:
             fi, fj = planted[ki]["fast"], planted[kj]["fast"]
             jac = (fi & fj).sum() / (fi | fj).sum()
             rho = spearmanr(planted[ki]["propensity"], planted[kj]["propensity"])[0]
@@ -470,15 +522,26 @@ def _truth(sc: Scenario, sz: Size, runs, planted) -> dict[str, dict]:
     c = sc.claims
     out = {
         "MEMORY": {"truth": c["MEMORY"], "by_arch": by_arch, "process": dict(zip(sz.archs, sc.process))},
-        "F1": {"truth": c["F1"], "jaccard_cross": _mean_pairs(cross["j"]),
-               "jaccard_within": _mean_pairs(within["j"]), "chance": FAST_SHARE / (2 - FAST_SHARE),
-               "q": FAST_SHARE},
+        "F1": {
+            "truth": c["F1"],
+            "jaccard_cross": _mean_pairs(cross["j"]),
+            "jaccard_within": _mean_pairs(within["j"]),
+            "chance": FAST_SHARE / (2 - FAST_SHARE),
+            "q": FAST_SHARE,
+        },
         "F2": {"truth": c["F2"], "decay_by_arch": by_arch},
-        "F3": {"truth": c["F3"], "rho_within": _mean_pairs(within["rho"]),
-               "rho_cross": _mean_pairs(cross["rho"])},
+        "F3": {
+            "truth": c["F3"],
+            "rho_within": _mean_pairs(within["rho"]),
+            "rho_cross": _mean_pairs(cross["rho"]),
+        },
         "F5": {"truth": c["F5"], "rho": float(np.mean(f5))},
-        "F6": {"truth": c["F6"], "mean_diff_heldout": sc.f6_gain, "mean_diff_retention": sc.f6_gain,
-               "margin": F6_MARGIN},
+        "F6": {
+            "truth": c["F6"],
+            "mean_diff_heldout": sc.f6_gain,
+            "mean_diff_retention": sc.f6_gain,
+            "margin": F6_MARGIN,
+        },
     }
     for claim, note in sc.notes.items():
         out[claim]["note"] = note
@@ -507,8 +570,14 @@ def sampler_outcomes(scenario: str, size: str, replicate: int, seed: int = 0) ->
             ret["spaced"] = ret["random"] + sc.f6_gain + rng.normal(0, F6_DIFF_SD)
             cov = {"random": 1 - 0.5**sz.epochs, "spaced": 1.0}
             for kind in ("random", "spaced"):
-                rows.append({
-                    "arch": arch, "kind": kind, "seed": s, "heldout_acc": float(np.clip(acc[kind], 0, 1)),
-                    "train_retention": float(np.clip(ret[kind], 0, 1)), "coverage": float(cov[kind]),
-                })
+                rows.append(
+                    {
+                        "arch": arch,
+                        "kind": kind,
+                        "seed": s,
+                        "heldout_acc": float(np.clip(acc[kind], 0, 1)),
+                        "train_retention": float(np.clip(ret[kind], 0, 1)),
+                        "coverage": float(cov[kind]),
+                    }
+                )
     return pd.DataFrame(rows)

@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from retention.fitting import fit
-from retention.fitting import nulls
+from retention.fitting import fit, nulls
 from retention.fitting import traces as tr
-from retention.stats.settings import SOFT_SCORES, StatsConfig
 from retention.stats.estimate import Finding
 from retention.stats.registry import FINDINGS
+from retention.stats.settings import SOFT_SCORES, StatsConfig
 from retention.stats.stack import StatsInput, stack_runs
 from retention.stats.tables import null_inputs, summary_table
 

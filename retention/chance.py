@@ -19,8 +19,8 @@ with care" names them. Numpy only.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -148,8 +148,11 @@ def pretrain_accuracy(
 def chance_warning(acc: RunAccuracy, run: str, what: str = "run") -> str | None:
     """One line naming ``run`` when its held-out accuracy at t = 0 or at the end is near
     chance (:func:`near_chance`), else None; ``what``: "run" or "pretraining"."""
-    near = [(when, value) for when, value in (("t = 0", acc.t0), ("the end", acc.end))
-            if near_chance(value, acc.chance)]
+    near = [
+        (when, value)
+        for when, value in (("t = 0", acc.t0), ("the end", acc.end))
+        if near_chance(value, acc.chance)
+    ]
     if not near:
         return None
     where = " and ".join(f"{value:.1%} at {when}" for when, value in near)

@@ -32,7 +32,7 @@ SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.
 WEIGHTS_KINDS = ("pretrained", "pretrain", "none")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
     """The JSON schema (read once per process)."""
     return yaml.safe_load(Path(path).read_text())
@@ -73,7 +73,9 @@ def display_only_arch_keys() -> tuple[str, ...]:
     """``archs.<arch>`` keys marked ``display_only`` in the schema (the name shown in
     figures): no training or fitting job reads them, so changing one redraws the figures,
     the findings and the report only."""
-    return tuple(k for k, spec in schema_entry("archs", "*")["properties"].items() if spec.get("display_only"))
+    return tuple(
+        k for k, spec in schema_entry("archs", "*")["properties"].items() if spec.get("display_only")
+    )
 
 
 def result_arch_params(config: dict, arch: str) -> dict:
@@ -219,7 +221,7 @@ _TYPE_HINTS = {
     "number": "a number such as 0.003 or 3e-3",
     "integer": "a whole number such as 30",
     "boolean": "true or false",
-    "string": "text (quote it: \"...\")",
+    "string": 'text (quote it: "...")',
     "array": "a list such as [a, b]",
     "object": "a mapping such as {key: value}",
     "null": "null",
@@ -229,8 +231,15 @@ _TYPE_HINTS = {
 def _type_message(key: str, error: jsonschema.ValidationError) -> str:
     """A wrong type: what was read (value and its YAML type) and how to write it."""
     wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-    read = {str: "text", bool: "a boolean", int: "an integer", float: "a number", list: "a list",
-            dict: "a mapping", type(None): "null"}.get(type(error.instance), type(error.instance).__name__)
+    read = {
+        str: "text",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(error.instance), type(error.instance).__name__)
     how = " or ".join(_TYPE_HINTS.get(t, t) for t in wanted)
     return (
         f"config key '{key}': {error.instance!r} is not of type {' or '.join(map(repr, wanted))} "
@@ -371,13 +380,15 @@ def _check_imported(config: dict) -> None:
     name = config["pretrain"].get("dataset")
     if name in traces:
         raise ConfigError(
-            f"config key 'pretrain.dataset': {name!r} has source: traces (runs recorded elsewhere, no images); "
+            f"config key 'pretrain.dataset': {name!r} has source: traces (runs recorded elsewhere, no "
+            "images); "
             "pretraining needs images"
         )
     for i, name in enumerate(config["sampler"].get("datasets") or []):
         if name in traces:
             raise ConfigError(
-                f"config key 'sampler.datasets[{i}]': {name!r} has source: traces (runs recorded elsewhere, no "
+                f"config key 'sampler.datasets[{i}]': {name!r} has source: traces (runs recorded elsewhere, "
+                "no "
                 "images); the sampler comparison (F6) trains new runs"
             )
 

@@ -25,8 +25,9 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, NoReturn
+from typing import NoReturn
 
 import numpy as np
 
@@ -71,9 +72,7 @@ def _nearly_full(path: str | os.PathLike) -> bool:
     return False
 
 
-def storage_error(
-    err: BaseException, path: str | os.PathLike | None = None, doing: str = ""
-) -> StorageError:
+def storage_error(err: BaseException, path: str | os.PathLike | None = None, doing: str = "") -> StorageError:
     """One line for a failed read or write: the path, the reason and the free space there.
 
     ``path`` defaults to the error's own file name (the free space is then that of the
@@ -354,7 +353,7 @@ class _LogFile(logging.FileHandler):
 
     failed = False
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+    def handleError(self, record: logging.LogRecord) -> None:
         if not self.failed:
             self.failed = True
             err = sys.exc_info()[1] or OSError("write failed")

@@ -24,11 +24,12 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from retention import __version__
 from retention.errors import DataError
@@ -45,8 +46,23 @@ PACKAGES = ("torch", "torchvision", "timm")
 STAGES = ("finetune", "sampler", "pretrain")
 #: the columns of provenance.csv, in order (docs/contracts.md)
 TABLE_COLUMNS = (
-    "stage", "dataset", "arch", "seed", "sampler", "python", "retention", *PACKAGES, "cuda",
-    "device", "host", "git_commit", "git_dirty", "git_diff_sha256", "data_sha256", "started", "ended",
+    "stage",
+    "dataset",
+    "arch",
+    "seed",
+    "sampler",
+    "python",
+    "retention",
+    *PACKAGES,
+    "cuda",
+    "device",
+    "host",
+    "git_commit",
+    "git_dirty",
+    "git_diff_sha256",
+    "data_sha256",
+    "started",
+    "ended",
     "duration_s",
 )
 #: the keys a run.json must have for its provenance.csv row
@@ -108,7 +124,10 @@ def _git(folder, timeout_s: float, *args: str) -> bytes | None:
     """The output of ``git <args>`` in ``folder``; None when git fails, is missing or is slow."""
     try:
         proc = subprocess.run(
-            ["git", *args], cwd=folder, capture_output=True, timeout=timeout_s,
+            ["git", *args],
+            cwd=folder,
+            capture_output=True,
+            timeout=timeout_s,
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
         )
     except (OSError, subprocess.SubprocessError):
@@ -245,8 +264,23 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
 
 def table_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """The provenance.csv row of one record (:data:`TABLE_COLUMNS`)."""
-    row = {k: record.get(k) for k in ("stage", "dataset", "arch", "seed", "host", "git_commit", "git_dirty",
-                                      "git_diff_sha256", "data_sha256", "started", "ended", "duration_s")}
+    row = {
+        k: record.get(k)
+        for k in (
+            "stage",
+            "dataset",
+            "arch",
+            "seed",
+            "host",
+            "git_commit",
+            "git_dirty",
+            "git_diff_sha256",
+            "data_sha256",
+            "started",
+            "ended",
+            "duration_s",
+        )
+    }
     row["sampler"] = record.get("sampler") or ""
     row.update({k: record["versions"].get(k) for k in ("python", "retention", *PACKAGES, "cuda")})
     row["device"] = (record.get("device") or {}).get("name")

@@ -25,8 +25,13 @@ def collect(record_paths, out) -> None:
     save_table(out, table)
     commits = sorted(set(table["git_commit"].dropna()))
     devices = sorted(set(table["device"].dropna().astype(str)))
-    log.info("wrote %s (%d runs; git commits %s; devices %s)", out, len(table),
-             ", ".join(c[:10] for c in commits) or "unknown", "; ".join(devices) or "unknown")
+    log.info(
+        "wrote %s (%d runs; git commits %s; devices %s)",
+        out,
+        len(table),
+        ", ".join(c[:10] for c in commits) or "unknown",
+        "; ".join(devices) or "unknown",
+    )
     if len(commits) > 1:
         log.warning("the runs come from %d git commits: compare their code before pooling them", len(commits))
     dirty = table[table["git_dirty"].astype(str).str.lower() == "true"]
@@ -35,12 +40,18 @@ def collect(record_paths, out) -> None:
         log.warning(
             "%d of %d runs were trained from a checkout with uncommitted changes (diff sha256 %s): "
             "their code is not the commit's",
-            len(dirty), len(table), ", ".join(d[:12] for d in diffs) or "unknown",
+            len(dirty),
+            len(table),
+            ", ".join(d[:12] for d in diffs) or "unknown",
         )
     for (stage, dataset), data in table.dropna(subset=["data_sha256"]).groupby(["stage", "dataset"]):
         if data["data_sha256"].nunique() > 1:
-            log.warning("the %s runs of %s trained on %d different versions of the prepared data "
-                        "(data_sha256)", stage, dataset, data["data_sha256"].nunique())
+            log.warning(
+                "the %s runs of %s trained on %d different versions of the prepared data (data_sha256)",
+                stage,
+                dataset,
+                data["data_sha256"].nunique(),
+            )
 
 
 def main() -> None:

@@ -37,14 +37,24 @@ def main():
         tables = sampler_tables(*args, sm.params.margin)
         outputs = {name: sm.output[name] for name in tables}
     else:
-        ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        ap = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         ap.add_argument("--dataset", required=True)
         ap.add_argument("--runs", nargs="+", required=True, help="arch:kind:seed of every budgeted run")
         ap.add_argument("--workdir", default=".", help="the study folder holding results/ (default: here)")
-        ap.add_argument("--outdir", required=True, help="writes comparison.csv, curves.csv and summary.csv here")
-        ap.add_argument("--trace", default=default_trace_label(), help="the trace label of the scout's lambda")
-        ap.add_argument("--margin", type=float, default=schema_default("sampler", "margin"),
-                        help="accuracy gain that counts as an improvement (default: %(default)s)")
+        ap.add_argument(
+            "--outdir", required=True, help="writes comparison.csv, curves.csv and summary.csv here"
+        )
+        ap.add_argument(
+            "--trace", default=default_trace_label(), help="the trace label of the scout's lambda"
+        )
+        ap.add_argument(
+            "--margin",
+            type=float,
+            default=schema_default("sampler", "margin"),
+            help="accuracy gain that counts as an improvement (default: %(default)s)",
+        )
         ap.add_argument("--log")
         args = ap.parse_args()
         runs = [parse_run(text) for text in args.runs]

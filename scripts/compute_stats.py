@@ -63,11 +63,14 @@ def read_pretraining(metrics: dict, manifest, convergence: dict) -> dict[str, ch
     out = {}
     for arch, path in metrics.items():
         table = io.read_table(path, "pretraining metrics", columns=("epoch", "heldout_acc"))
-        acc = chance.pretrain_accuracy(table["heldout_acc"], labels, n_classes,
-                                       (convergence["epochs"], convergence["tolerance"]))
+        acc = chance.pretrain_accuracy(
+            table["heldout_acc"], labels, n_classes, (convergence["epochs"], convergence["tolerance"])
+        )
         out[arch] = acc
-        for line in (chance.chance_warning(acc, f"{arch} ({path})", "pretraining"),
-                     chance.rising_warning(acc, f"{arch} ({path})", "pretraining")):
+        for line in (
+            chance.chance_warning(acc, f"{arch} ({path})", "pretraining"),
+            chance.rising_warning(acc, f"{arch} ({path})", "pretraining"),
+        ):
             if line:
                 log.warning(line)
     return out
@@ -98,21 +101,32 @@ def parse_pretrain(text: str) -> tuple[str, str]:
 
 
 def compute(
-    fits_paths, traces_paths, null_paths, runs, cfg: stats.StatsConfig, primary, dataset, manifest=None,
-    convergence: dict | None = None, pretrain: dict | None = None, pretrain_manifest=None,
+    fits_paths,
+    traces_paths,
+    null_paths,
+    runs,
+    cfg: stats.StatsConfig,
+    primary,
+    dataset,
+    manifest=None,
+    convergence: dict | None = None,
+    pretrain: dict | None = None,
+    pretrain_manifest=None,
 ) -> dict:
     """Every table of one dataset (``retention.stats.dataset_tables``) from file paths;
     convergence: the config's section; pretrain: {arch: its pretraining's metrics.csv}
     with the source's manifest."""
     runs = [(str(a), int(s)) for a, s in runs]
-    for what, paths in (("traces", traces_paths), ("null fits", null_paths)):
-        if paths and len(paths) != len(fits_paths):
-            raise DataError(f"{len(paths)} {what} files for {len(fits_paths)} fits tables; give one per run")
+    for what, given in (("traces", traces_paths), ("null fits", null_paths)):
+        if given and len(given) != len(fits_paths):
+            raise DataError(f"{len(given)} {what} files for {len(fits_paths)} fits tables; give one per run")
     fits = [read_table(p, "fits") for p in fits_paths]
     pretraining = read_pretraining(pretrain or {}, pretrain_manifest, convergence) if convergence else {}
     infos = (
-        [dataclasses.replace(read_class_info(p, f"{a}/seed{s}", convergence), pretrain=pretraining.get(a))
-         for p, (a, s) in zip(traces_paths, runs)]
+        [
+            dataclasses.replace(read_class_info(p, f"{a}/seed{s}", convergence), pretrain=pretraining.get(a))
+            for p, (a, s) in zip(traces_paths, runs)
+        ]
         if traces_paths
         else None
     )
@@ -153,9 +167,16 @@ def standalone() -> tuple[dict, dict]:
     ap.add_argument("--runs", nargs="*", help="arch:seed of each fits table (default: from the paths)")
     ap.add_argument("--dataset", required=True, help="dataset name written into summary.csv")
     ap.add_argument("--outdir", required=True, help="directory for the csv tables")
-    ap.add_argument("--primary", default=default_trace_label(), help="primary trace label (default: %(default)s)")
-    ap.add_argument("--pretrain", nargs="*", default=[], metavar="ARCH=METRICS",
-                    help="each arch's pretraining metrics.csv (weights: pretrain)")
+    ap.add_argument(
+        "--primary", default=default_trace_label(), help="primary trace label (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--pretrain",
+        nargs="*",
+        default=[],
+        metavar="ARCH=METRICS",
+        help="each arch's pretraining metrics.csv (weights: pretrain)",
+    )
     ap.add_argument("--pretrain-manifest", help="the pretraining source's manifest.csv (with --pretrain)")
     ap.add_argument("--config", help="a config file: its stats, retention and convergence sections")
     ap.add_argument("--log", help="log file")
@@ -174,8 +195,19 @@ def standalone() -> tuple[dict, dict]:
     section, lambda_max = config["stats"], config["retention"]["lambda_max"]
     runs = [parse_run(r) for r in args.runs] if args.runs else [run_from_path(p) for p in args.fits]
     cfg = stats.StatsConfig.from_mapping(section, lambda_max)
-    tables = compute(args.fits, args.traces, args.nulls, runs, cfg, args.primary, args.dataset, args.manifest,
-                     config["convergence"], pretrain, args.pretrain_manifest)
+    tables = compute(
+        args.fits,
+        args.traces,
+        args.nulls,
+        runs,
+        cfg,
+        args.primary,
+        args.dataset,
+        args.manifest,
+        config["convergence"],
+        pretrain,
+        args.pretrain_manifest,
+    )
     return tables, {name: Path(args.outdir) / f"{name}.csv" for name in paths.STATS_TABLES}
 
 

@@ -15,7 +15,7 @@ is read from its path (.../{arch}/seed{seed}/traces.npz).
 import argparse
 import logging
 
-
+from retention import paths
 from retention.errors import DataError
 from retention.io import check_output, require_file, run_main, setup_logging
 
@@ -28,7 +28,9 @@ def main() -> None:
     if "snakemake" in globals():
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
-        export_table(list(sm.input.traces), sm.params.runs, sm.output.table, sm.output.centroids, sm.input.manifest)
+        export_table(
+            list(sm.input.traces), sm.params.runs, sm.output.table, sm.output.centroids, sm.input.manifest
+        )
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", nargs="+", help="traces.npz of every run")
@@ -48,7 +50,9 @@ def main() -> None:
     if args.runs:
         runs = [parse_run_key(r) for r in args.runs]
         if None in runs:
-            raise DataError(f"--runs {args.runs[runs.index(None)]!r}: expected <arch>/seed<seed>, e.g. cnn/seed0")
+            raise DataError(
+                f"--runs {args.runs[runs.index(None)]!r}: expected <arch>/seed<seed>, e.g. cnn/seed0"
+            )
     else:
         found = [paths.run_of(p) for p in args.traces]
         if None in found:

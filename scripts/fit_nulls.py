@@ -10,13 +10,13 @@ import argparse
 import logging
 import time
 
-from retention.config import default_trace_label, schema_default
 from retention import io
-from retention.fitting import nulls
+from retention.config import default_trace_label, schema_default
 from retention.errors import ConfigError
+from retention.fitting import nulls
 from retention.fitting.fit import LAMBDA_MAX
-from retention.stats.settings import SOFT_SCORES
 from retention.fitting.traces import load_traces, parse_label
+from retention.stats.settings import SOFT_SCORES
 
 log = logging.getLogger("retention.fit_nulls")
 
@@ -39,8 +39,10 @@ def run(
     start = time.perf_counter()
     traces = load_traces(traces_path, run_name)
     if rank_score in SOFT_SCORES and not traces.has_p_true:
-        raise ConfigError(f"stats.rank_score: {rank_score} needs p_true, which run {traces.run_name} does not "
-                          f"record ({traces_path})")
+        raise ConfigError(
+            f"stats.rank_score: {rank_score} needs p_true, which run {traces.run_name} does not "
+            f"record ({traces_path})"
+        )
     table = nulls.null_fit_table(
         traces,
         primary,
@@ -82,15 +84,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", help="a run's traces.npz")
     ap.add_argument("output", help="the null fits table to write (.parquet or .csv)")
-    ap.add_argument("--trace", default=default_trace_label(), help="the primary trace label (default: %(default)s)")
-    ap.add_argument("--draws", type=int, default=schema_default("stats", "null_draws"),
-                    help="null runs per kind (default: %(default)s)")
+    ap.add_argument(
+        "--trace", default=default_trace_label(), help="the primary trace label (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--draws",
+        type=int,
+        default=schema_default("stats", "null_draws"),
+        help="null runs per kind (default: %(default)s)",
+    )
     ap.add_argument("--seed", type=int, default=schema_default("stats", "seed"))
     ap.add_argument("--run-name", help="the run's name: seeds its draws (default: from the path)")
     ap.add_argument("--min-points", type=int, default=schema_default("retention", "min_points"))
     ap.add_argument("--lambda-max", type=float, default=LAMBDA_MAX)
-    ap.add_argument("--rank-score", default=schema_default("stats", "rank_score"),
-                    help="the rank score the null runs are ranked by (default: %(default)s)")
+    ap.add_argument(
+        "--rank-score",
+        default=schema_default("stats", "rank_score"),
+        help="the rank score the null runs are ranked by (default: %(default)s)",
+    )
     ap.add_argument("--log")
     args = ap.parse_args()
     io.setup_logging(args.log)

@@ -14,8 +14,8 @@ import argparse
 import logging
 import time
 
-from retention.config import schema_default
 from retention import io
+from retention.config import schema_default
 from retention.errors import ConfigError
 from retention.fitting.fit import LAMBDA_MAX, fit_table
 from retention.fitting.traces import DEFINITIONS, load_traces, parse_label, trace_label
@@ -52,12 +52,17 @@ def run(
     robustness, soft = list(robustness), True
     if not traces.has_p_true:  # an imported run without p_true: no soft definitions
         if parse_label(primary).soft:
-            raise ConfigError(f"retention.soft: the primary trace {primary} needs p_true, which run "
-                              f"{traces.run_name} does not record ({traces_path})")
+            raise ConfigError(
+                f"retention.soft: the primary trace {primary} needs p_true, which run "
+                f"{traces.run_name} does not record ({traces_path})"
+            )
         skipped = [label for label in robustness if parse_label(label).soft]
         robustness, soft = [label for label in robustness if label not in skipped], False
-        log.warning("%s records no p_true: no soft trace definitions (%s), soft columns NaN",
-                    traces.run_name, ", ".join(skipped) or "none configured")
+        log.warning(
+            "%s records no p_true: no soft trace definitions (%s), soft columns NaN",
+            traces.run_name,
+            ", ".join(skipped) or "none configured",
+        )
     table = fit_table(traces, robustness, primary, int(min_points), float(lambda_max), soft)
     io.save_table(fits_path, table)
     log.info(
@@ -75,7 +80,11 @@ def main():
         io.setup_logging(sm.log[0])
         r = sm.params.retention
         w = sm.wildcards
-        name = f"{w.dataset}/{w.arch}/seed{w.seed}" if all(k in w.keys() for k in ("dataset", "arch", "seed")) else None
+        name = (
+            f"{w.dataset}/{w.arch}/seed{w.seed}"
+            if all(k in w.keys() for k in ("dataset", "arch", "seed"))
+            else None
+        )
         run(
             sm.input.traces,
             sm.output.fits,
@@ -86,26 +95,40 @@ def main():
             name,
         )
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("traces", help="a run's traces.npz (contract in docs/contracts.md)")
     parser.add_argument("output", help="the fits table to write: .parquet or .csv")
     parser.add_argument(
-        "--trace", default=schema_default("retention", "trace"), choices=DEFINITIONS,
-        help="primary trace definition (default: %(default)s)"
+        "--trace",
+        default=schema_default("retention", "trace"),
+        choices=DEFINITIONS,
+        help="primary trace definition (default: %(default)s)",
     )
     parser.add_argument("--soft", action="store_true", help="primary definition on p_true instead of correct")
-    parser.add_argument("--learned-after", type=int, default=schema_default("retention", "learned_after"),
-                        help="consecutive correct epochs that count as learned (default: %(default)s)")
+    parser.add_argument(
+        "--learned-after",
+        type=int,
+        default=schema_default("retention", "learned_after"),
+        help="consecutive correct epochs that count as learned (default: %(default)s)",
+    )
     parser.add_argument(
         "--robustness",
         nargs="*",
         default=[],
         metavar="LABEL",
-        help="further definitions in the same table, e.g. since_warmup raw since_learned_soft since_learned_la2",
+        help="further definitions in the same table, e.g. since_warmup raw since_learned_soft since_learned",
     )
-    parser.add_argument("--min-points", type=int, default=schema_default("retention", "min_points"),
-                        help="traces with fewer points are too_short (default: %(default)s)")
-    parser.add_argument("--lambda-max", type=float, default=LAMBDA_MAX, help="upper bound of lambda, per epoch")
+    parser.add_argument(
+        "--min-points",
+        type=int,
+        default=schema_default("retention", "min_points"),
+        help="traces with fewer points are too_short (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lambda-max", type=float, default=LAMBDA_MAX, help="upper bound of lambda, per epoch"
+    )
     parser.add_argument("--run-name", help="name of the run in messages (default: from the path)")
     parser.add_argument("--log", help="also log to this file")
     args = parser.parse_args()

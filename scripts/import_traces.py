@@ -1,4 +1,4 @@
-"""Import runs recorded elsewhere: a long table or cartography folders -> each run's traces.npz and manifest.csv.
+"""Import runs recorded elsewhere (a long table or cartography folders) as traces.npz and manifest.csv.
 
 Run by the rule import_traces_<dataset> (a dataset with source: traces), or standalone:
 
@@ -38,29 +38,47 @@ def main() -> None:
         sm = globals()["snakemake"]
         setup_logging(sm.log[0])
         centroids = sm.input.get("centroids")
-        run(dict(sm.params.settings), dict(zip(sm.params.runs, sm.output.traces)), sm.output.manifest,
-            centroids[0] if centroids else None)
+        run(
+            dict(sm.params.settings),
+            dict(zip(sm.params.runs, sm.output.traces)),
+            sm.output.manifest,
+            centroids[0] if centroids else None,
+        )
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("path", help="a long table (.parquet, .csv) or a folder of cartography runs")
     ap.add_argument("--out", required=True, help="writes <out>/<arch>/seed<seed>/traces.npz")
     ap.add_argument("--manifest", required=True, help="the manifest.csv to write (one row per sample)")
     ap.add_argument("--format", choices=["auto", *imports.FORMATS], default="auto")
-    ap.add_argument("--run", help="<arch>/seed<seed> of a table without run columns, or of a folder that is one run")
-    ap.add_argument("--t0-epoch", type=int, help="the recorded epoch that is t = 0 (default: column t, else the first)")
+    ap.add_argument(
+        "--run", help="<arch>/seed<seed> of a table without run columns, or of a folder that is one run"
+    )
+    ap.add_argument(
+        "--t0-epoch", type=int, help="the recorded epoch that is t = 0 (default: column t, else the first)"
+    )
     ap.add_argument("--class-names", nargs="+", help="names of the classes 0..C-1")
-    ap.add_argument("--centroids", help="a table of each run's class centroid cosine (arch, seed, class_a, class_b, cosine)")
+    ap.add_argument(
+        "--centroids",
+        help="a table of each run's class centroid cosine (arch, seed, class_a, class_b, cosine)",
+    )
     ap.add_argument("--log", help="log file")
     args = ap.parse_args()
     check_output(args.manifest, (".csv",), "--manifest")
     check_output_folder(args.out, "--out")
     if not Path(args.path).exists():
-        raise DataError(f"runs to import {args.path} do not exist; give a long table or a folder of cartography runs")
+        raise DataError(
+            f"runs to import {args.path} do not exist; give a long table or a folder of cartography runs"
+        )
     if args.centroids:
         require_file(args.centroids, "--centroids")
     setup_logging(args.log)
-    spec = {"path": args.path, "format": args.format, "run": args.run, "t0_epoch": args.t0_epoch,
-            "class_names": args.class_names}
+    spec = {
+        "path": args.path,
+        "format": args.format,
+        "run": args.run,
+        "t0_epoch": args.t0_epoch,
+        "class_names": args.class_names,
+    }
     runs = imports.imported_runs(spec, "(command line)")
     outputs = {imports.run_key(a, s): str(Path(args.out) / a / f"seed{s}" / "traces.npz") for a, s in runs}
     run(imports.settings_of(spec, "(command line)"), outputs, args.manifest, args.centroids)

@@ -12,6 +12,7 @@ come from retention/paper_values.csv (or ``--paper-values``), keyed by finding i
 
 import argparse
 import logging
+
 import pandas as pd
 
 from retention import findings, io
@@ -22,8 +23,10 @@ log = logging.getLogger("retention")
 
 def make(summary_paths, study: findings.Study, csv_path, md_path, paper_values=None) -> pd.DataFrame:
     """Read the summaries, assemble, write csv and markdown; returns the table."""
-    tables = [io.read_table(p, "summary table", columns=("id", "dataset"), keep_default_na=True)
-              for p in summary_paths]
+    tables = [
+        io.read_table(p, "summary table", columns=("id", "dataset"), keep_default_na=True)
+        for p in summary_paths
+    ]
     table = findings.assemble_findings(tables, study, findings.load_paper_values(paper_values))
     save_table(csv_path, table)
     save_text(md_path, findings.findings_markdown(table))

@@ -49,7 +49,9 @@ def main() -> None:
     check_output(args.out, (".csv",), "--out")
     groups = {f.group for f in FINDINGS}
     if args.group not in groups:
-        raise ArgumentError(f"--group {args.group!r} is not a finding group; one of {', '.join(sorted(groups))}")
+        raise ArgumentError(
+            f"--group {args.group!r} is not a finding group; one of {', '.join(sorted(groups))}"
+        )
     setup_logging(args.log)
     write(args.group, args.dataset, args.trace, args.archs, args.reason, args.out)
 

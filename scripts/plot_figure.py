@@ -21,12 +21,11 @@ import logging
 import os
 from pathlib import Path
 
-
 from retention import figures, paths
-from retention.figures import specs as figure_specs
 from retention.errors import ConfigError
-from retention.fitting.fit import LAMBDA_MAX
+from retention.figures import specs as figure_specs
 from retention.findings import Study
+from retention.fitting.fit import LAMBDA_MAX
 from retention.io import run_main, setup_logging
 
 log = logging.getLogger("retention")
@@ -37,8 +36,15 @@ GENERIC = "finding"
 def draw(files: dict, params: dict, ids=None):
     """Read a figure's inputs and draw it (``ids``: the findings of the generic figure)."""
     inputs = figures.read_inputs(
-        files, params["runs"], params["datasets"], list(figure_specs.RUN_FILES), params.get("datasets_of"),
-        params.get("study"), params.get("lambda_max", LAMBDA_MAX), params.get("min_samples", 30), params.get("runs_of"),
+        files,
+        params["runs"],
+        params["datasets"],
+        list(figure_specs.RUN_FILES),
+        params.get("datasets_of"),
+        params.get("study"),
+        params.get("lambda_max", LAMBDA_MAX),
+        params.get("min_samples", 30),
+        params.get("runs_of"),
     )
     if params["figure"] == GENERIC:
         return figures.finding_figure(inputs, ids or None)
@@ -65,7 +71,9 @@ def standalone(args) -> list[tuple]:
     datasets = figure_specs.figure_datasets(spec, config["grid"]["datasets"], sampler or [])
     unknown = sorted(set(args.datasets or []) - set(datasets))
     if unknown:
-        raise ConfigError(f"--datasets: {unknown[0]!r} is not a dataset of figure {spec} ({', '.join(datasets)})")
+        raise ConfigError(
+            f"--datasets: {unknown[0]!r} is not a dataset of figure {spec} ({', '.join(datasets)})"
+        )
     drawn = []
     for dataset in (args.datasets or datasets) if figure_specs.FIGURES[spec].per_dataset else [None]:
         files, params = figure_specs.figure_job(spec, config, study, dataset=dataset)
@@ -85,13 +93,21 @@ def main() -> None:
         params = dict(sm.params.job)
         drawn = [(draw(files, params), sm.output.pdf, sm.output.png, int(params["dpi"]))]
     else:
-        ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        ap = argparse.ArgumentParser(
+            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         ap.add_argument("figure", choices=[*figures.DRAW, GENERIC])
-        ap.add_argument("--config", nargs="+", required=True, help="config files (config.yaml first, overlays after)")
+        ap.add_argument(
+            "--config", nargs="+", required=True, help="config files (config.yaml first, overlays after)"
+        )
         ap.add_argument("--workdir", default=".", help="the study folder holding results/ (default: here)")
         ap.add_argument("--out", help="output folder (default: results/figures)")
-        ap.add_argument("--datasets", nargs="+", help="of a figure drawn per dataset, these only (default: all)")
-        ap.add_argument("--ids", nargs="+", help=f"finding ids for '{GENERIC}' (default: the primary findings)")
+        ap.add_argument(
+            "--datasets", nargs="+", help="of a figure drawn per dataset, these only (default: all)"
+        )
+        ap.add_argument(
+            "--ids", nargs="+", help=f"finding ids for '{GENERIC}' (default: the primary findings)"
+        )
         ap.add_argument("--log")
         args = ap.parse_args()
         setup_logging(args.log)
@@ -99,7 +115,9 @@ def main() -> None:
     for fig, pdf, png, dpi in drawn:
         figures.save_figure(fig, pdf, png, dpi)
         w, h = fig.get_size_inches()
-        log.info("wrote %s and %s (%.1f x %.1f in, %d dpi: %d x %d px)", pdf, png, w, h, dpi, w * dpi, h * dpi)
+        log.info(
+            "wrote %s and %s (%.1f x %.1f in, %d dpi: %d x %d px)", pdf, png, w, h, dpi, w * dpi, h * dpi
+        )
 
 
 if __name__ == "__main__":

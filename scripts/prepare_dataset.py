@@ -8,9 +8,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from retention.config import schema_default
 from retention import io
 from retention.acquire import data
+from retention.config import schema_default
 
 log = logging.getLogger("retention.prepare")
 
@@ -32,7 +32,12 @@ def prepare(spec: dict, options: dict, manifest: Path, images: Path, workers: in
     for line in prepared.skipped:
         log.warning("skipped unreadable image %s", line)
     counts = prepared.manifest.groupby(["split", "class_name"]).size()
-    log.info("%d images (%d skipped); per split and class:\n%s", len(prepared.manifest), len(prepared.skipped), counts.to_string())
+    log.info(
+        "%d images (%d skipped); per split and class:\n%s",
+        len(prepared.manifest),
+        len(prepared.skipped),
+        counts.to_string(),
+    )
     with io.all_or_none(images, manifest):
         io.save_npy(images, prepared.images)
         io.save_table(manifest, prepared.manifest)
@@ -44,17 +49,29 @@ def main():
         io.setup_logging(sm.log[0])
         prepare(sm.params.spec, sm.params.data, Path(sm.output.manifest), Path(sm.output.images), sm.threads)
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source", required=True, choices=data.SOURCES)
     parser.add_argument("--path", help="the extracted dataset tree (not for digits)")
     parser.add_argument("--storage-size", type=int, required=True, help="square storage resolution in pixels")
-    parser.add_argument("--heldout-fraction", type=float, default=schema_default("datasets", "*", "heldout_fraction"))
-    parser.add_argument("--imbalance-ratio", type=float, default=schema_default("datasets", "*", "imbalance_ratio"),
-                        help="digits_lt only (default: %(default)s)")
+    parser.add_argument(
+        "--heldout-fraction", type=float, default=schema_default("datasets", "*", "heldout_fraction")
+    )
+    parser.add_argument(
+        "--imbalance-ratio",
+        type=float,
+        default=schema_default("datasets", "*", "imbalance_ratio"),
+        help="digits_lt only (default: %(default)s)",
+    )
     parser.add_argument("--split-seed", type=int, default=schema_default("data", "split_seed"))
     parser.add_argument("--skip-corrupt", action="store_true")
-    parser.add_argument("--min-per-class", type=int, default=schema_default("data", "min_per_class"),
-                        help="train images each class needs (default: %(default)s)")
+    parser.add_argument(
+        "--min-per-class",
+        type=int,
+        default=schema_default("data", "min_per_class"),
+        help="train images each class needs (default: %(default)s)",
+    )
     parser.add_argument("--skip-empty-classes", action="store_true", help="leave empty class folders out")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="writes OUT/manifest.csv and OUT/images.npy")
@@ -65,10 +82,19 @@ def main():
 
         raise DataError(f"--path {args.path} does not exist")
     io.check_output_folder(args.out)
-    spec = dict(source=args.source, path=args.path, storage_size=args.storage_size,
-                heldout_fraction=args.heldout_fraction, imbalance_ratio=args.imbalance_ratio)
-    options = dict(split_seed=args.split_seed, skip_corrupt=args.skip_corrupt,
-                   min_per_class=args.min_per_class, skip_empty_classes=args.skip_empty_classes)
+    spec = dict(
+        source=args.source,
+        path=args.path,
+        storage_size=args.storage_size,
+        heldout_fraction=args.heldout_fraction,
+        imbalance_ratio=args.imbalance_ratio,
+    )
+    options = dict(
+        split_seed=args.split_seed,
+        skip_corrupt=args.skip_corrupt,
+        min_per_class=args.min_per_class,
+        skip_empty_classes=args.skip_empty_classes,
+    )
     prepare(spec, options, args.out / "manifest.csv", args.out / "images.npy", args.workers)
 
 

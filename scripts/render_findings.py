@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from retention.findings import report
 from retention.errors import DataError
+from retention.findings import report
 from retention.io import check_output, require_file, run_main, save_text, setup_logging
 
 log = logging.getLogger("retention")
@@ -29,11 +29,17 @@ def render(csv_path, md_path, out, config=None, figure=None) -> None:
     write their HTML to ``out``."""
     for path in (csv_path, md_path, *([figure] if figure else [])):
         if not Path(path).exists():
-            raise DataError(f"{path} does not exist; run the findings rule and the primary findings' figure first")
+            raise DataError(
+                f"{path} does not exist; run the findings rule and the primary findings' figure first"
+            )
     table = pd.read_csv(csv_path, keep_default_na=True)
     markdown = Path(md_path).read_text(encoding="utf-8")
     save_text(out, report.findings_html(table, markdown, config, figure))
-    log.info("wrote %s (%d primary rows)", out, int(table["primary"].astype(str).str.lower().isin(["true", "1"]).sum()))
+    log.info(
+        "wrote %s (%d primary rows)",
+        out,
+        int(table["primary"].astype(str).str.lower().isin(["true", "1"]).sum()),
+    )
 
 
 def main() -> None:
@@ -45,7 +51,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", required=True, help="results/findings.csv")
     ap.add_argument("--md", required=True, help="results/findings.md")
-    ap.add_argument("--config", nargs="+", help="config files (config.yaml first, overlays after), shown as YAML")
+    ap.add_argument(
+        "--config", nargs="+", help="config files (config.yaml first, overlays after), shown as YAML"
+    )
     ap.add_argument("--figure", help="results/figures/primary_findings.png (embedded)")
     ap.add_argument("--out", required=True, help="the HTML to write (results/findings.html)")
     ap.add_argument("--log")

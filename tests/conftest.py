@@ -78,13 +78,17 @@ def octdl_root(tmp_path):
     return make_octdl_tree(tmp_path)
 
 
-def make_cartography_runs(folder: Path, archs=("cnn", "vit"), seeds=(0, 1, 2), n_samples=150, epochs=8) -> Path:
+def make_cartography_runs(
+    folder: Path, archs=("cnn", "vit"), seeds=(0, 1, 2), n_samples=150, epochs=8
+) -> Path:
     """Dataset cartography's training dynamics of synthetic runs (retention.fitting.simulate), one
     folder per run: ``folder/<arch>/seed<seed>/training_dynamics/dynamics_epoch_<k>.jsonl``."""
     from retention.dynamics import cartography
     from retention.fitting.simulate import simulate_runs
 
-    runs = simulate_runs([(a, s) for a in archs for s in seeds], n_samples=n_samples, n_heldout=0, epochs=epochs)
+    runs = simulate_runs(
+        [(a, s) for a in archs for s in seeds], n_samples=n_samples, n_heldout=0, epochs=epochs
+    )
     for (arch, seed), arrays in runs.items():
         out = folder / arch / f"seed{seed}" / "training_dynamics"
         out.mkdir(parents=True)

@@ -22,9 +22,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from retention import figures, paths, stats
-from retention.fitting import nulls
 from retention.figures import specs as figure_specs
 from retention.fitting import fit as fitmod
+from retention.fitting import nulls
 from retention.fitting import traces as tr
 from retention.fitting.simulate import simulate_traces
 from retention.stats import f6
@@ -50,8 +50,14 @@ DRAW_DPI = CONFIG["figures"]["dpi"]  # the PNG's dpi: text extents round differe
 
 
 def _run(dataset: int, arch: int, seed: int, base):
-    arrays = simulate_traces(n_samples=N_TRAIN, n_heldout=N_HELDOUT, epochs=10, warmup_epochs=1, n_classes=6,
-                             seed=100 * dataset + 10 * arch + seed)
+    arrays = simulate_traces(
+        n_samples=N_TRAIN,
+        n_heldout=N_HELDOUT,
+        epochs=10,
+        warmup_epochs=1,
+        n_classes=6,
+        seed=100 * dataset + 10 * arch + seed,
+    )
     if base is not None:  # every run of a dataset shares one split
         arrays["label"], arrays["heldout_label"] = base
     if DATASETS[dataset] == "cub200":  # class names a csv reader would take for numbers
@@ -61,13 +67,22 @@ def _run(dataset: int, arch: int, seed: int, base):
 
 def _metrics(arrays: dict) -> pd.DataFrame:
     t = arrays["t"]
-    return pd.DataFrame({
-        "epoch": np.arange(1, t.size + 1), "t": t, "phase": np.where(t <= 0, "warmup", "finetune"), "lr": 1e-3,
-        "train_loss": np.linspace(2, 0.5, t.size), "train_acc": arrays["correct"].mean(0),
-        "heldout_acc": arrays["heldout_correct"].mean(0), "seconds": 1.0, "images_per_s": 100.0,
-        "n_trained": N_TRAIN, "n_distinct_trained": np.minimum(N_TRAIN, (np.arange(t.size) + 1) * N_TRAIN // 3),
-        "device": "cpu",
-    })
+    return pd.DataFrame(
+        {
+            "epoch": np.arange(1, t.size + 1),
+            "t": t,
+            "phase": np.where(t <= 0, "warmup", "finetune"),
+            "lr": 1e-3,
+            "train_loss": np.linspace(2, 0.5, t.size),
+            "train_acc": arrays["correct"].mean(0),
+            "heldout_acc": arrays["heldout_correct"].mean(0),
+            "seconds": 1.0,
+            "images_per_s": 100.0,
+            "n_trained": N_TRAIN,
+            "n_distinct_trained": np.minimum(N_TRAIN, (np.arange(t.size) + 1) * N_TRAIN // 3),
+            "device": "cpu",
+        }
+    )
 
 
 def _write_dataset(root: Path, di: int, dataset: str) -> dict:
@@ -79,7 +94,9 @@ def _write_dataset(root: Path, di: int, dataset: str) -> dict:
             base = base or (arrays["label"].copy(), arrays["heldout_label"].copy())
             traces = tr.Traces(path="", run_name=f"{arch}/seed{seed}", **arrays)
             fits.append(fitmod.fit_table(traces, DEFINITIONS, primary="since_learned"))
-            nfits.append(nulls.null_fit_table(traces, "since_learned", CFG.null_draws, 0, f"{arch}/seed{seed}"))
+            nfits.append(
+                nulls.null_fit_table(traces, "since_learned", CFG.null_draws, 0, f"{arch}/seed{seed}")
+            )
             runs.append((arch, seed))
             infos.append(stats.class_info_from_traces(arrays))
             arrays_of[(arch, seed)] = arrays
@@ -106,18 +123,25 @@ def _manifest(dataset: str, arrays: dict) -> pd.DataFrame:
     ids = np.concatenate([arrays["sample_id"], arrays["heldout_sample_id"]])
     labels = np.concatenate([arrays["label"], arrays["heldout_label"]])
     order = np.argsort(ids)
-    return pd.DataFrame({"sample_id": ids[order], "label": labels[order],
-                         "class_name": arrays["class_names"][labels[order]],
-                         "split": np.where(order < len(arrays["sample_id"]), "train", "heldout"),
-                         "source": [f"{dataset}:{i}" for i in ids[order]], "group": ""})
+    return pd.DataFrame(
+        {
+            "sample_id": ids[order],
+            "label": labels[order],
+            "class_name": arrays["class_names"][labels[order]],
+            "split": np.where(order < len(arrays["sample_id"]), "train", "heldout"),
+            "source": [f"{dataset}:{i}" for i in ids[order]],
+            "group": "",
+        }
+    )
 
 
 def _write_prepared(root: Path, dataset: str, arrays: dict) -> None:
     """manifest.csv and images.npy: train and held-out samples, each image a flat grey
     level that encodes its row (so that a test can tell which image a thumbnail shows)."""
     manifest = _manifest(dataset, arrays)
-    images = np.broadcast_to((np.arange(len(manifest)) % 251).astype(np.uint8)[:, None, None, None],
-                             (len(manifest), SIZE, SIZE, 3)).copy()
+    images = np.broadcast_to(
+        (np.arange(len(manifest)) % 251).astype(np.uint8)[:, None, None, None], (len(manifest), SIZE, SIZE, 3)
+    ).copy()
     (root / paths.MANIFEST.format(dataset=dataset)).parent.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(root / paths.MANIFEST.format(dataset=dataset), index=False)
     np.save(root / paths.IMAGES.format(dataset=dataset), images)
@@ -129,14 +153,30 @@ def _write_sampler(root: Path, dataset: str) -> None:
     for ai, arch in enumerate(ARCHS):
         for ki, kind in enumerate(("random", "spaced")):
             for seed in SEEDS:
-                arrays = simulate_traces(n_samples=120, n_heldout=40, epochs=6, warmup_epochs=1, n_classes=6,
-                                         seed=1000 + 100 * ai + 10 * ki + seed)
-                rows.append({"arch": arch, "kind": kind, "seed": seed, **f6.final_outcomes(arrays),
-                             "coverage": 0.8 + 0.1 * ki})
+                arrays = simulate_traces(
+                    n_samples=120,
+                    n_heldout=40,
+                    epochs=6,
+                    warmup_epochs=1,
+                    n_classes=6,
+                    seed=1000 + 100 * ai + 10 * ki + seed,
+                )
+                rows.append(
+                    {
+                        "arch": arch,
+                        "kind": kind,
+                        "seed": seed,
+                        **f6.final_outcomes(arrays),
+                        "coverage": 0.8 + 0.1 * ki,
+                    }
+                )
                 curves.append(_metrics(arrays).assign(arch=arch, kind=kind, seed=seed))
     comparison = f6.compare_samplers(pd.DataFrame(rows), margin=0.01)
-    for name, table in (("comparison", comparison), ("curves", pd.concat(curves, ignore_index=True)),
-                        ("summary", f6.sampler_summary(comparison, dataset, "since_learned"))):
+    for name, table in (
+        ("comparison", comparison),
+        ("curves", pd.concat(curves, ignore_index=True)),
+        ("summary", f6.sampler_summary(comparison, dataset, "since_learned")),
+    ):
         path = root / paths.SAMPLER.format(dataset=dataset, table=name)
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)
@@ -156,7 +196,9 @@ def make_study() -> tuple[Path, dict]:
     return root, traces
 
 
-def load(root: Path, name: str, dataset: str | None = None, study_fields=STUDY, **config) -> figures.FigureInputs:
+def load(
+    root: Path, name: str, dataset: str | None = None, study_fields=STUDY, **config
+) -> figures.FigureInputs:
     """The inputs of figure ``name`` (of ``dataset``, for a figure drawn per dataset) as
     its rule reads them (``config``: overrides of the figures section)."""
     cfg = {**CONFIG, "figures": {**CONFIG["figures"], **config}}
@@ -164,8 +206,16 @@ def load(root: Path, name: str, dataset: str | None = None, study_fields=STUDY, 
         dataset = figure_specs.figure_datasets(name, DATASETS, SAMPLER_DATASETS)[0]
     files, params = figure_specs.figure_job(name, cfg, study_fields, dataset=dataset)
     files = {k: [root / p for p in v] for k, v in files.items()}
-    return figures.read_inputs(files, params["runs"], params["datasets"], list(figure_specs.RUN_FILES),
-                               params["datasets_of"], params["study"], params["lambda_max"], params["min_samples"])
+    return figures.read_inputs(
+        files,
+        params["runs"],
+        params["datasets"],
+        list(figure_specs.RUN_FILES),
+        params["datasets_of"],
+        params["study"],
+        params["lambda_max"],
+        params["min_samples"],
+    )
 
 
 def figure_cases() -> list[tuple[str, str | None]]:

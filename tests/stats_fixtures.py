@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retention.fitting import fit
-from retention.fitting import nulls
+from retention.fitting import fit, nulls
 from retention.fitting import traces as tr
 from retention.fitting.fit import FIT_COLUMNS
 

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from retention.acquire import data
-from retention.training import trainer as train
 from retention.training import models
+from retention.training import trainer as train
 from retention.training.augment import (
     AugmentConfig,
     DeviceTransform,
@@ -40,7 +40,9 @@ def test_boxes_fall_back_to_a_centre_crop_when_nothing_fits():
 def test_crops_have_the_model_size_and_flips_about_half():
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8).remainder(251).byte()
     images = images.repeat(1000, 1, 1, 1)
-    t = DeviceTransform(8, (0, 0, 0), (1 / 255,) * 3, 1.0, AugmentConfig(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.5))
+    t = DeviceTransform(
+        8, (0, 0, 0), (1 / 255,) * 3, 1.0, AugmentConfig(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.5)
+    )
     out = t.train(images, torch.Generator().manual_seed(1))
     assert out.shape == (2000, 3, 8, 8)
     plain = images.float()
@@ -70,6 +72,7 @@ def test_identity_crop_is_exact_and_centre_crop_matches_interpolate():
 
 def _reference_run(model, tr, ho, mean, std, cfg, seed):
     """A plain pipeline: normalised float tensors, a DataLoader, the textbook loop."""
+
     def norm(split):
         x = torch.from_numpy(split.images).permute(0, 3, 1, 2).float()
         return (x - torch.tensor(mean).view(1, 3, 1, 1) * 255) / (torch.tensor(std).view(1, 3, 1, 1) * 255)
@@ -101,10 +104,13 @@ def _reference_run(model, tr, ho, mean, std, cfg, seed):
         step = 0
         for _ in range(n_epochs):
             perm = torch.randperm(len(y_tr), generator=order)
-            loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_tr, y_tr), batch_size=cfg.batch_size,
-                                                 sampler=perm.tolist())
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(x_tr, y_tr), batch_size=cfg.batch_size, sampler=perm.tolist()
+            )
             for x, y in loader:
-                lr = cfg.head_lr if phase == "warmup" else cfg.lr * train._cosine(step, cfg.epochs * n_batches)
+                lr = (
+                    cfg.head_lr if phase == "warmup" else cfg.lr * train._cosine(step, cfg.epochs * n_batches)
+                )
                 for g in opt.param_groups:
                     g["lr"] = lr
                 loss = F.cross_entropy(model(x), y)
@@ -124,8 +130,16 @@ def test_fast_path_equals_plain_reference_path_without_augmentation():
     tr = train.split_data(manifest, images, "train")
     ho = train.split_data(manifest, images, "heldout")
     names = data.class_names(prepared.manifest)
-    cfg = train.TrainConfig(lr=3e-3, warmup_epochs=1, epochs=2, batch_size=32, head_lr=3e-3, eval_batch_size=1000,
-                            augment=AugmentConfig(enabled=False), channels_last=False)
+    cfg = train.TrainConfig(
+        lr=3e-3,
+        warmup_epochs=1,
+        epochs=2,
+        batch_size=32,
+        head_lr=3e-3,
+        eval_batch_size=1000,
+        augment=AugmentConfig(enabled=False),
+        channels_last=False,
+    )
     results = []
     for path in ("fast", "reference"):
         train.seed_everything(3)
@@ -133,8 +147,15 @@ def test_fast_path_equals_plain_reference_path_without_augmentation():
         icfg = models.InputConfig(size=8, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), crop_pct=1.0)
         if path == "fast":
             res = train.Trainer(model, icfg, tr, ho, names, cfg, 3, progress=False).run().traces
-            results.append([((res["pred"][:, k], res["p_true"][:, k]), (res["heldout_pred"][:, k], res["heldout_p_true"][:, k]))
-                            for k in range(3)])
+            results.append(
+                [
+                    (
+                        (res["pred"][:, k], res["p_true"][:, k]),
+                        (res["heldout_pred"][:, k], res["heldout_p_true"][:, k]),
+                    )
+                    for k in range(3)
+                ]
+            )
         else:
             results.append(_reference_run(model, tr, ho, icfg.mean, icfg.std, cfg, 3))
     for fast_epoch, ref_epoch in zip(*results):

@@ -15,7 +15,7 @@ import pytest
 from .conftest import REPO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_train  # noqa: E402
+import bench_train
 
 
 def test_grid_estimate_counts_every_run_and_epoch():
@@ -40,18 +40,25 @@ def test_grid_estimate_adds_each_arch_and_its_own_overhead():
     one = [bench_train.grid_hours([r], overhead_s={"a": 5.0}) for r in (a, b)]
     assert both["grid_minutes"] == pytest.approx(sum(e["grid_minutes"] for e in one))
     # 32 runs per arch: (5 seeds + 1 scout + 2 samplers x 5 seeds) x 2 datasets
-    assert one[0]["grid_minutes"] - bench_train.grid_hours([a])["grid_minutes"] == pytest.approx(32 * 5.0 / 60.0)
+    assert one[0]["grid_minutes"] - bench_train.grid_hours([a])["grid_minutes"] == pytest.approx(
+        32 * 5.0 / 60.0
+    )
 
 
 def test_grid_estimate_with_seed_stacked_main_runs():
     rate = {"arch": "m", "b_ours_img_s": 100.0, "d_eval_ours_img_s": 1000.0}
     stacked = {"arch": "m", "b_ours_img_s": 300.0, "d_eval_ours_img_s": 3000.0}  # all seeds of a job together
     one = bench_train.grid_hours([rate], overhead_s={"m": 6.0})
-    three = bench_train.grid_hours([rate], overhead_s={"m": 6.0}, main_rates=[stacked], main_overhead_s={"m": 2.0})
-    assert three["main_grid_minutes"] == pytest.approx((one["main_grid_minutes"] - 10 * 6.0 / 60) / 3 + 10 * 2.0 / 60)
+    three = bench_train.grid_hours(
+        [rate], overhead_s={"m": 6.0}, main_rates=[stacked], main_overhead_s={"m": 2.0}
+    )
+    assert three["main_grid_minutes"] == pytest.approx(
+        (one["main_grid_minutes"] - 10 * 6.0 / 60) / 3 + 10 * 2.0 / 60
+    )
     # the sampler runs stay one seed per job
     assert three["grid_minutes"] - three["main_grid_minutes"] == pytest.approx(
-        one["grid_minutes"] - one["main_grid_minutes"])
+        one["grid_minutes"] - one["main_grid_minutes"]
+    )
 
 
 # ------------------------------------------------------------------ every documented command runs
@@ -60,9 +67,28 @@ BENCH = REPO / "benchmarks"
 # each benchmark's documented CPU command (its docstring's first `python benchmarks/...` line) at tiny sizes
 TINY = {
     "bench_fit.py": ["--n", "300", "--curve-fit-subsample", "30", "--repeats", "1"],
-    "bench_train.py": ["--size", "32", "--images", "48", "--batch", "8", "--eval-batch", "16", "--steps", "1",
-                       "--loader-batches", "1", "--workers", "1", "--jpeg-size", "48", "36",
-                       "--archs", "test_resnet", "test_vit"],
+    "bench_train.py": [
+        "--size",
+        "32",
+        "--images",
+        "48",
+        "--batch",
+        "8",
+        "--eval-batch",
+        "16",
+        "--steps",
+        "1",
+        "--loader-batches",
+        "1",
+        "--workers",
+        "1",
+        "--jpeg-size",
+        "48",
+        "36",
+        "--archs",
+        "test_resnet",
+        "test_vit",
+    ],
     "bench_seeds.py": ["--epochs", "2", "--seeds", "1", "2"],
     "bench_dry_run.py": ["--targets", "results/data/digits/manifest.csv", "--repeat", "1"],
     "bench_compile_cache.py": ["--archs", "vit", "--batch", "8", "--eval-batch", "16"],
@@ -95,13 +121,16 @@ def test_every_benchmark_has_a_smoke_test():
 
 
 @pytest.mark.parametrize(
-    "script", [pytest.param(s, marks=pytest.mark.integration) if s in SLOW else s for s in TINY])
+    "script", [pytest.param(s, marks=pytest.mark.integration) if s in SLOW else s for s in TINY]
+)
 def test_documented_cpu_command_runs_at_tiny_sizes(script, tmp_path):
     argv = documented_command(script) + TINY[script]
     if script in ("bench_dry_run.py", "bench_demo.py"):
         argv += ["--workdir", str(tmp_path / "work")]
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert EXPECT[script] in proc.stdout
 
@@ -110,8 +139,9 @@ def test_documented_cpu_command_runs_at_tiny_sizes(script, tmp_path):
 def test_gpu_check_small_cpu_dry_run(tmp_path):
     """benchmarks/gpu_check.sh with SMALL=1 (its CPU mode) runs through all five steps."""
     env = dict(os.environ, SMALL="1", PYTHON=sys.executable, OUT_DIR=str(tmp_path), HF_HUB_OFFLINE="1")
-    proc = subprocess.run(["bash", str(BENCH / "gpu_check.sh")], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(BENCH / "gpu_check.sh")], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("bench.json", "rule.txt", "concurrent.csv", "estimate.txt", "seeds.json", "seeds.txt"):
         assert (tmp_path / name).exists(), name

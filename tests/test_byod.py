@@ -34,8 +34,15 @@ sampler: {enabled: false}
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.run([*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args], cwd=workdir,
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -49,7 +56,9 @@ def job_counts(output: str) -> dict[str, int]:
 def test_a_traces_study_imports_its_runs_and_never_prepares_or_trains(tmp_path):
     folder = tmp_path / "study"
     make_cartography_runs(folder / "dynamics")
-    (folder / "config.yaml").write_text("grid: {datasets: [mine]}\ndatasets:\n  mine: {source: traces, path: dynamics}\n")
+    (folder / "config.yaml").write_text(
+        "grid: {datasets: [mine]}\ndatasets:\n  mine: {source: traces, path: dynamics}\n"
+    )
     counts = job_counts(snakemake(folder, "-n", "--quiet", "rules").stdout)
     assert counts["import_traces_mine"] == 1 and counts["fit_traces"] == counts["fit_nulls"] == 6
     assert counts["sampler_not_comparable_mine"] == 1 and counts["findings"] == 1
@@ -61,22 +70,49 @@ def test_a_traces_study_imports_its_runs_and_never_prepares_or_trains(tmp_path):
 
 
 def test_the_export_target_writes_every_trained_run_in_both_formats():
-    proc = subprocess.run([*SNAKEMAKE, "export", "-n", "--quiet", "rules", "--configfile", *DEMO], cwd=REPO,
-                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=600, check=False)
+    proc = subprocess.run(
+        [*SNAKEMAKE, "export", "-n", "--quiet", "rules", "--configfile", *DEMO],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
-    assert counts["export_table"] == 2 and counts["export_cartography"] == 2 * 2 * 3  # datasets x archs x seeds
+    assert (
+        counts["export_table"] == 2 and counts["export_cartography"] == 2 * 2 * 3
+    )  # datasets x archs x seeds
 
 
 def test_a_study_of_trained_and_imported_datasets_trains_only_the_first(tmp_path):
     make_cartography_runs(tmp_path / "dynamics", archs=("bert",), seeds=(0, 1))
-    (tmp_path / "mixed.yaml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "mixed.yaml").write_text(
+        textwrap.dedent(f"""\
         grid: {{datasets: [digits, glue]}}
-        datasets: {{glue: {{source: traces, path: {tmp_path / 'dynamics'}}}}}
-        """))
-    proc = subprocess.run([*SNAKEMAKE, "-n", "--quiet", "rules", "-d", str(tmp_path / "work"), "--configfile", *DEMO,
-                           str(tmp_path / "mixed.yaml")], cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=600, check=False)
+        datasets: {{glue: {{source: traces, path: {tmp_path / "dynamics"}}}}}
+        """)
+    )
+    proc = subprocess.run(
+        [
+            *SNAKEMAKE,
+            "-n",
+            "--quiet",
+            "rules",
+            "-d",
+            str(tmp_path / "work"),
+            "--configfile",
+            *DEMO,
+            str(tmp_path / "mixed.yaml"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
     assert counts["import_traces_glue"] == 1 and counts["sampler_not_comparable_glue"] == 1
@@ -91,23 +127,48 @@ def test_exporting_the_demo_and_importing_it_as_a_new_study_gives_the_same_fits_
     ours.mkdir()
     theirs.mkdir()
     (ours / "small.yaml").write_text(SMALL)
-    snakemake(ours, "--cores", "2", "export", paths.STATS.format(dataset="digits", table="summary"),
-              "--configfile", *DEMO, str(ours / "small.yaml"))
+    snakemake(
+        ours,
+        "--cores",
+        "2",
+        "export",
+        paths.STATS.format(dataset="digits", table="summary"),
+        "--configfile",
+        *DEMO,
+        str(ours / "small.yaml"),
+    )
     export = ours / "results" / "export" / "digits"
-    assert sorted(p.name for p in export.iterdir()) == ["cartography", "class_centroid_cosine.parquet", "traces.parquet"]
+    assert sorted(p.name for p in export.iterdir()) == [
+        "cartography",
+        "class_centroid_cosine.parquet",
+        "traces.parquet",
+    ]
     dynamics = export / "cartography" / "vit" / "seed2" / "training_dynamics"
     assert sorted(os.listdir(dynamics)) == sorted(f"dynamics_epoch_{t}.jsonl" for t in range(5))
     # the new study: the same dataset name and settings, its runs from the exported files only
     (theirs / "small.yaml").write_text(SMALL)
-    (theirs / "import.yaml").write_text(textwrap.dedent(f"""\
+    (theirs / "import.yaml").write_text(
+        textwrap.dedent(f"""\
         grid: {{datasets: [digits]}}
         datasets:
-          digits: {{source: traces, path: {export / 'traces.parquet'},
-                    class_centroid_cosine: {export / 'class_centroid_cosine.parquet'}}}
-        """))
-    snakemake(theirs, "--cores", "2", paths.STATS.format(dataset="digits", table="summary"), "--configfile", *DEMO,
-              str(theirs / "small.yaml"), str(theirs / "import.yaml"))
-    assert not (theirs / "logs" / "finetune").exists() and not (theirs / "results" / "data" / "digits" / "images.npy").exists()
+          digits: {{source: traces, path: {export / "traces.parquet"},
+                    class_centroid_cosine: {export / "class_centroid_cosine.parquet"}}}
+        """)
+    )
+    snakemake(
+        theirs,
+        "--cores",
+        "2",
+        paths.STATS.format(dataset="digits", table="summary"),
+        "--configfile",
+        *DEMO,
+        str(theirs / "small.yaml"),
+        str(theirs / "import.yaml"),
+    )
+    assert (
+        not (theirs / "logs" / "finetune").exists()
+        and not (theirs / "results" / "data" / "digits" / "images.npy").exists()
+    )
     for arch in ("cnn", "vit"):
         for seed in (0, 1, 2):
             for template in (paths.FITS, paths.NULLS):
@@ -115,6 +176,9 @@ def test_exporting_the_demo_and_importing_it_as_a_new_study_gives_the_same_fits_
                 pd.testing.assert_frame_equal(pd.read_parquet(theirs / rel), pd.read_parquet(ours / rel))
     tables = sorted((ours / "results" / "stats" / "digits").glob("*.csv"))
     assert len(tables) == len(paths.STATS_TABLES)
-    differ = [t.name for t in tables if not filecmp.cmp(t, theirs / "results" / "stats" / "digits" / t.name,
-                                                        shallow=False)]
+    differ = [
+        t.name
+        for t in tables
+        if not filecmp.cmp(t, theirs / "results" / "stats" / "digits" / t.name, shallow=False)
+    ]
     assert not differ, f"statistics tables that differ: {differ}"

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import calibrate  # noqa: E402
+import calibrate
 
 REPLICATES = 10
 
@@ -33,7 +33,9 @@ def verdicts(scenarios: list[str], size: str, overrides: list[str]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def count(rows: pd.DataFrame, scenario: str, fid: str, column: str, verdict: str, arch: str | None = None) -> int:
+def count(
+    rows: pd.DataFrame, scenario: str, fid: str, column: str, verdict: str, arch: str | None = None
+) -> int:
     part = rows[(rows["scenario"] == scenario) & (rows["id"] == fid)]
     if arch is not None:
         part = part[part["arch"] == arch]

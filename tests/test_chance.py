@@ -13,8 +13,12 @@ def traces(correct_t0: float, correct_end: float, labels) -> dict:
     correct = np.zeros((n, 4), dtype=bool)
     correct[: round(correct_t0 * n), 1] = True
     correct[: round(correct_end * n), 3] = True
-    return {"t": np.array([-1, 0, 1, 2]), "class_names": np.array([str(k) for k in range(10)]),
-            "heldout_label": np.asarray(labels), "heldout_correct": correct}
+    return {
+        "t": np.array([-1, 0, 1, 2]),
+        "class_names": np.array([str(k) for k in range(10)]),
+        "heldout_label": np.asarray(labels),
+        "heldout_correct": correct,
+    }
 
 
 def test_chance_level_is_one_over_c_or_the_largest_class():

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from retention import chance, findings, io, stats
-from retention.training import finetune
 from retention.config import fill_defaults, load_schema
 from retention.fitting.simulate import simulate_traces
+from retention.training import finetune
 
 from .conftest import REPO
 from .stats_fixtures import planted
@@ -64,7 +64,9 @@ def test_a_fine_tuning_run_still_rising_is_warned_about_in_its_log(rising_run, c
         assert finetune.warn_near_chance(rising_run, "results/runs/d/vit/seed0", DEFAULTS)
     line = [r.getMessage() for r in caplog.records if "still rising" in r.getMessage()]
     assert len(line) == 1, caplog.text
-    assert line[0].startswith("run results/runs/d/vit/seed0: held-out accuracy still rising at the end (87.0%;")
+    assert line[0].startswith(
+        "run results/runs/d/vit/seed0: held-out accuracy still rising at the end (87.0%;"
+    )
     assert "the mean of its last 3 epochs is 24.0 points above the 3 before" in line[0]
     assert "convergence.tolerance" in line[0] and "train.epochs" in line[0]
     # a run shorter than twice convergence.epochs compares its halves, and says so
@@ -86,20 +88,39 @@ def test_a_pretraining_near_chance_and_rising_is_warned_about(tmp_path, caplog):
     spec.loader.exec_module(script)
     # 131 classes, as the glyphs; a pretraining that ended at 3.4%, and still rising
     labels = np.arange(131 * 4) % 131
-    manifest = pd.DataFrame({"label": labels, "class_name": [f"g{k}" for k in labels],
-                             "split": np.where(np.arange(labels.size) % 4 == 0, "heldout", "train")})
+    manifest = pd.DataFrame(
+        {
+            "label": labels,
+            "class_name": [f"g{k}" for k in labels],
+            "split": np.where(np.arange(labels.size) % 4 == 0, "heldout", "train"),
+        }
+    )
     metrics = pd.DataFrame({"heldout_acc": [0.01, 0.015, 0.02, 0.025, 0.03, 0.034]})
     with caplog.at_level(logging.WARNING, logger="retention.training.pretrain"):
         script.warn_convergence(metrics, manifest, DEFAULTS, "glyphs/vit")
     text = caplog.text
-    assert "pretraining glyphs/vit: held-out accuracy 3.4% at the end, within 5 points of chance (0.8%)" in text
-    assert "pretraining glyphs/vit: held-out accuracy still rising at the end" in text and "pretrain.epochs" in text
+    assert (
+        "pretraining glyphs/vit: held-out accuracy 3.4% at the end, within 5 points of chance (0.8%)" in text
+    )
+    assert (
+        "pretraining glyphs/vit: held-out accuracy still rising at the end" in text
+        and "pretrain.epochs" in text
+    )
 
 
 def infos_for(runs, rising: bool, pretrain=None):
     return [
-        stats.RunClassInfo(tuple("abcdefg"), np.eye(7), np.eye(7), heldout_acc_t0=0.8, heldout_acc_end=0.9,
-                           chance=0.2, heldout_rise=0.04 if rising else 0.0, still_rising=rising, pretrain=pretrain)
+        stats.RunClassInfo(
+            tuple("abcdefg"),
+            np.eye(7),
+            np.eye(7),
+            heldout_acc_t0=0.8,
+            heldout_acc_end=0.9,
+            chance=0.2,
+            heldout_rise=0.04 if rising else 0.0,
+            still_rising=rising,
+            pretrain=pretrain,
+        )
         for _ in runs
     ]
 
@@ -107,7 +128,9 @@ def infos_for(runs, rising: bool, pretrain=None):
 def test_runs_still_rising_and_the_pretraining_reach_findings_read_with_care():
     fits, runs = planted(n=300, seeds=(0, 1))
     pre = chance.RunAccuracy(t0=math.nan, end=0.034, chance=1 / 131, rise=0.03, rising=True)
-    out = stats.dataset_tables(fits, runs, FAST, "toy", "since_learned", class_infos=infos_for(runs, True, pre))
+    out = stats.dataset_tables(
+        fits, runs, FAST, "toy", "since_learned", class_infos=infos_for(runs, True, pre)
+    )
     acc = out["summary"][out["summary"]["id"] == "Runs.accuracy"].set_index(["arch", "case"])
     end = acc.loc[("resnet18", "end")]
     assert end["still_rising"] == 2 and end["rise"] == pytest.approx(0.04) and end["stage"] == "finetune"
@@ -115,26 +138,46 @@ def test_runs_still_rising_and_the_pretraining_reach_findings_read_with_care():
     assert (pretraining["value"], pretraining["stage"], pretraining["near_chance"]) == (0.034, "pretrain", 1)
     assert pretraining["still_rising"] == 1 and pretraining["n_runs"] == 1
     # two datasets carry the same pretraining: findings.md names it once per arch
-    other = stats.dataset_tables(fits, runs, FAST, "toy2", "since_learned", class_infos=infos_for(runs, False, pre))
-    md = findings.findings_markdown(findings.assemble_findings([out["summary"], other["summary"]], findings.Study()))
+    other = stats.dataset_tables(
+        fits, runs, FAST, "toy2", "since_learned", class_infos=infos_for(runs, False, pre)
+    )
+    md = findings.findings_markdown(
+        findings.assemble_findings([out["summary"], other["summary"]], findings.Study())
+    )
     care = md.split("Read with care:")[1].split("##")[0]
-    assert "toy, Held-out accuracy at end (resnet18): 2 run(s) still improving at the end (held-out accuracy up to " \
+    assert (
+        "toy, Held-out accuracy at end (resnet18): 2 run(s) still improving at the end (held-out accuracy "
+        "up to "
         "+4.0 points" in care
+    )
     assert "toy2, Held-out accuracy at end" not in care  # its runs converged
-    assert care.count("Held-out accuracy at the end of pretraining (resnet18): 3% on its source's held-out") == 1
-    assert care.count("Held-out accuracy at the end of pretraining (resnet18): still improving when pretraining") == 1
+    assert (
+        care.count("Held-out accuracy at the end of pretraining (resnet18): 3% on its source's held-out") == 1
+    )
+    assert (
+        care.count("Held-out accuracy at the end of pretraining (resnet18): still improving when pretraining")
+        == 1
+    )
 
 
 def test_the_statistics_stage_reads_the_rise_and_the_pretraining_from_files(tmp_path, rising_run):
     sys.path.insert(0, str(REPO / "scripts"))
-    spec = importlib.util.spec_from_file_location("compute_stats_script", REPO / "scripts" / "compute_stats.py")
+    spec = importlib.util.spec_from_file_location(
+        "compute_stats_script", REPO / "scripts" / "compute_stats.py"
+    )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     io.save_npz(tmp_path / "traces.npz", rising_run)
     info = script.read_class_info(tmp_path / "traces.npz", "vit/seed0", DEFAULTS)
     assert info.still_rising
-    assert info.heldout_rise == pytest.approx(chance.accuracy_rise([0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.87], 3))
-    io.save_table(tmp_path / "metrics.csv", pd.DataFrame({"epoch": [1, 2, 3, 4], "heldout_acc": [0.2, 0.5, 0.6, 0.6]}))
-    io.save_table(tmp_path / "manifest.csv", pd.DataFrame({"label": [0, 1, 0, 1], "split": ["train", "heldout"] * 2}))
+    assert info.heldout_rise == pytest.approx(
+        chance.accuracy_rise([0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.87], 3)
+    )
+    io.save_table(
+        tmp_path / "metrics.csv", pd.DataFrame({"epoch": [1, 2, 3, 4], "heldout_acc": [0.2, 0.5, 0.6, 0.6]})
+    )
+    io.save_table(
+        tmp_path / "manifest.csv", pd.DataFrame({"label": [0, 1, 0, 1], "split": ["train", "heldout"] * 2})
+    )
     pre = script.read_pretraining({"vit": tmp_path / "metrics.csv"}, tmp_path / "manifest.csv", DEFAULTS)
     assert pre["vit"].end == 0.6 and pre["vit"].chance == 1.0 and pre["vit"].rise == pytest.approx(0.25)

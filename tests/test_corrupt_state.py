@@ -17,13 +17,13 @@ import pytest
 
 from retention import io, provenance
 from retention.acquire import data
-from retention.fitting import nulls
-from retention.training import finetune
 from retention.errors import DataError
 from retention.figures import inputs as figure_inputs
+from retention.fitting import nulls
 from retention.fitting.fit import fit_table
 from retention.fitting.simulate import simulate_traces
 from retention.fitting.traces import load_traces
+from retention.training import finetune
 
 from .conftest import REPO
 
@@ -66,7 +66,9 @@ def run(tmp_path):
     return {"traces": traces_path, "fits": fits, "nulls": null_fits, "root": tmp_path}
 
 
-@pytest.mark.parametrize("kind, what, rule", [("fits", "fits", "fit_traces"), ("nulls", "null fits", "fit_nulls")])
+@pytest.mark.parametrize(
+    "kind, what, rule", [("fits", "fits", "fit_traces"), ("nulls", "null fits", "fit_nulls")]
+)
 def test_a_truncated_fits_table_stops_dataset_stats(run, kind, what, rule):
     compute_stats = script("compute_stats")
     assert len(compute_stats.read_table(run[kind], what)) > 0  # whole, it reads
@@ -96,7 +98,9 @@ def test_a_truncated_traces_file_stops_dataset_stats(run):
 def test_a_truncated_summary_stops_findings(tmp_path):
     make_findings = script("make_findings")
     summary = tmp_path / "results/stats/d/summary.csv"
-    io.save_table(summary, pd.DataFrame({"id": ["F3.within", "F3.within"], "dataset": ["d", "d"], "value": [0.1, 0.2]}))
+    io.save_table(
+        summary, pd.DataFrame({"id": ["F3.within", "F3.within"], "dataset": ["d", "d"], "value": [0.1, 0.2]})
+    )
     text = summary.read_bytes()
     summary.write_bytes(text[: len(text) - 3])  # cut inside the last row
     with pytest.raises(DataError) as err:
@@ -108,8 +112,9 @@ def test_a_truncated_summary_stops_findings(tmp_path):
         make_findings.make([summary], None, tmp_path / "f.csv", tmp_path / "f.md")
 
 
-@pytest.mark.parametrize("table, rule", [("stats/d/f4_class.csv", "dataset_stats"),
-                                         ("sampler/d/curves.csv", "compare_samplers")])
+@pytest.mark.parametrize(
+    "table, rule", [("stats/d/f4_class.csv", "dataset_stats"), ("sampler/d/curves.csv", "compare_samplers")]
+)
 def test_a_truncated_table_stops_the_figure_that_reads_it(tmp_path, table, rule):
     path = tmp_path / "results" / table
     io.save_table(path, pd.DataFrame({"arch": ["cnn"] * 3, "value": [1.0, 2.0, 3.0]}))
@@ -124,9 +129,18 @@ def test_truncated_sampler_outputs_stop_compare_samplers(tmp_path):
     from retention.stats import f6
 
     run_dir = tmp_path / "results/sampler/d/cnn/random/seed0"
-    io.save_npz(run_dir / "traces.npz", simulate_traces(n_samples=20, n_heldout=8, epochs=3, n_classes=2, seed=1))
-    metrics = pd.DataFrame({"epoch": [1, 2], "t": [0, 1], "phase": ["warmup", "finetune"], "heldout_acc": [0.5, 0.6],
-                            "n_distinct_trained": [0, 10]})
+    io.save_npz(
+        run_dir / "traces.npz", simulate_traces(n_samples=20, n_heldout=8, epochs=3, n_classes=2, seed=1)
+    )
+    metrics = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "t": [0, 1],
+            "phase": ["warmup", "finetune"],
+            "heldout_acc": [0.5, 0.6],
+            "n_distinct_trained": [0, 10],
+        }
+    )
     io.save_table(run_dir / "metrics.csv", metrics)
     outcomes, _ = f6.read_run(run_dir / "traces.npz", run_dir / "metrics.csv")
     assert outcomes["coverage"] == 0.5
@@ -153,10 +167,14 @@ def test_a_truncated_scout_fits_table_stops_the_spaced_run(run):
 @pytest.mark.parametrize("name", ["manifest.csv", "images.npy"])
 def test_a_truncated_prepared_dataset_stops_training(tmp_path, name):
     folder = tmp_path / "results/data/d"
-    prepared = data.prepare_dataset(source="digits", path=None, storage_size=8, heldout_fraction=0.2, split_seed=0)
+    prepared = data.prepare_dataset(
+        source="digits", path=None, storage_size=8, heldout_fraction=0.2, split_seed=0
+    )
     io.save_table(folder / "manifest.csv", prepared.manifest)
     io.save_npy(folder / "images.npy", prepared.images)
-    assert len(data.load_prepared(folder / "manifest.csv", folder / "images.npy").manifest) == len(prepared.manifest)
+    assert len(data.load_prepared(folder / "manifest.csv", folder / "images.npy").manifest) == len(
+        prepared.manifest
+    )
     truncate(folder / name, 0.6)
     with pytest.raises(DataError) as err:
         data.load_prepared(folder / "manifest.csv", folder / "images.npy")
@@ -165,8 +183,9 @@ def test_a_truncated_prepared_dataset_stops_training(tmp_path, name):
 
 def test_a_truncated_run_record_stops_provenance(tmp_path):
     path = tmp_path / "results/runs/d/cnn/seed0/run.json"
-    record = provenance.run_record("finetune", "d", "cnn", 0, {}, "cpu", provenance.utc_now(), provenance.utc_now(),
-                                   commit=None)
+    record = provenance.run_record(
+        "finetune", "d", "cnn", 0, {}, "cpu", provenance.utc_now(), provenance.utc_now(), commit=None
+    )
     provenance.write_record(path, record)
     assert provenance.read_record(path)["seed"] == 0
     truncate(path)
@@ -179,9 +198,21 @@ def test_the_dataset_stats_script_says_it_in_one_line(run):
     """The issue's case: a truncated fits table made dataset_stats die with a pyarrow traceback."""
     truncate(run["fits"])
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/compute_stats.py"), "--fits", "results/fits/d/cnn/seed0.parquet",
-         "--dataset", "d", "--outdir", "results/stats/d"],
-        capture_output=True, text=True, cwd=run["root"], env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120,
+        [
+            sys.executable,
+            str(REPO / "scripts/compute_stats.py"),
+            "--fits",
+            "results/fits/d/cnn/seed0.parquet",
+            "--dataset",
+            "d",
+            "--outdir",
+            "results/stats/d",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=run["root"],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
         check=False,
     )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

@@ -109,9 +109,18 @@ def test_corrupt_image_stops_or_is_skipped(cub_root):
 def test_prepare_script_writes_manifest_and_images(tmp_path):
     out = tmp_path / "digits"
     subprocess.run(
-        [sys.executable, str(REPO / "scripts/prepare_dataset.py"), "--source", "digits",
-         "--storage-size", "16", "--out", str(out)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(REPO / "scripts/prepare_dataset.py"),
+            "--source",
+            "digits",
+            "--storage-size",
+            "16",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     prepared = data.load_prepared(out / "manifest.csv", out / "images.npy")
     assert prepared.images.shape == (1797, 16, 16, 3)
@@ -122,9 +131,20 @@ def test_prepare_script_writes_manifest_and_images(tmp_path):
 def test_prepare_script_error_is_one_line(tmp_path):
     (tmp_path / "nowhere").mkdir()  # a folder without CUB's files
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/prepare_dataset.py"), "--source", "cub200",
-         "--path", str(tmp_path / "nowhere"), "--storage-size", "16", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(REPO / "scripts/prepare_dataset.py"),
+            "--source",
+            "cub200",
+            "--path",
+            str(tmp_path / "nowhere"),
+            "--storage-size",
+            "16",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert "images.txt" in proc.stderr and "Traceback" not in proc.stderr

@@ -26,21 +26,21 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before timm / huggingface_hub are imported
 
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from PIL import Image  # noqa: E402
+import pytest
+import yaml
+from PIL import Image
 
-from retention.acquire.download import (  # noqa: E402
+from retention.acquire.download import (
     DownloadSpec,
     download_file,
     extract_archive,
     fetch_dataset,
     parse_spec,
-    partial_key,
     parse_specs,
+    partial_key,
     verify_checksum,
 )
-from retention.errors import ConfigError, DownloadError, WeightsError  # noqa: E402
+from retention.errors import ConfigError, DownloadError, WeightsError
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(retries=3, backoff=0.0, timeout=10.0, progress=False)
@@ -235,7 +235,7 @@ class FileServer:
             def log_message(self, *args):  # keep pytest output clean
                 pass
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 owner._serve(self)
 
         self.stopping = threading.Event()
@@ -314,7 +314,7 @@ class FileServer:
             self.stopping.wait(60)
         h.close_connection = True
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self.thread.start()
         return self
 
@@ -412,9 +412,7 @@ def test_octdl_zip_and_csv_unpinned_checksum_is_logged(server, octdl, tmp_path, 
     csv_sha = digest(csv_path, "sha256")
     assert digests["OCTDL_labels.csv"] == csv_sha
     # no checksum configured: the digest it saw is logged, ready to pin
-    assert any(
-        csv_sha.split(":")[1] in r.getMessage() and "pin" in r.getMessage() for r in caplog.records
-    )
+    assert any(csv_sha.split(":")[1] in r.getMessage() and "pin" in r.getMessage() for r in caplog.records)
     # and, prominently, once more at the end: the config lines that pin every unpinned file
     block = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PIN THE CHECKSUMS")]
     assert len(block) == 1 and "1 file(s) of octdl" in block[0] and "OCTDL.zip" not in block[0]
@@ -551,9 +549,7 @@ def test_interrupted_download_resumes_with_range(server, cub, tmp_path):
 
 def test_server_ignoring_range_restarts_from_scratch(server, cub, tmp_path):
     archive, _ = cub
-    url = server.add(
-        "CUB_200_2011.tgz", archive.read_bytes(), truncate_first=700, ignore_range=True
-    )
+    url = server.add("CUB_200_2011.tgz", archive.read_bytes(), truncate_first=700, ignore_range=True)
     target = tmp_path / "dl" / "CUB_200_2011.tgz"
     used = download_file([url], target, **FAST)
     assert used == url
@@ -634,9 +630,7 @@ def test_local_archive_means_no_http_request(server, cub, tmp_path, how):
 
 def test_missing_local_archive_is_an_error(server, tmp_path):
     url = server.add("CUB_200_2011.tgz", b"x")
-    spec = parse_spec(
-        {"file": "CUB_200_2011.tgz", "url": url, "archive": str(tmp_path / "nope.tgz")}
-    )
+    spec = parse_spec({"file": "CUB_200_2011.tgz", "url": url, "archive": str(tmp_path / "nope.tgz")})
     with pytest.raises(
         DownloadError, match=r"archive .*nope.tgz configured for CUB_200_2011.tgz does not exist"
     ):
@@ -848,7 +842,9 @@ def assert_names_the_ways_out(stderr: str, out: Path, hub: Path) -> None:
     assert f"{out} does not exist" in line  # the file it looked for
     assert str(hub / "models--timm--resnet18.a1_in1k") in line and "model.safetensors" in line
     # the three ways out
-    assert f"snakemake --cores 1 {out}" in line and "fetch_weights" in line and "machine with internet" in line
+    assert (
+        f"snakemake --cores 1 {out}" in line and "fetch_weights" in line and "machine with internet" in line
+    )
     assert "weights: pretrain`" in line
     assert "weights: none`" in line and "path of a weights file" in line
 
@@ -866,15 +862,24 @@ def test_fetch_without_local_weights_or_hub_fails_in_seconds(tmp_path, offline):
     subprocess.run([sys.executable, "-c", "import timm"], check=True, capture_output=True)
     baseline = time.monotonic() - start
     start = time.monotonic()
-    done = run_script("fetch_weights.py", "--model", "resnet18.a1_in1k", "--out", str(out),
-                      *(["--offline"] if offline else []), env=env)
+    done = run_script(
+        "fetch_weights.py",
+        "--model",
+        "resnet18.a1_in1k",
+        "--out",
+        str(out),
+        *(["--offline"] if offline else []),
+        env=env,
+    )
     elapsed = time.monotonic() - start
     # the imports plus one refused connection (HubProbe, 2 s at most): not ~60 s of retries;
     # about 3 s on an idle machine, the 5 s of the issue
     assert elapsed < baseline + 4, f"{elapsed:.1f} s, importing timm {baseline:.1f} s\n{done.stderr}"
     assert done.returncode == 1
     assert_names_the_ways_out(done.stderr, out, empty)
-    assert ("HF_HUB_OFFLINE is set" if offline else "cannot be reached: ConnectionRefusedError") in done.stderr
+    assert (
+        "HF_HUB_OFFLINE is set" if offline else "cannot be reached: ConnectionRefusedError"
+    ) in done.stderr
     assert not out.exists()
 
 

@@ -28,19 +28,33 @@ def test_download_verify_extract_prepare_through_snakemake(tmp_path):
             "datasets": {
                 "cub200": {
                     "storage_size": 16,
-                    "download": [{
-                        "file": "CUB_200_2011.tgz",
-                        "url": [server.url("missing.tgz"), server.add("CUB_200_2011.tgz", (src / "CUB_200_2011.tgz").read_bytes())],
-                        "checksum": _sha256(src / "CUB_200_2011.tgz"), "extract": True,
-                    }],
+                    "download": [
+                        {
+                            "file": "CUB_200_2011.tgz",
+                            "url": [
+                                server.url("missing.tgz"),
+                                server.add("CUB_200_2011.tgz", (src / "CUB_200_2011.tgz").read_bytes()),
+                            ],
+                            "checksum": _sha256(src / "CUB_200_2011.tgz"),
+                            "extract": True,
+                        }
+                    ],
                 },
                 "octdl": {
                     "storage_size": 16,
                     "download": [
-                        {"file": "OCTDL.zip", "url": [server.add("OCTDL.zip", zip_path.read_bytes())],
-                         "checksum": _sha256(zip_path), "extract": True},
-                        {"file": "OCTDL_labels.csv", "url": [server.add("OCTDL_labels.csv", csv_path.read_bytes())],
-                         "checksum": None, "extract": False},
+                        {
+                            "file": "OCTDL.zip",
+                            "url": [server.add("OCTDL.zip", zip_path.read_bytes())],
+                            "checksum": _sha256(zip_path),
+                            "extract": True,
+                        },
+                        {
+                            "file": "OCTDL_labels.csv",
+                            "url": [server.add("OCTDL_labels.csv", csv_path.read_bytes())],
+                            "checksum": None,
+                            "extract": False,
+                        },
                     ],
                 },
             },
@@ -70,11 +84,37 @@ def test_wrong_checksum_through_snakemake_leaves_nothing(tmp_path):
     work.mkdir()
     with FileServer() as server:
         overlay = work / "dl.yaml"
-        overlay.write_text(yaml.safe_dump({"grid": {"datasets": ["cub200"]}, "datasets": {"cub200": {"download": [{
-            "file": "CUB_200_2011.tgz", "url": [server.add("CUB_200_2011.tgz", (src / "CUB_200_2011.tgz").read_bytes())],
-            "checksum": "md5:" + "0" * 32, "extract": True}]}}}))
-        proc = snakemake(work, "--cores", "1", "results/data/cub200/manifest.csv",
-                         configs=[REPO / "config.yaml", overlay], check=False)
+        overlay.write_text(
+            yaml.safe_dump(
+                {
+                    "grid": {"datasets": ["cub200"]},
+                    "datasets": {
+                        "cub200": {
+                            "download": [
+                                {
+                                    "file": "CUB_200_2011.tgz",
+                                    "url": [
+                                        server.add(
+                                            "CUB_200_2011.tgz", (src / "CUB_200_2011.tgz").read_bytes()
+                                        )
+                                    ],
+                                    "checksum": "md5:" + "0" * 32,
+                                    "extract": True,
+                                }
+                            ]
+                        }
+                    },
+                }
+            )
+        )
+        proc = snakemake(
+            work,
+            "--cores",
+            "1",
+            "results/data/cub200/manifest.csv",
+            configs=[REPO / "config.yaml", overlay],
+            check=False,
+        )
     assert proc.returncode != 0
     assert "checksum" in (work / "logs/download_dataset/cub200.log").read_text().lower()
     # nothing of the download (resources/cache holds the config check's timm name list)

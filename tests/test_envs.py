@@ -35,14 +35,21 @@ def rule_envs_and_scripts() -> dict[str, set[str]]:
             conda = re.search(r"conda:\s*\n\s*\"([^\"]+)\"", body)
             script = re.search(r"script:\s*\n\s*\"([^\"]+)\"", body)
             name = m.group(3) or m.group(1) or f"{smk.name}:{m.start()}"
-            entry = {"conda": conda and conda.group(1), "script": script and script.group(1), "parent": m.group(2)}
+            entry = {
+                "conda": conda and conda.group(1),
+                "script": script and script.group(1),
+                "parent": m.group(2),
+            }
             blocks[name] = entry
     out: dict[str, set[str]] = {}
     for entry in blocks.values():
         while entry.get("parent") and not (entry["conda"] and entry["script"]):
             parent = blocks[entry["parent"]]
-            entry = {"conda": entry["conda"] or parent["conda"], "script": entry["script"] or parent["script"],
-                     "parent": parent.get("parent")}
+            entry = {
+                "conda": entry["conda"] or parent["conda"],
+                "script": entry["script"] or parent["script"],
+                "parent": parent.get("parent"),
+            }
         if entry["script"]:
             assert entry["conda"], f"a rule running {entry['script']} has no conda environment"
             out.setdefault(Path(entry["conda"]).name, set()).add(Path(entry["script"]).name)
@@ -54,8 +61,9 @@ import importlib.util, json, sys
 sys.path[:0] = [sys.argv[2], sys.argv[2] + "/scripts"]
 spec = importlib.util.spec_from_file_location("script_under_test", sys.argv[1])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
-print(json.dumps(sorted({m.__file__ for n, m in list(sys.modules.items())
-                         if (n == "retention" or n.startswith("retention.")) and getattr(m, "__file__", None)})))
+mods = list(sys.modules.items())
+ours = (m for n, m in mods if n.split(".")[0] == "retention" and getattr(m, "__file__", None))
+print(json.dumps(sorted({m.__file__ for m in ours})))
 """
 
 
@@ -75,7 +83,9 @@ def third_party(script: Path) -> set[str]:
     """The distributions a script needs: the imports of the script and of every retention
     module it loads (found by loading it; a package module imported only inside a
     function, on an optional path such as a standalone mode, is not followed)."""
-    proc = subprocess.run([sys.executable, "-c", LOADED, str(script), str(REPO)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADED, str(script), str(REPO)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, f"loading {script.name} failed:\n{proc.stderr[-2000:]}"
     files = [script, *map(Path, json.loads(proc.stdout.strip().splitlines()[-1]))]
     names = set().union(*(third_party_imports(f) for f in files))

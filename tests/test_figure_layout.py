@@ -64,8 +64,11 @@ def _overlap(a, b, tolerance: float = 1.0) -> bool:
 def overlaps(texts, renderer, tolerance: float = 1.0) -> list[tuple[str, str]]:
     """Pairs of texts whose window extents overlap by more than ``tolerance`` pixels."""
     boxes = [t.get_window_extent(renderer) for t in texts]
-    return [(a.get_text(), b.get_text()) for (a, ba), (b, bb) in itertools.combinations(zip(texts, boxes), 2)
-            if _overlap(ba, bb, tolerance)]
+    return [
+        (a.get_text(), b.get_text())
+        for (a, ba), (b, bb) in itertools.combinations(zip(texts, boxes), 2)
+        if _overlap(ba, bb, tolerance)
+    ]
 
 
 def _owner(text):
@@ -93,8 +96,13 @@ def test_size_and_type_at_print_width(case, built):
     w, h = width * CONFIG["figures"]["dpi"], height * CONFIG["figures"]["dpi"]
     assert w <= MAX_PX[0] and h <= MAX_PX[1], f"{case}: {w:.0f} x {h:.0f} px at the configured dpi"
     scale = min(1.0, style.PRINT_WIDTH / width)
-    small = sorted({(round(t.get_fontsize() * scale, 2), t.get_text()[:40]) for t in texts
-                    if t.get_fontsize() * scale < style.MIN_FONT - 1e-6})
+    small = sorted(
+        {
+            (round(t.get_fontsize() * scale, 2), t.get_text()[:40])
+            for t in texts
+            if t.get_fontsize() * scale < style.MIN_FONT - 1e-6
+        }
+    )
     assert not small, f"{case}: text under {style.MIN_FONT} pt at print width: {small[:5]}"
 
 
@@ -108,7 +116,9 @@ def test_no_text_overlaps_text_a_colorbar_or_another_panel(case, built):
     boxes = {id(t): t.get_window_extent(renderer) for t in texts}
     for t in texts:
         box = boxes[id(t)]
-        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= w + 1 and box.y1 <= h + 1, f"{case}: {t.get_text()!r} is cut off"
+        assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= w + 1 and box.y1 <= h + 1, (
+            f"{case}: {t.get_text()!r} is cut off"
+        )
     for bar in _colorbars(fig):
         frame = bar.get_window_extent(renderer)
         for t in texts:
@@ -138,9 +148,12 @@ def test_axes_are_labelled_and_series_are_in_the_legend(case, built):
         for axis in (ax.xaxis, ax.yaxis):
             ticks = axis.get_major_ticks() + axis.get_minor_ticks()
             shown = [t.label1.get_text() for t in ticks if id(t.label1) in drawn] + [
-                t.label2.get_text() for t in ticks if id(t.label2) in drawn]
+                t.label2.get_text() for t in ticks if id(t.label2) in drawn
+            ]
             if any(_is_number(x) for x in shown):  # row names (a forest's rows) label themselves
-                assert axis.get_label_text().strip(), f"{case}: an axis of {title_of(ax)!r} has ticks but no label"
+                assert axis.get_label_text().strip(), (
+                    f"{case}: an axis of {title_of(ax)!r} has ticks but no label"
+                )
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     legend = {t.get_text() for leg in legends for t in leg.get_texts()}
     for ax in fig.axes:
@@ -166,7 +179,9 @@ def test_words_for_people(case, built):
     """Datasets and models by their names; no registry ids, snake_case or 'lambda'."""
     text = "\n".join(t.get_text() for t in built(*case)[1])
     name, dataset = case
-    for d in [dataset] if dataset else figure_specs.figure_datasets(name, DATASETS, CONFIG["sampler"]["datasets"]):
+    for d in (
+        [dataset] if dataset else figure_specs.figure_datasets(name, DATASETS, CONFIG["sampler"]["datasets"])
+    ):
         assert d in text, f"{case}: no panel names {d}"
     assert any(label in text for label in LABELS.values()), case
     assert not re.search(r"\b(resnet18|deit_small)\b", text), f"{case}: an architecture named by its key"
@@ -198,4 +213,6 @@ def test_the_layout_checks_catch_what_they_look_for():
     bar = _colorbars(fig)[0].get_window_extent(renderer)
     assert any(t.get_text() == "on the bar" and _overlap(t.get_window_extent(renderer), bar) for t in texts)
     frame = axes[0, 1].patch.get_window_extent(renderer)
-    assert any(t.get_text().startswith("runs into") and _overlap(t.get_window_extent(renderer), frame) for t in texts)
+    assert any(
+        t.get_text().startswith("runs into") and _overlap(t.get_window_extent(renderer), frame) for t in texts
+    )

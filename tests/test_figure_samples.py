@@ -79,7 +79,9 @@ def test_the_heatmap_sorts_samples_by_the_order_of_samples_csv(study, built):
         ax = next(a for a in fig.axes if title_of(a).startswith(f"cub200 · {LABELS[arch]}"))
         runs = {k: v for k, v in traces["cub200"].items() if k[0] == arch}
         ids = np.asarray(runs[(arch, SEEDS[0])]["sample_id"])
-        share = np.mean([np.asarray(v["correct"], float) for v in runs.values()], axis=0)  # one split: same ids
+        share = np.mean(
+            [np.asarray(v["correct"], float) for v in runs.values()], axis=0
+        )  # one split: same ids
         ranked = samples.dropna(subset=[f"{arch}_rank"]).sort_values(f"{arch}_rank")["sample_id"].to_numpy()
         pos = {int(s): i for i, s in enumerate(ids)}
         top = np.asarray(ax.images[0].get_array())[: len(ranked)]
@@ -112,7 +114,9 @@ def test_retention_examples_draw_the_fitted_model(study, definition):
         m = ts.mask[k]
         assert m.sum() == rows.loc[sid, "n_points"]
         # the points and the model read from the fits table reproduce its SSE: nothing refitted
-        assert np.sum((ts.y[k][m] - ts.models[k](ts.tau[m])) ** 2) == pytest.approx(rows.loc[sid, "sse"], rel=1e-6, abs=1e-9)
+        assert np.sum((ts.y[k][m] - ts.models[k](ts.tau[m])) ** 2) == pytest.approx(
+            rows.loc[sid, "sse"], rel=1e-6, abs=1e-9
+        )
 
 
 def test_training_curves_show_accuracy_and_loss_of_both_sets(study, built):
@@ -124,7 +128,11 @@ def test_training_curves_show_accuracy_and_loss_of_both_sets(study, built):
         arch = next(a for a in ARCHS if LABELS[a] in title_of(ax))
         runs = {k: v for k, v in traces["octdl"].items() if k[0] == arch}
         heldout = np.mean([np.asarray(v["heldout_loss"], float).mean(0) for v in runs.values()], axis=0)
-        thick = [ln for ln in ax.lines if ln.get_linewidth() > 1 and ln.get_linestyle() == style.SPLIT_STYLES["heldout"]]
+        thick = [
+            ln
+            for ln in ax.lines
+            if ln.get_linewidth() > 1 and ln.get_linestyle() == style.SPLIT_STYLES["heldout"]
+        ]
         assert any(np.allclose(ln.get_ydata(), heldout) for ln in thick)
     metrics = pd.DataFrame({"t": [0, 1], "train_loss": [1.0, 0.5]})
     assert list(training.loss_curves(metrics, None)) == ["train_mode"]  # traces without losses
@@ -132,7 +140,9 @@ def test_training_curves_show_accuracy_and_loss_of_both_sets(study, built):
 
 def test_data_map_plots_every_sample_once_per_architecture(built):
     fig = built("data_map")[0]
-    counts = [sum(len(c.get_offsets()) for c in ax.collections) for ax in fig.axes if ax.collections and ax.get_xlabel()]
+    counts = [
+        sum(len(c.get_offsets()) for c in ax.collections)
+        for ax in fig.axes
+        if ax.collections and ax.get_xlabel()
+    ]
     assert counts and all(n == N_TRAIN for n in counts)
-
-

@@ -24,8 +24,8 @@ from matplotlib.lines import Line2D
 from PIL import Image
 
 from retention import figures, findings, paths, stats
-from retention.figures import specs as figure_specs
 from retention.figures import forest, marks, style
+from retention.figures import specs as figure_specs
 
 from .figure_fixtures import (
     ARCHS,
@@ -67,8 +67,14 @@ def built(study):
 
 def forests(fig) -> list:
     """The forest panels of a figure (their y ticks name rows; their x axis is a value)."""
-    return [ax for ax in fig.axes if ax.get_yticklabels() and any(t.get_text() for t in ax.get_yticklabels())
-            and ax.get_xlabel() and "interval" in ax.get_xlabel()]
+    return [
+        ax
+        for ax in fig.axes
+        if ax.get_yticklabels()
+        and any(t.get_text() for t in ax.get_yticklabels())
+        and ax.get_xlabel()
+        and "interval" in ax.get_xlabel()
+    ]
 
 
 def test_every_declared_figure_has_a_function_and_a_caption():
@@ -78,7 +84,9 @@ def test_every_declared_figure_has_a_function_and_a_caption():
         assert caption.exists(), caption
         text = caption.read_text()
         # what was measured, on how many samples, against chance/null, what to look for
-        assert re.search(r"[Ll]ook for|[Rr]ead", text), f"{name}: the caption says nothing about what to look for"
+        assert re.search(r"[Ll]ook for|[Rr]ead", text), (
+            f"{name}: the caption says nothing about what to look for"
+        )
 
 
 def test_save_figure_writes_pdf_and_png_of_the_figures_size(built, tmp_path):
@@ -87,7 +95,9 @@ def test_save_figure_writes_pdf_and_png_of_the_figures_size(built, tmp_path):
     figures.save_figure(fig, pdf, png, 40)
     assert pdf.read_bytes()[:5] == b"%PDF-"
     with Image.open(png) as im:
-        assert abs(im.size[0] - fig.get_figwidth() * 40) < 1 and abs(im.size[1] - fig.get_figheight() * 40) < 1
+        assert (
+            abs(im.size[0] - fig.get_figwidth() * 40) < 1 and abs(im.size[1] - fig.get_figheight() * 40) < 1
+        )
         assert len(set(np.asarray(im.convert("L")).ravel().tolist())) > 10  # not a blank canvas
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([pdf.name, png.name])  # nothing half-written
 
@@ -105,8 +115,11 @@ def test_save_figure_is_deterministic(study, tmp_path):
 
 def _star_values(fig) -> list[float]:
     """The values of the paper's stars in forest panels (x)."""
-    return [float(line.get_xdata()[0]) for line in marks_of(fig, marks.PAPER)
-            if isinstance(line, Line2D) and line.get_marker() == style.PAPER_MARKER]
+    return [
+        float(line.get_xdata()[0])
+        for line in marks_of(fig, marks.PAPER)
+        if isinstance(line, Line2D) and line.get_marker() == style.PAPER_MARKER
+    ]
 
 
 def test_paper_values_are_drawn_only_for_the_papers_datasets_and_models(study):
@@ -117,8 +130,9 @@ def test_paper_values_are_drawn_only_for_the_papers_datasets_and_models(study):
         assert sorted(round(v, 2) for v in _star_values(fig)) == [value, value]
     # F2's 0.52 and 0.74 attach to the rows pooled over the paper's datasets, drawn with each
     assert {0.52, 0.74} <= {round(v, 2) for v in _star_values(figures.draw("r2", load(root, "r2", "octdl")))}
-    assert {0.52, 0.74} <= {round(v, 2) for v in _star_values(figures.draw("primary_findings",
-                                                                          load(root, "primary_findings")))}
+    assert {0.52, 0.74} <= {
+        round(v, 2) for v in _star_values(figures.draw("primary_findings", load(root, "primary_findings")))
+    }
     other = {**STUDY, "sources": {d: "imagefolder" for d in DATASETS}}
     for name in ("jaccard", "r2", "seed_stability", "warmup_loss", "primary_findings"):
         fig = figures.draw(name, load(root, name, study_fields=other))
@@ -138,7 +152,10 @@ def _rows_drawn(ax) -> dict[float, dict]:
         if kind:
             y = round(patch.get_y() + patch.get_height() / 2 - marks.NULL_OFFSET[kind], 3)
             rows.setdefault(y, {}).setdefault("nulls", {})[kind] = (
-                patch.get_x(), patch.get_x() + patch.get_width(), patch.get_label() == marks.DECIDES)
+                patch.get_x(),
+                patch.get_x() + patch.get_width(),
+                patch.get_label() == marks.DECIDES,
+            )
     for text in ax.texts:
         if text.get_gid() == forest.VERDICT:
             rows.setdefault(round(float(text.get_position()[1]), 3), {})["verdict"] = text.get_text()
@@ -165,7 +182,7 @@ def test_both_nulls_are_drawn_and_the_one_the_verdict_rests_on_is_outlined(built
 
 @pytest.mark.parametrize("name", ["primary_findings", "jaccard", "r2", "seed_stability", "warmup_loss"])
 def test_no_dot_is_explained_by_a_null_outside_the_band_that_decides_it(name, built):
-    for dataset in ([None] if name == "primary_findings" else list(DATASETS)):
+    for dataset in [None] if name == "primary_findings" else list(DATASETS):
         for ax in forests(built(name, dataset)[0]):
             for row in _rows_drawn(ax).values():
                 if "explained by null" in row.get("verdict", ""):
@@ -176,14 +193,36 @@ def test_no_dot_is_explained_by_a_null_outside_the_band_that_decides_it(name, bu
 def test_the_outlined_band_is_the_deciding_null_even_where_the_other_excludes_the_value():
     """A value inside the shuffle null's range and outside the iid null's: its verdict
     rests on the shuffle null, so that band is outlined and holds the dot."""
-    table = pd.DataFrame([{
-        "id": "F5.meta", "dataset": "toy", "arch": "", "arch_b": "", "case": "", "primary": True,
-        "value": 0.346, "ci_low": 0.32, "ci_high": 0.37, "n_samples": 500, "note": "", "claim": "greater",
-        "null_iid": 0.313, "null_iid_low": 0.301, "null_iid_high": 0.325,
-        "null_shuffle": 0.346, "null_shuffle_low": 0.33, "null_shuffle_high": 0.36,
-        "null_kind": "shuffle", "claim_verdict": "holds", "null_verdict": "explained by null", "p_holm": 1e-5,
-        "p_null_holm": 0.5, "paper_value": "",
-    }])
+    table = pd.DataFrame(
+        [
+            {
+                "id": "F5.meta",
+                "dataset": "toy",
+                "arch": "",
+                "arch_b": "",
+                "case": "",
+                "primary": True,
+                "value": 0.346,
+                "ci_low": 0.32,
+                "ci_high": 0.37,
+                "n_samples": 500,
+                "note": "",
+                "claim": "greater",
+                "null_iid": 0.313,
+                "null_iid_low": 0.301,
+                "null_iid_high": 0.325,
+                "null_shuffle": 0.346,
+                "null_shuffle_low": 0.33,
+                "null_shuffle_high": 0.36,
+                "null_kind": "shuffle",
+                "claim_verdict": "holds",
+                "null_verdict": "explained by null",
+                "p_holm": 1e-5,
+                "p_null_holm": 0.5,
+                "paper_value": "",
+            }
+        ]
+    )
     inputs = figures.FigureInputs(datasets=["toy"], findings=table)
     fig = figures.finding_figure(inputs, ["F5.meta"])
     FigureCanvasAgg(fig)
@@ -199,14 +238,22 @@ def test_chance_and_the_settling_criteria_are_drawn_where_they_apply(built):
     for name, value in (("jaccard", 0.6), ("seed_stability", 0.4)):
         lines = marks_of(built(name, "octdl")[0], marks.CRITERION)
         assert lines and {round(float(x), 3) for line in lines for x in line.get_xdata()} | {
-            round(float(y), 3) for line in lines for y in line.get_ydata()} >= {value}, name
+            round(float(y), 3) for line in lines for y in line.get_ydata()
+        } >= {value}, name
         texts = [t.get_text() for ax in forests(built(name, "octdl")[0]) for t in ax.texts]
-        assert any(re.search(rf"settling: (above|not shown above|no interval for) {value:g}", t) for t in texts), name
+        assert any(
+            re.search(rf"settling: (above|not shown above|no interval for) {value:g}", t) for t in texts
+        ), name
 
 
 def test_value_axes_of_forests_include_zero(built):
-    for name, dataset in (("primary_findings", None), ("r2", "octdl"), ("warmup_loss", "octdl"),
-                          ("jaccard", "cub200"), ("robustness", "octdl")):
+    for name, dataset in (
+        ("primary_findings", None),
+        ("r2", "octdl"),
+        ("warmup_loss", "octdl"),
+        ("jaccard", "cub200"),
+        ("robustness", "octdl"),
+    ):
         for ax in forests(built(name, dataset)[0]):
             low, high = ax.get_xlim()
             assert low <= 0 <= high, (name, title_of(ax))
@@ -219,14 +266,21 @@ def test_estimates_from_too_few_samples_are_hollow_and_labelled(study):
         fig = figures.draw(name, load(root, name, min_samples=10**6))
         # (F6 rows carry no sample count: its unit is the seed and its outcome the whole held-out set)
         # (nor the rows pooled over datasets: their counts are the datasets')
-        solid = [a for a in marks_of(fig, marks.SOLID) if isinstance(a, Line2D)
-                 and not title_of(a.axes).startswith("F6") and "pooled over" not in _label_at(a)]
+        solid = [
+            a
+            for a in marks_of(fig, marks.SOLID)
+            if isinstance(a, Line2D)
+            and not title_of(a.axes).startswith("F6")
+            and "pooled over" not in _label_at(a)
+        ]
         assert not solid, f"{name}: a solid estimate from fewer than min_samples samples"
         assert marks_of(fig, marks.hollow_label(10**6)), name
         ticks = " ".join(t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
         assert f"< {10**6}" in ticks.replace("\n", " "), f"{name}: a hollow estimate without its reason"
     # with a low threshold, the same figures draw solid estimates
-    assert marks_of(figures.draw("primary_findings", load(root, "primary_findings", min_samples=1)), marks.SOLID)
+    assert marks_of(
+        figures.draw("primary_findings", load(root, "primary_findings", min_samples=1)), marks.SOLID
+    )
 
 
 def _label_at(line) -> str:
@@ -237,16 +291,34 @@ def _label_at(line) -> str:
 
 
 def test_a_forest_row_is_solid_hollow_or_left_out_with_its_reason():
-    table = pd.DataFrame({
-        "id": ["F3.within"] * 3, "dataset": ["toy"] * 3, "arch": ["a", "b", "c"], "arch_b": "", "case": "",
-        "value": [0.2, 0.3, np.nan], "ci_low": [0.1, 0.2, np.nan], "ci_high": [0.3, 0.4, np.nan],
-        "n_samples": [100, 12, 0], "note": ["", "", "cut-off inside the lowest-score group: 0 of 9 samples"],
-        "claim": "equivalent", "bound": 0.1, "paper_value": "", "primary": True,
-    })
-    inputs = figures.FigureInputs(datasets=["toy"], findings=table, arch_labels={"c": "model C"}, min_samples=30)
+    table = pd.DataFrame(
+        {
+            "id": ["F3.within"] * 3,
+            "dataset": ["toy"] * 3,
+            "arch": ["a", "b", "c"],
+            "arch_b": "",
+            "case": "",
+            "value": [0.2, 0.3, np.nan],
+            "ci_low": [0.1, 0.2, np.nan],
+            "ci_high": [0.3, 0.4, np.nan],
+            "n_samples": [100, 12, 0],
+            "note": ["", "", "cut-off inside the lowest-score group: 0 of 9 samples"],
+            "claim": "equivalent",
+            "bound": 0.1,
+            "paper_value": "",
+            "primary": True,
+        }
+    )
+    inputs = figures.FigureInputs(
+        datasets=["toy"], findings=table, arch_labels={"c": "model C"}, min_samples=30
+    )
     fig = figures.finding_figure(inputs, ["F3.within"])
     ax = fig.axes[0]
-    lines = {tuple(np.round(np.asarray(line.get_xdata(), float), 3)): line for line in ax.lines if line.get_marker() == "o"}
+    lines = {
+        tuple(np.round(np.asarray(line.get_xdata(), float), 3)): line
+        for line in ax.lines
+        if line.get_marker() == "o"
+    }
     assert lines[(0.2,)].get_markerfacecolor() != "white" and lines[(0.3,)].get_markerfacecolor() == "white"
     assert len(lines) == 2  # the undefined row has no marker
     ticks = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
@@ -262,14 +334,21 @@ def test_each_architecture_has_one_colour_in_every_figure(built):
     seen = 0
     for name, dataset in (("primary_findings", None), ("seed_stability", "octdl"), ("warmup_loss", "cub200")):
         for ax in forests(built(name, dataset)[0]):
-            ticks = {round(float(y), 3): t.get_text().replace("\n", " ") for y, t in zip(ax.get_yticks(),
-                                                                                      ax.get_yticklabels())}
+            ticks = {
+                round(float(y), 3): t.get_text().replace("\n", " ")
+                for y, t in zip(ax.get_yticks(), ax.get_yticklabels())
+            }
             for y, row in _rows_drawn(ax).items():
                 label = ticks.get(y, "")
                 archs = [a for a in ARCHS if LABELS[a] in label]
                 if len(archs) == 1 and " vs " not in label and "value" in row:
-                    line = next(ln for ln in ax.lines if ln.get_marker() == "o" and len(ln.get_ydata()) == 1
-                                and round(float(ln.get_ydata()[0]), 3) == y)
+                    line = next(
+                        ln
+                        for ln in ax.lines
+                        if ln.get_marker() == "o"
+                        and len(ln.get_ydata()) == 1
+                        and round(float(ln.get_ydata()[0]), 3) == y
+                    )
                     assert line.get_color() == colors[archs[0]], (name, label)
                     seen += 1
     fig = built("training_curves", "octdl")[0]
@@ -291,16 +370,24 @@ def test_roles_are_told_apart_by_line_style_or_marker_not_by_colour(built):
             assert {ln.get_color() for ln in lines} == {style.arch_colors(ARCHS)[arch]}
             assert {ln.get_linestyle() for ln in lines} == {"-", "--"}
             assert {ln.get_marker() for ln in lines} == set(style.SAMPLER_MARKERS.values())
-    stars = [ln for ln in marks_of(built("jaccard", "octdl")[0], marks.PAPER) if ln.get_marker() == style.PAPER_MARKER]
+    stars = [
+        ln
+        for ln in marks_of(built("jaccard", "octdl")[0], marks.PAPER)
+        if ln.get_marker() == style.PAPER_MARKER
+    ]
     assert stars and {ln.get_color() for ln in stars} == {style.PAPER_COLOR}
     assert style.PAPER_COLOR not in style.ARCH_PALETTE and style.NULL_COLOR not in style.ARCH_PALETTE
 
 
 def test_plain_words():
     assert style.plain("mean_p_true_since_learned of lambda") == "1 − mean p(true class) since learned of λ"
-    assert style.plain("trace since_learned_soft_la2, R2") == "trace since learned, on p(true class), learned after 2 correct, R²"
+    assert (
+        style.plain("trace since_learned_soft_la2, R2")
+        == "trace since learned, on p(true class), learned after 2 correct, R²"
+    )
     assert forest.template_text("F2 mean R2 {arch} minus {arch_b}, samples fitted in both") == (
-        "F2 mean R² difference between the architectures, samples fitted in both")
+        "F2 mean R² difference between the architectures, samples fitted in both"
+    )
     assert "A" not in forest.template_text("F1 top-{q:.0%} Jaccard ({arch} vs {arch_b})").split()
 
 
@@ -328,8 +415,15 @@ def test_robustness_gives_each_finding_its_own_axis(built):
 def test_distributions_are_zoomed_to_their_data(study, built):
     fig = built("r2", "octdl")[0]
     ax = next(a for a in fig.axes if "distribution" in title_of(a))
-    values = np.concatenate([v for a, v in ((k[0], figures.f2.defined_r2(f))
-                             for k, f in load(study[0], "r2", "octdl").run("fits", "octdl").items())])
+    values = np.concatenate(
+        [
+            v
+            for a, v in (
+                (k[0], figures.f2.defined_r2(f))
+                for k, f in load(study[0], "r2", "octdl").run("fits", "octdl").items()
+            )
+        ]
+    )
     low, high = ax.get_xlim()
     q = np.quantile(values, [0.005, 0.995])
     assert low <= q[0] and high >= q[1] and (high - low) <= 1.25 * (q[1] - q[0]) + 1e-3
@@ -356,11 +450,18 @@ def test_sampler_tables_exist_only_for_the_sampler_datasets():
         figure_specs.figure_job("sampler", CONFIG, STUDY, dataset="cub200")
     files, params = figure_specs.figure_job("seed_stability", CONFIG, STUDY, dataset="cub200")
     assert sorted({r[2] for r in params["runs"]}) == list(SEEDS[:2])  # two seeds of each arch, not all
-    assert {r[0] for r in params["runs"]} == {"cub200"} and all("cub200" in p for v in files.values() for p in v)
+    assert {r[0] for r in params["runs"]} == {"cub200"} and all(
+        "cub200" in p for v in files.values() for p in v
+    )
     assert figure_specs.figure_paths("jaccard", DATASETS, SAMPLER_DATASETS, "pdf") == [
-        f"results/figures/{d}/jaccard.pdf" for d in DATASETS]
-    assert figure_specs.figure_paths("sampler", DATASETS, SAMPLER_DATASETS, "png") == ["results/figures/octdl/sampler.png"]
-    assert figure_specs.figure_paths("data_map", DATASETS, SAMPLER_DATASETS, "png") == ["results/figures/data_map.png"]
+        f"results/figures/{d}/jaccard.pdf" for d in DATASETS
+    ]
+    assert figure_specs.figure_paths("sampler", DATASETS, SAMPLER_DATASETS, "png") == [
+        "results/figures/octdl/sampler.png"
+    ]
+    assert figure_specs.figure_paths("data_map", DATASETS, SAMPLER_DATASETS, "png") == [
+        "results/figures/data_map.png"
+    ]
 
 
 # ------------------------------------------------------------------ a made-up finding
@@ -372,21 +473,40 @@ def made_up_estimate(data: stats.StatsInput, cfg: stats.StatsConfig) -> list[sta
     for arch in data.stack.archs:
         idx = data.stack.run_index(arch)
         share = float(data.stack.eligible[idx].mean())
-        out.append(stats.Estimate(arch=arch, value=share, ci_low=share - 0.05, ci_high=share + 0.05,
-                                  n_samples=int(data.stack.eligible[idx].any(0).sum()), n_runs=len(idx),
-                                  extra={"n_eligible_runs": len(idx)}))
+        out.append(
+            stats.Estimate(
+                arch=arch,
+                value=share,
+                ci_low=share - 0.05,
+                ci_high=share + 0.05,
+                n_samples=int(data.stack.eligible[idx].any(0).sum()),
+                n_runs=len(idx),
+                extra={"n_eligible_runs": len(idx)},
+            )
+        )
     return out
 
 
 def test_a_made_up_finding_reaches_the_findings_table_and_its_figure(study):
-    finding = stats.Finding(id="X.eligible_share", group="X", label="X share of eligible samples ({arch})",
-                            estimate=made_up_estimate, unit="seed", test="none", columns=("n_eligible_runs",),
-                            limits=(0.0, 1.0))
+    finding = stats.Finding(
+        id="X.eligible_share",
+        group="X",
+        label="X share of eligible samples ({arch})",
+        estimate=made_up_estimate,
+        unit="seed",
+        test="none",
+        columns=("n_eligible_runs",),
+        limits=(0.0, 1.0),
+    )
     registry = (*stats.FINDINGS, finding)
     root = study[0]
     summaries = []
     for dataset in DATASETS:
-        fits = [pd.read_parquet(root / paths.FITS.format(dataset=dataset, arch=a, seed=s)) for a in ARCHS for s in SEEDS]
+        fits = [
+            pd.read_parquet(root / paths.FITS.format(dataset=dataset, arch=a, seed=s))
+            for a in ARCHS
+            for s in SEEDS
+        ]
         runs = [(a, s) for a in ARCHS for s in SEEDS]
         tables = stats.dataset_tables(fits, runs, CFG, dataset, "since_learned", findings=registry)
         summaries.append(tables["summary"])
@@ -400,8 +520,11 @@ def test_a_made_up_finding_reaches_the_findings_table_and_its_figure(study):
     ax = fig.axes[0]
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks == [f"{d} · {LABELS[a]}" for d in DATASETS for a in ARCHS]
-    xs = sorted(float(line.get_xdata()[0]) for line in ax.lines
-                if line.get_gid() == marks.SOLID and line.get_marker() == "o")
+    xs = sorted(
+        float(line.get_xdata()[0])
+        for line in ax.lines
+        if line.get_gid() == marks.SOLID and line.get_marker() == "o"
+    )
     assert xs == pytest.approx(sorted(rows["value"]))
     assert not overlaps(drawn_texts(fig), fig.canvas.get_renderer())
     with pytest.raises(Exception, match="unknown finding id 'X.nothing'"):
@@ -412,8 +535,14 @@ def test_a_made_up_finding_reaches_the_findings_table_and_its_figure(study):
 
 
 def _script(*args, cwd=None, timeout=180):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "plot_figure.py"), *args], check=False, capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plot_figure.py"), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def _config_file(tmp_path: Path) -> Path:
@@ -421,12 +550,14 @@ def _config_file(tmp_path: Path) -> Path:
     override = tmp_path / "study.yaml"
     archs = {a: {"model": MODELS[a], "weights": "none", "lr": 1e-3, "label": LABELS[a]} for a in ARCHS}
     datasets = {d: {"source": "digits", "storage_size": 8, "heldout_fraction": 0.2} for d in DATASETS}
-    override.write_text(textwrap.dedent(f"""\
+    override.write_text(
+        textwrap.dedent(f"""\
         grid: {{datasets: {list(DATASETS)}, archs: {list(ARCHS)}, seeds: {list(SEEDS)}}}
         datasets: {datasets}
         archs: {archs}
         sampler: {{datasets: [octdl]}}
-        """).replace("'", '"'))
+        """).replace("'", '"')
+    )
     return override
 
 
@@ -435,18 +566,51 @@ def test_plot_figure_help_and_standalone_mode(study, tmp_path):
     assert res.returncode == 0 and "finding" in res.stdout and "--config" in res.stdout
     root = study[0]
     config = _config_file(tmp_path)
-    res = _script("sampler", "--config", str(ROOT / "config.yaml"), str(config), "--workdir", str(root),
-                  "--out", str(tmp_path / "out"))
+    res = _script(
+        "sampler",
+        "--config",
+        str(ROOT / "config.yaml"),
+        str(config),
+        "--workdir",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert res.returncode == 0, res.stderr[-2000:]
-    with Image.open(tmp_path / "out" / "octdl" / "sampler.png") as im:  # drawn per dataset: the sampler's only
+    with Image.open(
+        tmp_path / "out" / "octdl" / "sampler.png"
+    ) as im:  # drawn per dataset: the sampler's only
         assert im.size[0] <= MAX_PX[0] and im.size[1] <= MAX_PX[1]
     assert not (tmp_path / "out" / "cub200").exists()
-    res = _script("jaccard", "--datasets", "cub200", "--config", str(ROOT / "config.yaml"), str(config), "--workdir",
-                  str(root), "--out", str(tmp_path / "out"))
+    res = _script(
+        "jaccard",
+        "--datasets",
+        "cub200",
+        "--config",
+        str(ROOT / "config.yaml"),
+        str(config),
+        "--workdir",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (tmp_path / "out" / "cub200" / "jaccard.png").exists() and not (tmp_path / "out" / "octdl" / "jaccard.png").exists()
-    res = _script("finding", "--ids", "F3.within", "F2.arch_mean", "--config", str(ROOT / "config.yaml"), str(config),
-                  "--workdir", str(root), "--out", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "cub200" / "jaccard.png").exists() and not (
+        tmp_path / "out" / "octdl" / "jaccard.png"
+    ).exists()
+    res = _script(
+        "finding",
+        "--ids",
+        "F3.within",
+        "F2.arch_mean",
+        "--config",
+        str(ROOT / "config.yaml"),
+        str(config),
+        "--workdir",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "out" / "finding_F3.within_F2.arch_mean.pdf").stat().st_size > 2000
 
@@ -455,14 +619,27 @@ def test_plot_figure_reports_a_missing_input_in_one_line(study, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(study[0], root)
     (root / paths.STATS.format(dataset="octdl", table="f1_jaccard")).unlink()
-    res = _script("jaccard", "--config", str(ROOT / "config.yaml"), str(_config_file(tmp_path)), "--workdir", str(root))
+    res = _script(
+        "jaccard", "--config", str(ROOT / "config.yaml"), str(_config_file(tmp_path)), "--workdir", str(root)
+    )
     assert res.returncode == 1
     assert "f1_jaccard.csv does not exist" in res.stderr and "Traceback" not in res.stderr
     assert not (root / "results" / "figures" / "octdl" / "jaccard.png").exists()
-    res = _script("finding", "--ids", "F9.none", "--config", str(ROOT / "config.yaml"), str(_config_file(tmp_path)),
-                  "--workdir", str(study[0]), "--out", str(tmp_path))
-    assert res.returncode == 1 and "unknown finding id 'F9.none'" in res.stderr and "Traceback" not in res.stderr
-
+    res = _script(
+        "finding",
+        "--ids",
+        "F9.none",
+        "--config",
+        str(ROOT / "config.yaml"),
+        str(_config_file(tmp_path)),
+        "--workdir",
+        str(study[0]),
+        "--out",
+        str(tmp_path),
+    )
+    assert (
+        res.returncode == 1 and "unknown finding id 'F9.none'" in res.stderr and "Traceback" not in res.stderr
+    )
 
 
 def test_min_samples_is_a_config_value_with_its_default_in_the_schema():

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from retention import findings
+from retention.errors import DataError
 from retention.findings import assemble
 from retention.findings.markdown import null_cell
-from retention.errors import DataError
 from retention.io import save_npz
 from retention.stats.registry import FINDINGS
 from retention.stats.tables import summary_columns
@@ -110,8 +110,16 @@ def test_holm_runs_per_dataset_over_the_primary_family_only():
         ("F2.arch_difference", {"value": 0.2, "ci_low": 0.1, "ci_high": 0.3}, "contradicted"),  # paper: -0.22
         ("F2.arch_difference", {"value": -0.2, "ci_low": -0.3, "ci_high": -0.1}, "holds"),
         ("F3.within", {"value": 0.01, "bound": 0.1}, "holds"),
-        ("F3.within", {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "bound": 0.1, "p_value": 1.0}, "contradicted"),
-        ("F6.heldout", {"value": 0.05, "ci_low": 0.03, "ci_high": 0.07, "bound": 0.01, "p_value": 1.0}, "contradicted"),
+        (
+            "F3.within",
+            {"value": 0.4, "ci_low": 0.3, "ci_high": 0.5, "bound": 0.1, "p_value": 1.0},
+            "contradicted",
+        ),
+        (
+            "F6.heldout",
+            {"value": 0.05, "ci_low": 0.03, "ci_high": 0.07, "bound": 0.01, "p_value": 1.0},
+            "contradicted",
+        ),
     ],
 )
 def test_the_claim_verdict_rule(fid, extra, expected):
@@ -136,12 +144,26 @@ def null_row(value, kinds, direction="greater", **extra) -> dict:
         # beyond both nulls, one-sided in the claim's direction
         (0.3, {"iid": (0.1, 0.05, 0.15, 1e-5), "shuffle": (0.1, 0.06, 0.14, 1e-6)}, "beyond null", "above"),
         # inside the deciding null's range: the larger p decides
-        (0.12, {"iid": (0.1, 0.05, 0.15, 0.3), "shuffle": (0.2, 0.1, 0.3, 0.9)}, "explained by null", "contains"),
+        (
+            0.12,
+            {"iid": (0.1, 0.05, 0.15, 0.3), "shuffle": (0.2, 0.1, 0.3, 0.9)},
+            "explained by null",
+            "contains",
+        ),
         # below the range, against the claim's direction: never "explained"
-        (0.0, {"iid": (0.1, 0.05, 0.15, 0.999), "shuffle": (0.1, 0.06, 0.14, 0.999)}, "undetermined",
-         "against the claim's direction"),
+        (
+            0.0,
+            {"iid": (0.1, 0.05, 0.15, 0.999), "shuffle": (0.1, 0.06, 0.14, 0.999)},
+            "undetermined",
+            "against the claim's direction",
+        ),
         # draws without spread, ours elsewhere: no p
-        (0.3, {"iid": (0.1, 0.1, 0.1, math.nan), "shuffle": (0.1, 0.1, 0.1, math.nan)}, "undetermined", "no spread"),
+        (
+            0.3,
+            {"iid": (0.1, 0.1, 0.1, math.nan), "shuffle": (0.1, 0.1, 0.1, math.nan)},
+            "undetermined",
+            "no spread",
+        ),
         (0.3, {}, "undetermined", "undefined on the null runs"),
     ],
 )
@@ -156,30 +178,57 @@ def test_the_null_verdict_rule(value, kinds, expected, words):
 
 def test_the_null_p_is_holm_corrected_in_its_own_family():
     kinds = {"iid": (0.1, 0.05, 0.15, 0.02), "shuffle": (0.1, 0.06, 0.14, 0.03)}
-    rows = [null_row(0.2, kinds), row("F5.meta", "octdl", arch="", p=0.001) | {
-        "null_iid": 0.2, "null_iid_low": 0.1, "null_iid_high": 0.3, "null_iid_p": 0.5,
-        "null_shuffle": 0.2, "null_shuffle_low": 0.1, "null_shuffle_high": 0.3, "null_shuffle_p": 0.4}]
+    rows = [
+        null_row(0.2, kinds),
+        row("F5.meta", "octdl", arch="", p=0.001)
+        | {
+            "null_iid": 0.2,
+            "null_iid_low": 0.1,
+            "null_iid_high": 0.3,
+            "null_iid_p": 0.5,
+            "null_shuffle": 0.2,
+            "null_shuffle_low": 0.1,
+            "null_shuffle_high": 0.3,
+            "null_shuffle_p": 0.4,
+        },
+    ]
     table = findings.assemble_findings([pd.DataFrame(rows)], PAPER).set_index("id")
     assert table.loc["F1.difference", "null_kind"] == "shuffle"  # the larger p
     assert table.loc["F1.difference", "p_null_holm"] == pytest.approx(0.06)  # 2 x 0.03
-    assert table.loc["F1.difference", "null_verdict"] == "undetermined"  # above the range, not beyond after Holm
+    assert (
+        table.loc["F1.difference", "null_verdict"] == "undetermined"
+    )  # above the range, not beyond after Holm
     assert "in the claim's direction" in table.loc["F1.difference", "null_reason"]
     assert table.loc["F5.meta", "p_null_holm"] == pytest.approx(0.5)
 
 
 def test_f6_says_when_spaced_is_significantly_worse():
     worse = row("F6.heldout", "octdl", value=-0.43, p=0.0001, bound=0.01, p_zero=0.0002) | {
-        "ci_low": -0.58, "ci_high": -0.29}
+        "ci_low": -0.58,
+        "ci_high": -0.29,
+    }
     table = findings.assemble_findings([pd.DataFrame([worse])], PAPER)
     assert table["claim_verdict"].iloc[0] == "holds"
     assert "worse, not only no better" in table["claim_reason"].iloc[0]
-    assert table["null_verdict"].iloc[0] == "undetermined" and "no memoryless null" in table["null_reason"].iloc[0]
+    assert (
+        table["null_verdict"].iloc[0] == "undetermined"
+        and "no memoryless null" in table["null_reason"].iloc[0]
+    )
 
 
 def test_every_primary_row_names_its_null_or_why_it_has_none():
     nan = math.nan
-    both = {"id": "F3.within", "value": 0.4, "null_iid": 0.3, "null_iid_low": 0.25, "null_iid_high": 0.35,
-            "null_shuffle": 0.41, "null_shuffle_low": 0.40, "null_shuffle_high": 0.42, "null_kind": "shuffle"}
+    both = {
+        "id": "F3.within",
+        "value": 0.4,
+        "null_iid": 0.3,
+        "null_iid_low": 0.25,
+        "null_iid_high": 0.35,
+        "null_shuffle": 0.41,
+        "null_shuffle_low": 0.40,
+        "null_shuffle_high": 0.42,
+        "null_kind": "shuffle",
+    }
     assert null_cell(both) == "iid: 0.300 (0.250 to 0.350); shuffle*: 0.410 (0.400 to 0.420)"
     one = {**both, "null_iid": nan, "null_iid_low": nan, "null_iid_high": nan}
     assert null_cell(one) == "shuffle*: 0.410 (0.400 to 0.420)"
@@ -193,7 +242,9 @@ def test_f2_paper_values_attach_to_the_rows_pooled_over_the_papers_datasets():
     for dataset, (a, b) in (("octdl", (0.02, 0.05)), ("cub200", (0.04, 0.07))):
         for arch, v in (("resnet18", a), ("deit_small", b)):
             rows.append(row("F2.arch_mean", dataset, value=v, arch=arch, se=0.01, df=4.0, n_runs=5))
-        rows.append(row("F2.arch_difference", dataset, value=a - b, arch_b="deit_small", se=0.01, df=4.0, n_runs=10))
+        rows.append(
+            row("F2.arch_difference", dataset, value=a - b, arch_b="deit_small", se=0.01, df=4.0, n_runs=10)
+        )
     table = findings.assemble_findings([pd.DataFrame(rows)], PAPER)
     per_dataset = table[table["dataset"].isin(["octdl", "cub200"]) & table["id"].str.startswith("F2")]
     assert (per_dataset["paper_value"] == "").all()  # the paper does not separate its datasets
@@ -350,8 +401,12 @@ def test_fit_null_stats_and_findings_rules_run_in_snakemake(tmp_path):
 
 def test_a_finding_that_misses_a_calibration_target_says_so_in_its_verdict(monkeypatch):
     calibration = pd.DataFrame(
-        {"id": ["F1.difference", "F6.heldout"], "size": [0.0, 0.0], "power": [0.95, 0.45],
-         "null_size": [0.02, math.nan]}
+        {
+            "id": ["F1.difference", "F6.heldout"],
+            "size": [0.0, 0.0],
+            "power": [0.95, 0.45],
+            "null_size": [0.02, math.nan],
+        }
     ).set_index("id")
     monkeypatch.setattr(assemble, "load_calibration", lambda: calibration)
     rows = [row("F1.difference", "octdl", arch_b="deit_small"), row("F6.heldout", "octdl", bound=0.01)]

@@ -11,9 +11,9 @@ import pytest
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from retention.fitting import fit as F
-from retention.io import save_npz
 from retention.fitting.simulate import simulate_traces
 from retention.fitting.traces import build_traces, load_traces
+from retention.io import save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 LAM_MAX = 5.0
@@ -43,7 +43,9 @@ def curve_fit_each(model, y, mask, p0, bounds):
             yi = y[i, mask[i]]
             ti = np.flatnonzero(mask[i]).astype(float)
             try:
-                p, _ = curve_fit(model, ti, yi, p0=p0, bounds=bounds, ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=5000)
+                p, _ = curve_fit(
+                    model, ti, yi, p0=p0, bounds=bounds, ftol=1e-12, xtol=1e-12, gtol=1e-12, max_nfev=5000
+                )
             except RuntimeError:
                 continue
             params[i] = p
@@ -77,7 +79,9 @@ def soft_traces(n, seed):
     lam = np.exp(rng.uniform(np.log(0.02), np.log(4.0), (k, 1)))
     b = rng.uniform(0, 1, (k, 1))
     y2 = np.clip(
-        b + (1 - b) * np.exp(-lam * tau) + rng.uniform(0.01, 0.2, (k, 1)) * rng.standard_normal((k, length)), 0, 1
+        b + (1 - b) * np.exp(-lam * tau) + rng.uniform(0.01, 0.2, (k, 1)) * rng.standard_normal((k, length)),
+        0,
+        1,
     )
     m2 = np.arange(length)[None, :] < rng.integers(3, length + 1, k)[:, None]
     return np.vstack([y1, y2]), np.vstack([m1, m2])
@@ -299,7 +303,11 @@ def test_fit_table_columns_and_rows(run_file):
     assert table.loc[table.primary, "trace"].unique().tolist() == ["since_learned"]
     sl = table[table.trace == "since_learned"].set_index("sample_id")
     assert sl.loc[0, "status"] == "unforgettable" and sl.loc[0, "lambda"] == 0 and np.isnan(sl.loc[0, "r2"])
-    assert sl.loc[1, "status"] == "never_learned" and np.isnan(sl.loc[1, "lambda"]) and np.isnan(sl.loc[1, "t_learn"])
+    assert (
+        sl.loc[1, "status"] == "never_learned"
+        and np.isnan(sl.loc[1, "lambda"])
+        and np.isnan(sl.loc[1, "t_learn"])
+    )
     assert sl.loc[2, "status"] == "too_short" and sl.loc[2, "n_points"] == 1 and sl.loc[2, "t_learn"] == 12
     assert sl.loc[3, "status"] == "too_short" and sl.loc[3, "n_points"] == 2
     fitted = table[table.status == "fitted"]
@@ -355,8 +363,18 @@ def test_script_help():
 
 def test_script_runs_standalone(run_file, tmp_path):
     out = tmp_path / "fits.parquet"
-    res = _script(run_file, out, "--robustness", "raw", "conditional", "since_learned_soft", "--min-points", "2",
-                  "--learned-after", "1")
+    res = _script(
+        run_file,
+        out,
+        "--robustness",
+        "raw",
+        "conditional",
+        "since_learned_soft",
+        "--min-points",
+        "2",
+        "--learned-after",
+        "1",
+    )
     assert res.returncode == 0, res.stderr
     table = pd.read_parquet(out)
     assert list(table.columns) == list(F.FIT_COLUMNS)
@@ -383,5 +401,7 @@ def test_script_bad_input_one_line_error(tmp_path):
     assert res.returncode == 1
     assert "el2n" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "fits.parquet").exists()
-    res = _script(ROOT / "tests" / "no_such_traces.npz", tmp_path / "fits.parquet", "--robustness", "sideways")
+    res = _script(
+        ROOT / "tests" / "no_such_traces.npz", tmp_path / "fits.parquet", "--robustness", "sideways"
+    )
     assert res.returncode == 1 and "sideways" in res.stderr

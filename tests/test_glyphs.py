@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from retention.acquire import data
-from retention.acquire import glyphs
+from retention.acquire import data, glyphs
 from retention.errors import DataError
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from retention.fitting import nulls
 from retention.fitting.fit import FIT_COLUMNS
-from retention.io import save_npz
 from retention.fitting.simulate import simulate_traces
 from retention.fitting.traces import learning_epoch, load_traces
+from retention.io import save_npz
 
 
 @pytest.fixture(scope="module")

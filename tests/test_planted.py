@@ -259,7 +259,15 @@ def test_f3_planted_and_realized_stability():
 
 
 def test_f5_planted_and_realized():
-    names = ("shared_decay", "f2_true", "f5_false", "shared_sets", "arch_specific", "unstable", "memoryless_curve")
+    names = (
+        "shared_decay",
+        "f2_true",
+        "f5_false",
+        "shared_sets",
+        "arch_specific",
+        "unstable",
+        "memoryless_curve",
+    )
     for name in names:
         st = study(name, "paper")
         rho, real = st.truth["F5"]["rho"], realized_f5(st)

@@ -63,10 +63,27 @@ def dry_run_jobs(tmp_path_factory) -> list[dict]:
     {rule, threads, resources, wildcards}."""
     workdir = tmp_path_factory.mktemp("slurm_dry_run")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--profile", str(PROFILE), "--cores", "64",
-         "--configfile", str(REPO / "config.yaml"), str(REPO / "config/demo.yaml")],
-        capture_output=True, text=True, cwd=workdir, check=False,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--profile",
+            str(PROFILE),
+            "--cores",
+            "64",
+            "--configfile",
+            str(REPO / "config.yaml"),
+            str(REPO / "config/demo.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        check=False,
         env=site_env(RETENTION_SLURM_GPU_PARTITION=GPU_PARTITION),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -75,12 +92,14 @@ def dry_run_jobs(tmp_path_factory) -> list[dict]:
         threads = re.search(r"^\s+threads: (\d+)$", block, re.MULTILINE)
         resources = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
-        jobs.append({
-            "rule": re.match(r"(?:local)?rule (\w+):", block)[1],
-            "threads": int(threads[1]) if threads else 1,
-            "resources": dict(kv.split("=", 1) for kv in resources[1].split(", ")) if resources else {},
-            "wildcards": dict(kv.split("=", 1) for kv in wildcards[1].split(", ")) if wildcards else {},
-        })
+        jobs.append(
+            {
+                "rule": re.match(r"(?:local)?rule (\w+):", block)[1],
+                "threads": int(threads[1]) if threads else 1,
+                "resources": dict(kv.split("=", 1) for kv in resources[1].split(", ")) if resources else {},
+                "wildcards": dict(kv.split("=", 1) for kv in wildcards[1].split(", ")) if wildcards else {},
+            }
+        )
     assert len(jobs) > 50, proc.stdout[-3000:]
     return jobs
 

@@ -21,9 +21,18 @@ START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 def record(**over) -> dict:
-    args = dict(stage="sampler", dataset="digits", arch="cnn", seed=3,
-                config={"train": {"epochs": 2}, "inputs": {"manifest": Path("m.csv")}}, device="cpu",
-                started=START, ended=START + timedelta(seconds=90.5), sampler="spaced", commit="a" * 40)
+    args = dict(
+        stage="sampler",
+        dataset="digits",
+        arch="cnn",
+        seed=3,
+        config={"train": {"epochs": 2}, "inputs": {"manifest": Path("m.csv")}},
+        device="cpu",
+        started=START,
+        ended=START + timedelta(seconds=90.5),
+        sampler="spaced",
+        commit="a" * 40,
+    )
     args.update(over)
     return provenance.run_record(**args)
 
@@ -35,7 +44,11 @@ def test_record_holds_the_run_its_config_times_versions_and_device():
 
     rec = record()  # after torch is loaded, as in a training job
     assert {k: rec[k] for k in ("stage", "dataset", "arch", "seed", "sampler", "git_commit")} == {
-        "stage": "sampler", "dataset": "digits", "arch": "cnn", "seed": 3, "sampler": "spaced",
+        "stage": "sampler",
+        "dataset": "digits",
+        "arch": "cnn",
+        "seed": 3,
+        "sampler": "spaced",
         "git_commit": "a" * 40,
     }
     assert rec["started"] == "2026-01-02T03:04:05+00:00" and rec["duration_s"] == 90.5
@@ -114,21 +127,35 @@ def test_collect_script_help_and_standalone(tmp_path):
     for seed, path in enumerate(paths):
         provenance.write_record(path, record(seed=seed, commit="b" * 40 if seed else "a" * 40))
     out = tmp_path / "provenance.csv"
-    proc = subprocess.run([sys.executable, str(script), *map(str, paths), "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), *map(str, paths), "--out", str(out)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert pd.read_csv(out)["seed"].tolist() == [0, 1]
     assert "2 git commits" in proc.stderr  # runs of different code are pointed out
-    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "none.json"), "--out", str(out)],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "none.json"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 1 and "none.json does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 
 def _git(folder, *args):
-    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t"})
+    subprocess.run(
+        ["git", *args],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        },
+    )
 
 
 def test_git_state_records_uncommitted_changes_and_their_hash(tmp_path):
@@ -137,7 +164,9 @@ def test_git_state_records_uncommitted_changes_and_their_hash(tmp_path):
     _git(tmp_path, "add", "code.py")
     _git(tmp_path, "commit", "-q", "-m", "one")
     clean = provenance.git_state(tmp_path)
-    assert clean.commit == provenance.git_commit(tmp_path) and clean.dirty is False and clean.diff_sha256 is None
+    assert (
+        clean.commit == provenance.git_commit(tmp_path) and clean.dirty is False and clean.diff_sha256 is None
+    )
     (tmp_path / "code.py").write_text("x = 2\n")
     dirty = provenance.git_state(tmp_path)
     assert dirty.commit == clean.commit and dirty.dirty is True and len(dirty.diff_sha256) == 64
@@ -148,9 +177,17 @@ def test_git_state_records_uncommitted_changes_and_their_hash(tmp_path):
     assert provenance.git_state(tmp_path) == provenance.GitState(clean.commit, True, None)
     rec = record(commit=dirty, data_sha256="d" * 64)
     assert (rec["git_commit"], rec["git_dirty"], rec["git_diff_sha256"], rec["data_sha256"]) == (
-        dirty.commit, True, dirty.diff_sha256, "d" * 64)
+        dirty.commit,
+        True,
+        dirty.diff_sha256,
+        "d" * 64,
+    )
     row = provenance.table_row(rec)
-    assert (row["git_dirty"], row["git_diff_sha256"], row["data_sha256"]) == (True, dirty.diff_sha256, "d" * 64)
+    assert (row["git_dirty"], row["git_diff_sha256"], row["data_sha256"]) == (
+        True,
+        dirty.diff_sha256,
+        "d" * 64,
+    )
 
 
 def test_data_digest_hashes_the_images_and_the_manifest(tmp_path):
@@ -168,16 +205,24 @@ def test_collect_script_warns_about_dirty_checkouts_and_changed_data(tmp_path):
     dirty = provenance.GitState("a" * 40, True, "f" * 64)
     paths = [tmp_path / f"r{s}.json" for s in (0, 1)]
     for seed, path in enumerate(paths):
-        provenance.write_record(path, record(seed=seed, stage="finetune", sampler=None, commit=dirty,
-                                             data_sha256="ab"[seed] * 64))
+        provenance.write_record(
+            path, record(seed=seed, stage="finetune", sampler=None, commit=dirty, data_sha256="ab"[seed] * 64)
+        )
     out = tmp_path / "provenance.csv"
-    proc = subprocess.run([sys.executable, str(script), *map(str, paths), "--out", str(out)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(script), *map(str, paths), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out)
     assert table["git_dirty"].tolist() == [True, True] and table["git_diff_sha256"].tolist() == ["f" * 64] * 2
     assert table["data_sha256"].tolist() == ["a" * 64, "b" * 64]
-    assert "2 of 2 runs were trained from a checkout with uncommitted changes (diff sha256 ffffffffffff)" in proc.stderr
+    assert (
+        "2 of 2 runs were trained from a checkout with uncommitted changes (diff sha256 ffffffffffff)"
+        in proc.stderr
+    )
     assert "2 different versions of the prepared data" in proc.stderr
 
 

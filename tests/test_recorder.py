@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from retention.dynamics import importing as importer
-from retention.errors import DataError
 from retention.dynamics.recorder import TraceRecorder
+from retention.errors import DataError
 from retention.fitting.traces import load_traces
 
 from .conftest import REPO
@@ -25,7 +25,9 @@ torch = pytest.importorskip("torch")
 
 def readme_example() -> str:
     text = (REPO / "README.md").read_text()
-    block = re.search(r"<!-- recorder-example -->\n```python\n(.*?)```\n<!-- /recorder-example -->", text, re.S)
+    block = re.search(
+        r"<!-- recorder-example -->\n```python\n(.*?)```\n<!-- /recorder-example -->", text, re.S
+    )
     assert block, "README.md lacks the recorder example between its markers"
     return block[1]
 
@@ -36,15 +38,17 @@ def test_the_readme_example_is_at_most_25_lines_runs_as_it_is_and_its_table_impo
     script = tmp_path / "example.py"
     script.write_text(code)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_parquet(tmp_path / "dynamics.parquet")
     assert len(table) == 600 * 8 and set(table["epoch"]) == set(range(8))
     assert table.groupby("epoch")["correct"].mean().iloc[-1] > 0.6  # the loop learned
     out = {"mlp/seed0": str(tmp_path / "runs/mlp/seed0/traces.npz")}
-    importer.import_dataset({"format": "table", "path": str(tmp_path / "dynamics.parquet")}, out,
-                            tmp_path / "manifest.csv")
+    importer.import_dataset(
+        {"format": "table", "path": str(tmp_path / "dynamics.parquet")}, out, tmp_path / "manifest.csv"
+    )
     traces = load_traces(out["mlp/seed0"])
     assert traces.correct.shape == (600, 8) and traces.t.tolist() == list(range(8))
     np.testing.assert_allclose(traces.loss, -np.log(traces.p_true), rtol=1e-4)
@@ -64,7 +68,9 @@ def test_probabilities_held_out_samples_and_warmup_on_a_plain_loop(tmp_path):
                 rec.record(epoch, torch.arange(60, 90), y[60:], probs=probs[60:], split="heldout")
     imported = importer.read_source({"format": "table", "path": str(path)})
     arrays = imported.runs[("lin", 4)]
-    assert arrays["t"].tolist() == [-1, 0, 1, 2, 3] and arrays["heldout_sample_id"].tolist() == list(range(60, 90))
+    assert arrays["t"].tolist() == [-1, 0, 1, 2, 3] and arrays["heldout_sample_id"].tolist() == list(
+        range(60, 90)
+    )
     assert arrays["class_names"].tolist() == ["a", "b", "c"]
     want = probs.float()[torch.arange(60), y[:60]].numpy()
     np.testing.assert_allclose(arrays["p_true"][:, 0], want, rtol=1e-6)

@@ -22,14 +22,20 @@ import yaml
 from PIL import Image
 
 from retention import paths
-from retention.findings import report
 from retention.figures import specs as figure_specs
+from retention.findings import report
 
 from .figure_fixtures import ROOT, load, make_study
 from .test_figure_layout import MAX_PX
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--hide-scrollbars", "--virtual-time-budget=20000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--hide-scrollbars",
+    "--virtual-time-budget=20000",
+)
 
 
 def _snakemake() -> str:
@@ -56,15 +62,31 @@ def chromium() -> str:
 
 def dump_dom(page: Path) -> str:
     """The DOM of ``page`` after its scripts ran, as headless Chromium serialises it."""
-    res = subprocess.run([chromium(), *CHROMIUM_FLAGS, "--dump-dom", page.resolve().as_uri()], check=False, capture_output=True,
-                         text=True, timeout=180)
+    res = subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, "--dump-dom", page.resolve().as_uri()],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
 
 
 def screenshot(page: Path, out: Path, size=(1400, 1600)) -> Image.Image:
-    res = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--window-size={size[0]},{size[1]}",
-                          f"--screenshot={out}", page.resolve().as_uri()], check=False, capture_output=True, text=True, timeout=180)
+    res = subprocess.run(
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--window-size={size[0]},{size[1]}",
+            f"--screenshot={out}",
+            page.resolve().as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert res.returncode == 0 and out.exists(), res.stderr[-2000:]
     return Image.open(out).convert("L")
 
@@ -74,7 +96,7 @@ def _job_counts(stdout: str) -> dict[str, int]:
     counts = {}
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(r"^job\s+count\s*$", line))
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         m = re.match(r"^(\S+)\s+(\d+)\s*$", line)
         if not m or m.group(1) == "total":
             break
@@ -95,29 +117,64 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
     # the fine-tuning jobs that make the first n seeds of every (dataset, arch): one per seed
     # group of train.seeds_per_job (rule finetune), and the runs linked to their folders
     seeds, k = demo["grid"]["seeds"], demo["train"].get("seeds_per_job", 1)
-    groups = [seeds[i:i + k] for i in range(0, len(seeds), k)]
+    groups = [seeds[i : i + k] for i in range(0, len(seeds), k)]
 
     def finetune(n, n_datasets):
         n_groups = sum(1 for g in groups if set(g) & set(seeds[:n]))
         return {"finetune": n_groups * n_datasets * n_arch, "publish_run": n * n_datasets * n_arch}
 
     # a figure of one dataset that reads its statistics: every run of that dataset only
-    stats_of_one = {**one, **finetune(n_seed, 1), "fit_traces": n_arch * n_seed, "fit_nulls": n_arch * n_seed,
-                    "dataset_stats": 1}
+    stats_of_one = {
+        **one,
+        **finetune(n_seed, 1),
+        "fit_traces": n_arch * n_seed,
+        "fit_nulls": n_arch * n_seed,
+        "dataset_stats": 1,
+    }
     first = datasets[0]
     targets = {
         # the first seed of each arch of every dataset
         paths.FIGURE.format(name="data_map", ext="pdf"): {
-            **pre, **finetune(n_seed, n_data), "fit_traces": n_data * n_arch * n_seed, "figure_data_map": 1},
-        paths.FIGURE_OF_DATASET.format(dataset=first, name="jaccard", ext="pdf"): {**stats_of_one, "figure_jaccard": 1},
-        paths.FIGURE_OF_DATASET.format(dataset=first, name="gallery", ext="png"): {**stats_of_one, "figure_gallery": 1},
+            **pre,
+            **finetune(n_seed, n_data),
+            "fit_traces": n_data * n_arch * n_seed,
+            "figure_data_map": 1,
+        },
+        paths.FIGURE_OF_DATASET.format(dataset=first, name="jaccard", ext="pdf"): {
+            **stats_of_one,
+            "figure_jaccard": 1,
+        },
+        paths.FIGURE_OF_DATASET.format(dataset=first, name="gallery", ext="png"): {
+            **stats_of_one,
+            "figure_gallery": 1,
+        },
         paths.FIGURE_OF_DATASET.format(dataset=first, name="training_curves", ext="pdf"): {
-            **one, **finetune(n_seed, 1), "figure_training_curves": 1},
+            **one,
+            **finetune(n_seed, 1),
+            "figure_training_curves": 1,
+        },
     }
-    base = [_snakemake(), "-n", "--quiet", "rules", "-s", str(ROOT / "Snakefile"), "--configfile",
-            str(ROOT / "config.yaml"), str(ROOT / "config" / "demo.yaml")]
-    procs = {t: subprocess.Popen([*base, "-d", str(tmp_path / str(i)), "--", t], env=_env(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True) for i, t in enumerate(targets)}
+    base = [
+        _snakemake(),
+        "-n",
+        "--quiet",
+        "rules",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        str(ROOT / "config" / "demo.yaml"),
+    ]
+    procs = {
+        t: subprocess.Popen(
+            [*base, "-d", str(tmp_path / str(i)), "--", t],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i, t in enumerate(targets)
+    }
     for target, expected in targets.items():
         out, _ = procs[target].communicate(timeout=180)
         assert procs[target].returncode == 0, out[-3000:]
@@ -127,9 +184,23 @@ def test_targeting_one_figure_schedules_only_its_upstream_jobs(tmp_path):
 def test_the_report_sorts_the_findings_first_and_the_figures_in_the_papers_order():
     """The HTML report lists categories and subcategories by name (localeCompare)."""
     assert sorted(["Findings", figure_specs.REPORT_CATEGORY, "Runs", "Samples"]) == [
-        "Findings", figure_specs.REPORT_CATEGORY, "Runs", "Samples"]
-    order = [figure_specs.FIGURES[n].subcategory for n in
-             ("primary_findings", "jaccard", "r2", "seed_stability", "class_forgetting", "warmup_loss", "sampler")]
+        "Findings",
+        figure_specs.REPORT_CATEGORY,
+        "Runs",
+        "Samples",
+    ]
+    order = [
+        figure_specs.FIGURES[n].subcategory
+        for n in (
+            "primary_findings",
+            "jaccard",
+            "r2",
+            "seed_stability",
+            "class_forgetting",
+            "warmup_loss",
+            "sampler",
+        )
+    ]
     assert order == sorted(order, key=str.lower)
     # the image sorts before the PDF in a figure's table (the report sorts labels by name)
     assert sorted(figure_specs.FORMATS.values()) == [figure_specs.FORMATS["png"], figure_specs.FORMATS["pdf"]]
@@ -155,10 +226,28 @@ def findings_page(tmp_path_factory):
     config = tmp / "study.yaml"
     config.write_text("grid: {datasets: [digits], archs: [cnn, vit], seeds: [0, 1]}\n")
     out = tmp / "findings.html"
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_findings.py"), "--csv", str(csv), "--md",
-                          str(md), "--figure", str(png), "--config", str(ROOT / "config.yaml"),
-                          str(ROOT / "config" / "demo.yaml"), str(config), "--out", str(out)],
-                         check=False, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "render_findings.py"),
+            "--csv",
+            str(csv),
+            "--md",
+            str(md),
+            "--figure",
+            str(png),
+            "--config",
+            str(ROOT / "config.yaml"),
+            str(ROOT / "config" / "demo.yaml"),
+            str(config),
+            "--out",
+            str(out),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return out, table
 
@@ -167,7 +256,7 @@ def test_the_findings_page_opens_on_the_verdicts(findings_page):
     out, table = findings_page
     text = out.read_text(encoding="utf-8")
     primary = table[table["primary"]]
-    body = text[text.index('<table class="verdicts">'):].split("</table>")[0].split("<tbody>")[1]
+    body = text[text.index('<table class="verdicts">') :].split("</table>")[0].split("<tbody>")[1]
     rows = re.findall(r"<tr>(.*?)</tr>", body)
     assert len(rows) == len(primary)
     first = primary.iloc[0]
@@ -209,8 +298,11 @@ def test_markdown_of_the_findings_becomes_html():
         """)
     intro, warnings, sections = report.sections(md)
     assert intro == "Intro with **bold** and `code`."
-    assert warnings == ["one\n  continued", "two"] or [w.split() for w in warnings] == [["one", "continued"], ["two"]]
-    (heading, body), = sections
+    assert warnings == ["one\n  continued", "two"] or [w.split() for w in warnings] == [
+        ["one", "continued"],
+        ["two"],
+    ]
+    ((heading, body),) = sections
     assert heading == "Verdicts" and "Read with care" not in body
     out = report.markdown_html(body)
     assert "<th>b | c</th>" in out and "<td><b>x</b></td>" in out
@@ -242,16 +334,34 @@ def test_demo_builds_every_figure_and_a_report_that_opens_on_the_findings(tmp_pa
     """The demo DAG on a reduced grid (2 seeds, 3 epochs), then `snakemake --report`, opened
     in headless Chromium: the findings table and the figures are on the page."""
     override = tmp_path / "small.yaml"
-    override.write_text(textwrap.dedent("""\
+    override.write_text(
+        textwrap.dedent("""\
             grid: {seeds: [0, 1]}
             train: {warmup_epochs: 1, epochs: 3}
             pretrain: {epochs: 1}
             stats: {bootstrap: 50, permutations: 50, tie_draws: 20, null_draws: 2}
             sampler: {datasets: [digits]}
-            """))
-    base = [_snakemake(), "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / "config.yaml"),
-            str(ROOT / "config" / "demo.yaml"), str(override), "-d", str(tmp_path / "work")]
-    res = subprocess.run(base + ["--cores", "2", "--quiet"], env=_env(), check=False, capture_output=True, text=True, timeout=900)
+            """)
+    )
+    base = [
+        _snakemake(),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        str(ROOT / "config" / "demo.yaml"),
+        str(override),
+        "-d",
+        str(tmp_path / "work"),
+    ]
+    res = subprocess.run(
+        base + ["--cores", "2", "--quiet"],
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     work = tmp_path / "work"
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -261,9 +371,20 @@ def test_demo_builds_every_figure_and_a_report_that_opens_on_the_findings(tmp_pa
     for path in expected:
         with Image.open(work / path) as im:
             assert 200 < im.size[0] <= MAX_PX[0] and 200 < im.size[1] <= MAX_PX[1], path
-    res = subprocess.run(base + ["--report", "report.html", "--report-html-stylesheet-path",
-                                 str(ROOT / "workflow" / "report" / "report.css")],
-                         env=_env(), check=False, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        base
+        + [
+            "--report",
+            "report.html",
+            "--report-html-stylesheet-path",
+            str(ROOT / "workflow" / "report" / "report.css"),
+        ],
+        env=_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     page = work / "report.html"
     text = page.read_text(errors="replace")
@@ -271,9 +392,11 @@ def test_demo_builds_every_figure_and_a_report_that_opens_on_the_findings(tmp_pa
         assert Path(path).name in text and Path(path).with_suffix(".pdf").name in text
     assert "{{" not in text and "samples.csv" in text  # captions rendered; every sample's rank in the report
     dom = dump_dom(page)
-    landing = dom[dom.index('class="prose prose-sm max-w-lg"'):]
+    landing = dom[dom.index('class="prose prose-sm max-w-lg"') :]
     assert '<table class="verdicts">' in landing and "claim" in landing  # the report opens on the findings
-    assert not re.search(r"\['|\[\d", html.unescape(landing.split('class="retention-findings"')[0]))  # no lists
+    assert not re.search(
+        r"\['|\[\d", html.unescape(landing.split('class="retention-findings"')[0])
+    )  # no lists
     assert "  archs:\n  - cnn\n  - vit" in html.unescape(landing)  # the config as YAML
     assert re.search(r'<img src="data:image/png;base64,[^"]{1000,}', landing)  # and a figure in it
     dom = dump_dom(_show_first_png(page, tmp_path / "figure.html"))

@@ -59,7 +59,8 @@ def cluster_problem() -> str | None:
         return "sinfo did not answer in 20 s: slurmctld is not reachable (sudo .ci/slurm-up.sh)"
     states = proc.stdout.split()
     if proc.returncode != 0 or not any(s.rstrip("*~#") in ("idle", "mix", "alloc", "comp") for s in states):
-        return f"SLURM cluster not up (sinfo: {(proc.stdout + proc.stderr).strip()!r}); start it: sudo .ci/slurm-up.sh"
+        answer = (proc.stdout + proc.stderr).strip()
+        return f"SLURM cluster not up (sinfo: {answer!r}); start it: sudo .ci/slurm-up.sh"
     return None
 
 
@@ -172,15 +173,19 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
 
     tmp = tmp_path_factory.mktemp("slurm")
     overlay = tmp / "grid.yaml"
-    overlay.write_text(yaml.safe_dump({
-        "grid": {"datasets": [GRID["dataset"]], "archs": GRID["archs"], "seeds": GRID["seeds"]},
-        "sampler": {"enabled": False},
-        # a checkpoint after every epoch, to resume from; one seed per job (the paper grid's
-        # setting, the demo's is 3): a requeued job is one run (seed groups' resources:
-        # tests/test_profiles.py)
-        "train": {"checkpoint_interval_s": 0, "seeds_per_job": 1},
-        "pretrain": {"epochs": 1},
-    }))
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "grid": {"datasets": [GRID["dataset"]], "archs": GRID["archs"], "seeds": GRID["seeds"]},
+                "sampler": {"enabled": False},
+                # a checkpoint after every epoch, to resume from; one seed per job (the paper grid's
+                # setting, the demo's is 3): a requeued job is one run (seed groups' resources:
+                # tests/test_profiles.py)
+                "train": {"checkpoint_interval_s": 0, "seeds_per_job": 1},
+                "pretrain": {"epochs": 1},
+            }
+        )
+    )
     configs = [*map(str, CONFIGS), str(overlay)]
     profile = load_profile()
     write_profile(tmp / "profile", profile)
@@ -192,10 +197,27 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
     # the reference: the same runs without SLURM (one core, beside the cluster's two)
     local_out = open(tmp / "local.out", "w")
     local = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(localdir),
-         "--profile", str(LOCAL_PROFILE), "--cores", "1", "--configfile", *configs,
-         "--", *(str(traces_path(Path("."), a, s)) for a, s in RUNS)],
-        cwd=localdir, env=env, stdout=local_out, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(localdir),
+            "--profile",
+            str(LOCAL_PROFILE),
+            "--cores",
+            "1",
+            "--configfile",
+            *configs,
+            "--",
+            *(str(traces_path(Path("."), a, s)) for a, s in RUNS),
+        ],
+        cwd=localdir,
+        env=env,
+        stdout=local_out,
+        stderr=subprocess.STDOUT,
     )
 
     try:
@@ -206,11 +228,28 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
         slurm_out = open(out_path, "w")
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
-             "--profile", str(tmp / "profile"),
-             "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
-             "--slurm-keep-successful-logs", "--configfile", *configs],
-            cwd=workdir, env=env, stdout=slurm_out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(SNAKEFILE),
+                "-d",
+                str(workdir),
+                "--profile",
+                str(tmp / "profile"),
+                "--slurm-status-command",
+                "squeue",
+                "--slurm-init-seconds-before-status-checks",
+                "5",
+                "--slurm-keep-successful-logs",
+                "--configfile",
+                *configs,
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=slurm_out,
+            stderr=subprocess.STDOUT,
         )
         arch, seed = PREEMPTED
         comment = f"rule_finetune_wildcards_{GRID['dataset']}_{arch}_{seed}"
@@ -223,12 +262,20 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
                     raise AssertionError(f"the SLURM run took over {SLURM_TIMEOUT_S} s:\n{tail}")
                 if preempted is None:
                     run_id = re.search(r"SLURM run ID: (\S+)", out_path.read_text())
-                    running = [
-                        job for job, state, job_comment in squeue("-o", "%i|%T|%k", "--name", run_id[1])
-                        if state == "RUNNING" and job_comment == comment
-                    ] if run_id else []
-                    epochs = [int(e) for e in re.findall(r"epoch (\d+)/\d+", rule_log.read_text())] \
-                        if rule_log.exists() else []
+                    running = (
+                        [
+                            job
+                            for job, state, job_comment in squeue("-o", "%i|%T|%k", "--name", run_id[1])
+                            if state == "RUNNING" and job_comment == comment
+                        ]
+                        if run_id
+                        else []
+                    )
+                    epochs = (
+                        [int(e) for e in re.findall(r"epoch (\d+)/\d+", rule_log.read_text())]
+                        if rule_log.exists()
+                        else []
+                    )
                     # after the second epoch: at least one checkpoint, several epochs to go
                     if running and epochs and max(epochs) >= 2:
                         preempted, after_epoch = running[0], max(epochs)
@@ -248,7 +295,9 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
         if local.poll() is None:
             local.kill()
         local_out.close()
-    assert local.returncode == 0, f"the local reference run failed:\n{(tmp / 'local.out').read_text()[-6000:]}"
+    assert local.returncode == 0, (
+        f"the local reference run failed:\n{(tmp / 'local.out').read_text()[-6000:]}"
+    )
 
     output = out_path.read_text()
     submissions = [
@@ -260,9 +309,17 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
         )
     ]
     run = SlurmRun(
-        workdir=workdir, localdir=localdir, returncode=proc.returncode, output=output, seconds=seconds,
-        submissions=submissions, jobs=scontrol_jobs(s for s, _, _ in submissions),
-        preempted_job=preempted, preempted_after_epoch=after_epoch, profile=profile, events=events,
+        workdir=workdir,
+        localdir=localdir,
+        returncode=proc.returncode,
+        output=output,
+        seconds=seconds,
+        submissions=submissions,
+        jobs=scontrol_jobs(s for s, _, _ in submissions),
+        preempted_job=preempted,
+        preempted_after_epoch=after_epoch,
+        profile=profile,
+        events=events,
     )
     print(f"\nSLURM run: {seconds:.0f} s, {len(submissions)} jobs; {'; '.join(events)}")
     return run
@@ -290,9 +347,25 @@ def test_demo_dag_completes_through_slurm_and_every_output_exists(slurm_run):
     assert any(rule.startswith("figure") for rule in rules), rules
     # snakemake itself: every output of the DAG is there and up to date
     dry = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(slurm_run.workdir), "-n",
-         "--cores", "1", "--configfile", *map(str, CONFIGS), str(slurm_run.workdir.parent / "grid.yaml")],
-        capture_output=True, text=True, env=job_env(), cwd=slurm_run.workdir,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(SNAKEFILE),
+            "-d",
+            str(slurm_run.workdir),
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            *map(str, CONFIGS),
+            str(slurm_run.workdir.parent / "grid.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=job_env(),
+        cwd=slurm_run.workdir,
     )
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
     results = slurm_run.workdir / "results"
@@ -323,7 +396,9 @@ def test_only_fine_tuning_jobs_request_a_gpu(slurm_run):
         assert slurm_run.jobs[job]["NumCPUs"] == "1"
     # an analysis job: the profile's memory for fit_traces (first attempt), no GPU
     expected = f"{mem_mb(slurm_run.profile, attempt=1)}M"
-    assert any(slurm_run.jobs[job]["MinMemoryNode"] == expected for job, _ in by_rule(slurm_run, "fit_traces"))
+    assert any(
+        slurm_run.jobs[job]["MinMemoryNode"] == expected for job, _ in by_rule(slurm_run, "fit_traces")
+    )
 
 
 def test_no_job_asks_for_more_cpus_than_the_node_has(slurm_run):
@@ -346,7 +421,9 @@ def test_traces_equal_those_of_a_local_run(slurm_run):
 
 
 def test_requeued_fine_tuning_job_resumes_from_its_checkpoint(slurm_run):
-    assert slurm_run.preempted_job, f"the fine-tuning job {PREEMPTED} was never seen running; {slurm_run.events}"
+    assert slurm_run.preempted_job, (
+        f"the fine-tuning job {PREEMPTED} was never seen running; {slurm_run.events}"
+    )
     record = slurm_run.jobs[slurm_run.preempted_job]
     assert record["Restarts"] == "1", (record, slurm_run.events)
     assert record["JobState"] == "COMPLETED", record
@@ -357,12 +434,17 @@ def test_requeued_fine_tuning_job_resumes_from_its_checkpoint(slurm_run):
     resumed = re.search(r"resumed from \S+seed1\.pt after epoch (\d+)", log)
     assert resumed, log
     # it resumed where the killed attempt had got to (one epoch may end as it is killed)
-    assert 1 <= int(resumed[1]) <= slurm_run.preempted_after_epoch + 1, (resumed[0], slurm_run.preempted_after_epoch)
+    assert 1 <= int(resumed[1]) <= slurm_run.preempted_after_epoch + 1, (
+        resumed[0],
+        slurm_run.preempted_after_epoch,
+    )
     # and trained only the remaining epochs
     epochs_run = [int(e) for e in re.findall(r"epoch (\d+)/\d+", log)]
     assert epochs_run and min(epochs_run) == int(resumed[1]) + 1
-    assert traces_path(slurm_run.workdir, arch, seed).read_bytes() == \
-        traces_path(slurm_run.localdir, arch, seed).read_bytes()
+    assert (
+        traces_path(slurm_run.workdir, arch, seed).read_bytes()
+        == traces_path(slurm_run.localdir, arch, seed).read_bytes()
+    )
 
 
 def test_job_killed_for_memory_is_retried_with_more_and_completes(slurm_run):

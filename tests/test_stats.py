@@ -171,7 +171,9 @@ def test_a_memoryless_study_is_never_beyond_the_null():
     table = findings.assemble_findings([out["summary"]], findings.Study(alpha=0.05))
     primary = table[table["primary"]]
     assert len(primary) == 5
-    assert (primary["null_verdict"] == "explained by null").all(), primary[["id", "arch", "value", "null_reason"]]
+    assert (primary["null_verdict"] == "explained by null").all(), primary[
+        ["id", "arch", "value", "null_reason"]
+    ]
     # F5 arises from difficulty alone here: the claim holds, and the null gives it too
     f5 = primary.set_index("id").loc["F5.meta"]
     assert f5["claim_verdict"] == "holds" and f5["null_verdict"] == "explained by null"
@@ -295,8 +297,16 @@ def test_a_study_where_nothing_was_learned_says_so_in_every_empty_row():
     empty = out["summary"][out["summary"]["value"].isna()]
     assert len(empty) >= 10
     assert empty["note"].str.startswith("no sample was ever learned in any run").all(), empty[["id", "note"]]
-    few = [fits_table(np.arange(n), np.arange(n) % 7, np.r_[np.full(5, 1.0), np.full(n - 5, np.nan)],
-                      np.r_[np.full(5, "fitted"), np.full(n - 5, "never_learned")], rng) for _ in range(6)]
+    few = [
+        fits_table(
+            np.arange(n),
+            np.arange(n) % 7,
+            np.r_[np.full(5, 1.0), np.full(n - 5, np.nan)],
+            np.r_[np.full(5, "fitted"), np.full(n - 5, "never_learned")],
+            rng,
+        )
+        for _ in range(6)
+    ]
     out = stats.dataset_tables(few, runs, FAST, "few", "since_learned")
     empty = out["summary"][out["summary"]["value"].isna()]
     assert len(empty) and empty["note"].str.startswith("too few samples were learned").all()

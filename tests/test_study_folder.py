@@ -75,7 +75,9 @@ def closed_port() -> int:
 
 def run(folder: Path, *args: str, snakefile: Path | None = None, check=True) -> subprocess.CompletedProcess:
     cmd = [*SNAKEMAKE, *args] if snakefile is None else [*SNAKEMAKE, "-s", str(snakefile), *args]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
+    env = dict(
+        os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", HF_ENDPOINT=f"http://127.0.0.1:{closed_port()}"
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env, timeout=1500)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -85,8 +87,15 @@ def run(folder: Path, *args: str, snakefile: Path | None = None, check=True) -> 
 @pytest.mark.integration
 def test_a_study_folder_with_six_lines_of_config_gets_its_findings_and_figures(tmp_path):
     folder = study(tmp_path)
-    run(folder, "--cores", "2", "--directory", str(folder), "--configfile=mine.yaml",
-        snakefile=REPO / "Snakefile")
+    run(
+        folder,
+        "--cores",
+        "2",
+        "--directory",
+        str(folder),
+        "--configfile=mine.yaml",
+        snakefile=REPO / "Snakefile",
+    )
     findings = (folder / "results/findings.md").read_text()
     assert "| F5 Spearman of loss at t = 0 and lambda, all runs | mine |" in findings
     assert (folder / "results/figures/primary_findings.pdf").stat().st_size > 0
@@ -119,8 +128,15 @@ def test_the_workflow_as_a_module_of_a_study_snakefile(tmp_path):
 def test_a_dataset_path_that_does_not_exist_stops_at_parse_time(tmp_path):
     folder = study(tmp_path)
     (folder / "mine.yaml").write_text(CONFIG.replace("path: images", "path: imagse"))
-    proc = run(folder, "-n", "--directory", str(folder), "--configfile=mine.yaml",
-               snakefile=REPO / "Snakefile", check=False)
+    proc = run(
+        folder,
+        "-n",
+        "--directory",
+        str(folder),
+        "--configfile=mine.yaml",
+        snakefile=REPO / "Snakefile",
+        check=False,
+    )
     assert proc.returncode != 0
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "datasets.mine.path" in ln]
     assert lines and "imagse does not exist" in lines[0] and str(folder / "imagse") in lines[0]
@@ -137,7 +153,10 @@ def test_yaml_1_2_numbers_parse_and_a_misspelt_key_gets_a_suggestion(tmp_path):
     (folder / "mine.yaml").write_text(CONFIG.replace("warmup_epochs", "warmup_epoch"))
     proc = run(folder, *args, snakefile=REPO / "Snakefile", check=False)
     assert proc.returncode != 0
-    assert "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?" in proc.stdout + proc.stderr
+    assert (
+        "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?"
+        in proc.stdout + proc.stderr
+    )
 
 
 @pytest.mark.integration
@@ -153,13 +172,17 @@ def test_a_changed_dataset_path_reruns_preparation(tmp_path):
 
 
 @pytest.mark.integration
-def test_a_study_whose_config_names_only_a_folder_of_cartography_runs_gets_findings_figures_and_report(tmp_path):
+def test_a_study_whose_config_names_only_a_folder_of_cartography_runs_gets_findings_figures_and_report(
+    tmp_path,
+):
     """Issue 26's "done when": training dynamics recorded elsewhere with dataset
     cartography (two architectures, three seeds), a config that names only their folder,
     `snakemake --cores 2` from the study's own folder: findings.md, every figure, the report."""
     folder = tmp_path / "glue"
     make_cartography_runs(folder / "dynamics")
-    (folder / "config.yaml").write_text("grid: {datasets: [sst2]}\ndatasets:\n  sst2: {source: traces, path: dynamics}\n")
+    (folder / "config.yaml").write_text(
+        "grid: {datasets: [sst2]}\ndatasets:\n  sst2: {source: traces, path: dynamics}\n"
+    )
     run(folder, "--cores", "2", snakefile=REPO / "Snakefile")
     findings = (folder / "results/findings.md").read_text()
     assert "| F1 top-10% Jaccard, within minus cross architecture (cnn vs vit) | sst2 |" in findings
@@ -206,7 +229,9 @@ def test_the_readme_offline_study_gets_its_findings_without_the_network(tmp_path
     image_folder(folder / "images", per_class=10)
     (folder / "config.yaml").write_text(readme_offline_config())
     (folder / "quick.yaml").write_text(QUICK)
-    proc = run(folder, "--cores", "2", "--configfile=quick.yaml", "results/findings.md", snakefile=REPO / "Snakefile")
+    proc = run(
+        folder, "--cores", "2", "--configfile=quick.yaml", "results/findings.md", snakefile=REPO / "Snakefile"
+    )
     findings = (folder / "results/findings.md").read_text()
     for label in ("small CNN", "small ViT"):
         assert f"| Held-out accuracy at end ({label}) | mine |" in findings, findings[:3000]

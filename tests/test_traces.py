@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 
 from retention.errors import DataError
-from retention.io import save_npz
+from retention.fitting.simulate import simulate_traces
 from retention.fitting.traces import (
-    learning_epoch,
-    parse_label,
     build_traces,
     cartography,
     forgetting_events,
+    learning_epoch,
     load_traces,
     parse_definition,
+    parse_label,
     sample_scores,
     trace_label,
 )
-from retention.fitting.simulate import simulate_traces
+from retention.io import save_npz
 
 # t = -2, -1 (warmup), 0..5 (E = 5)
 T = np.arange(-2, 6)
@@ -67,7 +67,7 @@ def test_missing_key_is_named(tmp_path, arrays, key):
     [
         ("correct", lambda a: a["correct"].astype(np.float32)),
         ("sample_id", lambda a: a["sample_id"].astype(np.float64)),
-        ("p_true", lambda a: (a["p_true"] > 0.5)),
+        ("p_true", lambda a: a["p_true"] > 0.5),
         ("class_names", lambda a: np.arange(len(a["class_names"]))),
     ],
 )
@@ -202,7 +202,15 @@ def test_since_warmup_and_raw():
     raw = build_traces(matrix(ROWS), None, T, "raw")
     assert raw.model == "raw"
     # raw keeps every sample (docs/method.md section 4): the never-correct row is fitted too
-    assert raw.status.tolist() == ["unforgettable", "fitted", "fitted", "fitted", "fitted", "fitted", "fitted"]
+    assert raw.status.tolist() == [
+        "unforgettable",
+        "fitted",
+        "fitted",
+        "fitted",
+        "fitted",
+        "fitted",
+        "fitted",
+    ]
     np.testing.assert_array_equal(raw.y[5], ROWS[5])
     np.testing.assert_array_equal(raw.n_points, [6, 6, 6, 6, 6, 6, 6])
 
@@ -271,7 +279,10 @@ def test_trace_labels_round_trip_with_learned_after():
         with pytest.raises(ValueError, match=bad):
             parse_label(bad)
     # the configured learned_after (3 by default) does not apply to raw, which has no learning point
-    assert trace_label("raw", True, 3) == "raw_soft" and trace_label("since_warmup", False, 3) == "since_warmup_la3"
+    assert (
+        trace_label("raw", True, 3) == "raw_soft"
+        and trace_label("since_warmup", False, 3) == "since_warmup_la3"
+    )
 
 
 def test_learned_after_two_needs_two_consecutive_correct_epochs():

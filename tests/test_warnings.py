@@ -33,8 +33,9 @@ def test_the_filter_turns_a_warning_of_the_package_into_an_error():
     """The check itself: a warning attributed to a module of retention is an error here,
     one of another package is not."""
     with pytest.raises(RuntimeWarning, match="Mean of empty slice"):
-        warnings.warn_explicit("Mean of empty slice", RuntimeWarning, "retention/stats/f4.py", 190,
-                               module="retention.stats.f4")
+        warnings.warn_explicit(
+            "Mean of empty slice", RuntimeWarning, "retention/stats/f4.py", 190, module="retention.stats.f4"
+        )
     with pytest.warns(RuntimeWarning):
         warnings.warn_explicit("elsewhere", RuntimeWarning, "numpy/x.py", 1, module="numpy.x")
 
@@ -67,7 +68,9 @@ def test_fits_nulls_statistics_and_findings_of_a_class_too_few_give_no_warning()
         tables.append(fit_table(traces, ["raw", "since_learned_soft"]))
         null_tables.append(nulls.null_fit_table(traces, "since_learned", 2, 0, f"run{i}"))
         infos.append(stats.class_info_from_traces(arrays, run=f"run{i}"))
-    out = stats.dataset_tables(tables, runs, FAST, "few", "since_learned", class_infos=infos, null_fits=null_tables)
+    out = stats.dataset_tables(
+        tables, runs, FAST, "few", "since_learned", class_infos=infos, null_fits=null_tables
+    )
     assert len(out["summary"]) and len(out["robustness"])
     md = findings.findings_markdown(findings.assemble_findings([out["summary"]], findings.Study()))
     assert "few" in md
@@ -100,7 +103,11 @@ def test_no_warning_in_any_log_of_the_paper_config_on_fixture_data(tmp_path):
             pixels[..., k] += 150
             Image.fromarray(pixels).save(tmp_path / "few" / name / f"{i}.png")
     overlay = {
-        "grid": {"datasets": ["octdl", "cub200", "few"], "archs": ["resnet18", "deit_small"], "seeds": [0, 1]},
+        "grid": {
+            "datasets": ["octdl", "cub200", "few"],
+            "archs": ["resnet18", "deit_small"],
+            "seeds": [0, 1],
+        },
         "datasets": {
             "octdl": {"path": str(tmp_path / "octdl"), "storage_size": 16},
             "cub200": {"path": str(tmp_path / "cub/CUB_200_2011"), "storage_size": 16},
@@ -108,7 +115,11 @@ def test_no_warning_in_any_log_of_the_paper_config_on_fixture_data(tmp_path):
         },
         "archs": {
             "resnet18": {"weights": "none", "input_size": 16},
-            "deit_small": {"weights": "none", "input_size": 16, "model_kwargs": {"img_size": 16, "patch_size": 8}},
+            "deit_small": {
+                "weights": "none",
+                "input_size": 16,
+                "model_kwargs": {"img_size": 16, "patch_size": 8},
+            },
         },
         "train": {"warmup_epochs": 1, "epochs": 3, "seeds_per_job": 2, "batch_size": 16},
         "stats": {"bootstrap": 20, "permutations": 20, "null_draws": 2, "tie_draws": 5},
@@ -116,12 +127,30 @@ def test_no_warning_in_any_log_of_the_paper_config_on_fixture_data(tmp_path):
     }
     (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
-         "--configfile", str(REPO / "config.yaml"), str(tmp_path / "overlay.yaml")],
-        capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1"),
-        timeout=3000, check=False,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--cores",
+            "2",
+            "--configfile",
+            str(REPO / "config.yaml"),
+            str(tmp_path / "overlay.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1"),
+        timeout=3000,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (tmp_path / "results/findings.md").exists() and (tmp_path / "results/figures/octdl/gallery.pdf").exists()
+    assert (tmp_path / "results/findings.md").exists() and (
+        tmp_path / "results/figures/octdl/gallery.pdf"
+    ).exists()
     assert not warning_lines(tmp_path, proc.stdout + proc.stderr)
     assert not (tmp_path / "results/checkpoints").exists()

@@ -53,7 +53,10 @@ def list_rules() -> dict[str, str]:
     """`snakemake --list-rules` of the demo config: each rule's description ('' if none)."""
     proc = subprocess.run(
         [*SNAKEMAKE, "--list-rules", "-s", "Snakefile", "--configfile", "config.yaml", "config/demo.yaml"],
-        capture_output=True, text=True, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rules = {}
@@ -81,9 +84,20 @@ def test_rule_all_has_a_description():
 def test_paper_grid_dry_run_lists_every_job_without_network(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.run(
-        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "-n",
-         "--configfile", str(REPO / "config.yaml")],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
+        [
+            *SNAKEMAKE,
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "-n",
+            "--configfile",
+            str(REPO / "config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
@@ -111,13 +125,17 @@ def test_bad_config_stops_before_any_job(tmp_path):
 @pytest.mark.integration
 def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(yaml.safe_dump({
-        "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
-        # a checkpoint after every epoch, so that the check for leftovers below can fail;
-        # one seed per job (the demo's seed groups of 3: test_seed_group_job_...)
-        "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0, "seeds_per_job": 1},
-        "pretrain": {"epochs": 1},
-    }))
+    tiny.write_text(
+        yaml.safe_dump(
+            {
+                "grid": {"datasets": ["digits_lt"], "archs": ["cnn", "vit"], "seeds": [0, 1]},
+                # a checkpoint after every epoch, so that the check for leftovers below can fail;
+                # one seed per job (the demo's seed groups of 3: test_seed_group_job_...)
+                "train": {"warmup_epochs": 1, "epochs": 2, "checkpoint_interval_s": 0, "seeds_per_job": 1},
+                "pretrain": {"epochs": 1},
+            }
+        )
+    )
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
     targets = [f"results/runs/digits_lt/{a}/seed{s}/traces.npz" for a in ("cnn", "vit") for s in (0, 1)]
     snakemake(tmp_path, "--cores", "2", *targets, configs=configs)
@@ -128,8 +146,14 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
         run = Path(target).parent
         assert (tmp_path / run / "metrics.csv").exists()
         record = json.loads((tmp_path / run / "run.json").read_text())
-        assert (record["stage"], record["arch"], f"seed{record['seed']}") == ("finetune", run.parts[-2], run.name)
-        log = tmp_path / "logs/finetune" / run.relative_to("results/runs").parent / f"seeds{record['seed']}.log"
+        assert (record["stage"], record["arch"], f"seed{record['seed']}") == (
+            "finetune",
+            run.parts[-2],
+            run.name,
+        )
+        log = (
+            tmp_path / "logs/finetune" / run.relative_to("results/runs").parent / f"seeds{record['seed']}.log"
+        )
         assert "epoch 3/3" in log.read_text()
     assert not list((tmp_path / "results").rglob("*.pt")), "checkpoints left behind"
     assert not (tmp_path / "results/checkpoints").exists(), "empty checkpoint folders left behind"
@@ -139,8 +163,19 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
     # keys that change how a run executes, not its results, rerun nothing
     run_only = tmp_path / "run_only.yaml"
-    run_only.write_text(yaml.safe_dump({"train": {"threads": 3, "checkpoint_interval_s": 30, "checkpoint": False,
-                                                  "gpu_slots_per_device": 2, "data_on_device": False}}))
+    run_only.write_text(
+        yaml.safe_dump(
+            {
+                "train": {
+                    "threads": 3,
+                    "checkpoint_interval_s": 30,
+                    "checkpoint": False,
+                    "gpu_slots_per_device": 2,
+                    "data_on_device": False,
+                }
+            }
+        )
+    )
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, run_only])
     assert "Nothing to be done" in again.stdout + again.stderr
     # a display-only key (an arch's label) redraws figures, findings and the report: it retrains
@@ -149,11 +184,19 @@ def test_demo_finetuning_jobs_through_snakemake(tmp_path):
     relabel.write_text(yaml.safe_dump({"archs": {"cnn": {"label": "a renamed CNN"}}}))
     again = snakemake(tmp_path, "--cores", "2", "-n", *targets, configs=[*configs, relabel])
     assert "Nothing to be done" in again.stdout + again.stderr
-    trained = ("finetune", "finetune_budget", "publish_run", "publish_budget_run", "pretrain", "fit_traces",
-               "fit_nulls")
+    trained = (
+        "finetune",
+        "finetune_budget",
+        "publish_run",
+        "publish_budget_run",
+        "pretrain",
+        "fit_traces",
+        "fit_nulls",
+    )
     plans = [job_counts(snakemake(tmp_path, "-n", configs=c).stdout) for c in (configs, [*configs, relabel])]
     assert [{k: n for k, n in plan.items() if k in trained} for plan in plans] == [
-        {k: n for k, n in plans[0].items() if k in trained}] * 2
+        {k: n for k, n in plans[0].items() if k in trained}
+    ] * 2
     # one that shapes them reruns the runs
     shaping = tmp_path / "shaping.yaml"
     shaping.write_text(yaml.safe_dump({"train": {"weight_decay": 0.01}}))
@@ -172,7 +215,9 @@ def test_seeds_per_job_groups_the_grid_seeds_into_jobs(tmp_path):
     assert counts["finetune"] == 4 + 4 and counts["publish_run"] == 20 + 4  # groups, scouts; runs
     assert counts["finetune_budget"] == 2 * 2 * 2  # dataset, arch, sampler: a group of 5 each
     assert proc.stdout.count("group=0_1_2_3_4") == 4 + 8 and proc.stdout.count("group=100") == 4
-    one = snakemake(tmp_path, "-n", "results/runs/octdl/resnet18/seed3/traces.npz", configs=[REPO / "config.yaml", group])
+    one = snakemake(
+        tmp_path, "-n", "results/runs/octdl/resnet18/seed3/traces.npz", configs=[REPO / "config.yaml", group]
+    )
     assert job_counts(one.stdout).get("finetune") == 1 and "group=0_1_2_3_4" in one.stdout
 
 
@@ -181,14 +226,20 @@ def test_seed_group_job_through_snakemake(tmp_path):
     """A seed group's job and a single seed's; their run.json and pretraining's, in rule
     provenance's table."""
     tiny = tmp_path / "tiny.yaml"
-    tiny.write_text(yaml.safe_dump({
-        "grid": {"datasets": ["digits_lt"], "archs": ["vit"], "seeds": [0, 1, 2]},
-        "train": {"warmup_epochs": 1, "epochs": 2, "seeds_per_job": 2},
-        "pretrain": {"epochs": 1},
-        "sampler": {"enabled": False},
-    }))
+    tiny.write_text(
+        yaml.safe_dump(
+            {
+                "grid": {"datasets": ["digits_lt"], "archs": ["vit"], "seeds": [0, 1, 2]},
+                "train": {"warmup_epochs": 1, "epochs": 2, "seeds_per_job": 2},
+                "pretrain": {"epochs": 1},
+                "sampler": {"enabled": False},
+            }
+        )
+    )
     configs = [REPO / "config.yaml", REPO / "config/demo.yaml", tiny]
-    targets = [f"results/runs/digits_lt/vit/seed{s}/traces.npz" for s in (0, 1, 2)] + ["results/provenance.csv"]
+    targets = [f"results/runs/digits_lt/vit/seed{s}/traces.npz" for s in (0, 1, 2)] + [
+        "results/provenance.csv"
+    ]
     proc = snakemake(tmp_path, "--cores", "2", *targets, configs=configs)
     assert "group=0_1" in proc.stdout + proc.stderr and "group=2" in proc.stdout + proc.stderr
     for seed in (0, 1, 2):
@@ -203,7 +254,9 @@ def test_seed_group_job_through_snakemake(tmp_path):
         assert record["config"]["inputs"]["weights"] == "results/pretrain/glyphs/vit/weights.safetensors"
     table = pd.read_csv(tmp_path / "results/provenance.csv", keep_default_na=False)
     assert table[["stage", "dataset", "seed"]].values.tolist() == [
-        ["finetune", "digits_lt", 0], ["finetune", "digits_lt", 1], ["finetune", "digits_lt", 2],
+        ["finetune", "digits_lt", 0],
+        ["finetune", "digits_lt", 1],
+        ["finetune", "digits_lt", 2],
         ["pretrain", "glyphs", 0],
     ]
     assert (table["arch"] == "vit").all() and (table["torch"] != "").all() and (table["duration_s"] > 0).all()
@@ -211,8 +264,9 @@ def test_seed_group_job_through_snakemake(tmp_path):
     # whether the checkout had uncommitted changes, and what data each run trained on
     assert table["git_dirty"].tolist() == [provenance.git_state().dirty] * 4
     digests = dict(zip(table["dataset"], table["data_sha256"]))
-    assert digests["digits_lt"] == provenance.data_digest(tmp_path / "results/data/digits_lt/manifest.csv",
-                                                          tmp_path / "results/data/digits_lt/images.npy")
+    assert digests["digits_lt"] == provenance.data_digest(
+        tmp_path / "results/data/digits_lt/manifest.csv", tmp_path / "results/data/digits_lt/images.npy"
+    )
     assert table["data_sha256"].nunique() == 2 and digests["glyphs"] != digests["digits_lt"]
     assert (tmp_path / "benchmarks/provenance/provenance.tsv").exists()
     log = (tmp_path / "logs/finetune/digits_lt/vit/seeds0_1.log").read_text()

@@ -17,8 +17,8 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from retention.errors import DownloadError
 
@@ -40,8 +40,7 @@ def _check_name(name: str, archive: str) -> PurePosixPath:
     path = PurePosixPath(posix)
     if ".." in path.parts:
         raise DownloadError(
-            f"archive {archive}: member '{name}' contains '..' (path traversal); "
-            "refusing to extract it"
+            f"archive {archive}: member '{name}' contains '..' (path traversal); refusing to extract it"
         )
     return path
 
@@ -50,9 +49,7 @@ def _inside(root: Path, rel: PurePosixPath, archive: str, name: str) -> Path:
     """``root / rel``, after checking it resolves inside ``root``."""
     target = root.joinpath(*rel.parts)
     if not target.resolve().is_relative_to(root.resolve()):
-        raise DownloadError(
-            f"archive {archive}: member '{name}' would be written outside the destination"
-        )
+        raise DownloadError(f"archive {archive}: member '{name}' would be written outside the destination")
     return target
 
 
@@ -67,8 +64,7 @@ def _checked_tar_members(tf: tarfile.TarFile, archive: str) -> Iterator[tarfile.
             )
         if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
             raise DownloadError(
-                f"archive {archive}: member '{member.name}' is a device or fifo; "
-                "refusing to extract it"
+                f"archive {archive}: member '{member.name}' is a device or fifo; refusing to extract it"
             )
         if not (member.isfile() or member.isdir()):
             raise DownloadError(
@@ -131,9 +127,7 @@ def archive_kind(name: str) -> str:
     )
 
 
-def extract_archive(
-    archive: str | os.PathLike, dest: str | os.PathLike, name: str | None = None
-) -> None:
+def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, name: str | None = None) -> None:
     """Extract a zip or tar archive into the existing directory ``dest``.
 
     ``name`` (default: the archive's file name) picks the format by its suffix.

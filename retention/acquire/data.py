@@ -21,8 +21,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from retention.acquire import glyphs
-from retention.dynamics import sources as imports
 from retention.config import DIGITS_LT_MAX_RATIO, DIGITS_LT_SMALLEST, DIGITS_MIN_CLASS, schema_default
+from retention.dynamics import sources as imports
 from retention.errors import ConfigError, DataError
 
 #: the schema's default of datasets.<name>.imbalance_ratio (digits_lt: OCTDL's 56:1)
@@ -227,9 +227,7 @@ def _images_below(folder: Path) -> list[Path]:
     for top, dirs, files in os.walk(folder, onerror=fail):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [
-            Path(top, f)
-            for f in files
-            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
+            Path(top, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES
         ]
     return sorted(found)
 
@@ -278,7 +276,9 @@ def list_imagefolder(root: str | os.PathLike, skip_empty_classes: bool = False) 
     if loose:
         log.warning(
             "%d image file(s) directly in %s (e.g. %s) are in no class folder; left out",
-            len(loose), root, loose[0].name,
+            len(loose),
+            root,
+            loose[0].name,
         )
     images = {p.name: _images_below(p) for p in entries if p.is_dir()}
     _check_layout(root, images)
@@ -439,16 +439,12 @@ def decode_images(
     return PreparedDataset(manifest, images, [decoded[i] for i in bad])
 
 
-def check_classes(
-    manifest: pd.DataFrame, classes: pd.Series, min_per_class: int, where: str
-) -> None:
+def check_classes(manifest: pd.DataFrame, classes: pd.Series, min_per_class: int, where: str) -> None:
     """DataError unless ``classes`` (label -> class name) are two or more and each has at
     least ``min_per_class`` train images in ``manifest``; ``where`` names the dataset."""
     if len(classes) < 2:
         names = ", ".join(f"'{c}'" for c in classes) or "none"
-        raise DataError(
-            f"{where} has {len(classes)} class(es) ({names}); the analysis needs at least 2"
-        )
+        raise DataError(f"{where} has {len(classes)} class(es) ({names}); the analysis needs at least 2")
     splits = manifest.groupby(["label", "split"]).size().unstack(fill_value=0)
     train = splits.get("train", pd.Series(dtype=int)).reindex(classes.index, fill_value=0)
     short = train[train < min_per_class]
@@ -499,14 +495,17 @@ def load_prepared(manifest_path: str | os.PathLike, images_path: str | os.PathLi
     (a missing, truncated or unreadable file is a DataError naming it: ``retention.io``)."""
     from retention.io import read_npy, read_table
 
-    manifest = read_table(manifest_path, "manifest", columns=MANIFEST_COLUMNS,
-                          dtype={"class_name": str, "group": str, "split": str})
+    manifest = read_table(
+        manifest_path,
+        "manifest",
+        columns=MANIFEST_COLUMNS,
+        dtype={"class_name": str, "group": str, "split": str},
+    )
     manifest["group"] = manifest["group"].fillna("")
     images = read_npy(images_path, "prepared images")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[0] != len(manifest):
         raise DataError(
-            f"{images_path}: expected uint8 (N={len(manifest)}, S, S, 3), got "
-            f"{images.dtype} {images.shape}"
+            f"{images_path}: expected uint8 (N={len(manifest)}, S, S, 3), got {images.dtype} {images.shape}"
         )
     return PreparedDataset(manifest, np.asarray(images))
 

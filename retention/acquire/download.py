@@ -27,14 +27,14 @@ import re
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 from urllib.parse import unquote, urlparse
 
 from retention.acquire.archive import CHUNK_BYTES, extract_archive
-from retention.errors import ConfigError, DownloadError
 from retention.acquire.transfer import BACKOFF_S, DEFAULT_MAX_BYTES, RETRIES, TIMEOUT_S, download_file
+from retention.errors import ConfigError, DownloadError
 
 log = logging.getLogger("retention.acquire.download")
 
@@ -84,9 +84,7 @@ def parse_checksum(checksum: str | None) -> tuple[str, str] | None:
     if algo not in _HEX_LENGTH:
         raise ConfigError(f"checksum {checksum!r}: algorithm must be md5 or sha256, not {algo!r}")
     if not re.fullmatch(rf"[0-9a-f]{{{_HEX_LENGTH[algo]}}}", digest):
-        raise ConfigError(
-            f"checksum {checksum!r}: a {algo} digest is {_HEX_LENGTH[algo]} hex digits"
-        )
+        raise ConfigError(f"checksum {checksum!r}: a {algo} digest is {_HEX_LENGTH[algo]} hex digits")
     return algo, digest
 
 
@@ -100,8 +98,7 @@ def parse_spec(entry: Mapping) -> DownloadSpec:
     unknown = set(entry) - _SPEC_KEYS
     if unknown:
         raise ConfigError(
-            f"download entry {dict(entry)!r}: unknown key(s) {sorted(unknown)}; "
-            f"allowed: {sorted(_SPEC_KEYS)}"
+            f"download entry {dict(entry)!r}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}"
         )
     name = entry.get("file")
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
@@ -243,9 +240,7 @@ def _obtain(
         else:
             log.warning("local source %s for %s does not exist; trying the next", path, spec.file)
     if not remote:
-        raise DownloadError(
-            f"no source for {spec.file}: none of the local paths {list(spec.urls)} exists"
-        )
+        raise DownloadError(f"no source for {spec.file}: none of the local paths {list(spec.urls)} exists")
     target = downloads / partial_key(spec) / spec.file
     if target.is_file():
         log.info("using %s, downloaded whole by an earlier run", target)
@@ -270,8 +265,7 @@ def _download_lock(dest: Path) -> Iterator[None]:
             owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise DownloadError(
-                f"{dest} is being downloaded by {owner} (lock file {lock}); wait for it "
-                "to finish, or stop it"
+                f"{dest} is being downloaded by {owner} (lock file {lock}); wait for it to finish, or stop it"
             ) from None
         with contextlib.suppress(FileNotFoundError):
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
@@ -330,9 +324,7 @@ def _gather(
     for spec in specs:
 
         def fetch(urls: Sequence[str], target: Path, spec: DownloadSpec = spec) -> str:
-            return download_file(
-                urls, target, max_bytes=spec.max_bytes, keep_partial=True, **options
-            )
+            return download_file(urls, target, max_bytes=spec.max_bytes, keep_partial=True, **options)
 
         path, source, downloaded = _obtain(spec, downloads, fetch)
         if not downloaded and path.stat().st_size > spec.max_bytes:
@@ -406,7 +398,10 @@ def warn_unpinned(specs: Sequence[DownloadSpec], digests: dict[str, str], datase
             "PIN THE CHECKSUMS: %d file(s) of %s were downloaded without a checksum, so a changed or "
             "tampered file would go unnoticed next time. Write these into your config (the entries of "
             "datasets.%s.download):\n    %s",
-            len(lines), dataset, dataset, "\n    ".join(lines),
+            len(lines),
+            dataset,
+            dataset,
+            "\n    ".join(lines),
         )
     return lines
 

@@ -89,14 +89,20 @@ def render_bitmap(char: str, rng: np.random.Generator, resolution: int = RESOLUT
     canvas = 3 * RENDER_SIZE
     img = Image.new("L", (canvas, canvas))
     ImageDraw.Draw(img).text(
-        (canvas / 2, canvas / 2), char, font=_font(face), fill=255, anchor="mm",
-        stroke_width=stroke, stroke_fill=255,
+        (canvas / 2, canvas / 2),
+        char,
+        font=_font(face),
+        fill=255,
+        anchor="mm",
+        stroke_width=stroke,
+        stroke_fill=255,
     )
     inv = np.linalg.inv(_affine(rng))  # Image.transform maps output to input pixels
     c = canvas / 2
     offset = np.array([c, c]) - inv @ np.array([c, c])
     img = img.transform(
-        img.size, Image.Transform.AFFINE,
+        img.size,
+        Image.Transform.AFFINE,
         (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1]),
         resample=Image.Resampling.BILINEAR,
     )

@@ -13,8 +13,8 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from retention.errors import DownloadError
 
@@ -72,9 +72,7 @@ def _resume_headers(part: Path) -> tuple[int, dict[str, str]]:
     return have, headers
 
 
-def _fetch_once(
-    session, url: str, part: Path, max_bytes: int, timeout: float, progress: bool
-) -> None:
+def _fetch_once(session, url: str, part: Path, max_bytes: int, timeout: float, progress: bool) -> None:
     """One HTTP GET of ``url`` into ``part``, resuming from its current size."""
     import requests
     from tqdm import tqdm
@@ -196,9 +194,7 @@ def download_file(
             for url in urls:
                 if url in dead:
                     continue
-                log.info(
-                    "downloading %s from %s (attempt %d of %d)", dest.name, url, attempt, retries
-                )
+                log.info("downloading %s from %s (attempt %d of %d)", dest.name, url, attempt, retries)
                 try:
                     _fetch_once(session, url, part, max_bytes, timeout, progress)
                 except _Skip as err:
@@ -225,6 +221,4 @@ def download_file(
         part.unlink(missing_ok=True)
         _validator_file(part).unlink(missing_ok=True)
     detail = "; ".join(f"{url}: {msg}" for url, msg in errors.items())
-    raise DownloadError(
-        f"could not download {dest.name} after {retries} attempt(s): {detail}{kept}"
-    )
+    raise DownloadError(f"could not download {dest.name} after {retries} attempt(s): {detail}{kept}")

@@ -17,8 +17,9 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from retention.errors import WeightsError
@@ -105,8 +106,9 @@ def cached_hub_file(model_name: str) -> Path | None:
     return None
 
 
-def missing_weights_message(model_name: str, path: str | os.PathLike, arch: str | None = None,
-                            reason: str = "") -> str:
+def missing_weights_message(
+    model_name: str, path: str | os.PathLike, arch: str | None = None, reason: str = ""
+) -> str:
     """One line: the weights of ``model_name`` are not here (``path`` and, where timm
     fetches them from the hub, the hub cache were looked at; ``reason``: why the hub
     cannot help), and the three ways out."""
@@ -133,17 +135,16 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     """
     from safetensors.torch import save_file
 
-    tensors = {
-        key: value.detach().to("cpu").contiguous().clone() for key, value in state_dict.items()
-    }
+    tensors = {key: value.detach().to("cpu").contiguous().clone() for key, value in state_dict.items()}
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     return path
 
 
-def save_pretrained_weights(model_name: str, path: str | os.PathLike, arch: str | None = None,
-                            probe: HubProbe | None = None) -> Path:
+def save_pretrained_weights(
+    model_name: str, path: str | os.PathLike, arch: str | None = None, probe: HubProbe | None = None
+) -> Path:
     """Save timm model ``model_name``'s pretrained weights at ``path``: from the local
     Hugging Face hub cache when it holds them (no network), else from the hub.
 
@@ -157,8 +158,7 @@ def save_pretrained_weights(model_name: str, path: str | os.PathLike, arch: str 
 
     if not timm.is_model(model_name) or not timm.list_pretrained(model_name):
         raise WeightsError(
-            f"'{model_name}' is not a timm model with pretrained weights "
-            "(see timm.list_pretrained())"
+            f"'{model_name}' is not a timm model with pretrained weights (see timm.list_pretrained())"
         )
     cached = cached_hub_file(model_name)
     if cached is not None:
@@ -202,13 +202,9 @@ def check_weights(
     try:
         saved = load_file(str(path))
     except Exception as err:
-        raise WeightsError(
-            f"weights file {path} is not a readable safetensors file: {err}"
-        ) from err
+        raise WeightsError(f"weights file {path} is not a readable safetensors file: {err}") from err
     state = model.state_dict()
-    head = {
-        f"{name}." for name, module in model.named_modules() if module is model.get_classifier()
-    }
+    head = {f"{name}." for name, module in model.named_modules() if module is model.get_classifier()}
     matched, wrong = 0, []
     for key, value in state.items():
         if any(key.startswith(prefix) for prefix in head):

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retention.errors import DataError
-from retention.dynamics.sources import dynamics_files
 from retention.dynamics.longtable import MIN_EPOCHS
+from retention.dynamics.sources import dynamics_files
+from retention.errors import DataError
 
 LOGITS = "logits"
 
@@ -60,7 +60,9 @@ def _read_epoch(path: Path, epoch: int, n_classes: int | None) -> tuple[list, np
             if n_classes is None:
                 n_classes = len(values)
                 if n_classes < 2:
-                    raise DataError(f"{path}, line {lineno}: {n_classes} logit(s); a classifier has at least 2")
+                    raise DataError(
+                        f"{path}, line {lineno}: {n_classes} logit(s); a classifier has at least 2"
+                    )
             if len(values) != n_classes:
                 raise DataError(
                     f"{path}, line {lineno}: guid {guid!r} has {len(values)} logits, expected {n_classes} "
@@ -104,12 +106,16 @@ def read_run(folder, name: str, t0_epoch: int | None = None) -> dict:
     epochs = [int(f.name.split("_")[-1].split(".")[0]) for f in files]
     if epochs != list(range(len(epochs))):
         gap = min(set(range(max(epochs) + 1)) - set(epochs))
-        raise DataError(f"{folder}: dynamics_epoch_{gap}.jsonl is missing (run {name} has epochs {epochs}; "
-                        "cartography writes 0, 1, 2, ...)")
+        raise DataError(
+            f"{folder}: dynamics_epoch_{gap}.jsonl is missing (run {name} has epochs {epochs}; "
+            "cartography writes 0, 1, 2, ...)"
+        )
     t0 = 0 if t0_epoch is None else int(t0_epoch)
     if len(epochs) - t0 < MIN_EPOCHS:
-        raise DataError(f"{folder}: run {name} has {len(epochs)} epoch file(s), {max(len(epochs) - t0, 0)} at "
-                        f"t >= 0 (t0_epoch {t0}); the decay fits need at least {MIN_EPOCHS}")
+        raise DataError(
+            f"{folder}: run {name} has {len(epochs)} epoch file(s), {max(len(epochs) - t0, 0)} at "
+            f"t >= 0 (t0_epoch {t0}); the decay fits need at least {MIN_EPOCHS}"
+        )
     first, gold, n_classes = None, None, None
     cols: dict[str, list] = {k: [] for k in ("p_true", "loss", "el2n", "pred", "correct")}
     for epoch, path in zip(epochs, files):
@@ -121,7 +127,9 @@ def read_run(folder, name: str, t0_epoch: int | None = None) -> dict:
         order = _align(guids, index, path, files[0])
         if not np.array_equal(golds[order], gold):
             i = int(np.flatnonzero(golds[order] != gold)[0])
-            raise DataError(f"{path}: guid {first[i]!r} has gold {golds[order][i]}, but {gold[i]} in {files[0].name}")
+            raise DataError(
+                f"{path}: guid {first[i]!r} has gold {golds[order][i]}, but {gold[i]} in {files[0].name}"
+            )
         for key, values in measures(logits[order], gold).items():
             cols[key].append(values)
     arrays = {key: np.stack(v, axis=1) for key, v in cols.items()}
@@ -151,11 +159,15 @@ def _align(guids: list, index: dict, path: Path, first: Path) -> np.ndarray:
     here = _index(guids, path)
     missing = [g for g in index if g not in here]
     if missing:
-        raise DataError(f"{path}: no line for guid {missing[0]!r}, which {first.name} has "
-                        f"({len(missing)} sample(s) missing; every sample needs a line in every epoch)")
+        raise DataError(
+            f"{path}: no line for guid {missing[0]!r}, which {first.name} has "
+            f"({len(missing)} sample(s) missing; every sample needs a line in every epoch)"
+        )
     extra = [g for g in here if g not in index]
     if extra:
-        raise DataError(f"{path}: guid {extra[0]!r} is not in {first.name} (every epoch needs the same samples)")
+        raise DataError(
+            f"{path}: guid {extra[0]!r} is not in {first.name} (every epoch needs the same samples)"
+        )
     return np.fromiter((here[g] for g in index), np.int64, len(index))
 
 
@@ -230,11 +242,15 @@ def imported(folders: dict, t0_epoch=None, class_names=None):
     ids, numbered = sample_ids([r["guid"] for r in read.values()])
     n_classes = {r["n_classes"] for r in read.values()}
     if len(n_classes) > 1:
-        raise DataError(f"the runs have logits of different lengths ({sorted(n_classes)}): "
-                        + ", ".join(f"{folders[k]}: {r['n_classes']}" for k, r in read.items()))
+        raise DataError(
+            f"the runs have logits of different lengths ({sorted(n_classes)}): "
+            + ", ".join(f"{folders[k]}: {r['n_classes']}" for k, r in read.items())
+        )
     c = n_classes.pop()
     if class_names is not None and len(class_names) != c:
-        raise DataError(f"the setting class_names has {len(class_names)} names but the logits have {c} classes")
+        raise DataError(
+            f"the setting class_names has {len(class_names)} names but the logits have {c} classes"
+        )
     names = np.array([str(n) for n in class_names] if class_names is not None else [str(k) for k in range(c)])
     runs, first = {}, None
     for key, r in read.items():
@@ -244,9 +260,13 @@ def imported(folders: dict, t0_epoch=None, class_names=None):
         _check_same(first, key, sid, r["gold"], folders)
         t = r["t"]
         runs[key] = {
-            "sample_id": sid, "label": r["gold"], "class_names": names, "t": t,
+            "sample_id": sid,
+            "label": r["gold"],
+            "class_names": names,
+            "t": t,
             **{k: r[k] for k in ("correct", "p_true", "loss", "el2n", "pred")},
-            "heldout_sample_id": np.zeros(0, np.int64), "heldout_label": np.zeros(0, np.int64),
+            "heldout_sample_id": np.zeros(0, np.int64),
+            "heldout_label": np.zeros(0, np.int64),
             "heldout_correct": np.zeros((0, t.size), bool),
             **{f"heldout_{k}": np.zeros((0, t.size), np.float32) for k in ("p_true", "loss", "el2n")},
             "heldout_pred": np.zeros((0, t.size), np.int32),
@@ -254,13 +274,15 @@ def imported(folders: dict, t0_epoch=None, class_names=None):
         }
     guid_of = {v: k for k, v in ids.items()}
     every = np.array(sorted(first[1]), np.int64)
-    samples = pd.DataFrame({
-        "sample_id": every,
-        "label": np.array([first[1][i] for i in every], np.int64),
-        "split": "train",
-        "source": [str(guid_of[i]) if numbered else "" for i in every],
-        "group": "",
-    })
+    samples = pd.DataFrame(
+        {
+            "sample_id": every,
+            "label": np.array([first[1][i] for i in every], np.int64),
+            "split": "train",
+            "source": [str(guid_of[i]) if numbered else "" for i in every],
+            "group": "",
+        }
+    )
     samples.insert(2, "class_name", names[samples["label"].to_numpy()])
     return Imported(runs, samples, ["held-out records", "class-centroid cosine"])
 
@@ -273,13 +295,18 @@ def _check_same(first, key, sid: np.ndarray, gold: np.ndarray, folders: dict) ->
         gone = sorted(set(labels) - set(here))
         new = sorted(set(here) - set(labels))
         other = f"run {first_key[0]}/seed{first_key[1]}"
-        which = f"lacks sample {gone[0]}, which {other} has" if gone else f"has sample {new[0]}, which {other} lacks"
+        which = (
+            f"lacks sample {gone[0]}, which {other} has"
+            if gone
+            else f"has sample {new[0]}, which {other} lacks"
+        )
         raise DataError(
             f"{folders[key]}: run {key[0]}/seed{key[1]} {which} ({len(here)} and {len(labels)} samples); the "
             "statistics compare runs sample by sample, so every run needs the same samples"
         )
     bad = [i for i, y in here.items() if labels[i] != y]
     if bad:
-        raise DataError(f"{folders[key]}: sample {bad[0]} has gold {here[bad[0]]} in run {key[0]}/seed{key[1]} "
-                        f"but {labels[bad[0]]} in run {first_key[0]}/seed{first_key[1]}")
-
+        raise DataError(
+            f"{folders[key]}: sample {bad[0]} has gold {here[bad[0]]} in run {key[0]}/seed{key[1]} "
+            f"but {labels[bad[0]]} in run {first_key[0]}/seed{first_key[1]}"
+        )

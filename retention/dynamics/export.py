@@ -18,16 +18,28 @@ import pandas as pd
 
 from retention import io
 from retention.dynamics import cartography
-from retention.errors import DataError
-from retention.dynamics.sources import DYNAMICS_FOLDER
 from retention.dynamics.longtable import MEASURES, SPLITS
+from retention.dynamics.sources import DYNAMICS_FOLDER
+from retention.errors import DataError
 from retention.fitting.traces import load_traces
 
 log = logging.getLogger("retention.dynamics.export")
 
 #: the columns of the exported long table, in order
-EXPORT_COLUMNS = ("arch", "seed", "split", "sample_id", "label", "class_name", "source", "epoch", "t", "correct",
-                  *MEASURES, "pred")
+EXPORT_COLUMNS = (
+    "arch",
+    "seed",
+    "split",
+    "sample_id",
+    "label",
+    "class_name",
+    "source",
+    "epoch",
+    "t",
+    "correct",
+    *MEASURES,
+    "pred",
+)
 
 
 def run_table(arrays, arch: str, seed: int, samples: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -48,20 +60,28 @@ def run_table(arrays, arch: str, seed: int, samples: pd.DataFrame | None = None)
             found = samples.drop_duplicates("sample_id").set_index("sample_id")["source"].reindex(ids)
             source = found.fillna("").astype(str).to_numpy(object)
         labels = np.repeat(label, width)
-        frames.append(pd.DataFrame({
-            "arch": pd.Categorical.from_codes(np.zeros(rows, np.int8), categories=[arch]),
-            "seed": np.full(rows, int(seed), np.int64),
-            "split": pd.Categorical.from_codes(np.full(rows, SPLITS.index(split), np.int8), categories=list(SPLITS)),
-            "sample_id": np.repeat(ids, width),
-            "label": labels,
-            "class_name": pd.Categorical.from_codes(labels, categories=names) if unique_names else names[labels],
-            "source": pd.Categorical(np.repeat(source, width)),
-            "epoch": np.tile(np.arange(1, width + 1, dtype=np.int64), ids.size),
-            "t": np.tile(t, ids.size),
-            "correct": np.asarray(arrays[prefix + "correct"], bool).ravel(),
-            **{col: np.asarray(arrays[prefix + col], np.float32).ravel() for col in MEASURES},
-            "pred": np.asarray(arrays[prefix + "pred"], np.int32).ravel(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "arch": pd.Categorical.from_codes(np.zeros(rows, np.int8), categories=[arch]),
+                    "seed": np.full(rows, int(seed), np.int64),
+                    "split": pd.Categorical.from_codes(
+                        np.full(rows, SPLITS.index(split), np.int8), categories=list(SPLITS)
+                    ),
+                    "sample_id": np.repeat(ids, width),
+                    "label": labels,
+                    "class_name": pd.Categorical.from_codes(labels, categories=names)
+                    if unique_names
+                    else names[labels],
+                    "source": pd.Categorical(np.repeat(source, width)),
+                    "epoch": np.tile(np.arange(1, width + 1, dtype=np.int64), ids.size),
+                    "t": np.tile(t, ids.size),
+                    "correct": np.asarray(arrays[prefix + "correct"], bool).ravel(),
+                    **{col: np.asarray(arrays[prefix + col], np.float32).ravel() for col in MEASURES},
+                    "pred": np.asarray(arrays[prefix + "pred"], np.int32).ravel(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)[list(EXPORT_COLUMNS)]
 
 
@@ -69,17 +89,32 @@ def centroid_table(arrays, arch: str, seed: int) -> pd.DataFrame:
     """One run's class centroid cosine as rows (class_a, class_b, cosine)."""
     cos = np.asarray(arrays["class_centroid_cosine"], np.float32)
     a, b = np.indices(cos.shape)
-    return pd.DataFrame({"arch": arch, "seed": np.int64(seed), "class_a": a.ravel().astype(np.int64),
-                         "class_b": b.ravel().astype(np.int64), "cosine": cos.ravel()})
+    return pd.DataFrame(
+        {
+            "arch": arch,
+            "seed": np.int64(seed),
+            "class_a": a.ravel().astype(np.int64),
+            "class_b": b.ravel().astype(np.int64),
+            "cosine": cos.ravel(),
+        }
+    )
 
 
-def export_table(traces_paths: Sequence, runs: Sequence, table_path, centroids_path, manifest=None) -> pd.DataFrame:
+def export_table(
+    traces_paths: Sequence, runs: Sequence, table_path, centroids_path, manifest=None
+) -> pd.DataFrame:
     """Write the long table of every run (``runs``: (arch, seed) of each traces file, in
     order) and their class centroid cosine, atomically; ``manifest``: the dataset's
     manifest.csv (each sample's ``source``), or None."""
     if len(traces_paths) != len(runs):
-        raise DataError(f"{len(traces_paths)} traces files for {len(runs)} runs; give one (arch, seed) per file")
-    samples = pd.read_csv(manifest, dtype={"class_name": str, "source": str}, keep_default_na=False) if manifest else None
+        raise DataError(
+            f"{len(traces_paths)} traces files for {len(runs)} runs; give one (arch, seed) per file"
+        )
+    samples = (
+        pd.read_csv(manifest, dtype={"class_name": str, "source": str}, keep_default_na=False)
+        if manifest
+        else None
+    )
     tables, centroids = [], []
     for path, (arch, seed) in zip(traces_paths, runs):
         traces = load_traces(path, f"{arch}/seed{seed}")

@@ -19,10 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from retention import io
-from retention.dynamics import longtable
-from retention.dynamics import cartography
-from retention.errors import DataError
+from retention.dynamics import cartography, longtable
 from retention.dynamics.sources import parse_run_key, run_key
+from retention.errors import DataError
 from retention.fitting.traces import load_traces
 
 log = logging.getLogger("retention.dynamics.importing")
@@ -65,7 +64,8 @@ def write_imported(imported: longtable.Imported, outputs: Mapping[str, str], man
     found = [run_key(*k) for k in imported.runs]
     if sorted(found) != sorted(outputs):
         raise DataError(
-            f"the input holds the runs {found}, the workflow expected {sorted(outputs)}; the workflow reads the "
+            f"the input holds the runs {found}, the workflow expected {sorted(outputs)}; the workflow reads "
+            "the "
             "runs when it starts: run it again"
         )
     with io.all_or_none(*outputs.values(), manifest_path):
@@ -82,9 +82,15 @@ def import_dataset(settings: Mapping, outputs: Mapping[str, str], manifest_path,
     imported = read_source(settings, centroids)
     for (arch, seed), arrays in imported.runs.items():
         t = arrays["t"]
-        log.info("run %s: %d train and %d held-out samples, %d classes, t = %d..%d", run_key(arch, seed),
-                 arrays["sample_id"].size, arrays["heldout_sample_id"].size, len(arrays["class_names"]),
-                 int(t.min()), int(t.max()))
+        log.info(
+            "run %s: %d train and %d held-out samples, %d classes, t = %d..%d",
+            run_key(arch, seed),
+            arrays["sample_id"].size,
+            arrays["heldout_sample_id"].size,
+            len(arrays["class_names"]),
+            int(t.min()),
+            int(t.max()),
+        )
     for what in imported.absent:
         log.warning("%s: no %s; not comparable: %s", settings["path"], what, ABSENT.get(what, what))
     write_imported(imported, outputs, manifest_path)

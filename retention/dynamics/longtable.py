@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retention.errors import DataError
 from retention.dynamics.sources import RUN_KEY_FORM, parse_run_key, run_key
+from retention.errors import DataError
 
 log = logging.getLogger("retention.dynamics.longtable")
 
@@ -105,8 +105,13 @@ def read_table(path, known=COLUMNS) -> pd.DataFrame:
         if path.suffix == ".csv":
             names = pd.read_csv(path, nrows=0).columns
             dtype = {c: str for c in TEXT if c in names}
-            return pd.read_csv(path, usecols=[c for c in names if c in known], dtype=dtype, keep_default_na=False,
-                               na_values={c: [""] for c in names if c not in TEXT})
+            return pd.read_csv(
+                path,
+                usecols=[c for c in names if c in known],
+                dtype=dtype,
+                keep_default_na=False,
+                na_values={c: [""] for c in names if c not in TEXT},
+            )
     except (OSError, ValueError, ImportError) as err:
         raise DataError(f"{path}: not a readable {path.suffix} table ({type(err).__name__}: {err})") from err
     raise DataError(f"{path}: a long table is .parquet or .csv, not {path.suffix!r}")
@@ -117,7 +122,11 @@ def _integers(table: pd.DataFrame, col: str, where: _Where) -> np.ndarray:
     s = table[col]
     if s.dtype.kind in "iu":
         return s.to_numpy(np.int64)
-    values = pd.to_numeric(s, errors="coerce").to_numpy(np.float64) if s.dtype.kind != "f" else s.to_numpy(np.float64)
+    values = (
+        pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+        if s.dtype.kind != "f"
+        else s.to_numpy(np.float64)
+    )
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -138,7 +147,9 @@ def _booleans(table: pd.DataFrame, col: str, where: _Where) -> np.ndarray:
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where.row(i)}: column {col!r} has {_show(s.iloc[i])}, expected 0 or 1 (or true / false)")
+        raise DataError(
+            f"{where.row(i)}: column {col!r} has {_show(s.iloc[i])}, expected 0 or 1 (or true / false)"
+        )
     return values == 1.0
 
 
@@ -171,7 +182,8 @@ def _run_codes(table: pd.DataFrame, where: _Where, run) -> tuple[np.ndarray, lis
             key = parse_run_key(name)
             if key is None:
                 raise DataError(
-                    f"{where.row(int(np.argmax(codes == k)))}: column 'run' has {name!r}, not a run key {RUN_KEY_FORM}"
+                    f"{where.row(int(np.argmax(codes == k)))}: column 'run' has {name!r}, not a run key "
+                    f"{RUN_KEY_FORM}"
                 )
             keys.append(key)
     elif {"arch", "seed"} <= set(table.columns):
@@ -184,14 +196,17 @@ def _run_codes(table: pd.DataFrame, where: _Where, run) -> tuple[np.ndarray, lis
         keys = [(str(archs[p // width]), int(p % width)) for p in pairs]
         for k, (a, _) in enumerate(keys):
             if parse_run_key(f"{a}/seed0") is None:
-                raise DataError(f"{where.row(int(np.argmax(codes == k)))}: column 'arch' has {a!r}, not a name "
-                                "(letters, digits, _ and -)")
+                raise DataError(
+                    f"{where.row(int(np.argmax(codes == k)))}: column 'arch' has {a!r}, not a name "
+                    "(letters, digits, _ and -)"
+                )
         codes = codes.astype(np.int64)
     elif run is not None:
         return np.zeros(len(table), np.int64), [tuple(run)]
     else:
         raise DataError(
-            f"{where.path}: missing column 'run' (or columns 'arch' and 'seed'), and the dataset's setting 'run' "
+            f"{where.path}: missing column 'run' (or columns 'arch' and 'seed'), and the dataset's setting "
+            "'run' "
             f"is not set; name each row's run ({RUN_KEY_FORM}) or set the table's one run"
         )
     if len(set(keys)) < len(keys):  # e.g. "cnn/seed0" and "cnn_seed0"
@@ -225,7 +240,8 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
     missing = [c for c in REQUIRED if c not in cols] + ([] if cols & {"epoch", "t"} else ["epoch"])
     if missing:
         raise DataError(
-            f"{where.path}: missing column {missing[0]!r} (the table has {', '.join(table.columns) or 'no columns'}); "
+            f"{where.path}: missing column {missing[0]!r} (the table has "
+            f"{', '.join(table.columns) or 'no columns'}); "
             "the long table's columns are in docs/contracts.md"
         )
     if len(table) == 0:
@@ -233,7 +249,9 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
     runs_code, runs = _run_codes(table, where, run)
     if "t" in cols:
         if t0_epoch is not None:
-            raise DataError(f"{where.path}: has column 't', so the setting t0_epoch ({t0_epoch}) must be left unset")
+            raise DataError(
+                f"{where.path}: has column 't', so the setting t0_epoch ({t0_epoch}) must be left unset"
+            )
         t = _integers(table, "t", where)
     else:
         epoch = _integers(table, "epoch", where)
@@ -245,11 +263,17 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
             t = epoch - int(t0_epoch)
     split = np.zeros(len(table), bool)
     if "split" in cols:
-        heldout, train = (table["split"] == "heldout").to_numpy(bool), (table["split"] == "train").to_numpy(bool)
+        heldout, train = (
+            (table["split"] == "heldout").to_numpy(bool),
+            (table["split"] == "train").to_numpy(bool),
+        )
         bad = ~(heldout | train)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where.row(i)}: column 'split' has {_show(table['split'].iloc[i])}, expected train or heldout")
+            raise DataError(
+                f"{where.row(i)}: column 'split' has {_show(table['split'].iloc[i])}, expected train or "
+                "heldout"
+            )
         split = heldout
     label = _integers(table, "label", where) if "label" in cols else None
     pred = _integers(table, "pred", where) if "pred" in cols else None
@@ -264,16 +288,30 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{where.row(i)}: column 'correct' is {int(correct[i])} but pred {pred[i]} and label {label[i]} "
+                f"{where.row(i)}: column 'correct' is {int(correct[i])} but pred {pred[i]} and label "
+                f"{label[i]} "
                 f"{'agree' if pred[i] == label[i] else 'differ'}"
             )
     measures = {c: _measure(table, c, where) for c in MEASURES if c in cols}
     text = {c: _codes(table[c], where, c) for c in ("class_name", "source") if c in cols}
-    return _Columns(runs_code, runs, split, _integers(table, "sample_id", where), t, correct, label, pred, measures,
-                    text.get("class_name"), text.get("source"))
+    return _Columns(
+        runs_code,
+        runs,
+        split,
+        _integers(table, "sample_id", where),
+        t,
+        correct,
+        label,
+        pred,
+        measures,
+        text.get("class_name"),
+        text.get("source"),
+    )
 
 
-def _per_sample(values: np.ndarray, s: np.ndarray, n: int, rows: np.ndarray, where: _Where, col: str, sid) -> np.ndarray:
+def _per_sample(
+    values: np.ndarray, s: np.ndarray, n: int, rows: np.ndarray, where: _Where, col: str, sid
+) -> np.ndarray:
     """One value per sample of a per-row column that must not change over a sample's rows."""
     out = np.empty(n, values.dtype)
     out[s] = values
@@ -307,7 +345,8 @@ def _grid(c: _Columns, rows: np.ndarray, where: _Where, name: str, what: str):
         k = int(np.flatnonzero(counts == 0)[0])
         has = int((counts.reshape(n, width)[:, k % width] > 0).sum())
         raise DataError(
-            f"{where.path}: run {name} has no row for {what} sample_id {ids[k // width]} at t = {tu[k % width]}, "
+            f"{where.path}: run {name} has no row for {what} sample_id {ids[k // width]} at t = "
+            f"{tu[k % width]}, "
             f"an epoch {has} other {what} sample(s) of the run have (every sample needs a row at every epoch)"
         )
     return ids, tu, sid, cell
@@ -326,12 +365,16 @@ def _split_arrays(c: _Columns, rows: np.ndarray, where: _Where, name: str, what:
     out = {"sample_id": ids, "t": tu, "correct": _fill(c.correct[rows], cell, shape, bool, False)}
     for col in MEASURES:
         out[col] = (
-            _fill(c.measures[col][rows], cell, shape, np.float32, np.nan) if col in c.measures
+            _fill(c.measures[col][rows], cell, shape, np.float32, np.nan)
+            if col in c.measures
             else np.full(shape, np.nan, np.float32)
         )
-    out["pred"] = _fill(c.pred[rows], cell, shape, np.int32, -1) if c.pred is not None else np.full(shape, -1, np.int32)
+    out["pred"] = (
+        _fill(c.pred[rows], cell, shape, np.int32, -1) if c.pred is not None else np.full(shape, -1, np.int32)
+    )
     out["label"] = (
-        _per_sample(c.label[rows], sid, ids.size, rows, where, "label", ids) if c.label is not None
+        _per_sample(c.label[rows], sid, ids.size, rows, where, "label", ids)
+        if c.label is not None
         else np.zeros(ids.size, np.int64)
     )
     for col in ("class_name", "source"):
@@ -345,12 +388,15 @@ def _check_epochs(name: str, t: np.ndarray, where: _Where) -> None:
     fine = t[t >= 0]
     if fine.size < MIN_EPOCHS:
         raise DataError(
-            f"{where.path}: run {name} has {fine.size} epoch(s) at t >= 0 (t = {fine.tolist()}); the decay fits need "
+            f"{where.path}: run {name} has {fine.size} epoch(s) at t >= 0 (t = {fine.tolist()}); the decay "
+            "fits need "
             f"at least {MIN_EPOCHS} (set t0_epoch, or give column 't', if t = 0 is another epoch)"
         )
     if not np.array_equal(fine, np.arange(fine.size)):
         gap = int(np.setdiff1d(np.arange(fine.max() + 1), fine)[0])
-        raise DataError(f"{where.path}: run {name} has no rows at t = {gap}; the epochs t >= 0 must be 0..E without gaps")
+        raise DataError(
+            f"{where.path}: run {name} has no rows at t = {gap}; the epochs t >= 0 must be 0..E without gaps"
+        )
 
 
 def table_runs(table: pd.DataFrame, path, run=None, t0_epoch=None, class_names=None, index=None) -> Imported:
@@ -369,7 +415,7 @@ def table_runs(table: pd.DataFrame, path, run=None, t0_epoch=None, class_names=N
     runs = {}
     for k, key in enumerate(c.runs):
         name = run_key(*key)
-        rows = order[bounds[k]:bounds[k + 1]]
+        rows = order[bounds[k] : bounds[k + 1]]
         held = c.split[rows]
         train = _split_arrays(c, rows[~held], where, name, "train") if (~held).any() else None
         if train is None:
@@ -377,7 +423,8 @@ def table_runs(table: pd.DataFrame, path, run=None, t0_epoch=None, class_names=N
         heldout = _split_arrays(c, rows[held], where, name, "held-out") if held.any() else None
         if heldout is not None and not np.array_equal(heldout["t"], train["t"]):
             raise DataError(
-                f"{where.path}: run {name} has held-out rows at t = {heldout['t'].tolist()} but train rows at "
+                f"{where.path}: run {name} has held-out rows at t = {heldout['t'].tolist()} but train rows "
+                "at "
                 f"t = {train['t'].tolist()}; both need the same epochs"
             )
         _check_epochs(name, train["t"], where)
@@ -395,8 +442,11 @@ def _check_aligned(runs: dict, where: _Where) -> None:
         other = np.sort(train["sample_id"])
         if not np.array_equal(other, ids):
             gone, new = np.setdiff1d(ids, other), np.setdiff1d(other, ids)
-            which = (f"lacks sample_id {gone[0]}, which run {run_key(*first_key)} has" if gone.size
-                     else f"has sample_id {new[0]}, which run {run_key(*first_key)} lacks")
+            which = (
+                f"lacks sample_id {gone[0]}, which run {run_key(*first_key)} has"
+                if gone.size
+                else f"has sample_id {new[0]}, which run {run_key(*first_key)} lacks"
+            )
             raise DataError(
                 f"{where.path}: run {run_key(*key)} {which} ({other.size} and {ids.size} train samples); the "
                 "statistics compare runs sample by sample, so every run needs the same train samples"
@@ -404,8 +454,10 @@ def _check_aligned(runs: dict, where: _Where) -> None:
         lab = train["label"][np.argsort(train["sample_id"])]
         if not np.array_equal(lab, labels):
             i = int(np.flatnonzero(lab != labels)[0])
-            raise DataError(f"{where.path}: sample_id {ids[i]} has label {lab[i]} in run {run_key(*key)} but "
-                            f"{labels[i]} in run {run_key(*first_key)}")
+            raise DataError(
+                f"{where.path}: sample_id {ids[i]} has label {lab[i]} in run {run_key(*key)} but "
+                f"{labels[i]} in run {run_key(*first_key)}"
+            )
 
 
 def _assemble(runs: dict, c: _Columns, class_names, where: _Where) -> Imported:
@@ -415,12 +467,22 @@ def _assemble(runs: dict, c: _Columns, class_names, where: _Where) -> Imported:
     names = _class_names(runs, c, class_names, n_classes, where)
     out, samples = {}, []
     for key, (train, heldout) in runs.items():
-        arrays = {"sample_id": train["sample_id"], "label": train["label"], "class_names": names, "t": train["t"]}
+        arrays = {
+            "sample_id": train["sample_id"],
+            "label": train["label"],
+            "class_names": names,
+            "t": train["t"],
+        }
         for col in ("correct", "p_true", "loss", "el2n", "pred"):
             arrays[col] = train[col]
-        empty = {"sample_id": np.zeros(0, np.int64), "label": np.zeros(0, np.int64),
-                 **{col: np.zeros((0, train["t"].size), train[col].dtype)
-                    for col in ("correct", "p_true", "loss", "el2n", "pred")}}
+        empty = {
+            "sample_id": np.zeros(0, np.int64),
+            "label": np.zeros(0, np.int64),
+            **{
+                col: np.zeros((0, train["t"].size), train[col].dtype)
+                for col in ("correct", "p_true", "loss", "el2n", "pred")
+            },
+        }
         for col, values in (heldout or empty).items():
             if col in empty:
                 arrays["heldout_" + col] = values
@@ -432,21 +494,34 @@ def _assemble(runs: dict, c: _Columns, class_names, where: _Where) -> Imported:
     table = pd.concat(samples, ignore_index=True).drop_duplicates("sample_id")
     table["class_name"] = names[table["label"].to_numpy()]
     table = table.sort_values("sample_id", kind="stable").reset_index(drop=True)
-    absent = [what for what, gone in (
-        ("held-out records", all(h is None for _, h in runs.values())),
-        ("labels", c.label is None),
-        ("p_true", "p_true" not in c.measures),
-        ("loss", "loss" not in c.measures),
-        ("el2n", "el2n" not in c.measures),
-        ("predictions", c.pred is None),
-    ) if gone]
+    absent = [
+        what
+        for what, gone in (
+            ("held-out records", all(h is None for _, h in runs.values())),
+            ("labels", c.label is None),
+            ("p_true", "p_true" not in c.measures),
+            ("loss", "loss" not in c.measures),
+            ("el2n", "el2n" not in c.measures),
+            ("predictions", c.pred is None),
+        )
+        if gone
+    ]
     return Imported(out, table[["sample_id", "label", "class_name", "split", "source", "group"]], absent)
 
 
 def _sample_rows(part: dict, split: str, c: _Columns) -> pd.DataFrame:
-    source = c.source[1][part["source"]].astype(str) if "source" in part else np.full(part["sample_id"].size, "")
-    return pd.DataFrame({"sample_id": part["sample_id"], "label": part["label"], "split": split,
-                         "source": source, "group": ""})
+    source = (
+        c.source[1][part["source"]].astype(str) if "source" in part else np.full(part["sample_id"].size, "")
+    )
+    return pd.DataFrame(
+        {
+            "sample_id": part["sample_id"],
+            "label": part["label"],
+            "split": split,
+            "source": source,
+            "group": "",
+        }
+    )
 
 
 def _class_names(runs: dict, c: _Columns, class_names, n_classes: int, where: _Where) -> np.ndarray:
@@ -454,8 +529,10 @@ def _class_names(runs: dict, c: _Columns, class_names, n_classes: int, where: _W
         return np.array([UNLABELLED])
     if class_names is not None:
         if len(class_names) < n_classes:
-            raise DataError(f"{where.path}: labels go up to {n_classes - 1} but the setting class_names has "
-                            f"{len(class_names)} names")
+            raise DataError(
+                f"{where.path}: labels go up to {n_classes - 1} but the setting class_names has "
+                f"{len(class_names)} names"
+            )
         return np.array([str(n) for n in class_names])
     names = [str(k) for k in range(n_classes)]
     if c.class_name is not None:
@@ -467,8 +544,10 @@ def _class_names(runs: dict, c: _Columns, class_names, n_classes: int, where: _W
                 for label, code in zip(part["label"], part["class_name"]):
                     name = str(c.class_name[1][code])
                     if seen.setdefault(int(label), name) != name:
-                        raise DataError(f"{where.path}: label {label} is named both {seen[int(label)]!r} and "
-                                        f"{name!r} (column 'class_name', run {run_key(*key)})")
+                        raise DataError(
+                            f"{where.path}: label {label} is named both {seen[int(label)]!r} and "
+                            f"{name!r} (column 'class_name', run {run_key(*key)})"
+                        )
         names = [seen.get(k, str(k)) for k in range(n_classes)]
     return np.array(names)
 
@@ -480,15 +559,20 @@ def read_centroids(path, imported: Imported) -> None:
     where = _Where(path)
     missing = [c for c in ("class_a", "class_b", "cosine") if c not in table.columns]
     if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r}; a class centroid table has run (or arch and seed), "
-                        "class_a, class_b and cosine")
+        raise DataError(
+            f"{path}: missing column {missing[0]!r}; a class centroid table has run (or arch and seed), "
+            "class_a, class_b and cosine"
+        )
     codes, keys = _run_codes(table, where, None)
     a, b = (_integers(table, c, where) for c in ("class_a", "class_b"))
     cos = pd.to_numeric(table["cosine"], errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(cos) | (np.abs(cos) > 1 + 1e-5)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{where.row(i)}: column 'cosine' has {_show(table['cosine'].iloc[i])}, expected a cosine in [-1, 1]")
+        raise DataError(
+            f"{where.row(i)}: column 'cosine' has {_show(table['cosine'].iloc[i])}, expected a cosine in "
+            "[-1, 1]"
+        )
     for key, arrays in imported.runs.items():
         if key not in keys:
             raise DataError(f"{path}: no rows for run {run_key(*key)}")

@@ -32,9 +32,9 @@ import pandas as pd
 
 from retention import io
 from retention.dynamics.cartography import measures
-from retention.errors import DataError
-from retention.dynamics.sources import RUN_KEY, run_key
 from retention.dynamics.longtable import SPLITS, table_runs
+from retention.dynamics.sources import RUN_KEY, run_key
+from retention.errors import DataError
 
 log = logging.getLogger("retention.dynamics.recorder")
 
@@ -62,8 +62,10 @@ class TraceRecorder:
         if self.path.suffix not in (".parquet", ".csv"):
             raise DataError(f"TraceRecorder: {self.path} must end in .parquet or .csv")
         if RUN_KEY.match(run_key(arch, 0)) is None or int(seed) < 0:
-            raise DataError(f"TraceRecorder: arch {arch!r} and seed {seed!r} do not name a run "
-                            "(arch: letters, digits, _ and -; seed: an integer >= 0)")
+            raise DataError(
+                f"TraceRecorder: arch {arch!r} and seed {seed!r} do not name a run "
+                "(arch: letters, digits, _ and -; seed: an integer >= 0)"
+            )
         self.arch, self.seed, self.t0_epoch = str(arch), int(seed), int(t0_epoch)
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self._parts: list[dict] = []
@@ -80,7 +82,8 @@ class TraceRecorder:
         scores = _numpy(logits if logits is not None else probs).astype(np.float64)
         if scores.ndim != 2 or scores.shape[0] != ids.size or label.size != ids.size:
             raise DataError(
-                f"TraceRecorder.record (epoch {epoch}): {ids.size} sample ids, {label.size} labels and scores of "
+                f"TraceRecorder.record (epoch {epoch}): {ids.size} sample ids, {label.size} labels and "
+                "scores of "
                 f"shape {scores.shape}; expected (B,), (B,) and (B, C)"
             )
         if label.size and (label.min() < 0 or label.max() >= scores.shape[1]):
@@ -93,22 +96,38 @@ class TraceRecorder:
             onehot = np.zeros_like(scores)
             onehot[rows, label] = 1.0
             pred = scores.argmax(axis=1)
-            m = {"p_true": p, "loss": -np.log(np.maximum(p, 1e-45)), "el2n": np.linalg.norm(scores - onehot, axis=1),
-                 "pred": pred, "correct": pred == label}
+            m = {
+                "p_true": p,
+                "loss": -np.log(np.maximum(p, 1e-45)),
+                "el2n": np.linalg.norm(scores - onehot, axis=1),
+                "pred": pred,
+                "correct": pred == label,
+            }
         self._parts.append({"split": split, "sample_id": ids, "label": label, "epoch": int(epoch), **m})
 
     def table(self) -> pd.DataFrame:
         """The long table of everything recorded so far (columns of docs/contracts.md)."""
         if not self._parts:
             raise DataError(f"TraceRecorder: nothing recorded for {self.path}")
-        cols = {k: np.concatenate([np.broadcast_to(p[k], p["sample_id"].shape) for p in self._parts])
-                for k in ("split", "sample_id", "label", "epoch", "correct", "p_true", "loss", "el2n", "pred")}
-        table = pd.DataFrame({"arch": self.arch, "seed": np.int64(self.seed), "split": cols["split"].astype(str),
-                              "sample_id": cols["sample_id"], "label": cols["label"]})
+        cols = {
+            k: np.concatenate([np.broadcast_to(p[k], p["sample_id"].shape) for p in self._parts])
+            for k in ("split", "sample_id", "label", "epoch", "correct", "p_true", "loss", "el2n", "pred")
+        }
+        table = pd.DataFrame(
+            {
+                "arch": self.arch,
+                "seed": np.int64(self.seed),
+                "split": cols["split"].astype(str),
+                "sample_id": cols["sample_id"],
+                "label": cols["label"],
+            }
+        )
         if self.class_names is not None:
             if cols["label"].max() >= len(self.class_names):
-                raise DataError(f"TraceRecorder: labels go up to {cols['label'].max()} but there are "
-                                f"{len(self.class_names)} class names")
+                raise DataError(
+                    f"TraceRecorder: labels go up to {cols['label'].max()} but there are "
+                    f"{len(self.class_names)} class names"
+                )
             table["class_name"] = np.asarray(self.class_names)[cols["label"]]
         table["epoch"] = cols["epoch"].astype(np.int64)
         table["t"] = table["epoch"] - self.t0_epoch
@@ -123,8 +142,14 @@ class TraceRecorder:
         table = self.table()
         table_runs(table, self.path)  # DataError here: the same message the import would give
         io.save_table(self.path, table)
-        log.info("wrote %s: run %s, %d rows, epochs %d..%d", self.path, run_key(self.arch, self.seed), len(table),
-                 int(table["epoch"].min()), int(table["epoch"].max()))
+        log.info(
+            "wrote %s: run %s, %d rows, epochs %d..%d",
+            self.path,
+            run_key(self.arch, self.seed),
+            len(table),
+            int(table["epoch"].min()),
+            int(table["epoch"].max()),
+        )
         return self.path
 
     def __enter__(self) -> TraceRecorder:
@@ -133,4 +158,3 @@ class TraceRecorder:
     def __exit__(self, kind, value, traceback) -> None:
         if kind is None:
             self.save()
-

@@ -61,7 +61,9 @@ def setting_run(spec: dict, name: str) -> tuple[str, int] | None:
         return None
     key = parse_run_key(text)
     if key is None:
-        raise ConfigError(f"config key 'datasets.{name}.run': {text!r} is not a run key {RUN_KEY_FORM}, e.g. resnet18/seed0")
+        raise ConfigError(
+            f"config key 'datasets.{name}.run': {text!r} is not a run key {RUN_KEY_FORM}, e.g. resnet18/seed0"
+        )
     return key
 
 
@@ -96,7 +98,9 @@ def dynamics_files(folder: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def cartography_runs(path: str | os.PathLike, name: str, run: tuple[str, int] | None = None) -> list[tuple[str, int, Path]]:
+def cartography_runs(
+    path: str | os.PathLike, name: str, run: tuple[str, int] | None = None
+) -> list[tuple[str, int, Path]]:
     """(arch, seed, folder) of every run folder below ``path`` (a folder holding
     ``dynamics_epoch_<k>.jsonl`` files), sorted by arch and seed."""
     root = Path(path)
@@ -123,7 +127,8 @@ def cartography_runs(path: str | os.PathLike, name: str, run: tuple[str, int] | 
             if key is None:
                 raise ConfigError(
                     f"config key 'datasets.{name}.path': the run folder {folder} is not named "
-                    f"{RUN_KEY_FORM} (or <arch>_seed<seed>) below {root}, so its architecture and seed are unknown"
+                    f"{RUN_KEY_FORM} (or <arch>_seed<seed>) below {root}, so its architecture and seed are "
+                    "unknown"
                 )
         runs.append((key[0], key[1], folder))
     seen: dict = {}
@@ -169,8 +174,9 @@ def _table_runs(path: str, version: tuple, run: tuple[str, int] | None) -> tuple
             import pyarrow.csv as pcsv
 
             text = pa.dictionary(pa.int32(), pa.string())
-            options = pcsv.ConvertOptions(include_columns=use, column_types={c: text for c in use},
-                                          strings_can_be_null=False)
+            options = pcsv.ConvertOptions(
+                include_columns=use, column_types={c: text for c in use}, strings_can_be_null=False
+            )
             table = pcsv.read_csv(path, convert_options=options).to_pandas()
         keys = table.drop_duplicates()
         out = []
@@ -179,13 +185,15 @@ def _table_runs(path: str, version: tuple, run: tuple[str, int] | None) -> tuple
                 key = parse_run_key(row.run)
                 if key is None:
                     raise DataError(
-                        f"{path}, row {int(keys.index[i]) + 1}: column 'run' has {row.run!r}, not a run key {RUN_KEY_FORM}"
+                        f"{path}, row {int(keys.index[i]) + 1}: column 'run' has {row.run!r}, not a run key "
+                        f"{RUN_KEY_FORM}"
                     )
             else:
                 seed = str(row.seed).strip()
                 if not re.fullmatch(r"\d+(\.0)?", seed) or not re.fullmatch(r"[A-Za-z0-9_-]+", str(row.arch)):
                     raise DataError(
-                        f"{path}, row {int(keys.index[i]) + 1}: arch {row.arch!r} and seed {row.seed!r} do not "
+                        f"{path}, row {int(keys.index[i]) + 1}: arch {row.arch!r} and seed {row.seed!r} do "
+                        "not "
                         "name a run (arch: letters, digits, _ and -; seed: an integer >= 0)"
                     )
                 key = (str(row.arch), int(float(seed)))
@@ -199,7 +207,9 @@ def _table_runs(path: str, version: tuple, run: tuple[str, int] | None) -> tuple
     return (run,)
 
 
-def table_runs(path: str | os.PathLike, run: tuple[str, int] | None = None, cache_dir=None) -> list[tuple[str, int]]:
+def table_runs(
+    path: str | os.PathLike, run: tuple[str, int] | None = None, cache_dir=None
+) -> list[tuple[str, int]]:
     """(arch, seed) of every run of a long table, in order of first appearance (the export
     writes the grid's order); the setting ``run`` for a table without run columns.
 
@@ -271,7 +281,9 @@ def import_files(config: dict, dataset: str) -> dict[str, list[str]]:
     if source_format(spec, dataset) == "cartography":
         run = setting_run(spec, dataset)
         files["dynamics"] = [
-            str(f) for _, _, folder in cartography_runs(spec["path"], dataset, run) for f in dynamics_files(folder)
+            str(f)
+            for _, _, folder in cartography_runs(spec["path"], dataset, run)
+            for f in dynamics_files(folder)
         ]
     else:
         files["table"] = [str(spec["path"])]
@@ -298,5 +310,7 @@ def settings_of(spec: dict, dataset: str) -> dict:
     }
     if fmt == "cartography":
         run = setting_run(spec, dataset)
-        settings["folders"] = {run_key(a, s): str(f) for a, s, f in cartography_runs(spec["path"], dataset, run)}
+        settings["folders"] = {
+            run_key(a, s): str(f) for a, s, f in cartography_runs(spec["path"], dataset, run)
+        }
     return settings

@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 from matplotlib.figure import Figure
 
-from retention.figures.specs import FIGURES
 from retention.figures.datamap import data_map
 from retention.figures.examples import retention_examples
 from retention.figures.f1 import jaccard
@@ -39,6 +38,7 @@ from retention.figures.heatmap import retention_heatmap
 from retention.figures.inputs import FigureInputs, read_inputs
 from retention.figures.primary import primary_findings
 from retention.figures.scores import alternative_scores
+from retention.figures.specs import FIGURES
 from retention.figures.style import save_figure
 from retention.figures.thumbnails import gallery
 from retention.figures.training import training_curves

@@ -18,10 +18,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from retention.fitting.labels import parse_label
 from retention.figures import order as rank_order
 from retention.figures.inputs import FigureInputs, one_dataset
 from retention.figures.style import SAMPLE_LINES, SAMPLE_MARKERS, SMALL_FONT, empty, stacked, tag, title
+from retention.fitting.labels import parse_label
 
 N_EXAMPLES = 3
 #: the axis label of tau per trace definition
@@ -43,13 +43,16 @@ def primary_rows(fits: pd.DataFrame) -> pd.DataFrame:
     return fits[fits["trace"].astype(str) == first]
 
 
-def select_examples(fits: pd.DataFrame, samples: pd.DataFrame, arch: str,
-                    n: int = N_EXAMPLES) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def select_examples(
+    fits: pd.DataFrame, samples: pd.DataFrame, arch: str, n: int = N_EXAMPLES
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(most, least, order): the ``n`` most and ``n`` least forgotten samples of
     samples.csv's order for ``arch`` (:func:`retention.figures.order.ranked`) among the
     samples ``fitted`` in this run (configured trace), and that order over them."""
     sub = primary_rows(fits)
-    fitted = sub[(sub["status"].astype(str) == "fitted") & np.isfinite(pd.to_numeric(sub["lambda"], errors="coerce"))]
+    fitted = sub[
+        (sub["status"].astype(str) == "fitted") & np.isfinite(pd.to_numeric(sub["lambda"], errors="coerce"))
+    ]
     order = rank_order.ranked(samples, arch)
     order = order[order["sample_id"].isin(set(fitted["sample_id"].astype(int)))]
     most, least = rank_order.ends(order, n)
@@ -92,8 +95,12 @@ def shown_traces(fits: pd.DataFrame, arrays: Mapping[str, np.ndarray], ids: np.n
         lambda x, b=b, amp=amp, rate=rate: b + amp * np.exp(-rate * np.asarray(x, float))
         for b, amp, rate in sub[["b", "amplitude", "rate"]].to_numpy(float)
     ]
-    return Shown(tau[: max(int(n_points.max()), 1)], y[:, : max(int(n_points.max()), 1)],
-                 mask[:, : max(int(n_points.max()), 1)], models)
+    return Shown(
+        tau[: max(int(n_points.max()), 1)],
+        y[:, : max(int(n_points.max()), 1)],
+        mask[:, : max(int(n_points.max()), 1)],
+        models,
+    )
 
 
 def _lambda_text(lam: float, lambda_max: float) -> str:
@@ -107,15 +114,39 @@ def _draw_group(ax, ts: Shown, shown: pd.DataFrame, lam, b, color, lambda_max: f
     grid = np.linspace(0.0, float(ts.tau.max()), 200)
     handles = []
     for k, (sid, rank) in enumerate(zip(shown["sample_id"], shown["rank"])):
-        m, marker, ls = ts.mask[k], SAMPLE_MARKERS[k % len(SAMPLE_MARKERS)], SAMPLE_LINES[k % len(SAMPLE_LINES)]
+        m, marker, ls = (
+            ts.mask[k],
+            SAMPLE_MARKERS[k % len(SAMPLE_MARKERS)],
+            SAMPLE_LINES[k % len(SAMPLE_LINES)],
+        )
         name = f"#{int(sid)}, rank {int(rank):,}\n{_lambda_text(lam[k], lambda_max)}, b = {b[k]:.2f}"
         jitter = (k - (len(shown) - 1) / 2) * 0.12
-        tag(ax.plot(ts.tau[m] + jitter, ts.y[k][m], marker, ms=3.2, color=color, mfc="white", mew=0.9, alpha=0.9,
-                    ls="none"), name)
+        tag(
+            ax.plot(
+                ts.tau[m] + jitter,
+                ts.y[k][m],
+                marker,
+                ms=3.2,
+                color=color,
+                mfc="white",
+                mew=0.9,
+                alpha=0.9,
+                ls="none",
+            ),
+            name,
+        )
         tag(ax.plot(grid, ts.models[k](grid), ls=ls, lw=1.2, color=color), name)
-        handles.append(Line2D([], [], color=color, marker=marker, mfc="white", ms=3.2, ls=ls, lw=1.2, label=name))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=SMALL_FONT, handlelength=2.2,
-              borderaxespad=0.0)
+        handles.append(
+            Line2D([], [], color=color, marker=marker, mfc="white", ms=3.2, ls=ls, lw=1.2, label=name)
+        )
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=SMALL_FONT,
+        handlelength=2.2,
+        borderaxespad=0.0,
+    )
 
 
 def _run_panels(axes, inputs: FigureInputs, dataset: str, arch: str, key) -> None:
@@ -152,7 +183,9 @@ def retention_examples(inputs: FigureInputs) -> Figure:
     archs = inputs.archs(dataset) or inputs.archs()
     fig, axes = stacked([(2, 2.35)] * max(len(archs), 1))
     for row, arch in zip(axes, archs):
-        keys = sorted(k for k in inputs.run("fits", dataset) if k[0] == arch and k in inputs.run("traces", dataset))
+        keys = sorted(
+            k for k in inputs.run("fits", dataset) if k[0] == arch and k in inputs.run("traces", dataset)
+        )
         if not keys:
             for ax in row:
                 empty(ax, f"{dataset}: no run of {inputs.label(arch)}")

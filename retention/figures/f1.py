@@ -24,22 +24,34 @@ from retention.figures.inputs import FigureInputs, one_dataset, text_of
 from retention.figures.style import NEUTRAL, empty, figure_legend, plain, stacked, tag, title
 
 IDS = ("F1.within", "F1.cross", "F1.pooled", "F1.difference")
-NAMES = {"F1.within": "within", "F1.cross": "across, seed pairs", "F1.pooled": "across, seed-pooled",
-         "F1.difference": "within minus across (primary)"}
+NAMES = {
+    "F1.within": "within",
+    "F1.cross": "across, seed pairs",
+    "F1.pooled": "across, seed-pooled",
+    "F1.difference": "within minus across (primary)",
+}
 
 
 def _series(pairs: pd.DataFrame, inputs: FigureInputs) -> list[tuple]:
     """(kind, arch, arch_b, legend label, colour, marker) of every series of a panel."""
     archs = list(dict.fromkeys(text_of(pairs, "arch")))
     colors = inputs.colors()
-    out = [("within_pair", a, a, f"within {inputs.label(a)} (seed pairs)", colors.get(a, NEUTRAL), "o")
-           for a in archs if ((pairs["kind"] == "within_pair") & (pairs["arch"] == a)).any()]
+    out = [
+        ("within_pair", a, a, f"within {inputs.label(a)} (seed pairs)", colors.get(a, NEUTRAL), "o")
+        for a in archs
+        if ((pairs["kind"] == "within_pair") & (pairs["arch"] == a)).any()
+    ]
     cross = pairs[pairs["kind"] == "cross_pair"].drop_duplicates(["arch", "arch_b"])
-    out += [("cross_pair", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed pairs)", "0.45", "s")
-            for r in cross.itertuples(index=False)]
+    out += [
+        ("cross_pair", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed pairs)", "0.45", "s")
+        for r in cross.itertuples(index=False)
+    ]
     pooled = pairs[pairs["kind"] == "pooled"].drop_duplicates(["arch", "arch_b"])
-    out += [("pooled", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed-pooled)", "black", "D")
-            for r in pooled.itertuples(index=False) if r.arch_b]
+    out += [
+        ("pooled", r.arch, r.arch_b, f"{inputs.pair_label(r.arch, r.arch_b)} (seed-pooled)", "black", "D")
+        for r in pooled.itertuples(index=False)
+        if r.arch_b
+    ]
     return out
 
 
@@ -57,7 +69,10 @@ def _draw_q(ax, sq: pd.DataFrame, qi: int, series, inputs: FigureInputs, legend:
         values = pd.to_numeric(rows["value"], errors="coerce").to_numpy(float)
         n = pd.to_numeric(rows["n_samples"], errors="coerce").to_numpy(float)
         ok = np.isfinite(values)
-        total, undefined = total + (kind != "pooled") * len(rows), undefined + (kind != "pooled") * int((~ok).sum())
+        total, undefined = (
+            total + (kind != "pooled") * len(rows),
+            undefined + (kind != "pooled") * int((~ok).sum()),
+        )
         if not ok.any():
             continue
         x = x0 + (np.linspace(-0.3, 0.3, ok.sum()) * step if ok.sum() > 1 else np.zeros(1))
@@ -65,15 +80,27 @@ def _draw_q(ax, sq: pd.DataFrame, qi: int, series, inputs: FigureInputs, legend:
         for hollow in (False, True):
             sel = small == hollow
             if sel.any():
-                h = ax.plot(x[sel], values[ok][sel], marker, ls="none", ms=4.5 if kind == "pooled" else 3.5,
-                            color=color, mfc="white" if hollow else color, alpha=0.9)
+                h = ax.plot(
+                    x[sel],
+                    values[ok][sel],
+                    marker,
+                    ls="none",
+                    ms=4.5 if kind == "pooled" else 3.5,
+                    color=color,
+                    mfc="white" if hollow else color,
+                    alpha=0.9,
+                )
                 tag(h, marks.hollow_label(inputs.min_samples) if hollow else name)
         legend.setdefault(name, Line2D([], [], marker=marker, ls="none", color=color, ms=4))
     return undefined, total
 
 
 def subset_words(subset: str) -> str:
-    return "all eligible samples" if subset == "all" else plain(subset.replace("r2>=", "R² ≥ ")) + " in both runs"
+    return (
+        "all eligible samples"
+        if subset == "all"
+        else plain(subset.replace("r2>=", "R² ≥ ")) + " in both runs"
+    )
 
 
 def _defined(t: pd.DataFrame, subset: str) -> bool:
@@ -86,7 +113,8 @@ def _why_undefined(t: pd.DataFrame, subset: str) -> str:
     n = pd.to_numeric(s.get("n_samples", pd.Series(dtype=float)), errors="coerce")
     why = f"at most {int(n.max())} samples per pair" if n.notna().any() else "no pairs"
     notes = [marks.short_note(x) for x in dict.fromkeys(text_of(s, "note")) if x]
-    return f"{subset_words(subset)}: no Jaccard defined at any q ({why}; {notes[0] if notes else 'sets undefined'})"
+    first = notes[0] if notes else "sets undefined"
+    return f"{subset_words(subset)}: no Jaccard defined at any q ({why}; {first})"
 
 
 def _subset_panel(ax, t: pd.DataFrame, subset: str, inputs: FigureInputs, legend: dict) -> None:
@@ -125,25 +153,38 @@ def jaccard(inputs: FigureInputs) -> Figure:
         t = t.assign(**{k: text_of(t, k) for k in ("kind", "arch", "arch_b")})
     subsets = list(dict.fromkeys(text_of(t, "subset"))) if len(t) else []
     drawn = [s for s in subsets if _defined(t, s)]
-    notes = [_why_undefined(t, s) for s in subsets if s not in drawn] or ([] if len(t) else ["no f1_jaccard table"])
+    notes = [_why_undefined(t, s) for s in subsets if s not in drawn] or (
+        [] if len(t) else ["no f1_jaccard table"]
+    )
     rows = pd.concat([inputs.rows(i, dataset) for i in IDS])
-    labels = [f"{NAMES[r['id']]}: " + row_label(r, inputs, with_dataset=False) for r in rows.to_dict("records")]
+    labels = [
+        f"{NAMES[r['id']]}: " + row_label(r, inputs, with_dataset=False) for r in rows.to_dict("records")
+    ]
     height = forest_height(forest_units(rows, labels, inputs))
     layout = ([(len(drawn), 2.5)] if drawn else []) + [(1, 0.28)] * len(notes) + [(1, height)]
     fig, axes = stacked(layout, legend_in=0.6)
     legend: dict = {}
     for ax, subset in zip(axes[0] if drawn else [], drawn):
         _subset_panel(ax, t, subset, inputs, legend)
-    for row, note in zip(axes[1 if drawn else 0:], notes):
+    for row, note in zip(axes[1 if drawn else 0 :], notes):
         empty(row[0], note)
     ax = axes[-1][0]
-    q = pd.to_numeric(inputs.rows("F1.within", dataset).get("q", pd.Series(dtype=float)), errors="coerce").dropna()
+    q = pd.to_numeric(
+        inputs.rows("F1.within", dataset).get("q", pd.Series(dtype=float)), errors="coerce"
+    ).dropna()
     top = f"top-{q.iloc[0]:.0%}" if len(q) else "top-q"
     title(ax, f"{dataset} · F1: Jaccard of the {top} most-forgotten sets at the configured q", full=True)
     if rows.empty:
         empty(ax, f"{dataset}: no F1 rows in the findings table")
     else:
-        forest(ax, rows, inputs, legend, labels, xlabel="Jaccard, or difference of mean Jaccards (95% interval)",
-               limits=(-1.0, 1.0))
+        forest(
+            ax,
+            rows,
+            inputs,
+            legend,
+            labels,
+            xlabel="Jaccard, or difference of mean Jaccards (95% interval)",
+            limits=(-1.0, 1.0),
+        )
     figure_legend(fig, legend)
     return fig

@@ -85,7 +85,9 @@ def _run_values(table: pd.DataFrame, arch: str, column: str) -> tuple[np.ndarray
     part = table[text_of(table, "arch") == arch] if len(table) else table
     if part.empty or column not in part:
         return np.zeros(0), np.zeros(0)
-    return pd.to_numeric(part[column], errors="coerce").to_numpy(float), pd.to_numeric(part["n_defined"]).to_numpy(float)
+    return pd.to_numeric(part[column], errors="coerce").to_numpy(float), pd.to_numeric(
+        part["n_defined"]
+    ).to_numpy(float)
 
 
 def _dots(ax, ys, dots, inputs: FigureInputs, legend: dict) -> None:
@@ -93,8 +95,18 @@ def _dots(ax, ys, dots, inputs: FigureInputs, legend: dict) -> None:
         for hollow in (False, True):
             sel = np.isfinite(v) & ((n < inputs.min_samples) == hollow)
             if sel.any():
-                tag(ax.plot(v[sel], np.full(sel.sum(), y + 0.3), "o", ms=2.8, color="0.35",
-                            mfc="white" if hollow else "0.35", ls="none"), RUN)
+                tag(
+                    ax.plot(
+                        v[sel],
+                        np.full(sel.sum(), y + 0.3),
+                        "o",
+                        ms=2.8,
+                        color="0.35",
+                        mfc="white" if hollow else "0.35",
+                        ls="none",
+                    ),
+                    RUN,
+                )
                 legend.setdefault(RUN, Line2D([], [], marker="o", ms=3, color="0.35", ls="none"))
 
 
@@ -105,14 +117,21 @@ def pooled_rows(inputs: FigureInputs, dataset: str) -> pd.DataFrame:
     if f is None or f.empty:
         return pd.DataFrame(columns=["id", "dataset"])
     pooled = f[f["id"].isin(list(R2_ROWS)) & f["dataset"].astype(str).str.startswith("pooled over")]
-    mine = pooled["dataset"].astype(str).str.replace("pooled over", "").str.split(",").map(
-        lambda names: dataset in [n.strip() for n in names])
+    mine = (
+        pooled["dataset"]
+        .astype(str)
+        .str.replace("pooled over", "")
+        .str.split(",")
+        .map(lambda names: dataset in [n.strip() for n in names])
+    )
     return pooled[mine.astype(bool)]
 
 
 def r2_labels(rows: pd.DataFrame, dataset: str, inputs: FigureInputs) -> list[str]:
-    return [f"{R2_ROWS[r['id']][0]}: " + row_label(r, inputs, with_dataset=r["dataset"] != dataset)
-            for r in rows.to_dict("records")]
+    return [
+        f"{R2_ROWS[r['id']][0]}: " + row_label(r, inputs, with_dataset=r["dataset"] != dataset)
+        for r in rows.to_dict("records")
+    ]
 
 
 def _forest_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInputs, legend: dict) -> None:
@@ -123,10 +142,22 @@ def _forest_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInputs, le
     records = rows.to_dict("records")
     labels = r2_labels(rows, dataset, inputs)
     table = inputs.table("f2_r2", dataset)
-    dots = [_run_values(table, r["arch"], R2_ROWS[r["id"]][1]) if R2_ROWS[r["id"]][1] and r["dataset"] == dataset
-            else (np.zeros(0), np.zeros(0)) for r in records]
-    ys = forest(ax, rows, inputs, legend, labels, xlabel="R², or difference of mean R² (95% interval)",
-                extras=[x for v, _ in dots for x in v], limits=(-1.0, 1.0))
+    dots = [
+        _run_values(table, r["arch"], R2_ROWS[r["id"]][1])
+        if R2_ROWS[r["id"]][1] and r["dataset"] == dataset
+        else (np.zeros(0), np.zeros(0))
+        for r in records
+    ]
+    ys = forest(
+        ax,
+        rows,
+        inputs,
+        legend,
+        labels,
+        xlabel="R², or difference of mean R² (95% interval)",
+        extras=[x for v, _ in dots for x in v],
+        limits=(-1.0, 1.0),
+    )
     _dots(ax, ys, dots, inputs, legend)
 
 
@@ -139,8 +170,17 @@ def _fraction_panel(ax, dataset: str, inputs: FigureInputs, legend: dict) -> Non
     labels = [row_label(r, inputs, with_dataset=False) for r in rows.to_dict("records")]
     table = inputs.table("f2_r2", dataset)
     dots = [_run_values(table, r["arch"], "frac_defined") for r in rows.to_dict("records")]
-    ys = forest(ax, rows, inputs, legend, labels, xlabel="share (95% t interval over seeds)", limits=(0.0, 1.0),
-                extras=[x for v, _ in dots for x in v], label_chars=14)
+    ys = forest(
+        ax,
+        rows,
+        inputs,
+        legend,
+        labels,
+        xlabel="share (95% t interval over seeds)",
+        limits=(0.0, 1.0),
+        extras=[x for v, _ in dots for x in v],
+        label_chars=14,
+    )
     _dots(ax, ys, dots, inputs, legend)
 
 

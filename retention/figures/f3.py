@@ -16,18 +16,28 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from retention.stats.stack import ELIGIBLE
 from retention.figures import marks
 from retention.figures.examples import primary_rows
 from retention.figures.forest import forest, forest_height, forest_units, row_label
 from retention.figures.inputs import FigureInputs, number, one_dataset, text_of
-from retention.figures.style import SMALL_FONT, empty, figure_legend, panel_width, shorten, stacked, tag, title
+from retention.figures.style import (
+    SMALL_FONT,
+    empty,
+    figure_legend,
+    panel_width,
+    shorten,
+    stacked,
+    tag,
+    title,
+)
+from retention.stats.stack import ELIGIBLE
 
 JITTER = 0.08  # of lambda_max
 
 
 def lambda_pair(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Lambda of the samples eligible in both runs (configured trace)."""
+
     def eligible(f):
         p = primary_rows(f)
         lam = pd.to_numeric(p["lambda"], errors="coerce")
@@ -44,8 +54,17 @@ def _corner_counts(ax, x: np.ndarray, y: np.ndarray, lambda_max: float) -> None:
     for (vx, fx), (vy, fy) in [(p, q) for p in at.items() for q in at.items()]:
         n = int((fx(x) & fy(y)).sum())
         ha, va = ("left" if vx == 0 else "right"), ("bottom" if vy == 0 else "top")
-        ax.annotate(f"n = {n:,}", (vx, vy), xytext=(4 if vx == 0 else -4, 4 if vy == 0 else -4), textcoords="offset points",
-                    ha=ha, va=va, fontsize=SMALL_FONT, zorder=5, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.6", "lw": 0.5})
+        ax.annotate(
+            f"n = {n:,}",
+            (vx, vy),
+            xytext=(4 if vx == 0 else -4, 4 if vy == 0 else -4),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=SMALL_FONT,
+            zorder=5,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "0.6", "lw": 0.5},
+        )
 
 
 def _scatter_panel(ax, dataset: str, arch: str, inputs: FigureInputs, color, legend: dict) -> None:
@@ -85,13 +104,24 @@ def _pair_rho(f3: pd.DataFrame, arch: str, s0: int, s1: int) -> float:
     return number(hit["value"].iloc[0]) if len(hit) else float("nan")
 
 
-def rho_matrix(f3: pd.DataFrame, archs: list[str], column: str = "value") -> tuple[list[tuple[str, int]], np.ndarray]:
+def rho_matrix(
+    f3: pd.DataFrame, archs: list[str], column: str = "value"
+) -> tuple[list[tuple[str, int]], np.ndarray]:
     """The runs (arch-major) and the symmetric matrix of a column of their pairs (rho, or
     n_samples; 1 on the diagonal)."""
-    rows = list(zip(text_of(f3, "arch"), pd.to_numeric(f3["seed"]).astype(int), text_of(f3, "arch_b"),
-                    pd.to_numeric(f3["seed_b"]).astype(int), pd.to_numeric(f3[column], errors="coerce")))
-    runs = sorted({(a, s) for a, s, *_ in rows} | {(b, t) for _, _, b, t, _ in rows},
-                  key=lambda k: (archs.index(k[0]) if k[0] in archs else len(archs), k[1]))
+    rows = list(
+        zip(
+            text_of(f3, "arch"),
+            pd.to_numeric(f3["seed"]).astype(int),
+            text_of(f3, "arch_b"),
+            pd.to_numeric(f3["seed_b"]).astype(int),
+            pd.to_numeric(f3[column], errors="coerce"),
+        )
+    )
+    runs = sorted(
+        {(a, s) for a, s, *_ in rows} | {(b, t) for _, _, b, t, _ in rows},
+        key=lambda k: (archs.index(k[0]) if k[0] in archs else len(archs), k[1]),
+    )
     idx = {k: i for i, k in enumerate(runs)}
     m = np.full((len(runs), len(runs)), np.nan)
     np.fill_diagonal(m, 1.0)
@@ -124,12 +154,16 @@ def _forest_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInputs, le
     if rows.empty:
         empty(ax, f"{dataset}: no F3 rows in the findings table")
         return
-    forest(ax, rows, inputs, legend, f3_labels(rows, inputs), xlabel="Spearman ρ of λ (95% interval over seeds)")
+    forest(
+        ax, rows, inputs, legend, f3_labels(rows, inputs), xlabel="Spearman ρ of λ (95% interval over seeds)"
+    )
 
 
 def f3_labels(rows: pd.DataFrame, inputs: FigureInputs) -> list[str]:
-    return [("within " if r["id"] == "F3.within" else "across ") + row_label(r, inputs, with_dataset=False)
-            for r in rows.to_dict("records")]
+    return [
+        ("within " if r["id"] == "F3.within" else "across ") + row_label(r, inputs, with_dataset=False)
+        for r in rows.to_dict("records")
+    ]
 
 
 def seed_stability(inputs: FigureInputs) -> Figure:
@@ -138,8 +172,13 @@ def seed_stability(inputs: FigureInputs) -> Figure:
     archs = inputs.archs()
     colors = inputs.colors()
     rows = pd.concat([inputs.rows(i, dataset) for i in ("F3.within", "F3.cross")])
-    fig, axes = stacked([(len(archs) + 1, 2.9, [1] * len(archs) + [1.6]), (1, forest_height(forest_units(rows, f3_labels(rows, inputs), inputs)))],
-                        legend_in=0.5)
+    fig, axes = stacked(
+        [
+            (len(archs) + 1, 2.9, [1] * len(archs) + [1.6]),
+            (1, forest_height(forest_units(rows, f3_labels(rows, inputs), inputs))),
+        ],
+        legend_in=0.5,
+    )
     legend: dict = {}
     for ax, arch in zip(axes[0], archs):
         _scatter_panel(ax, dataset, arch, inputs, colors[arch], legend)

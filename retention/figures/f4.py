@@ -27,8 +27,10 @@ SHOWN = 6  # classes shown at each end of the ranking
 MOST = "most forgotten classes (solid; mean λ over seeds)"
 LEAST = "least forgotten classes (hatched)"
 RUN = "one run"
-MEASURES = (("max_confusion", "held-out confusion", "largest held-out confusion rate\nwith another class"),
-            ("nearest_cosine", "centroid cosine", "cosine to the nearest class\ncentroid at t = 0"))
+MEASURES = (
+    ("max_confusion", "held-out confusion", "largest held-out confusion rate\nwith another class"),
+    ("nearest_cosine", "centroid cosine", "cosine to the nearest class\ncentroid at t = 0"),
+)
 
 
 def ranked_classes(t: pd.DataFrame, arch: str) -> pd.DataFrame:
@@ -57,9 +59,21 @@ def _bars_panel(ax, dataset: str, arch: str, inputs: FigureInputs, legend: dict)
         small = inputs.small(row["n_samples"])
         end = row["end"]
         name = marks.hollow_label(inputs.min_samples) if small else (MOST if end == "most" else LEAST)
-        tag(ax.barh([yi], [float(row["value"])], color="white" if small or end == "least" else color, edgecolor=color,
-                    hatch=EXTREME_HATCH[end], lw=0.8, alpha=0.9), name)
-        rv = pd.to_numeric(runs[pd.to_numeric(runs["class_index"]) == float(row["class_index"])]["value"], errors="coerce")
+        tag(
+            ax.barh(
+                [yi],
+                [float(row["value"])],
+                color="white" if small or end == "least" else color,
+                edgecolor=color,
+                hatch=EXTREME_HATCH[end],
+                lw=0.8,
+                alpha=0.9,
+            ),
+            name,
+        )
+        rv = pd.to_numeric(
+            runs[pd.to_numeric(runs["class_index"]) == float(row["class_index"])]["value"], errors="coerce"
+        )
         tag(ax.plot(rv.dropna(), np.full(rv.notna().sum(), yi), ".", color="0.2", ms=3), RUN)
         ticks.append(f"{shorten(row['class_name'], 16)} (n = {int(row['n_samples'])})")
     legend.setdefault(MOST, Patch(facecolor="0.45", edgecolor="0.45"))
@@ -96,9 +110,13 @@ def _similarity_panel(ax, dataset: str, measure: tuple, inputs: FigureInputs, co
         tag(ax.scatter(x[~small], y[~small], s=14, color=colors[arch], lw=0, alpha=0.8), name)
         legend.setdefault(name, Line2D([], [], marker="o", ls="none", color=colors[arch], ms=4))
         if small.any():
-            tag(ax.scatter(x[small], y[small], s=14, facecolor="white", edgecolor=colors[arch], lw=0.8),
-                marks.hollow_label(inputs.min_samples))
-            legend.update({k: h for k, h in marks.solid_handles(inputs.min_samples).items() if k not in legend})
+            tag(
+                ax.scatter(x[small], y[small], s=14, facecolor="white", edgecolor=colors[arch], lw=0.8),
+                marks.hollow_label(inputs.min_samples),
+            )
+            legend.update(
+                {k: h for k, h in marks.solid_handles(inputs.min_samples).items() if k not in legend}
+            )
     marks.lambda_bounds(ax, inputs.lambda_max, "y")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(marks.lambda_label(inputs.lambda_max, "mean λ of the class"))
@@ -124,7 +142,9 @@ def f4_labels(rows: pd.DataFrame, inputs: FigureInputs) -> list[str]:
     labels = []
     for r in rows.to_dict("records"):
         arch = inputs.pair_label(r["arch"], r.get("arch_b", ""))
-        labels.append(f"against {r['case']} · {arch}" if r["id"] == "F4.similarity" else f"{what[r['id']]} · {arch}")
+        labels.append(
+            f"against {r['case']} · {arch}" if r["id"] == "F4.similarity" else f"{what[r['id']]} · {arch}"
+        )
     return labels
 
 
@@ -134,8 +154,14 @@ def class_forgetting(inputs: FigureInputs) -> Figure:
     archs = inputs.archs()
     colors = inputs.colors()
     rows = pd.concat([inputs.rows(i, dataset) for i in ("F4.consistency", "F4.cross", "F4.similarity")])
-    fig, axes = stacked([(len(archs), 2.6), (len(MEASURES), 2.3), (1, forest_height(forest_units(rows, f4_labels(rows, inputs), inputs)))],
-                        legend_in=0.6)
+    fig, axes = stacked(
+        [
+            (len(archs), 2.6),
+            (len(MEASURES), 2.3),
+            (1, forest_height(forest_units(rows, f4_labels(rows, inputs), inputs))),
+        ],
+        legend_in=0.6,
+    )
     legend: dict = {}
     for ax, arch in zip(axes[0], archs):
         _bars_panel(ax, dataset, arch, inputs, legend)

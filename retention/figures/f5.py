@@ -15,12 +15,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from retention.stats.stack import ELIGIBLE
 from retention.figures import marks
 from retention.figures.examples import primary_rows
 from retention.figures.forest import forest, forest_height, forest_units, row_label
 from retention.figures.inputs import FigureInputs, one_dataset, text_of
 from retention.figures.style import COLORBAR, COUNT_CMAP, empty, figure_legend, stacked, tag, title
+from retention.stats.stack import ELIGIBLE
 
 RUN = "ρ of one run"
 IDS = ("F5.meta", "F5.meta_by_arch", "F5.subsets")
@@ -51,7 +51,9 @@ def _hexbin_panel(ax, dataset: str, arch: str, inputs: FigureInputs) -> None:
         return
     x = np.maximum(x, 1e-6)
     scale = "log" if x.max() / x.min() > 10 else "linear"
-    hb = tag(ax.hexbin(x, y, xscale=scale, gridsize=26, bins="log", mincnt=1, cmap=COUNT_CMAP, lw=0.1), COLORBAR)
+    hb = tag(
+        ax.hexbin(x, y, xscale=scale, gridsize=26, bins="log", mincnt=1, cmap=COUNT_CMAP, lw=0.1), COLORBAR
+    )
     ax.figure.colorbar(hb, ax=ax, shrink=0.85, fraction=0.08, pad=0.03, label="samples per bin")
     title(ax, heading)  # again: the colour bar narrows the panel
     marks.lambda_bounds(ax, inputs.lambda_max, "y")
@@ -69,21 +71,32 @@ def _forest_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInputs, le
     if len(per_run):
         per_run = per_run[text_of(per_run, "subset") == "all"]
     runs = [_run_rhos(per_run, r) for r in records]
-    ys = forest(ax, rows, inputs, legend, f5_labels(rows, inputs), xlabel="Spearman ρ (95% interval)",
-                extras=[x for v, _ in runs for x in v])
+    ys = forest(
+        ax,
+        rows,
+        inputs,
+        legend,
+        f5_labels(rows, inputs),
+        xlabel="Spearman ρ (95% interval)",
+        extras=[x for v, _ in runs for x in v],
+    )
     for y, (v, n) in zip(ys, runs):
         small = np.array([inputs.small(k) for k in n], dtype=bool)
         if (~small).any():
             tag(ax.plot(v[~small], np.full((~small).sum(), y + 0.3), "|", color="0.3", ms=6, mew=1.2), RUN)
             legend.setdefault(RUN, Line2D([], [], marker="|", color="0.3", ls="none", ms=6, mew=1.2))
         if small.any():  # a run's rho over too few samples
-            tag(ax.plot(v[small], np.full(small.sum(), y + 0.3), "o", color="0.3", mfc="white", ms=3.5),
-                marks.hollow_label(inputs.min_samples))
+            tag(
+                ax.plot(v[small], np.full(small.sum(), y + 0.3), "o", color="0.3", mfc="white", ms=3.5),
+                marks.hollow_label(inputs.min_samples),
+            )
 
 
 def f5_labels(rows: pd.DataFrame, inputs: FigureInputs) -> list[str]:
-    return [("all runs (primary)" if r["id"] == "F5.meta" else row_label(r, inputs, with_dataset=False))
-            for r in rows.to_dict("records")]
+    return [
+        ("all runs (primary)" if r["id"] == "F5.meta" else row_label(r, inputs, with_dataset=False))
+        for r in rows.to_dict("records")
+    ]
 
 
 def _run_rhos(per_run: pd.DataFrame, row: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +104,10 @@ def _run_rhos(per_run: pd.DataFrame, row: dict) -> tuple[np.ndarray, np.ndarray]
     if row["id"] != "F5.meta_by_arch" or per_run.empty:
         return np.zeros(0), np.zeros(0)
     part = per_run[text_of(per_run, "arch") == row["arch"]]
-    v, n = pd.to_numeric(part["value"], errors="coerce").to_numpy(float), pd.to_numeric(part["n_samples"]).to_numpy(float)
+    v, n = (
+        pd.to_numeric(part["value"], errors="coerce").to_numpy(float),
+        pd.to_numeric(part["n_samples"]).to_numpy(float),
+    )
     return v[np.isfinite(v)], n[np.isfinite(v)]
 
 
@@ -100,8 +116,10 @@ def warmup_loss(inputs: FigureInputs) -> Figure:
     dataset = one_dataset(inputs, "warmup_loss")
     archs = inputs.archs()
     rows = pd.concat([inputs.rows(i, dataset) for i in IDS])
-    fig, axes = stacked([(len(archs), 2.6), (1, forest_height(forest_units(rows, f5_labels(rows, inputs), inputs)))],
-                        legend_in=0.5)
+    fig, axes = stacked(
+        [(len(archs), 2.6), (1, forest_height(forest_units(rows, f5_labels(rows, inputs), inputs)))],
+        legend_in=0.5,
+    )
     legend: dict = {}
     for ax, arch in zip(axes[0], archs):
         _hexbin_panel(ax, dataset, arch, inputs)

@@ -63,12 +63,25 @@ def _curves_panel(ax, cur: pd.DataFrame, arch: str, inputs: FigureInputs, legend
         for col, split, _ in SPLITS:
             mean = k.groupby("t")[col].mean()
             low = min(low, float(mean.min()))
-            tag(ax.plot(mean.index, mean.to_numpy(), ls=SPLIT_STYLES[split], marker=marker, ms=3, color=color,
-                        lw=1.1, markevery=_marker_every(len(mean)), mfc="white" if split == "train" else color),
-                sampler_name(kind))
+            tag(
+                ax.plot(
+                    mean.index,
+                    mean.to_numpy(),
+                    ls=SPLIT_STYLES[split],
+                    marker=marker,
+                    ms=3,
+                    color=color,
+                    lw=1.1,
+                    markevery=_marker_every(len(mean)),
+                    mfc="white" if split == "train" else color,
+                ),
+                sampler_name(kind),
+            )
         legend.setdefault(sampler_name(kind), _sampler_handle(kind))
     guide(ax.axvline(0, color=GUIDE_COLOR, lw=0.8, ls=":"))
-    ax.set_ylim(max(0.0, low - 0.05 * (1.0 - low) - 0.01), 1.0 + 0.03 * (1.0 - low) + 0.002)  # zoomed to the curves
+    ax.set_ylim(
+        max(0.0, low - 0.05 * (1.0 - low) - 0.01), 1.0 + 0.03 * (1.0 - low) + 0.002
+    )  # zoomed to the curves
     ax.set_xlabel("epoch t (dotted: end of warmup)")
     ax.set_ylabel("accuracy")
 
@@ -83,8 +96,19 @@ def _coverage_panel(ax, cur: pd.DataFrame, inputs: FigureInputs, legend: dict) -
     colors = inputs.colors()
     for (arch, kind), k in cur.groupby([text_of(cur, "arch"), text_of(cur, "kind")], sort=False):
         mean = k.groupby("t")["n_distinct_trained"].mean()
-        tag(ax.plot(mean.index, mean.to_numpy(), "-", marker=SAMPLER_MARKERS.get(kind, "s"), ms=3,
-                    color=colors.get(arch, NEUTRAL), lw=1.1, markevery=_marker_every(len(mean))), sampler_name(kind))
+        tag(
+            ax.plot(
+                mean.index,
+                mean.to_numpy(),
+                "-",
+                marker=SAMPLER_MARKERS.get(kind, "s"),
+                ms=3,
+                color=colors.get(arch, NEUTRAL),
+                lw=1.1,
+                markevery=_marker_every(len(mean)),
+            ),
+            sampler_name(kind),
+        )
         legend.setdefault(sampler_name(kind), _sampler_handle(kind))
     ax.set_xlabel("epoch t")
     ax.set_ylabel("distinct samples trained\n(mean over seeds)")
@@ -97,8 +121,15 @@ def _differences_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInput
         return
     records = rows.to_dict("records")
     seeds = [_seed_differences(inputs.table("comparison", dataset), r) for r in records]
-    ys = forest(ax, rows, inputs, legend, f6_labels(rows, inputs), xlabel="spaced − random (95% t interval over seeds)",
-                extras=np.concatenate(seeds or [np.zeros(0)]).tolist())
+    ys = forest(
+        ax,
+        rows,
+        inputs,
+        legend,
+        f6_labels(rows, inputs),
+        xlabel="spaced − random (95% t interval over seeds)",
+        extras=np.concatenate(seeds or [np.zeros(0)]).tolist(),
+    )
     for y, d in zip(ys, seeds):
         if d.size:
             tag(ax.plot(d, np.full(d.size, y + 0.3), "|", color="0.3", ms=6, mew=1.2), SEED)
@@ -106,7 +137,9 @@ def _differences_panel(ax, dataset: str, rows: pd.DataFrame, inputs: FigureInput
 
 
 def f6_labels(rows: pd.DataFrame, inputs: FigureInputs) -> list[str]:
-    return [f"{OUTCOMES[r['id']]} · {row_label(r, inputs, with_dataset=False)}" for r in rows.to_dict("records")]
+    return [
+        f"{OUTCOMES[r['id']]} · {row_label(r, inputs, with_dataset=False)}" for r in rows.to_dict("records")
+    ]
 
 
 def _seed_differences(comparison: pd.DataFrame, row: dict) -> np.ndarray:
@@ -114,7 +147,9 @@ def _seed_differences(comparison: pd.DataFrame, row: dict) -> np.ndarray:
     if comparison.empty:
         return np.zeros(0)
     outcome = {"F6.heldout": "heldout_acc", "F6.retention": "train_retention"}[row["id"]]
-    hit = comparison[(text_of(comparison, "arch") == row["arch"]) & (text_of(comparison, "outcome") == outcome)]
+    hit = comparison[
+        (text_of(comparison, "arch") == row["arch"]) & (text_of(comparison, "outcome") == outcome)
+    ]
     return np.array([float(x) for x in " ".join(text_of(hit, "differences")).split()], dtype=float)
 
 
@@ -124,8 +159,10 @@ def sampler(inputs: FigureInputs) -> Figure:
     archs = inputs.archs()
     cur = inputs.table("curves", dataset)
     rows = pd.concat([inputs.rows(i, dataset) for i in OUTCOMES])
-    fig, axes = stacked([(len(archs) + 1, 2.3), (1, forest_height(forest_units(rows, f6_labels(rows, inputs), inputs)))],
-                        legend_in=0.6)
+    fig, axes = stacked(
+        [(len(archs) + 1, 2.3), (1, forest_height(forest_units(rows, f6_labels(rows, inputs), inputs)))],
+        legend_in=0.6,
+    )
     legend: dict = {}
     for ax, arch in zip(axes[0], archs):
         _curves_panel(ax, cur, arch, inputs, legend)

@@ -22,9 +22,6 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 from retention.errors import ConfigError
-from retention.findings.numbers import p_value
-from retention.stats.estimate import Finding
-from retention.stats.registry import FINDINGS, by_id
 from retention.figures import marks
 from retention.figures.inputs import FigureInputs, number
 from retention.figures.style import (
@@ -41,6 +38,9 @@ from retention.figures.style import (
     title,
     wrap_text,
 )
+from retention.findings.numbers import p_value
+from retention.stats.estimate import Finding
+from retention.stats.registry import FINDINGS, by_id
 
 ROW_IN = 0.3  # inches per forest row
 #: the rows a settling criterion of the paper applies to: finding id -> the id of the
@@ -80,8 +80,13 @@ def verdict_text(row) -> str:
         return ""
     p, p_null = p_value(row.get("p_holm")), p_value(row.get("p_null_holm"))
     kind = str(row.get("null_kind", "") or "")
-    return (f"claim: {claim}" + (f", Holm p {p}" if p else "") + "\n"
-            + f"null{f' ({kind})' if kind else ''}: {null}" + (f", Holm p {p_null}" if p_null else ""))
+    return (
+        f"claim: {claim}"
+        + (f", Holm p {p}" if p else "")
+        + "\n"
+        + f"null{f' ({kind})' if kind else ''}: {null}"
+        + (f", Holm p {p_null}" if p_null else "")
+    )
 
 
 def settling_text(settling) -> str:
@@ -118,8 +123,13 @@ def reference_marks(ax, i: float, row: dict, inputs: FigureInputs, legend: dict)
     out = []
     kinds = marks.null_ranges(ax, i, row)
     if kinds:
-        legend.update({k: h for k, h in marks.null_handles(kinds, bool(row.get("null_kind"))).items()
-                       if k not in legend})
+        legend.update(
+            {
+                k: h
+                for k, h in marks.null_handles(kinds, bool(row.get("null_kind"))).items()
+                if k not in legend
+            }
+        )
         for kind in kinds:
             out += list(marks.null_range(row, kind))
     if row.get("id") not in marks.NO_CHANCE_LEVEL and marks.chance(ax, i, row.get("chance")):
@@ -145,8 +155,9 @@ def _row_color(row: dict, inputs: FigureInputs):
     return inputs.colors().get(arch, NEUTRAL) if arch and not arch_b else NEUTRAL
 
 
-def tick_text(row: dict, label: str, inputs: FigureInputs, label_chars: int | None = None,
-              reasons: bool = True) -> str:
+def tick_text(
+    row: dict, label: str, inputs: FigureInputs, label_chars: int | None = None, reasons: bool = True
+) -> str:
     """The y tick label of a forest row: ``label`` in words, a paper value that is not a
     number, and why the row is hollow or empty, wrapped to ``label_chars``."""
     why = marks.caveat(row, inputs.min_samples, reasons)
@@ -162,16 +173,35 @@ def _units(*texts: str) -> float:
     return max(1.0, *((t.count("\n") + 1) / 2 for t in texts if t))
 
 
-def forest_units(rows: pd.DataFrame, labels: Sequence[str], inputs: FigureInputs, label_chars: int | None = None,
-                 reasons: bool = True, right: bool = True) -> float:
+def forest_units(
+    rows: pd.DataFrame,
+    labels: Sequence[str],
+    inputs: FigureInputs,
+    label_chars: int | None = None,
+    reasons: bool = True,
+    right: bool = True,
+) -> float:
     """The height of a forest of ``rows`` in units of ROW_IN (see :func:`forest_height`)."""
-    return sum(_units(tick_text(r, lab, inputs, label_chars, reasons), right_text(r, inputs) if right else "")
-               for r, lab in zip(rows.to_dict("records"), labels))
+    return sum(
+        _units(tick_text(r, lab, inputs, label_chars, reasons), right_text(r, inputs) if right else "")
+        for r, lab in zip(rows.to_dict("records"), labels)
+    )
 
 
-def forest(ax, rows: pd.DataFrame, inputs: FigureInputs, legend: dict, labels: Sequence[str],
-           xlabel: str = "value", limits=None, extras: Sequence = (), ylabel: str = "",
-           label_chars: int | None = None, right: bool = True, reasons: bool = True) -> list[float]:
+def forest(
+    ax,
+    rows: pd.DataFrame,
+    inputs: FigureInputs,
+    legend: dict,
+    labels: Sequence[str],
+    xlabel: str = "value",
+    limits=None,
+    extras: Sequence = (),
+    ylabel: str = "",
+    label_chars: int | None = None,
+    right: bool = True,
+    reasons: bool = True,
+) -> list[float]:
     """One line per row of ``rows`` (findings-table rows) from top to bottom, with the
     nulls, chance, claim-bound, criterion and paper marks; y tick labels ``labels`` (with
     why a row is hollow or empty, and a paper value that is not a number, wrapped to
@@ -224,8 +254,9 @@ def finding_title(finding: Finding, score: str = "lambda") -> str:
     return template_text(finding.label, score)
 
 
-def finding_figure(inputs: FigureInputs, ids: Sequence[str] | None = None,
-                   findings: Sequence[Finding] = FINDINGS) -> Figure:
+def finding_figure(
+    inputs: FigureInputs, ids: Sequence[str] | None = None, findings: Sequence[Finding] = FINDINGS
+) -> Figure:
     """A forest plot of each finding of ``ids`` (default: the primary findings of the
     registry ``findings``), one panel per id (its own value axis), one line per dataset,
     architecture and case, with the verdicts of each primary row on the right."""
@@ -237,7 +268,9 @@ def finding_figure(inputs: FigureInputs, ids: Sequence[str] | None = None,
         raise ConfigError(f"unknown finding id {unknown[0]!r}; known: {', '.join(registry)}")
     table = inputs.findings if inputs.findings is not None else pd.DataFrame(columns=["id"])
     parts = [(i, table[(table["id"] == i) & table["dataset"].isin(inputs.datasets)]) for i in ids]
-    return forest_figure(inputs, [(finding_title(registry[i], _score(p)), p, registry[i], None) for i, p in parts])
+    return forest_figure(
+        inputs, [(finding_title(registry[i], _score(p)), p, registry[i], None) for i, p in parts]
+    )
 
 
 def _score(rows: pd.DataFrame) -> str:
@@ -249,8 +282,10 @@ def forest_figure(inputs: FigureInputs, panels: Sequence[tuple], notes: Sequence
     line per row (labelled ``labels``, default by dataset, architecture and case; the
     finding gives the unit and the value's limits); ``notes``: one-line panels (what
     cannot be drawn, and why)."""
-    panels = [(h, rows, f, labels or [row_label(r, inputs) for r in rows.to_dict("records")])
-              for h, rows, f, labels in panels]
+    panels = [
+        (h, rows, f, labels or [row_label(r, inputs) for r in rows.to_dict("records")])
+        for h, rows, f, labels in panels
+    ]
     heights = [forest_height(forest_units(p[1], p[3], inputs)) if len(p[1]) else 0.45 for p in panels]
     heights += [0.3] * len(notes)
     set_style()
@@ -264,9 +299,16 @@ def forest_figure(inputs: FigureInputs, panels: Sequence[tuple], notes: Sequence
             empty(ax, f"no rows in the findings table for {', '.join(inputs.datasets)}")
             continue
         unit = f" (unit of replication: {finding.unit})" if finding is not None else ""
-        forest(ax, rows, inputs, legend, labels, xlabel=f"estimate and 95% interval{unit}",
-               limits=finding.limits if finding is not None else None)
-    for ax, note in zip(axes[len(panels):], notes):
+        forest(
+            ax,
+            rows,
+            inputs,
+            legend,
+            labels,
+            xlabel=f"estimate and 95% interval{unit}",
+            limits=finding.limits if finding is not None else None,
+        )
+    for ax, note in zip(axes[len(panels) :], notes):
         empty(ax, note)
     figure_legend(fig, legend)
     return fig
@@ -278,9 +320,13 @@ def template_text(label: str, score: str = "lambda") -> str:
     between the architectures'; {score} -> the rank score's name."""
     label = re.sub(r"\{arch\} minus \{arch_b\}", "difference between the architectures", label)
     label = re.sub(r"\s*\((?:[^()]*?\{\w+[^}]*\}[^()]*?)\)", "", label)  # '(... {arch} ...)'
-    words = {"arch": "each architecture", "arch_b": "another", "score": score_name(score), "q": "q",
-             "criterion": "the criterion", "case": "each case"}
+    words = {
+        "arch": "each architecture",
+        "arch_b": "another",
+        "score": score_name(score),
+        "q": "q",
+        "criterion": "the criterion",
+        "case": "each case",
+    }
     label = re.sub(r"\{(\w+)[^}]*\}", lambda m: words.get(m[1], m[1]), label)
     return plain(label.replace("top-q", "top-q").strip(" ,"))
-
-

@@ -18,7 +18,16 @@ from matplotlib.figure import Figure
 
 from retention.figures import order as rank_order
 from retention.figures.inputs import FigureInputs
-from retention.figures.style import COLORBAR, RETENTION_CMAP, empty, guide, new_figure, panel_width, tag, title
+from retention.figures.style import (
+    COLORBAR,
+    RETENTION_CMAP,
+    empty,
+    guide,
+    new_figure,
+    panel_width,
+    tag,
+    title,
+)
 
 #: tie groups larger than this share of the ranked samples are marked and named
 BIG_TIE = 0.05
@@ -51,8 +60,18 @@ def _panel(ax, dataset: str, arch: str, inputs: FigureInputs):
     ranked = ranked[np.isin(ranked, ids)]
     rest = np.setdiff1d(ids, ranked)
     rows = np.concatenate([row_of.loc[ranked].to_numpy(), row_of.loc[rest].to_numpy()])
-    im = tag(ax.imshow(share[rows], aspect="auto", cmap=RETENTION_CMAP, vmin=0, vmax=1, interpolation="antialiased",
-                       extent=(t[0] - 0.5, t[-1] + 0.5, len(rows), 0)), COLORBAR)
+    im = tag(
+        ax.imshow(
+            share[rows],
+            aspect="auto",
+            cmap=RETENTION_CMAP,
+            vmin=0,
+            vmax=1,
+            interpolation="antialiased",
+            extent=(t[0] - 0.5, t[-1] + 0.5, len(rows), 0),
+        ),
+        COLORBAR,
+    )
     guide(ax.axvline(0, color="white", lw=0.8, ls=":"))
     if rest.size:
         guide(ax.axhline(len(ranked), color="white", lw=1.0))
@@ -86,4 +105,3 @@ def retention_heatmap(inputs: FigureInputs) -> Figure:
         bar = fig.colorbar(last, ax=axes.ravel().tolist(), shrink=0.6, aspect=30)
         bar.set_label("share of seeds in which the sample is correct")
     return fig
-

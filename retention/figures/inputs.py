@@ -63,7 +63,9 @@ def read_images(path) -> np.ndarray:
     """The prepared images (N, S, S, 3) uint8, memory-mapped."""
     images = io.read_npy(path, "prepared images")
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise DataError(f"{path}: expected uint8 images of shape (N, S, S, 3), got {images.dtype} {images.shape}")
+        raise DataError(
+            f"{path}: expected uint8 images of shape (N, S, S, 3), got {images.dtype} {images.shape}"
+        )
     return images
 
 

@@ -22,7 +22,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from retention.fitting.nulls import KINDS as NULL_KINDS
 from retention.figures.inputs import number
 from retention.figures.style import (
     BOUND_STYLE,
@@ -38,6 +37,7 @@ from retention.figures.style import (
     guide,
     tag,
 )
+from retention.fitting.nulls import KINDS as NULL_KINDS
 
 #: legend labels of the marks (each series' gid)
 NULLS = {
@@ -108,8 +108,18 @@ def estimate(ax, pos, value, low, high, color, name, hollow=False, orient="h", m
         err = [[max(value - low, 0.0)], [max(high - value, 0.0)]]
     xy = ([value], [pos]) if orient == "h" else ([pos], [value])
     kw = {"xerr": err} if orient == "h" else {"yerr": err}
-    h = ax.errorbar(*xy, **kw, fmt=marker, color=color, ms=ms, mfc="white" if hollow else color,
-                    mew=1.1, capsize=2, lw=1, zorder=4)
+    h = ax.errorbar(
+        *xy,
+        **kw,
+        fmt=marker,
+        color=color,
+        ms=ms,
+        mfc="white" if hollow else color,
+        mew=1.1,
+        capsize=2,
+        lw=1,
+        zorder=4,
+    )
     return tag(h, name)
 
 
@@ -133,14 +143,21 @@ def null_ranges(ax, pos, row, orient="h", height=0.16) -> list[str]:
             continue
         at = pos + NULL_OFFSET[kind]
         band = _band(at, low, high, height, orient)
-        band.set(facecolor=NULL_COLOR, alpha=0.55 if kind == "iid" else 0.35, hatch=NULL_HATCH[kind],
-                 edgecolor="black" if kind == decides else NULL_COLOR, lw=0.9 if kind == decides else 0, zorder=1)
+        band.set(
+            facecolor=NULL_COLOR,
+            alpha=0.55 if kind == "iid" else 0.35,
+            hatch=NULL_HATCH[kind],
+            edgecolor="black" if kind == decides else NULL_COLOR,
+            lw=0.9 if kind == decides else 0,
+            zorder=1,
+        )
         if kind == decides:
             band.set_label(DECIDES)
         ax.add_patch(band)
         span = [at - height / 2 - 0.03, at + height / 2 + 0.03]
-        tick = ax.plot(*(([mean, mean], span) if orient == "h" else (span, [mean, mean])), color="0.3", lw=1.1,
-                       zorder=2)
+        tick = ax.plot(
+            *(([mean, mean], span) if orient == "h" else (span, [mean, mean])), color="0.3", lw=1.1, zorder=2
+        )
         tag([band, *tick], NULLS[kind])
         drawn.append(kind)
     return drawn
@@ -148,8 +165,16 @@ def null_ranges(ax, pos, row, orient="h", height=0.16) -> list[str]:
 
 def null_handles(kinds, decided: bool) -> dict:
     """Legend entries of the null kinds drawn (and of the outline, where one decides)."""
-    out = {NULLS[k]: Patch(facecolor=NULL_COLOR, alpha=0.55 if k == "iid" else 0.35, hatch=NULL_HATCH[k],
-                           edgecolor=NULL_COLOR) for k in NULL_KINDS if k in kinds}
+    out = {
+        NULLS[k]: Patch(
+            facecolor=NULL_COLOR,
+            alpha=0.55 if k == "iid" else 0.35,
+            hatch=NULL_HATCH[k],
+            edgecolor=NULL_COLOR,
+        )
+        for k in NULL_KINDS
+        if k in kinds
+    }
     if decided:
         out[DECIDES] = Patch(facecolor="white", edgecolor="black", lw=0.9)
     return out
@@ -208,9 +233,17 @@ def claim_bound(ax, pos, row, orient="h", width=0.8) -> str:
         return ""
     name = EQUIVALENCE if claim == "equivalent" else MARGIN
     span = [pos - width / 2, pos + width / 2]
-    for v in ((-bound, bound) if claim == "equivalent" else (bound,)):
-        tag(ax.plot(*(([v, v], span) if orient == "h" else (span, [v, v])), color="0.2", lw=1.1, ls=BOUND_STYLE,
-                    zorder=3), name)
+    for v in (-bound, bound) if claim == "equivalent" else (bound,):
+        tag(
+            ax.plot(
+                *(([v, v], span) if orient == "h" else (span, [v, v])),
+                color="0.2",
+                lw=1.1,
+                ls=BOUND_STYLE,
+                zorder=3,
+            ),
+            name,
+        )
     return name
 
 
@@ -225,8 +258,16 @@ def criterion(ax, pos, value, orient="h", width=0.8) -> bool:
     if not math.isfinite(value):
         return False
     span = [pos - width / 2, pos + width / 2]
-    tag(ax.plot(*(([value, value], span) if orient == "h" else (span, [value, value])), color="black", lw=1.1,
-                ls=CRITERION_STYLE, zorder=3), CRITERION)
+    tag(
+        ax.plot(
+            *(([value, value], span) if orient == "h" else (span, [value, value])),
+            color="black",
+            lw=1.1,
+            ls=CRITERION_STYLE,
+            zorder=3,
+        ),
+        CRITERION,
+    )
     return True
 
 
@@ -287,8 +328,9 @@ def value_limits(values, marks=(), intervals=(), limits=(-math.inf, math.inf), p
     return float(lo - pad * span), float(hi + pad * span), thresh
 
 
-def set_value_axis(ax, values, marks=(), intervals=(), limits=(-math.inf, math.inf), orient="h",
-                   zero: bool = True) -> None:
+def set_value_axis(
+    ax, values, marks=(), intervals=(), limits=(-math.inf, math.inf), orient="h", zero: bool = True
+) -> None:
     """Limits (and a symlog scale where an outlier needs one) of the value axis; with
     ``zero``, 0 is always in view (differences and correlations are read against it)."""
     marks = [*marks, 0.0] if zero else list(marks)
@@ -327,8 +369,15 @@ def correlation_matrix(ax, m: np.ndarray, names, cell, axis_label: str, bar_labe
     ``cell(i, j)`` gives the text written in each off-diagonal cell ("" for none)."""
     im = tag(ax.imshow(m, vmin=-1, vmax=1, cmap=CORRELATION_CMAP), COLORBAR)
     for i, j in zip(*np.nonzero(np.isfinite(m) & ~np.eye(len(m), dtype=bool))):
-        ax.text(j, i, cell(i, j), ha="center", va="center", fontsize=SMALL_FONT,
-                color="white" if abs(m[i, j]) > 0.6 else "black")
+        ax.text(
+            j,
+            i,
+            cell(i, j),
+            ha="center",
+            va="center",
+            fontsize=SMALL_FONT,
+            color="white" if abs(m[i, j]) > 0.6 else "black",
+        )
     ax.set_xticks(range(len(names)), names, rotation=90)
     ax.set_yticks(range(len(names)), names)
     ax.grid(False)

@@ -23,8 +23,11 @@ def ranked(samples: pd.DataFrame, arch: str) -> pd.DataFrame:
     if samples is None or samples.empty or not set(cols) <= set(samples.columns):
         return pd.DataFrame(columns=["sample_id", "label", "class_name", "score", "rank", "tie"])
     out = samples.rename(columns=cols)
-    out = out.assign(rank=pd.to_numeric(out["rank"], errors="coerce"), tie=pd.to_numeric(out["tie"], errors="coerce"),
-                     score=pd.to_numeric(out["score"], errors="coerce"))
+    out = out.assign(
+        rank=pd.to_numeric(out["rank"], errors="coerce"),
+        tie=pd.to_numeric(out["tie"], errors="coerce"),
+        score=pd.to_numeric(out["score"], errors="coerce"),
+    )
     if "class_name" not in out:
         out["class_name"] = out["label"].astype(str)
     out = out.dropna(subset=["rank"]).sort_values("rank", kind="stable")
@@ -45,7 +48,11 @@ def ends(order: pd.DataFrame, n: int, keep=None) -> tuple[pd.DataFrame, pd.DataF
 
 def score_symbol(samples: pd.DataFrame) -> str:
     """How a figure names the seed-pooled rank score of samples.csv ('mean λ', ...)."""
-    name = str(samples["rank_score"].iloc[0]) if samples is not None and "rank_score" in samples and len(samples) else ""
+    name = (
+        str(samples["rank_score"].iloc[0])
+        if samples is not None and "rank_score" in samples and len(samples)
+        else ""
+    )
     return "mean " + score_name(name or "lambda")
 
 

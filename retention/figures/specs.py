@@ -49,24 +49,35 @@ ALL_DATASETS = "all"
 #: ``{{ snakemake.params.words["verdict_rule"] }}``)
 REPORT_WORDS = {
     "forest_marks": (
-        "In every panel of findings, a dot and bar is our estimate and its 95% interval (in the architecture's "
-        "colour for one architecture, black for a pair or all runs; hollow where it rests on too few samples, has "
-        "no interval or comes from partly undefined sets, with the reason in brackets). Grey bars above and below "
+        "In every panel of findings, a dot and bar is our estimate and its 95% interval (in the "
+        "architecture's "
+        "colour for one architecture, black for a pair or all runs; hollow where it rests on too few "
+        "samples, has "
+        "no interval or comes from partly undefined sets, with the reason in brackets). Grey bars above and "
+        "below "
         "it are the two memoryless nulls' 95% ranges, their means as ticks: plain, every post-learning epoch "
-        "redrawn independently (iid); hatched, the same epochs shuffled (shuffle). The null the null verdict rests "
-        "on is outlined in black. A black star is the paper's value (a bracket: its range), drawn only for the "
+        "redrawn independently (iid); hatched, the same epochs shuffled (shuffle). The null the null "
+        "verdict rests "
+        "on is outlined in black. A black star is the paper's value (a bracket: its range), drawn only for "
+        "the "
         "paper's datasets and architectures; dotted: chance; dashed: the bound the claim is tested against; "
-        "dash-dot: the paper's settling criterion (top-q Jaccard above 0.6 across architectures, Spearman above "
+        "dash-dot: the paper's settling criterion (top-q Jaccard above 0.6 across architectures, Spearman "
+        "above "
         "0.4 across seeds), with whether the value lies above it on the right. Every value axis shows 0."
     ),
     "verdict_rule": (
         "Each primary finding has two verdicts, written on the right of its line with their Holm p. "
         "**Claim**, the paper's claim by its own test (seeds as the unit, Holm over the dataset's primary "
-        "findings): *not comparable* without an estimate or a test; *contradicted* where a two-sided claim is "
-        "significant with the opposite sign of the paper's value, or the 95% interval excludes the claim (below 0 "
-        "for a claim that a value is greater than 0, entirely outside plus or minus the bound for equivalence, "
-        "entirely above the margin for non-superiority); *holds* where the claim's test passes at alpha after "
-        "Holm; *inconclusive* otherwise. **Memoryless null**, which never gates the claim: of the two null kinds, "
+        "findings): *not comparable* without an estimate or a test; *contradicted* where a two-sided claim "
+        "is "
+        "significant with the opposite sign of the paper's value, or the 95% interval excludes the claim "
+        "(below 0 "
+        "for a claim that a value is greater than 0, entirely outside plus or minus the bound for "
+        "equivalence, "
+        "entirely above the margin for non-superiority); *holds* where the claim's test passes at alpha "
+        "after "
+        "Holm; *inconclusive* otherwise. **Memoryless null**, which never gates the claim: of the two null "
+        "kinds, "
         "the one with the larger one-sided p in the claim's direction decides; *beyond null* where that p, "
         "Holm-corrected over the dataset's primary findings with a null, is below alpha; *explained by null* "
         "where our value lies inside that null's 95% range (so a dot outside the outlined bar is never "
@@ -108,8 +119,8 @@ FIGURES: dict[str, FigureSpec] = {
                           tables=("comparison", "curves", "sampler_summary"), sampler=True, per_dataset=True),
     "robustness": FigureSpec("Robustness of the primary findings", "primary findings under other choices",
                              tables=("summary", "robustness"), per_dataset=True),
-    "gallery": FigureSpec(SAMPLES, "most and least forgotten images", tables=("samples", "manifest", "images"),
-                          per_dataset=True),
+    "gallery": FigureSpec(SAMPLES, "most and least forgotten images",
+                          tables=("samples", "manifest", "images"), per_dataset=True),
     "retention_heatmap": FigureSpec(SAMPLES, "every sample's retention per epoch", runs=("traces",),
                                     tables=("samples",)),
     "data_map": FigureSpec(SAMPLES, "data map coloured by λ", runs=("fits",)),
@@ -117,8 +128,8 @@ FIGURES: dict[str, FigureSpec] = {
                                      tables=("scores", "rank_scores", "summary"), per_dataset=True),
     "retention_examples": FigureSpec("Traces and decay fits", "traces and fits of the extremes",
                                      runs=("fits", "traces"), seeds=1, tables=("samples",), per_dataset=True),
-    "training_curves": FigureSpec("Training curves", "accuracy and loss per epoch", runs=("metrics", "traces"),
-                                  per_dataset=True),
+    "training_curves": FigureSpec("Training curves", "accuracy and loss per epoch",
+                                  runs=("metrics", "traces"), per_dataset=True),
 }
 # fmt: on
 
@@ -131,8 +142,10 @@ def figure_datasets(name: str, datasets: Sequence[str], sampler_datasets: Sequen
 def figure_paths(name: str, datasets: Sequence[str], sampler_datasets: Sequence[str], ext: str) -> list[str]:
     """The files of a figure (one per dataset for a figure drawn per dataset)."""
     if FIGURES[name].per_dataset:
-        return [paths.FIGURE_OF_DATASET.format(dataset=d, name=name, ext=ext)
-                for d in figure_datasets(name, datasets, sampler_datasets)]
+        return [
+            paths.FIGURE_OF_DATASET.format(dataset=d, name=name, ext=ext)
+            for d in figure_datasets(name, datasets, sampler_datasets)
+        ]
     return [paths.FIGURE.format(name=name, ext=ext)]
 
 
@@ -152,7 +165,11 @@ def figure_runs(name: str, datasets: Sequence[str], runs: Sequence) -> list[list
 
 
 def figure_files(
-    name: str, datasets: Sequence[str], sampler_datasets: Sequence[str], runs: Sequence, imported: Sequence[str] = ()
+    name: str,
+    datasets: Sequence[str],
+    sampler_datasets: Sequence[str],
+    runs: Sequence,
+    imported: Sequence[str] = (),
 ) -> tuple[dict, dict]:
     """(files, datasets_of) of a figure over ``datasets``: kind -> paths (one per run of
     :func:`figure_runs`, or one per dataset), and for each per-dataset kind the datasets
@@ -161,9 +178,13 @@ def figure_files(
     spec = FIGURES[name]
     rows = figure_datasets(name, datasets, sampler_datasets)
     trained = [d for d in rows if d not in imported]
-    files = {k: [RUN_FILES[k].format(dataset=d, arch=a, seed=s)
-                 for d, a, s in figure_runs(name, trained if k in TRAINING_ONLY else rows, runs)]
-             for k in spec.runs}
+    files = {
+        k: [
+            RUN_FILES[k].format(dataset=d, arch=a, seed=s)
+            for d, a, s in figure_runs(name, trained if k in TRAINING_ONLY else rows, runs)
+        ]
+        for k in spec.runs
+    }
     datasets_of = {}
     for kind in spec.tables:
         where = [d for d in rows if d in sampler_datasets] if kind in SAMPLER_FILES else rows
@@ -189,8 +210,9 @@ def sampler_datasets(config: dict) -> list[str]:
     return list(config["sampler"].get("datasets") or trained)
 
 
-def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | None = None,
-               dataset: str | None = None) -> tuple[dict, dict]:
+def figure_job(
+    name: str, config: dict, study: dict, sampler: Sequence[str] | None = None, dataset: str | None = None
+) -> tuple[dict, dict]:
     """(inputs, params) of the job that draws figure ``name`` under ``config`` (of one
     ``dataset`` for a figure drawn per dataset): the files (:func:`figure_files`) and what
     scripts/plot_figure.py needs besides (the datasets drawn, the datasets of each
@@ -210,11 +232,15 @@ def figure_job(name: str, config: dict, study: dict, sampler: Sequence[str] | No
         "figure": name,
         "datasets": datasets,
         "datasets_of": datasets_of,
-        "runs": figure_runs(name, [d for d in datasets if d not in imported] if _training_only(name) else datasets,
-                            runs),
+        "runs": figure_runs(
+            name, [d for d in datasets if d not in imported] if _training_only(name) else datasets, runs
+        ),
         # the runs of each per-run kind that only trained runs have (metrics): not the imported ones
-        "runs_of": {k: figure_runs(name, [d for d in datasets if d not in imported], runs)
-                    for k in FIGURES[name].runs if k in TRAINING_ONLY},
+        "runs_of": {
+            k: figure_runs(name, [d for d in datasets if d not in imported], runs)
+            for k in FIGURES[name].runs
+            if k in TRAINING_ONLY
+        },
         "study": dict(study),
         "lambda_max": config["retention"]["lambda_max"],
         "min_samples": config["figures"]["min_samples"],
@@ -232,4 +258,8 @@ def report_labels(name: str, ext: str) -> dict:
     """The labels of a figure's file in the HTML report: what it shows, its dataset
     (``{dataset}``, a wildcard of the rule, or :data:`ALL_DATASETS`) and the format."""
     spec = FIGURES[name]
-    return {"figure": spec.title, "dataset": "{dataset}" if spec.per_dataset else ALL_DATASETS, "format": FORMATS[ext]}
+    return {
+        "figure": spec.title,
+        "dataset": "{dataset}" if spec.per_dataset else ALL_DATASETS,
+        "format": FORMATS[ext],
+    }

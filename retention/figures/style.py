@@ -127,7 +127,9 @@ def plain(text) -> str:
     the rank scores by name (see :data:`SCORE_NAMES`), and no snake_case left in the
     names this package writes (a trace label such as since_learned_soft becomes
     'since learned, on p(true class)')."""
-    text = re.sub(r"\b(since_learned|since_warmup|raw|conditional)(_soft)?(?:_la(\d+))?\b", _trace_words, str(text))
+    text = re.sub(
+        r"\b(since_learned|since_warmup|raw|conditional)(_soft)?(?:_la(\d+))?\b", _trace_words, str(text)
+    )
     for pattern, word in _WORDS:
         text = re.sub(pattern, word, text)
     return text
@@ -136,8 +138,11 @@ def plain(text) -> str:
 def _trace_words(m) -> str:
     if not (m[2] or m[3]) and m[1] in ("raw", "conditional"):
         return m[0]  # the words themselves
-    return TRACE_NAMES[m[1]] + (", on p(true class)" if m[2] else "") + (
-        f", learned after {m[3]} correct" if m[3] else "")
+    return (
+        TRACE_NAMES[m[1]]
+        + (", on p(true class)" if m[2] else "")
+        + (f", learned after {m[3]} correct" if m[3] else "")
+    )
 
 
 def score_name(score: str) -> str:
@@ -245,8 +250,17 @@ def empty(ax, message: str) -> None:
     """A panel that cannot be drawn: one line saying why, where the panel would be (no
     frame, no ticks)."""
     width = max(panel_width(ax), 1.0)
-    ax.text(0.0, 0.5, shorten(plain(message), int(width * chars_per_inch(SMALL_FONT))), ha="left", va="center",
-            fontsize=SMALL_FONT, transform=ax.transAxes, color="0.3", style="italic")
+    ax.text(
+        0.0,
+        0.5,
+        shorten(plain(message), int(width * chars_per_inch(SMALL_FONT))),
+        ha="left",
+        va="center",
+        fontsize=SMALL_FONT,
+        transform=ax.transAxes,
+        color="0.3",
+        style="italic",
+    )
     ax.set_axis_off()
 
 
@@ -293,11 +307,19 @@ def figure_legend(fig: Figure, handles: dict) -> None:
     fit = max(1, min(len(labels), int(0.95 * fig.get_figwidth() / entry)))
     rows = math.ceil(len(labels) / fit)
     ncol = math.ceil(len(labels) / rows)
-    fig.legend(list(handles.values()), labels, loc="outside lower center", ncol=ncol, handlelength=1.8,
-               columnspacing=1.2)
+    fig.legend(
+        list(handles.values()),
+        labels,
+        loc="outside lower center",
+        ncol=ncol,
+        handlelength=1.8,
+        columnspacing=1.2,
+    )
 
 
-def save_figure(fig: Figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike, dpi: int = 150) -> None:
+def save_figure(
+    fig: Figure, pdf_path: str | os.PathLike, png_path: str | os.PathLike, dpi: int = 150
+) -> None:
     """Write ``fig`` as PDF and PNG (``dpi`` dots per inch; the PNG is figsize * dpi
     pixels), each to a temporary name renamed into place. PDF metadata carry no date, so
     the same figure gives the same bytes."""

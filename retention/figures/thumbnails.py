@@ -49,11 +49,15 @@ def gallery(inputs: FigureInputs) -> Figure:
     archs = inputs.archs(dataset) or list(inputs.arch_labels)
     samples = inputs.table("samples", dataset)
     thumb = (PRINT_WIDTH - LABEL_W - 0.2) / N_THUMBS
-    fig, axes = stacked([(N_THUMBS + 1, thumb + 0.36, [LABEL_W / thumb] + [1] * N_THUMBS)] * (2 * max(len(archs), 1)))
+    fig, axes = stacked(
+        [(N_THUMBS + 1, thumb + 0.36, [LABEL_W / thumb] + [1] * N_THUMBS)] * (2 * max(len(archs), 1))
+    )
     manifest, images = inputs.table("manifest", dataset), inputs.tables.get("images", {}).get(dataset)
     symbol = rank_order.score_symbol(samples)
     if images is None or manifest.empty or samples.empty:
-        empty(axes[0][1], f"{dataset}: no prepared images (runs recorded elsewhere have none) or no samples.csv")
+        empty(
+            axes[0][1], f"{dataset}: no prepared images (runs recorded elsewhere have none) or no samples.csv"
+        )
         for row in axes:
             for ax in row:
                 ax.set_axis_off()
@@ -64,6 +68,8 @@ def gallery(inputs: FigureInputs) -> Figure:
         order = rank_order.ranked(samples, arch)
         most, least = rank_order.ends(order, N_THUMBS)
         head = f"{dataset} · {inputs.label(arch)}"
-        _row(axes[2 * i], most, f"{head}\nmost forgotten\n(under each: {symbol})", symbol, images, rows, names)
+        _row(
+            axes[2 * i], most, f"{head}\nmost forgotten\n(under each: {symbol})", symbol, images, rows, names
+        )
         _row(axes[2 * i + 1], least, f"{head}\nleast forgotten", symbol, images, rows, names)
     return fig

@@ -15,7 +15,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from retention.figures.inputs import FigureInputs, one_dataset
-from retention.figures.style import GUIDE, GUIDE_COLOR, NEUTRAL, SPLIT_STYLES, empty, figure_legend, guide, stacked, tag, title
+from retention.figures.style import (
+    GUIDE,
+    GUIDE_COLOR,
+    NEUTRAL,
+    SPLIT_STYLES,
+    empty,
+    figure_legend,
+    guide,
+    stacked,
+    tag,
+    title,
+)
 
 ONE_SEED = "one seed (thin)"
 ACCURACY = {"train": "train set, eval mode: mean over seeds", "heldout": "held-out set: mean over seeds"}
@@ -27,8 +38,10 @@ def loss_curves(metrics: pd.DataFrame, arrays: dict | None) -> dict[str, pd.Seri
     training loss of metrics.csv under the key 'train_mode')."""
     if arrays is not None and "loss" in arrays and "heldout_loss" in arrays:
         t = np.asarray(arrays["t"])
-        return {"train": pd.Series(np.asarray(arrays["loss"], float).mean(0), index=t),
-                "heldout": pd.Series(np.asarray(arrays["heldout_loss"], float).mean(0), index=t)}
+        return {
+            "train": pd.Series(np.asarray(arrays["loss"], float).mean(0), index=t),
+            "heldout": pd.Series(np.asarray(arrays["heldout_loss"], float).mean(0), index=t),
+        }
     return {"train_mode": pd.Series(metrics["train_loss"].to_numpy(float), index=metrics["t"].to_numpy())}
 
 
@@ -54,14 +67,22 @@ def _panels(ax_acc, ax_loss, inputs: FigureInputs, dataset: str, arch: str, lege
     color = inputs.colors()[arch]
     ordered = sorted(runs.items(), key=lambda kv: int(kv[0][1]))
     for split, col in (("train", "train_acc"), ("heldout", "heldout_acc")):
-        _lines(ax_acc, [pd.Series(df[col].to_numpy(float), index=df["t"].to_numpy()) for _, df in ordered],
-               SPLIT_STYLES[split], color, ACCURACY[split], legend)
+        _lines(
+            ax_acc,
+            [pd.Series(df[col].to_numpy(float), index=df["t"].to_numpy()) for _, df in ordered],
+            SPLIT_STYLES[split],
+            color,
+            ACCURACY[split],
+            legend,
+        )
     losses = [loss_curves(df, traces.get(key)) for key, df in ordered]
     for split in ("train", "heldout", "train_mode"):
         curves = [c[split] for c in losses if split in c]
         if curves:
             name = TRAIN_MODE if split == "train_mode" else ACCURACY[split]
-            _lines(ax_loss, curves, ":" if split == "train_mode" else SPLIT_STYLES[split], color, name, legend)
+            _lines(
+                ax_loss, curves, ":" if split == "train_mode" else SPLIT_STYLES[split], color, name, legend
+            )
     for ax in (ax_acc, ax_loss):
         guide(ax.axvline(0, color=GUIDE_COLOR, lw=0.8, ls=":"))
         ax.set_xlabel("epoch t (t ≤ 0: head warmup)")
@@ -72,11 +93,15 @@ def _panels(ax_acc, ax_loss, inputs: FigureInputs, dataset: str, arch: str, lege
 def _shared_scales(acc_axes, loss_axes) -> None:
     """One accuracy range for every panel, zoomed to the curves (up to 1), and one loss
     scale (logarithmic where the losses span more than a factor 20)."""
-    acc = np.concatenate([ln.get_ydata() for ax in acc_axes for ln in ax.lines if ln.get_gid() != GUIDE] or [[1.0]])
+    acc = np.concatenate(
+        [ln.get_ydata() for ax in acc_axes for ln in ax.lines if ln.get_gid() != GUIDE] or [[1.0]]
+    )
     low = float(np.nanmin(acc))
     for ax in acc_axes:
         ax.set_ylim(max(0.0, low - 0.05 * (1 - low) - 0.01), 1.0 + 0.03 * (1 - low) + 0.002)
-    loss = np.concatenate([ln.get_ydata() for ax in loss_axes for ln in ax.lines if ln.get_gid() != GUIDE] or [[1.0]])
+    loss = np.concatenate(
+        [ln.get_ydata() for ax in loss_axes for ln in ax.lines if ln.get_gid() != GUIDE] or [[1.0]]
+    )
     loss = loss[np.isfinite(loss) & (loss > 0)]
     if loss.size and loss.max() / loss.min() > 20:
         for ax in loss_axes:

@@ -26,10 +26,6 @@ import pandas as pd
 
 from retention.config import study_fields
 from retention.errors import DataError
-from retention.stats.estimate import Finding
-from retention.stats.inference import holm, t_ci, t_p
-from retention.stats.registry import FINDINGS, by_id
-from retention.stats.tables import summary_columns
 from retention.findings.verdicts import (
     claim_verdict,
     deciding_null,
@@ -37,6 +33,10 @@ from retention.findings.verdicts import (
     number_of,
     verdict_sentence,
 )
+from retention.stats.estimate import Finding
+from retention.stats.inference import holm, t_ci, t_p
+from retention.stats.registry import FINDINGS, by_id
+from retention.stats.tables import summary_columns
 
 PAPER_COLUMNS = ("id", "source", "model", "model_b", "paper_value", "note")
 #: the paper's datasets (by source) and architectures (by timm model, without tag)
@@ -145,8 +145,10 @@ def claim_sign(row: Mapping, study: Study, paper_values: pd.DataFrame) -> float:
         return math.nan
     models = [_base(study.models.get(str(row.get(k, "") or ""), "")) for k in ("arch", "arch_b")]
     for p in paper_values[paper_values["id"] == row["id"]].itertuples(index=False):
-        if all((pat == "" and m == "") or (pat != "" and fnmatch.fnmatchcase(m, pat))
-               for m, pat in zip(models, (p.model, p.model_b))):
+        if all(
+            (pat == "" and m == "") or (pat != "" and fnmatch.fnmatchcase(m, pat))
+            for m, pat in zip(models, (p.model, p.model_b))
+        ):
             return _paper_sign(p.paper_value)
     return math.nan
 
@@ -228,7 +230,8 @@ def assemble_findings(
     if dup.any():
         r = table[dup].iloc[0]
         raise DataError(
-            f"finding {r['id']} ({r['arch']} {r['arch_b']} {r['case']}) for dataset {r['dataset']} appears twice"
+            f"finding {r['id']} ({r['arch']} {r['arch_b']} {r['case']}) for dataset {r['dataset']} appears "
+            "twice"
         )
     table["primary"] = table["primary"].astype(str).str.lower().isin(["true", "1"])
     pooled = pooled_rows(table, study, findings)

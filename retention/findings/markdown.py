@@ -83,10 +83,12 @@ def _warnings(table: pd.DataFrame) -> list[str]:
     binary, soft = (table[table["id"] == fid] for fid in ("F2.arch_mean", "F2.arch_mean_soft"))
     if len(binary) and binary["value"].notna().any():
         out.append(
-            f"- F2: the decay fit's R^2 of a 0/1 trace is small by construction (here {_span(binary['value'])}): a "
-            "trace with one or two errors is fitted poorly by any smooth curve. The paper's 0.52 and 0.74 are on "
+            "- F2: the decay fit's R^2 of a 0/1 trace is small by construction (here "
+            f"{_span(binary['value'])}): a "
+            "trace with one or two errors is fitted poorly by any smooth curve. The paper's 0.52 and 0.74 "
+            "are on "
             "another scale; the closest we have is the R^2 of the p_true trace fitted with a free amplitude "
-            f"(\"on the paper's scale\": {_span(soft['value'])})."
+            f'("on the paper\'s scale": {_span(soft["value"])}).'
         )
     for r in fine[numeric(fine, "still_rising") > 0].itertuples(index=False):
         out.append(
@@ -110,7 +112,8 @@ def _warnings(table: pd.DataFrame) -> list[str]:
         )
     for r in table[(table["id"] == "Fit.bounds") & (table["value"] > 0.5)].itertuples(index=False):
         out.append(
-            f"- {r.dataset}, {r.finding}: {r.value:.0%} of the eligible samples (mean over seeds). Lambda is close "
+            f"- {r.dataset}, {r.finding}: {r.value:.0%} of the eligible samples (mean over seeds). Lambda "
+            "is close "
             "to an indicator here; read F1, F3 and F5 with the robustness table's other rank scores."
         )
     return out
@@ -155,29 +158,38 @@ _COUNT_COLUMNS = (
     ("runs", lambda r, t: _count(r["n_runs"])),
     ("note", lambda r, t: r["note"]),
 )
-DETAIL_COLUMNS = _ESTIMATE_COLUMNS + (
-    ("claim p (Holm)", lambda r, t: p_value(r["p_holm"])),
-    ("null p, one-sided (Holm)", lambda r, t: p_value(r["p_null_holm"])),
-    ("null iid", lambda r, t: number(r["null_iid"])),
-    ("null shuffle", lambda r, t: number(r["null_shuffle"])),
-    ("excess over null", lambda r, t: number(r["excess"])),
-) + _COUNT_COLUMNS
+DETAIL_COLUMNS = (
+    _ESTIMATE_COLUMNS
+    + (
+        ("claim p (Holm)", lambda r, t: p_value(r["p_holm"])),
+        ("null p, one-sided (Holm)", lambda r, t: p_value(r["p_null_holm"])),
+        ("null iid", lambda r, t: number(r["null_iid"])),
+        ("null shuffle", lambda r, t: number(r["null_shuffle"])),
+        ("excess over null", lambda r, t: number(r["excess"])),
+    )
+    + _COUNT_COLUMNS
+)
 EXPLORATORY_COLUMNS = _ESTIMATE_COLUMNS + (("paper", lambda r, t: r["paper_value"]),) + _COUNT_COLUMNS
 
 INTRO = (
-    "Each primary finding tests one claim of the paper (arXiv 2604.11508) on this study's runs, with seeds as "
+    "Each primary finding tests one claim of the paper (arXiv 2604.11508) on this study's runs, with seeds "
+    "as "
     "the unit of replication, and has two verdicts. The claim: does the paper's claim pass its own test "
     "(holds, contradicted, inconclusive, not comparable), Holm-corrected over the primary findings of each "
-    "dataset? The memoryless null: is our value further in the claim's direction than runs whose post-learning "
+    "dataset? The memoryless null: is our value further in the claim's direction than runs whose "
+    "post-learning "
     "epochs are redrawn without memory give (beyond null, explained by null, undetermined), one-sided, "
-    "Holm-corrected in its own family? A claim can hold and still be explained by per-sample difficulty alone. "
+    "Holm-corrected in its own family? A claim can hold and still be explained by per-sample difficulty "
+    "alone. "
     "The rules, and how often each verdict is right on studies with a planted truth, are in docs/method.md "
     "(section Verdicts). Paper values attach only to the paper's datasets and architectures."
 )
 
 
 def _section(rows: pd.DataFrame, columns, table: pd.DataFrame) -> list[str]:
-    return _table([h for h, _ in columns], [[cell(r, table) for _, cell in columns] for _, r in rows.iterrows()])
+    return _table(
+        [h for h, _ in columns], [[cell(r, table) for _, cell in columns] for _, r in rows.iterrows()]
+    )
 
 
 def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
@@ -190,7 +202,12 @@ def findings_markdown(table: pd.DataFrame, title: str = "Findings") -> str:
     if warnings:
         lines += ["", "Read with care:", "", *warnings]
     lines += ["", "## Primary findings in detail", "", *_section(primary, DETAIL_COLUMNS, table)]
-    lines += ["", "## Exploratory (raw p-values, not corrected)", "", *_section(explore, EXPLORATORY_COLUMNS, table)]
+    lines += [
+        "",
+        "## Exploratory (raw p-values, not corrected)",
+        "",
+        *_section(explore, EXPLORATORY_COLUMNS, table),
+    ]
     notes = table[table["paper_note"] != ""].drop_duplicates("paper_note")
     if len(notes):
         lines += ["", "Paper values:", ""] + [

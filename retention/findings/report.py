@@ -31,9 +31,10 @@ REPORT_CSS = Path(__file__).resolve().parents[1] / "workflow" / "report" / "repo
 STYLE = """
 <style>
 .retention-findings { max-width: 72rem; font-size: 0.85rem; line-height: 1.35; }
-.retention-findings table { border-collapse: collapse; margin: 0.5rem 0 1rem 0; display: block; overflow-x: auto; }
-.retention-findings th, .retention-findings td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; vertical-align: top;
-  text-align: left; }
+.retention-findings table { border-collapse: collapse; margin: 0.5rem 0 1rem 0; display: block;
+  overflow-x: auto; }
+.retention-findings th, .retention-findings td { border: 1px solid #ccc; padding: 0.2rem 0.4rem;
+  vertical-align: top; text-align: left; }
 .retention-findings th { background: #f2f2f2; }
 .retention-findings td.verdict { white-space: nowrap; }
 .retention-findings pre { background: #f7f7f7; padding: 0.5rem; overflow-x: auto; font-size: 0.8rem; }
@@ -49,9 +50,18 @@ VERDICT_TABLE = (
     ("finding", lambda r: html.escape(str(r["finding"]))),
     ("dataset", lambda r: html.escape(str(r["dataset"]))),
     ("claim", lambda r: f"<b>{html.escape(_text(r, 'claim_verdict'))}</b>" + _p(r, "p_holm")),
-    ("memoryless null", lambda r: f"<b>{html.escape(_text(r, 'null_verdict'))}</b>"
-     + (f" ({html.escape(_text(r, 'null_kind'))})" if _text(r, "null_kind") else "") + _p(r, "p_null_holm")),
-    ("ours (95% interval)", lambda r: html.escape(with_interval(r.get("value"), r.get("ci_low"), r.get("ci_high")))),
+    (
+        "memoryless null",
+        lambda r: (
+            f"<b>{html.escape(_text(r, 'null_verdict'))}</b>"
+            + (f" ({html.escape(_text(r, 'null_kind'))})" if _text(r, "null_kind") else "")
+            + _p(r, "p_null_holm")
+        ),
+    ),
+    (
+        "ours (95% interval)",
+        lambda r: html.escape(with_interval(r.get("value"), r.get("ci_low"), r.get("ci_high"))),
+    ),
     ("paper", lambda r: html.escape(_text(r, "paper_value"))),
 )
 
@@ -73,8 +83,12 @@ def verdict_table(table: pd.DataFrame) -> str:
     head = "".join(f"<th>{h}</th>" for h, _ in VERDICT_TABLE)
     rows = []
     for r in primary.to_dict("records"):
-        cells = "".join(f'<td class="verdict">{cell(r)}</td>' if h in ("claim", "memoryless null")
-                        else f"<td>{cell(r)}</td>" for h, cell in VERDICT_TABLE)
+        cells = "".join(
+            f'<td class="verdict">{cell(r)}</td>'
+            if h in ("claim", "memoryless null")
+            else f"<td>{cell(r)}</td>"
+            for h, cell in VERDICT_TABLE
+        )
         rows.append(f"<tr>{cells}</tr>")
     return f'<table class="verdicts"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -160,8 +174,9 @@ def png_img(path: str | Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def findings_html(table: pd.DataFrame, markdown: str, config: Mapping | None = None,
-                  figure: str | Path | None = None) -> str:
+def findings_html(
+    table: pd.DataFrame, markdown: str, config: Mapping | None = None, figure: str | Path | None = None
+) -> str:
     """The HTML fragment of results/findings.html (see the module docstring): ``table`` is
     findings.csv, ``markdown`` findings.md, ``config`` the study's resolved config,
     ``figure`` the PNG of every primary finding."""
@@ -171,14 +186,22 @@ def findings_html(table: pd.DataFrame, markdown: str, config: Mapping | None = N
         STYLE,
         '<div class="retention-findings">',
         "<h2>Findings: the verdicts</h2>",
-        ("<p>One line per primary finding and dataset: the paper's claim by its own test and whether a memoryless "
-         "process gives the value (the null kind the verdict rests on in parentheses), each with its Holm p. "
-         "Below: what to read with care, every primary finding in one figure, then the reasons, the nulls' ranges, "
-         "every other row and the config (click a heading to unfold it).</p>"),
+        (
+            "<p>One line per primary finding and dataset: the paper's claim by its own test and whether a "
+            "memoryless "
+            "process gives the value (the null kind the verdict rests on in parentheses), each with its "
+            "Holm p. "
+            "Below: what to read with care, every primary finding in one figure, then the reasons, the "
+            "nulls' ranges, "
+            "every other row and the config (click a heading to unfold it).</p>"
+        ),
         verdict_table(table),
     ]
     if warnings:
-        parts += ["<h3>Read with care</h3>", "<ul>" + "".join(f"<li>{_inline(w)}</li>" for w in warnings) + "</ul>"]
+        parts += [
+            "<h3>Read with care</h3>",
+            "<ul>" + "".join(f"<li>{_inline(w)}</li>" for w in warnings) + "</ul>",
+        ]
     if figure is not None:
         parts += ["<h3>Every primary finding</h3>", png_img(figure, "every primary finding and its verdicts")]
     if intro:
@@ -187,8 +210,10 @@ def findings_html(table: pd.DataFrame, markdown: str, config: Mapping | None = N
         parts.append(f"<details><summary>{_inline(heading)}</summary>\n{markdown_html(body)}\n</details>")
     if config is not None:
         dumped = yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False, allow_unicode=True)
-        parts.append("<details><summary>Config (YAML, every default of the schema filled in)</summary>"
-                     f"<pre>{html.escape(dumped)}</pre></details>")
+        parts.append(
+            "<details><summary>Config (YAML, every default of the schema filled in)</summary>"
+            f"<pre>{html.escape(dumped)}</pre></details>"
+        )
     parts.append("</div>")
     return "\n".join(parts) + "\n"
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from retention.fitting.nulls import KINDS as NULL_KINDS
 from retention.findings.numbers import interval, number, p_text
+from retention.fitting.nulls import KINDS as NULL_KINDS
 
 #: what a calibrated verdict must meet on planted truth at the paper grid's size (docs/method.md
 #: section 7b): a false claim holds in at most ``size``, a true one in at least ``power``, a
@@ -68,7 +68,10 @@ def claim_verdict(row: Mapping, alpha: float) -> tuple[str, str]:
         return "not comparable", "no test: " + (note or "the estimate has no interval")
     passed, sign = p < alpha, number_of(row, "claim_sign")
     if claim == "differs" and passed and np.isfinite(sign) and np.sign(value) != sign:
-        return "contradicted", f"significant with the opposite sign of the paper's (claim p (Holm) {p_text(p)})"
+        return (
+            "contradicted",
+            f"significant with the opposite sign of the paper's (claim p (Holm) {p_text(p)})",
+        )
     if passed:
         reason = f"claim p (Holm) {p_text(p)} < {alpha:g}"
         p_zero = number_of(row, "p_zero")
@@ -84,7 +87,10 @@ def claim_verdict(row: Mapping, alpha: float) -> tuple[str, str]:
         "not_greater": np.isfinite(bound) and lo > bound,
     }.get(claim, False)
     if against:
-        return "contradicted", f"the 95% interval {interval(lo, hi)} excludes the claim (claim p (Holm) {p_text(p)})"
+        return (
+            "contradicted",
+            f"the 95% interval {interval(lo, hi)} excludes the claim (claim p (Holm) {p_text(p)})",
+        )
     return "inconclusive", f"claim p (Holm) {p_text(p)} is not below {alpha:g}"
 
 
@@ -132,7 +138,10 @@ def null_verdict(row: Mapping, alpha: float, has_null: bool = True) -> tuple[str
     where = f"{kind} null {interval(lo, hi)}"
     if not np.isfinite(number_of(row, f"null_{kind}_p")):
         if np.isfinite(lo) and lo == hi:
-            return "undetermined", f"the {kind} null's draws have no spread (all {number(mean)}); ours {number(value)}"
+            return (
+                "undetermined",
+                f"the {kind} null's draws have no spread (all {number(mean)}); ours {number(value)}",
+            )
         return "undetermined", f"too few defined {kind} null draws"
     side = _position(value, lo, hi)
     if np.isfinite(p_holm) and p_holm < alpha:
@@ -145,7 +154,10 @@ def null_verdict(row: Mapping, alpha: float, has_null: bool = True) -> tuple[str
         or (direction == "toward_zero" and abs(value) < abs(mean))
     )
     how = "in the claim's direction" if toward else "against the claim's direction"
-    return "undetermined", f"ours lies {side} the {where}, {how}, null p (Holm) {p_text(p_holm)} not below {alpha:g}"
+    return (
+        "undetermined",
+        f"ours lies {side} the {where}, {how}, null p (Holm) {p_text(p_holm)} not below {alpha:g}",
+    )
 
 
 def verdict_sentence(claim: tuple[str, str], null: tuple[str, str]) -> str:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,9 @@ log = logging.getLogger("retention.fitting.fit")
 LAMBDA_MAX = schema_default("retention", "lambda_max")
 
 
-def fit_decay(y: np.ndarray, mask: np.ndarray, lambda_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> DecayFit:
+def fit_decay(
+    y: np.ndarray, mask: np.ndarray, lambda_max: float = LAMBDA_MAX, tau: np.ndarray | None = None
+) -> DecayFit:
     """Least-squares fit of R(tau) = b + (1 - b) exp(-lam tau) to every row of y.
 
     y, mask: (n_traces, n_points); mask marks the valid points of each row (values of y
@@ -109,7 +111,9 @@ def fit_power(
 # --------------------------------------------------------------------------- raw model
 
 
-def fit_raw(y: np.ndarray, mask: np.ndarray, lambda_max: float = LAMBDA_MAX, tau: np.ndarray | None = None) -> RawFit:
+def fit_raw(
+    y: np.ndarray, mask: np.ndarray, lambda_max: float = LAMBDA_MAX, tau: np.ndarray | None = None
+) -> RawFit:
     """Least-squares fit of R(t) = c + a exp(-lam t) to every row, a in [-1, 1], c free.
 
     lam in [0, lambda_max] per epoch. For each lam the 2 x 2 normal equations in (c, a) are
@@ -170,7 +174,9 @@ FIT_COLUMNS = (
 )
 
 
-def fit_trace_set(ts: tr.TraceSet, lambda_max: float = LAMBDA_MAX, power: bool = True) -> dict[str, np.ndarray]:
+def fit_trace_set(
+    ts: tr.TraceSet, lambda_max: float = LAMBDA_MAX, power: bool = True
+) -> dict[str, np.ndarray]:
     """Fit every ``fitted`` sample of a :class:`retention.fitting.traces.TraceSet`.
 
     Returns per-sample arrays ``lambda`` (the forgetting score: decay rate; for ``raw``
@@ -183,7 +189,10 @@ def fit_trace_set(ts: tr.TraceSet, lambda_max: float = LAMBDA_MAX, power: bool =
     decay models, 3 for the raw ones; NaN without ``power``: the null runs skip it).
     """
     n = ts.status.shape[0]
-    out = {k: np.full(n, np.nan) for k in ("lambda", "b", "rate", "amplitude", "r2", "sse", "aic_exp", "aic_power")}
+    out = {
+        k: np.full(n, np.nan)
+        for k in ("lambda", "b", "rate", "amplitude", "r2", "sse", "aic_exp", "aic_power")
+    }
     fitted = ts.status == "fitted"
     unforgettable = ts.status == "unforgettable"
     k = 3 if ts.model == "raw" else 2
@@ -267,7 +276,11 @@ def fit_table(
     frames = []
     for label in labels:
         fits = fits_of(label)
-        soft = fits_of(specs[label].soft_counterpart.label) if soft_columns else {k: np.full(n, np.nan) for k in fits}
+        soft = (
+            fits_of(specs[label].soft_counterpart.label)
+            if soft_columns
+            else {k: np.full(n, np.nan) for k in fits}
+        )
         columns = {
             "trace": np.full(n, label, dtype=object),
             "primary": np.full(n, label == primary),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -179,7 +179,7 @@ def _newton(
     active = np.ones(x.shape, dtype=bool)
     it = 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for it in range(1, maxiter + 1):
+        for it in range(1, maxiter + 1):  # noqa: B007  (the count is returned)
             idx = np.flatnonzero(active)
             if idx.size == 0:
                 break
@@ -372,7 +372,9 @@ def _chunked(fit_fn, ym: np.ndarray, m: np.ndarray, *args):
     n_rows = ym.shape[0]
     if n_rows <= CHUNK_ROWS:
         return fit_fn(ym, m, *args)
-    parts = [fit_fn(ym[s : s + CHUNK_ROWS], m[s : s + CHUNK_ROWS], *args) for s in range(0, n_rows, CHUNK_ROWS)]
+    parts = [
+        fit_fn(ym[s : s + CHUNK_ROWS], m[s : s + CHUNK_ROWS], *args) for s in range(0, n_rows, CHUNK_ROWS)
+    ]
     cls = type(parts[0])
     return cls(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in cls.__dataclass_fields__})
 
@@ -497,5 +499,3 @@ def _fit_raw_axis(ym: np.ndarray, m: np.ndarray, x: np.ndarray, lambda_max: floa
         sse[has] = np.einsum("ij,ij->i", r, r)
     sst = np.where(has, _sst(ym, m, n), np.nan)
     return RawFit(lam=lam, a=a, c=c, sse=sse, sst=sst, r2=_r2(sse, sst, n), n_points=n.astype(np.int64))
-
-

@@ -83,8 +83,14 @@ def simulate_traces(
     return arrays
 
 
-def simulate_runs(runs, n_samples: int = 300, n_heldout: int = 60, epochs: int = 12, warmup_epochs: int = 2,
-                  n_classes: int = 5) -> dict:
+def simulate_runs(
+    runs,
+    n_samples: int = 300,
+    n_heldout: int = 60,
+    epochs: int = 12,
+    warmup_epochs: int = 2,
+    n_classes: int = 5,
+) -> dict:
     """Synthetic runs of one dataset, ``runs`` (arch, seed) -> traces.npz arrays
     (:func:`simulate_traces`, one seed per run), sharing sample ids and labels as runs of
     one dataset do; predictions agree with correctness (the label, or the next class)."""
@@ -97,6 +103,8 @@ def simulate_runs(runs, n_samples: int = 300, n_heldout: int = 60, epochs: int =
             label = base[prefix + "label"]
             arrays[prefix + "label"] = label
             wrong = (label[:, None] + 1) % n_classes
-            arrays[prefix + "pred"] = np.where(arrays[prefix + "correct"], label[:, None], wrong).astype(np.int32)
+            arrays[prefix + "pred"] = np.where(arrays[prefix + "correct"], label[:, None], wrong).astype(
+                np.int32
+            )
         out[tuple(key)] = arrays
     return out

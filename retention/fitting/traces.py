@@ -156,7 +156,9 @@ def load_traces(path: str | os.PathLike, run_name: str | None = None) -> Traces:
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise DataError(f"traces file {path} is not a readable .npz ({err}); delete it and rerun the run") from err
+        raise DataError(
+            f"traces file {path} is not a readable .npz ({err}); delete it and rerun the run"
+        ) from err
     arrays: dict[str, np.ndarray] = {}
     with npz:
         present = set(npz.files)
@@ -199,14 +201,17 @@ def _check_shapes(path: str, arrays: dict[str, np.ndarray]) -> None:
         if got != want:
             names = ", ".join(f"{s}={dims[s]} from {_DIM_SOURCE[s]!r}" for s in dict.fromkeys(shape))
             raise DataError(
-                f"traces file {path}: key {key!r} has shape {got}, expected " f"({', '.join(shape)}) = {want} ({names})"
+                f"traces file {path}: key {key!r} has shape {got}, expected "
+                f"({', '.join(shape)}) = {want} ({names})"
             )
 
 
 def _check_values(path: str, run: str, arrays: dict[str, np.ndarray]) -> None:
     t = arrays["t"]
     if t.size == 0 or np.any(np.diff(t) <= 0):
-        raise DataError(f"traces file {path}: key 't' must be strictly increasing and non-empty, got {t.tolist()}")
+        raise DataError(
+            f"traces file {path}: key 't' must be strictly increasing and non-empty, got {t.tolist()}"
+        )
     tf = t[t >= 0]
     if tf.size == 0 or not np.array_equal(tf, np.arange(tf.size)):
         raise DataError(

@@ -8,14 +8,14 @@ table of ``results/stats/{dataset}/``. Modules: ``runs`` (the aligned runs, rank
 ``f1`` .. ``f5`` and ``scores`` (the estimators), ``tables`` (summary, nulls, robustness).
 """
 
-from retention.stats.settings import RANK_SCORES, StatsConfig
+from retention.stats import samples
 from retention.stats.correlation import spearman
 from retention.stats.estimate import Claim, Estimate, Finding
 from retention.stats.f4 import RunClassInfo, class_info_from_traces, class_similarity
 from retention.stats.registry import FINDINGS, by_id
-from retention.stats.stack import ELIGIBLE, EXCLUDED, STATUSES, RunStack, StatsInput, stack_runs
-from retention.stats import samples
 from retention.stats.scores import SCORES
+from retention.stats.settings import RANK_SCORES, StatsConfig
+from retention.stats.stack import ELIGIBLE, EXCLUDED, STATUSES, RunStack, StatsInput, stack_runs
 from retention.stats.tables import dataset_tables, summary_columns
 
 __all__ = [

@@ -10,8 +10,8 @@ import numpy as np
 from scipy import stats as sps
 
 from retention.stats import inference as inf
-from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.estimate import Estimate
+from retention.stats.settings import StatsConfig, rng_for
 
 
 def spearman(x: np.ndarray, y: np.ndarray, cfg: StatsConfig | None = None) -> tuple[float, float, int]:

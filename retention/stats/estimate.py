@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 #: claim kinds: what "holds" means for a finding (docs/method.md, section Verdicts)
 CLAIMS = {
     "greater": "the effect is positive (one-sided test of H0: effect <= 0)",
-    "differs": "the effect is not zero (two-sided test; its sign must match the paper's where the paper gives one)",
+    "differs": (
+        "the effect is not zero (two-sided test; its sign must match the paper's where the paper gives one)"
+    ),
     "equivalent": "the effect lies within +- the bound (TOST of H0: |effect| >= bound)",
     "not_greater": "the effect is below the margin (one-sided test of H0: effect >= margin)",
 }
@@ -80,17 +82,17 @@ class Estimate:
 class Finding:
     """One finding, declared once.
 
-    id: stable key (tables, paper values, figures); group: the paper's finding it belongs
-    to (F1..F6) or a group beyond the paper; label: a template for people
-    ({arch}, {arch_b}, {case} and ``extra`` keys); estimate: (StatsInput, StatsConfig)
-    -> list[Estimate], or None when another stage computes it (F6, the sampler); unit: what its interval and test resample or model; test: how it is
-    tested; primary: in the Holm family of its dataset; null: recomputed on null runs;
-    claim: the paper's claim (primary findings); columns: its own columns; figure: the
-    figure that draws it; uses_score: depends on the rank score (recomputed under each in
-    the robustness table); limits: the range the quantity can take (a correlation's
-    [-1, 1]): its intervals are truncated to it; pooled: the paper reports it over its
-    datasets together, so the findings add a row pooled over the study's paper datasets
-    (its estimates carry the columns ``se`` and ``df``).
+    id: stable key (tables, paper values, figures); group: the paper's finding it belongs to
+    (F1..F6) or a group beyond the paper; label: a template for people ({arch}, {arch_b},
+    {case} and ``extra`` keys); estimate: (StatsInput, StatsConfig) -> list[Estimate], or
+    None when another stage computes it (F6, the sampler); unit: what its interval and test
+    resample or model; test: how it is tested; primary: in the Holm family of its dataset;
+    null: recomputed on null runs; claim: the paper's claim (primary findings); columns: its
+    own columns; figure: the figure that draws it; uses_score: depends on the rank score
+    (recomputed under each in the robustness table); limits: the range the quantity can take
+    (a correlation's [-1, 1]): its intervals are truncated to it; pooled: the paper reports
+    it over its datasets together, so the findings add a row pooled over the study's paper
+    datasets (its estimates carry the columns ``se`` and ``df``).
     """
 
     id: str

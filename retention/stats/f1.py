@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 import pandas as pd
+
 from retention.stats import inference as inf
-from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.estimate import Estimate
 from retention.stats.pairs import (
     PairMatrix,
@@ -28,6 +28,7 @@ from retention.stats.pairs import (
     seed_statistic,
 )
 from retention.stats.ranksets import bootstrap_jaccard, chance_jaccard, jaccard_draws, overlap_p, top_sets
+from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.stack import RunStack, StatsInput, frame, masked_mean
 
 ALL = "all"
@@ -267,7 +268,10 @@ def label_permutation(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         if inf.attainable(p_min, cfg.alpha):
             est.p_value, est.test = p, f"run-label permutation, {n_splits} distinct splits"
         else:
-            est.note = f"{n_splits} distinct splits: the smallest attainable p ({p_min:.3g}) is not below alpha; not tested"
+            est.note = (
+                f"{n_splits} distinct splits: the smallest attainable p ({p_min:.3g}) is not below alpha; "
+                "not tested"
+            )
         return est
 
     return for_arch_pairs(stack, one)

@@ -16,11 +16,10 @@ import pandas as pd
 from scipy import stats as sps
 
 from retention.stats import inference as inf
-from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.estimate import Estimate
 from retention.stats.pairs import for_arch_pairs
+from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.stack import RunStack, StatsInput, frame, masked_mean
-
 
 #: the R^2 of each F2 scale: ours (the binary trace's decay fit) and the paper's scale (the
 #: p_true trace fitted with a free amplitude, c + a exp(-lam tau))
@@ -73,7 +72,12 @@ def arch_difference(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
         _from_t(est, res, "paired by seed")
         if np.isfinite(res.se):
             est.p_value, est.test = res.p, "paired t over seeds, two-sided"
-        est.extra = {"mean_a": _mean(np.asarray(ma)), "mean_b": _mean(np.asarray(mb)), "se": res.se, "df": res.df}
+        est.extra = {
+            "mean_a": _mean(np.asarray(ma)),
+            "mean_b": _mean(np.asarray(mb)),
+            "se": res.se,
+            "df": res.df,
+        }
         return est
 
     return for_arch_pairs(stack, one)

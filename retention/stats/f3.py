@@ -13,9 +13,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from retention.stats import inference as inf
-from retention.stats.settings import StatsConfig
 from retention.stats.estimate import Estimate
 from retention.stats.pairs import PairMatrix, criterion_row, pair_matrix, pair_means, seed_estimate
+from retention.stats.settings import StatsConfig
 from retention.stats.stack import RunStack, StatsInput, frame
 
 

@@ -22,11 +22,11 @@ import pandas as pd
 from retention.chance import run_accuracy
 from retention.errors import DataError
 from retention.stats import inference as inf
-from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.correlation import spearman
 from retention.stats.estimate import Estimate
 from retention.stats.f3 import rho_of
 from retention.stats.pairs import pair_matrix, pair_means
+from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.stack import RunStack, StatsInput, frame, masked_mean
 
 MEASURES = {"max_confusion": "held-out confusion", "nearest_cosine": "centroid cosine"}
@@ -177,7 +177,9 @@ def consistency(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
 
 def cross(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     """Mean Spearman of the class vectors of two architectures' seeds."""
-    return _samples_behind(data.stack, pair_means(data.stack, _class_pairs(data), "cross"), len(data.class_names))
+    return _samples_behind(
+        data.stack, pair_means(data.stack, _class_pairs(data), "cross"), len(data.class_names)
+    )
 
 
 def _samples_behind(stack, estimates: list[Estimate], n_classes: int) -> list[Estimate]:
@@ -248,9 +250,28 @@ def similarity(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     return out
 
 
-CLASS_COLUMNS = ["kind", "arch", "seed", "arch_b", "seed_b", "class_index", "class_name", "value", "rank", "n_samples"]
-SIMILARITY_COLUMNS = ["arch", "class_index", "class_name", "forgetting", "max_confusion", "confused_with",
-                      "nearest_cosine", "nearest_class"]
+CLASS_COLUMNS = [
+    "kind",
+    "arch",
+    "seed",
+    "arch_b",
+    "seed_b",
+    "class_index",
+    "class_name",
+    "value",
+    "rank",
+    "n_samples",
+]
+SIMILARITY_COLUMNS = [
+    "arch",
+    "class_index",
+    "class_name",
+    "forgetting",
+    "max_confusion",
+    "confused_with",
+    "nearest_cosine",
+    "nearest_class",
+]
 
 
 def _class_rows(stack: RunStack, names: list[str], means: np.ndarray) -> list[dict]:
@@ -259,16 +280,38 @@ def _class_rows(stack: RunStack, names: list[str], means: np.ndarray) -> list[di
     for i, (arch, seed) in enumerate(stack.runs):
         for k, name in enumerate(names):
             n = int(((stack.label == k) & stack.eligible[i]).sum())
-            rows.append({"kind": "run_class", "arch": arch, "seed": seed, "class_index": k, "class_name": name,
-                         "value": means[i, k], "n_samples": n})
+            rows.append(
+                {
+                    "kind": "run_class",
+                    "arch": arch,
+                    "seed": seed,
+                    "class_index": k,
+                    "class_name": name,
+                    "value": means[i, k],
+                    "n_samples": n,
+                }
+            )
     for arch in stack.archs:
         idx = stack.run_index(arch)
         pooled = masked_mean(means[idx], np.ones_like(means[idx], bool))
-        order = [k for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable") if np.isfinite(pooled[k])]
+        order = [
+            k
+            for k in np.argsort(-np.nan_to_num(pooled, nan=-np.inf), kind="stable")
+            if np.isfinite(pooled[k])
+        ]
         for k, name in enumerate(names):
             n = int(((stack.label == k) & stack.eligible[idx]).sum())
-            rows.append({"kind": "arch_class", "arch": arch, "class_index": k, "class_name": name,
-                         "value": pooled[k], "rank": order.index(k) + 1 if k in order else None, "n_samples": n})
+            rows.append(
+                {
+                    "kind": "arch_class",
+                    "arch": arch,
+                    "class_index": k,
+                    "class_name": name,
+                    "value": pooled[k],
+                    "rank": order.index(k) + 1 if k in order else None,
+                    "n_samples": n,
+                }
+            )
     return rows
 
 
@@ -289,9 +332,18 @@ def _similarity_rows(data: StatsInput, names: list[str]) -> list[dict]:
     for arch in data.stack.archs:
         sim = arch_similarity(data, arch)
         for k, name in enumerate(names):
-            rows.append({"arch": arch, "class_index": k, "class_name": name, "forgetting": sim["forgetting"][k],
-                         "max_confusion": sim["max_confusion"][k], "confused_with": name_of(sim["confused_with"][k]),
-                         "nearest_cosine": sim["nearest_cosine"][k], "nearest_class": name_of(sim["nearest_class"][k])})
+            rows.append(
+                {
+                    "arch": arch,
+                    "class_index": k,
+                    "class_name": name,
+                    "forgetting": sim["forgetting"][k],
+                    "max_confusion": sim["max_confusion"][k],
+                    "confused_with": name_of(sim["confused_with"][k]),
+                    "nearest_cosine": sim["nearest_cosine"][k],
+                    "nearest_class": name_of(sim["nearest_class"][k]),
+                }
+            )
     return rows
 
 
@@ -303,5 +355,7 @@ def detail_tables(data: StatsInput) -> dict[str, pd.DataFrame]:
     rows = _class_rows(data.stack, names, means) + _pair_rows(data)
     return {
         "f4_class": frame(rows, CLASS_COLUMNS, "f4_class"),
-        "f4_class_similarity": frame(_similarity_rows(data, names), SIMILARITY_COLUMNS, "f4_class_similarity"),
+        "f4_class_similarity": frame(
+            _similarity_rows(data, names), SIMILARITY_COLUMNS, "f4_class_similarity"
+        ),
     }

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retention.stats.settings import StatsConfig
 from retention.stats.correlation import meta_estimate, partial_spearman
 from retention.stats.estimate import Estimate
 from retention.stats.f3 import rho_of
+from retention.stats.settings import StatsConfig
 from retention.stats.stack import RunStack, StatsInput, frame
 
 SUBSETS = ("all", "learned at t = 0", "given forgetting events")

@@ -134,7 +134,9 @@ def read_run(traces_path, metrics_path) -> tuple[dict, pd.DataFrame]:
     return {**outcomes, "coverage": float(last) / n_train if pd.notna(last) else np.nan}, curve
 
 
-def sampler_tables(runs, traces_paths, metrics_paths, dataset: str, trace: str, margin: float) -> dict[str, pd.DataFrame]:
+def sampler_tables(
+    runs, traces_paths, metrics_paths, dataset: str, trace: str, margin: float
+) -> dict[str, pd.DataFrame]:
     """The tables of one dataset's budgeted runs ((arch, kind, seed) each, with its
     traces.npz and metrics.csv): ``comparison`` (:func:`compare_samplers`), ``curves`` (every
     run's learning curve) and ``summary`` (the F6 rows of the findings)."""

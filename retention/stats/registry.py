@@ -29,7 +29,8 @@ FINDINGS: tuple[Finding, ...] = (
         null=True,
         claim=Claim(
             "greater",
-            "the most-forgotten samples depend on the architecture: runs of one architecture agree more than runs of two",
+            "the most-forgotten samples depend on the architecture: runs of one architecture agree more "
+            "than runs of two",
         ),
         columns=("q", "within", "cross", "chance"),
         figure="jaccard",
@@ -152,7 +153,10 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         id="F1.settling",
         group="F1",
-        label="F1 settling criterion: cross-architecture top-{q:.0%} Jaccard above {criterion:g} ({arch} vs {arch_b})",
+        label=(
+            "F1 settling criterion: cross-architecture top-{q:.0%} Jaccard above {criterion:g} "
+            "({arch} vs {arch_b})"
+        ),
         estimate=f1.settling,
         unit="seed",
         test="one-sided t over seeds (jackknife) against the criterion",

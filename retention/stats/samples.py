@@ -3,13 +3,13 @@
 ``samples_table``: one row per train sample, joined to its file: for each architecture the
 mean and spread over seeds of lambda and of the forgetting-event count, its fit status in
 every seed, and its place in the one order of "most forgotten" that every figure uses
-(:func:`pooled_order`: the seed-pooled rank score, ties broken by a seeded random draw,
-with the size of each sample's tie group) - the forgetting-events list of Toneva et al.
-and the data map of dataset cartography, joined to the images. ``accuracy`` estimates: held-out accuracy per architecture at t = 0
-and at the end, with the chance level (the larger of 1 / C and the majority class's share)
-and the runs near it (``retention.chance.NEAR_CHANCE``), and at the end the largest rise
-of its runs over the last epochs and the runs still rising (``retention.chance``); the
-arch's pretraining (``weights: pretrain``) as a row of its own.
+(:func:`pooled_order`: the seed-pooled rank score, ties broken by a seeded random draw, with
+the size of each sample's tie group) - the forgetting-events list of Toneva et al. and the
+data map of dataset cartography, joined to the images. ``accuracy`` estimates: held-out
+accuracy per architecture at t = 0 and at the end, with the chance level (the larger of 1 /
+C and the majority class's share) and the runs near it (``retention.chance.NEAR_CHANCE``),
+and at the end the largest rise of its runs over the last epochs and the runs still rising
+(``retention.chance``); the arch's pretraining (``weights: pretrain``) as a row of its own.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pandas as pd
 
 from retention.chance import near_chance
 from retention.stats import inference as inf
-from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.estimate import Estimate
+from retention.stats.settings import StatsConfig, rng_for
 from retention.stats.stack import RunStack, StatsInput, masked_mean
 
 
@@ -109,7 +109,9 @@ def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
     infos = data.class_infos
     if infos is None or any(ci is None or not np.isfinite(ci.heldout_acc_end) for ci in infos):
         note = "held-out accuracy needs every run's traces.npz"
-        if infos is not None and all(ci is not None for ci in infos):  # imported runs without held-out records
+        if infos is not None and all(
+            ci is not None for ci in infos
+        ):  # imported runs without held-out records
             note = "no held-out samples in the runs' traces (not recorded)"
         return [Estimate(arch=a, note=note) for a in data.stack.archs]
     out = []
@@ -122,8 +124,11 @@ def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             est = Estimate(arch=arch, case=case, value=res.estimate, n_runs=len(idx))
             if np.isfinite(res.se):
                 est.ci_low, est.ci_high, est.interval = res.low, res.high, f"t over {res.n} seeds"
-            est.extra = {"chance": chance, "near_chance": int(np.sum(near_chance(values, chance))),
-                         "stage": "finetune"}
+            est.extra = {
+                "chance": chance,
+                "near_chance": int(np.sum(near_chance(values, chance))),
+                "stage": "finetune",
+            }
             if case == "end":
                 rises = np.array([infos[i].heldout_rise for i in idx], dtype=float)
                 est.extra["rise"] = float(np.max(rises)) if np.isfinite(rises).all() else np.nan
@@ -131,9 +136,19 @@ def accuracy(data: StatsInput, cfg: StatsConfig) -> list[Estimate]:
             out.append(est)
         pre = infos[idx[0]].pretrain if idx else None
         if pre is not None:
-            est = Estimate(arch=arch, case="the end of pretraining", value=pre.end, n_runs=1,
-                           note="one pretraining run, on its source's held-out split")
-            est.extra = {"chance": pre.chance, "near_chance": int(near_chance(pre.end, pre.chance)),
-                         "stage": "pretrain", "rise": pre.rise, "still_rising": int(pre.rising)}
+            est = Estimate(
+                arch=arch,
+                case="the end of pretraining",
+                value=pre.end,
+                n_runs=1,
+                note="one pretraining run, on its source's held-out split",
+            )
+            est.extra = {
+                "chance": pre.chance,
+                "near_chance": int(near_chance(pre.end, pre.chance)),
+                "stage": "pretrain",
+                "rise": pre.rise,
+                "still_rising": int(pre.rising),
+            }
             out.append(est)
     return out

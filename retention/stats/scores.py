@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from retention.stats import inference as inf
-from retention.stats.settings import RANK_SCORES, StatsConfig
 from retention.stats.correlation import meta_estimate
 from retention.stats.estimate import Estimate
 from retention.stats.f3 import pair_rhos, rho_of
 from retention.stats.pairs import pair_means
+from retention.stats.settings import RANK_SCORES, StatsConfig
 from retention.stats.stack import RunStack, StatsInput, frame, rank_score
 
 #: per-sample scores of other methods (fits-table columns) compared with the rank score

@@ -61,7 +61,7 @@ class StatsConfig:
             section["lambda_max"] = float(lambda_max)
         return cls(**section)
 
-    def for_nulls(self) -> "StatsConfig":
+    def for_nulls(self) -> StatsConfig:
         """The settings the null runs are computed with: a tenth of the tie draws (their
         spread over null draws is what matters, and it dwarfs the tie-break noise)."""
         return replace(self, tie_draws=max(1, self.tie_draws // 10))

@@ -8,8 +8,8 @@ unit, and the estimators resample or model those units, never samples pooled acr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd

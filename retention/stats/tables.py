@@ -21,9 +21,9 @@ from retention.errors import DataError
 from retention.fitting.nulls import KINDS as NULL_KINDS
 from retention.paths import STATS_TABLES
 from retention.stats import f1, f2, f3, f4, f5, samples, scores
-from retention.stats.settings import RANK_SCORES, StatsConfig
 from retention.stats.estimate import Estimate, Finding
 from retention.stats.registry import FINDINGS, extra_columns
+from retention.stats.settings import RANK_SCORES, StatsConfig
 from retention.stats.stack import StatsInput, check_runs, stack_runs, status_counts_table, trace_labels
 
 # fmt: off

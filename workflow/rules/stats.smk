@@ -11,7 +11,11 @@ rule dataset_stats:
         pretrain=pretrain_metrics(),
         pretrain_manifest=pretrain_manifest(),
     output:
-        **{t: paths.fill(paths.STATS, table=t) for t in paths.STATS_TABLES if t != "samples"},
+        **{
+            t: paths.fill(paths.STATS, table=t)
+            for t in paths.STATS_TABLES
+            if t != "samples"
+        },
         samples=report(
             paths.fill(paths.STATS, table="samples"),
             caption="../report/samples.rst",
