@@ -18,10 +18,14 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --configfile=config/demo.yaml
 
-# Unit tests, lint and the Snakemake integration tests.
+# ruff, then the unit tests, lint and the Snakemake integration tests.
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
