@@ -34,8 +34,11 @@ def child(args) -> dict:
     import torch
     from torch._dynamo.utils import counters
 
-    from retention.training import trainer as train
     from retention.training import models
+    from retention.training import trainer as train
+    from retention.training.seedrun import Recorder
+    from retention.training.settings import train_config
+    from retention.training.splits import SplitData
 
     torch.set_num_threads(args.threads)
     arch = json.loads(args.child)
@@ -46,16 +49,17 @@ def child(args) -> dict:
     n = max(args.batch, args.eval_batch)
     rng = np.random.default_rng(0)
     size = input_cfg.size
-    split = train.SplitData(rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8), rng.integers(0, 10, n),
+    split = SplitData(rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8), rng.integers(0, 10, n),
                             np.arange(n))
-    cfg = train.TrainConfig(lr=1e-3, warmup_epochs=0, epochs=1, batch_size=args.batch, eval_batch_size=args.eval_batch,
-                            compile=True, compile_mode=args.mode, cache_dir=args.cache_dir, channels_last=False)
-    trainer = train.Trainer(model, input_cfg, split, split, [str(k) for k in range(10)], cfg, 0, device=device,
-                            progress=False)
+    cfg = train_config({"warmup_epochs": 0, "epochs": 1, "batch_size": args.batch, "eval_batch_size": args.eval_batch,
+                        "compile": True, "compile_mode": args.mode, "cache_dir": args.cache_dir,
+                        "channels_last": False}, {"lr": 1e-3})
+    trainer = train.make_trainer([model], [0], input_cfg, split, split, [str(k) for k in range(10)], cfg,
+                                 device=device, progress=False)
     trainer.start_phase("finetune")
-    idx = torch.arange(args.batch)
-    rec = train.Recorder(args.eval_batch, 1)
-    images, labels = trainer.train_images[: args.eval_batch], trainer.train_labels[: args.eval_batch]
+    idx = [torch.arange(args.batch)]
+    rec = [Recorder(args.eval_batch, 1)]
+    images, labels = trainer.data.train_images[: args.eval_batch], trainer.data.train_labels[: args.eval_batch]
 
     def timed(fn) -> float:
         trainer._sync()

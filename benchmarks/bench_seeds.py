@@ -2,7 +2,7 @@
 
 For each number of seeds per job asked for (default 1 and 3), on the same data and arch:
   (a) in the process: the fine-tuning job's trainer (``retention.training.finetune.job_trainer``:
-      a Trainer for 1 seed, a SeedStack of S seeds, trained together) runs 1 warmup and
+      one model for 1 seed, S models stacked and trained together for S) runs 1 warmup and
       ``--epochs`` fine-tuning epochs; from each seed's metrics of the fine-tuning epochs
       after the first (median): train images/s per seed and for all seeds together, and
       eval images/s (every train and held-out image, per seed);
@@ -45,9 +45,9 @@ import yaml  # noqa: E402
 
 from retention import io  # noqa: E402
 from retention.acquire import data  # noqa: E402
-from retention.training import trainer as train  # noqa: E402
 from retention.config import load_config  # noqa: E402
 from retention.training.finetune import job_trainer  # noqa: E402
+from retention.training.settings import TrainConfig, train_config  # noqa: E402
 
 
 def write_data(args, root: Path) -> int:
@@ -79,7 +79,7 @@ def arch_entry(args, config: dict) -> dict:
     return {**entry, "model_kwargs": kwargs} if kwargs else entry
 
 
-def in_process(args, root: Path, arch: dict, cfg: train.TrainConfig, n_seeds: int) -> dict:
+def in_process(args, root: Path, arch: dict, cfg: TrainConfig, n_seeds: int) -> dict:
     """(a): per-seed train and eval rates of a job of ``n_seeds`` seeds."""
     seeds = list(range(n_seeds))
     trainer = job_trainer(root / "manifest.csv", root / "images.npy", arch, cfg, seeds, device=args.device)
@@ -90,7 +90,7 @@ def in_process(args, root: Path, arch: dict, cfg: train.TrainConfig, n_seeds: in
     m = results[0].metrics
     steady = m[(m["phase"] == "finetune") & (m["epoch"] > m["epoch"].min() + 1)]
     train_rate = statistics.median(steady["images_per_s"])
-    n_eval = len(trainer.train_labels) + len(trainer.heldout_labels)
+    n_eval = len(trainer.data.train_labels) + len(trainer.data.heldout_labels)
     eval_s = steady["seconds"] - steady["n_trained"] / steady["images_per_s"]
     eval_rate = statistics.median(n_eval / eval_s)
     return {"seeds": n_seeds, "train_img_s_per_seed": train_rate, "train_img_s_all": n_seeds * train_rate,
@@ -141,7 +141,7 @@ def main():
     arch = arch_entry(args, config)
     train_section = {**config["train"], "warmup_epochs": 1, "epochs": max(args.epochs, 2), "threads": args.threads,
                      "device": args.device, "checkpoint": False}
-    cfg = train.train_config(train_section, arch)
+    cfg = train_config(train_section, arch)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"

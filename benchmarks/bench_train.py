@@ -2,7 +2,7 @@
 
 For each architecture, measured in one run on the same device:
   (a) bare forward + backward + optimizer step on ready, normalised tensors
-      (Trainer.optimize);
+      (the model object's step, ``SingleModel.step``);
   (b) our full train step: uint8 images on the device, random resized crop + flip with
       roi_align, normalisation, forward, backward, step (Trainer.train_batch, the step
       the fine-tuning rule runs);
@@ -39,9 +39,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from retention.training import trainer as train  # noqa: E402
+from retention.config import allowed_values  # noqa: E402
 from retention.training import models  # noqa: E402
-from retention.training.augment import AugmentConfig, to_device  # noqa: E402
+from retention.training import trainer as train  # noqa: E402
+from retention.training.modelstate import autocast  # noqa: E402
+from retention.training.seedrun import Recorder  # noqa: E402
+from retention.training.settings import train_config  # noqa: E402
+from retention.training.splits import SplitData  # noqa: E402
 
 # Paper grid (docs/method.md section 1): train / held-out sizes, and the run counts.
 GRID = {"octdl": (1651, 413), "cub200": (5994, 5794)}
@@ -181,31 +185,32 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     torch.manual_seed(0)
     model = model_at_size(name, args.size)
     input_cfg = models.input_config(model, args.size)
-    cfg = train.TrainConfig(
-        lr=1e-4, warmup_epochs=0, epochs=1000, batch_size=args.batch, eval_batch_size=args.eval_batch,
-        augment=AugmentConfig(), channels_last=True, compile=mode != "none",
-        compile_mode=mode if mode != "none" else "default", cache_dir=args.cache_dir,
-    )
+    settings = {"warmup_epochs": 0, "epochs": 1000, "batch_size": args.batch, "eval_batch_size": args.eval_batch,
+                "channels_last": True, "compile": mode != "none", "cache_dir": args.cache_dir}
+    if mode != "none":
+        settings["compile_mode"] = mode
+    cfg = train_config(settings, {"lr": 1e-4})
     n = len(labels)
-    split = train.SplitData(images, labels, np.arange(n))
-    trainer = train.Trainer(model, input_cfg, split, split, [str(k) for k in range(200)], cfg, 0,
-                            device=device, progress=False)
+    split = SplitData(images, labels, np.arange(n))
+    trainer = train.make_trainer([model], [0], input_cfg, split, split, [str(k) for k in range(200)], cfg,
+                                 device=device, progress=False)
     trainer.start_phase("finetune")
+    step = trainer.model.step
     label = name if mode == "none" else f"{name} [compile {mode}]"
     b = args.batch
     x_ready = torch.randn(b, 3, args.size, args.size, device=device).contiguous(memory_format=torch.channels_last)
     y_ready = torch.randint(0, 200, (b,), device=device)
-    first_call_s = first_call(lambda: trainer.optimize(x_ready, y_ready), device)
+    first_call_s = first_call(lambda: step(x_ready, y_ready), device)
     late_s = None
     if args.start_at:  # concurrent runs: every process times the same window
         time.sleep(max(0.0, args.start_at - time.time()))
         late_s = time.time() - args.start_at  # > 1 s: set-up took longer than the wait
-    t_a = timed(lambda: trainer.optimize(x_ready, y_ready), device, args.steps)
+    t_a = timed(lambda: step(x_ready, y_ready), device, args.steps)
 
     gen = torch.Generator().manual_seed(0)
 
     def our_step():  # the real training step of retention.training.trainer, augmentation included
-        trainer.train_batch(torch.randint(0, n, (b,), generator=gen))
+        trainer.train_batch([torch.randint(0, n, (b,), generator=gen)])
 
     t_b = timed(our_step, device, args.steps)
     result = {"arch": name, "mode": mode, "label": label, "a_bare_img_s": b / t_a, "b_ours_img_s": b / t_b,
@@ -217,13 +222,13 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     data_cfg = timm.data.resolve_data_config({"input_size": (3, args.size, args.size)}, model=model)
     train_tf = timm.data.create_transform(**data_cfg, is_training=True)
     n_batches = max(args.loader_batches, 3 * args.workers)
-    result["c_usual_img_s"] = loader_rate(items, train_tf, device, b, args.workers, trainer.optimize, n_batches)
+    result["c_usual_img_s"] = loader_rate(items, train_tf, device, b, args.workers, step, n_batches)
     result["b_over_c"] = result["b_ours_img_s"] / result["c_usual_img_s"]
 
-    rec = train.Recorder(n, 1)
+    rec = Recorder(n, 1)
 
     def our_eval():
-        trainer.evaluate(trainer.train_images, trainer.train_labels, rec, 0, False)
+        trainer.evaluate(trainer.data.train_images, trainer.data.train_labels, [rec], 0, False)
 
     result["eval_first_call_s"] = first_call(our_eval, device)  # warm-up: eval-mode compilation
     result["d_eval_ours_img_s"] = n / timed(our_eval, device, 1, warmup=0)
@@ -231,11 +236,11 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
 
     if mode == "none":  # the usual eval pipeline is bound by its loader: measured once
         eval_tf = timm.data.create_transform(**data_cfg, is_training=False)
-        fwd, autocast = trainer.forward, trainer._autocast
+        fwd, dtype = trainer.model.forward, trainer.model.dtype
 
         @torch.no_grad()
         def eval_step(x, y):
-            with autocast():
+            with autocast(device, dtype):
                 logits = fwd(x)
             logits.float().softmax(1)
 
@@ -288,7 +293,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--archs", nargs="+", default=["resnet18", "deit_small_patch16_224"])
-    parser.add_argument("--modes", nargs="+", default=["none"], choices=("none",) + train.COMPILE_MODES,
+    parser.add_argument("--modes", nargs="+", default=["none"], choices=("none",) + allowed_values("train", "compile_mode"),
                         help="none (eager) and/or torch.compile modes, each measured for every arch")
     parser.add_argument("--size", type=int, default=64, help="model input size in pixels")
     parser.add_argument("--storage", type=int, help="stored image size (default size * 8/7)")

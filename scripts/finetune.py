@@ -28,14 +28,14 @@ def as_list(value) -> list:
 
 def main():
     if "snakemake" in globals():
-        from retention.training import trainer as train
         from retention.training.finetune import finetune_job
+        from retention.training.settings import train_config
 
         CLOCK.lap("imports")
         sm = snakemake  # noqa: F821
         io.setup_logging(sm.log[0])
         # the rule's params hold the train keys that shape results; the config the rest
-        cfg = train.train_config({**sm.config["train"], **sm.params.train}, sm.params.arch)
+        cfg = train_config({**sm.config["train"], **sm.params.train}, sm.params.arch)
         seeds = list(sm.params.get("seeds") or [int(sm.wildcards.seed)])
         outputs = list(zip(as_list(sm.output.traces), as_list(sm.output.metrics)))
         finetune_job(
@@ -68,17 +68,17 @@ def main():
     io.check_output_folder(args.out)
     if args.checkpoint:
         io.check_output(args.checkpoint, (".pt",), "checkpoint")
-    config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
+    config = load_config(args.config)  # absent keys take the schema's defaults
     if args.arch not in config["archs"]:
         raise ConfigError(
             f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
         )
-    from retention.training import trainer as train
     from retention.training.finetune import finetune_job
+    from retention.training.settings import train_config
 
     CLOCK.lap("imports")
     train_cfg = {**config["train"], **({"threads": args.threads} if args.threads else {})}
-    cfg = train.train_config(train_cfg, config["archs"][args.arch])
+    cfg = train_config(train_cfg, config["archs"][args.arch])
     dirs = [args.out] if len(args.seed) == 1 else [args.out / f"seed{s}" for s in args.seed]
     finetune_job(
         args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], cfg, args.seed,

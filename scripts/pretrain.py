@@ -42,22 +42,22 @@ def run(manifest, images, arch_cfg: dict, train_cfg: dict, spec: dict, out_weigh
     dataset's and the arch's keys; convergence: the config's section (the log's warnings)."""
     import torch  # here, so that --help answers without loading torch
 
-    from retention.training import gpu
     from retention.acquire import data
-    from retention.training import pretrain
     from retention.acquire.weights import check_weights, save_state_dict
+    from retention.training import gpu, pretrain
+    from retention.training.finetune import code_digest
 
     started, git = provenance.utc_now(-process_age_s()), provenance.git_state()
     torch.set_num_threads(threads)
     prepared = data.load_prepared(manifest, images)
     cfg = pretrain.pretrain_config(train_cfg, spec["epochs"], spec["lr"], spec["augment"])
-    with gpu.lease_for(train_cfg["device"], train_cfg["gpu_slots_per_device"]) as lease:
+    with gpu.lease_for(cfg.device, cfg.gpu_slots_per_device) as lease:
         log.info("device: %s", lease.description)
         result = pretrain.pretrain(
             prepared, arch_cfg["model"], cfg, int(spec["seed"]), arch_cfg.get("model_kwargs"),
             arch_cfg.get("input_size"), device=lease.device,
-            checkpoint=checkpoint if train_cfg["checkpoint"] else None,
-            device_label=lease.description,
+            checkpoint=checkpoint if cfg.checkpoint else None, device_label=lease.description,
+            fingerprint=lambda: {"code.sha256": code_digest(), "data.sha256": provenance.data_digest(manifest, images)},
         )
     save_state_dict(result.state_dict, out_weights)
     try:

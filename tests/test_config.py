@@ -16,7 +16,6 @@ from retention.config import (
     merge,
     result_train_params,
     run_only_train_keys,
-    train_defaults,
     validate_config,
 )
 from retention.errors import ConfigError
@@ -171,18 +170,6 @@ def test_merge_replaces_lists_and_merges_dicts():
 # ------------------------------------------------------------------ train settings live once
 
 
-def _fields(obj, prefix=""):
-    """{dotted name: value} of a dataclass instance, nested dataclasses flattened."""
-    out = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(_fields(value, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def _flat(mapping, prefix=""):
     out = {}
     for key, value in mapping.items():
@@ -193,30 +180,50 @@ def _flat(mapping, prefix=""):
     return out
 
 
-def test_train_config_defaults_equal_the_schema_defaults_and_config_yaml(paper):
-    from retention.training.trainer import ARCH_TRAIN_KEYS, TrainConfig
-
-    dataclass_defaults = _fields(TrainConfig(lr=1.0))
-    del dataclass_defaults["lr"]  # from archs.<arch>.lr
-    schema_defaults = _flat(train_defaults())
-    assert dataclass_defaults == schema_defaults  # the same keys, the same defaults
-    assert set(ARCH_TRAIN_KEYS) - {"lr"} <= set(train_defaults())
-    # what the paper config spells out (for people to read) is the default
-    written = _flat(load_config(REPO / "config.yaml")["train"])
-    assert written == {k: v for k, v in schema_defaults.items() if k in written}
-
-
 def test_train_config_reads_every_key_by_name():
-    from retention.training.trainer import TrainConfig, train_config
+    from retention.training.settings import train_config
 
     train = {"epochs": 7, "augment": {"scale": [0.5, 1.0], "flip": 0.0}, "threads": 3, "checkpoint_interval_s": 5,
              "seeds_per_job": 4, "cache_dir": "/x"}
     cfg = train_config(train, {"lr": 0.1, "head_lr": 0.2})
     assert (cfg.lr, cfg.head_lr, cfg.epochs, cfg.threads, cfg.seeds_per_job, cfg.cache_dir) == (0.1, 0.2, 7, 3, 4, "/x")
-    assert cfg.augment.scale == (0.5, 1.0) and cfg.augment.flip == 0.0 and cfg.augment.ratio == TrainConfig(1).augment.ratio
+    assert cfg.augment.scale == (0.5, 1.0) and cfg.augment.flip == 0.0
     assert isinstance(cfg.checkpoint_interval_s, float) and isinstance(cfg.augment.scale, tuple)
     # head_lr from the train section unless the arch sets it
     assert train_config({"head_lr": 0.5}, {"lr": 0.1}).head_lr == 0.5
+    # numbers written the YAML 1.2 way are numbers
+    assert train_config({"head_lr": "3e-3"}, {"lr": 0.1}).head_lr == 0.003
+
+
+def test_train_config_takes_its_defaults_and_allowed_values_from_the_schema(monkeypatch):
+    """TrainConfig states no default and no allowed value: absent keys, nested ones
+    included, take the schema's default, and a value the schema does not allow is one
+    ConfigError naming the key."""
+    from retention import config as config_module
+    from retention.training.settings import TrainConfig, train_config
+
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               for f in dataclasses.fields(TrainConfig))
+    schema = copy.deepcopy(load_schema())
+    schema["properties"]["train"]["properties"]["epochs"]["default"] = 11
+    schema["$defs"]["augment"]["properties"]["flip"]["default"] = 0.25
+    schema["properties"]["train"]["properties"]["precision"]["enum"].append("fp8")
+    monkeypatch.setattr(config_module, "load_schema", lambda path=None: schema)
+    cfg = train_config({"augment": {"enabled": False}}, {"lr": 0.1})
+    assert (cfg.epochs, cfg.augment.flip, cfg.augment.enabled) == (11, 0.25, False)
+    assert train_config({"precision": "fp8"}, {"lr": 0.1}).precision == "fp8"
+    with pytest.raises(ConfigError, match="config key 'train.device': 'tpu' is not one of auto, cpu, cuda"):
+        train_config({"device": "tpu"}, {"lr": 0.1})
+    with pytest.raises(ConfigError, match="config key 'train.augment.flip': 2 is greater than the maximum of 1"):
+        train_config({"augment": {"flip": 2}}, {"lr": 0.1})
+
+
+def test_allowed_values_are_the_schema_enums():
+    from retention.config import allowed_values
+
+    assert allowed_values("train", "precision") == tuple(load_schema()["properties"]["train"]["properties"]
+                                                         ["precision"]["enum"])
+    assert "reduce-overhead" in allowed_values("train", "compile_mode")
 
 
 def test_run_only_keys_come_from_the_schema_and_stay_out_of_rule_params(paper):

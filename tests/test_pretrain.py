@@ -9,14 +9,15 @@ import pytest
 import torch
 import yaml
 
-from retention.acquire import data
-from retention.training import trainer as train
-from retention.training import models
-from retention.acquire import glyphs
-from retention.training import pretrain
+from retention.acquire import data, glyphs
+from retention.acquire.weights import check_weights, save_state_dict
 from retention.config import load_config, pretrain_train_params, run_only_train_keys, validate_config
 from retention.errors import ConfigError
-from retention.acquire.weights import check_weights, save_state_dict
+from retention.training import models, pretrain
+from retention.training.seedrun import Recorder, class_centroid_cosine
+from retention.training.settings import train_config
+from retention.training.splits import split_data
+from retention.training.trainer import make_trainer
 
 from .conftest import REPO
 from .test_workflow import job_counts, snakemake
@@ -68,6 +69,29 @@ def test_pretrained_weights_load_into_the_backbone(demo_config, tiny_glyphs, tmp
     assert check_weights(spec["model"], path, num_classes=10, model_kwargs=spec.get("model_kwargs")) > 10
 
 
+def test_pretraining_checkpoint_of_another_model_is_discarded(demo_config, tiny_glyphs, tmp_path, caplog):
+    """A pretraining run resumes its own checkpoint and discards one of another model
+    (the arch's model changed under the same settings) with one line."""
+    cfg = pretrain.pretrain_config({**demo_config["train"], "checkpoint_interval_s": 0}, 2, 2e-3,
+                                   demo_config["pretrain"]["augment"])
+    cnn, vit = demo_config["archs"]["cnn"], demo_config["archs"]["vit"]
+    ckpt = tmp_path / "checkpoint.pt"
+
+    def run(spec):
+        return pretrain.pretrain(tiny_glyphs, spec["model"], cfg, 0, spec.get("model_kwargs"), spec["input_size"],
+                                 checkpoint=ckpt)
+
+    first = run(cnn)  # leaves its checkpoint after epoch 1 of 2 in place
+    with caplog.at_level("INFO", logger="retention.training"):
+        again = run(cnn)
+        assert any(r.getMessage() == f"resumed from {ckpt} after epoch 1" for r in caplog.records)
+        assert all(torch.equal(v, again.state_dict[k]) for k, v in first.state_dict.items())
+        caplog.clear()
+        run(vit)
+    discards = [r.getMessage() for r in caplog.records if "discarding checkpoint" in r.getMessage()]
+    assert len(discards) == 1 and "pretrain.model was 'test_resnet.r160_in1k', now 'test_vit.r160_in1k'" in discards[0]
+
+
 def test_weights_pretrain_needs_a_defined_source(demo_config):
     config = copy.deepcopy(demo_config)
     config["pretrain"]["dataset"] = None
@@ -87,12 +111,13 @@ def _centroid_cosine_at_t0(model, arch: dict, config: dict, prepared) -> np.ndar
     """The class-centroid cosine of the train set's penultimate features under ``model``,
     computed as a run computes it at t = 0 (traces.npz key class_centroid_cosine)."""
     names = data.class_names(prepared.manifest)
-    tr = train.split_data(prepared.manifest, prepared.images, "train")
-    ho = train.split_data(prepared.manifest, prepared.images, "heldout")
-    cfg = train.train_config(config["train"], arch)
-    trainer = train.Trainer(model, models.input_config(model, arch.get("input_size")), tr, ho, names, cfg, 0)
-    feats = trainer.evaluate(trainer.train_images, trainer.train_labels, train.Recorder(len(tr.labels), 1), 0, True)
-    return train.class_centroid_cosine(feats, tr.labels, len(names))
+    tr = split_data(prepared.manifest, prepared.images, "train")
+    ho = split_data(prepared.manifest, prepared.images, "heldout")
+    cfg = train_config(config["train"], arch)
+    trainer = make_trainer([model], [0], models.input_config(model, arch.get("input_size")), tr, ho, names, cfg)
+    (feats,) = trainer.evaluate(trainer.data.train_images, trainer.data.train_labels, [Recorder(len(tr.labels), 1)],
+                                0, True)
+    return class_centroid_cosine(feats, tr.labels, len(names))
 
 
 @pytest.mark.integration

@@ -339,7 +339,7 @@ def _lease(fd: int, path: Path, gpu: str, slot: int, candidates: list[str]) -> D
     return lease
 
 
-def lease_for(device: str = "auto", slots_per_device: int = 1) -> DeviceLease:
+def lease_for(device: str, slots_per_device: int) -> DeviceLease:
     """The lease for config ``train.device``: 'cpu' takes no GPU; 'auto' a free GPU slot
     when there is a GPU, else the CPU; 'cuda' a free GPU slot, and an error without one.
     """
