@@ -218,6 +218,19 @@ def test_train_config_takes_its_defaults_and_allowed_values_from_the_schema(monk
         train_config({"augment": {"flip": 2}}, {"lr": 0.1})
 
 
+def test_train_config_names_a_key_it_cannot_place(monkeypatch):
+    from retention import config as config_module
+    from retention.training.settings import train_config
+
+    with pytest.raises(ConfigError, match=r"archs.<arch>.lr is missing"):
+        train_config({}, {"model": "resnet18"})
+    schema = copy.deepcopy(load_schema())
+    schema["properties"]["train"]["properties"]["momentum"] = {"type": "number", "default": 0.9}
+    monkeypatch.setattr(config_module, "load_schema", lambda path=None: schema)
+    with pytest.raises(TypeError, match="TrainConfig has no field for the schema's train.momentum"):
+        train_config({}, {"lr": 0.1})
+
+
 def test_allowed_values_are_the_schema_enums():
     from retention.config import allowed_values
 

@@ -70,10 +70,12 @@ def train_config(train: Mapping, arch: Mapping) -> TrainConfig:
     settings = fill_section(train, "train")
     settings.update({k: arch[k] for k in ARCH_TRAIN_KEYS if k in arch})
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unread = sorted(set(settings) - fields)
-    if unread or "lr" not in settings:
-        raise ConfigError(f"TrainConfig has no field for train.{unread[0]}" if unread else
-                          "the arch entry has no lr (archs.<arch>.lr)")
+    unread, unset = sorted(set(settings) - fields), sorted(fields - set(settings))
+    if unread:  # a schema key without its field: the code is behind the schema
+        raise TypeError(f"TrainConfig has no field for the schema's train.{unread[0]}")
+    if unset:
+        where = "archs.<arch>.lr" if unset[0] == "lr" else f"the schema's train.{unset[0]}"
+        raise ConfigError(f"TrainConfig.{unset[0]} has no value: {where} is missing")
     hints = typing.get_type_hints(TrainConfig)
     return TrainConfig(**{name: _typed(settings[name], hints[name]) for name in fields})
 
