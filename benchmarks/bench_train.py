@@ -2,7 +2,7 @@
 
 For each architecture, measured in one run on the same device:
   (a) bare forward + backward + optimizer step on ready, normalised tensors
-      (Trainer.optimize);
+      (the model object's step, ``SingleModel.step``);
   (b) our full train step: uint8 images on the device, random resized crop + flip with
       roi_align, normalisation, forward, backward, step (Trainer.train_batch, the step
       the fine-tuning rule runs);
@@ -33,15 +33,19 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import timm  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from retention.training import trainer as train  # noqa: E402
-from retention.training import models  # noqa: E402
-from retention.training.augment import AugmentConfig, to_device  # noqa: E402
+from retention.config import schema_choices
+from retention.training import models
+from retention.training import trainer as train
+from retention.training.modelstate import autocast
+from retention.training.seedrun import Recorder
+from retention.training.settings import train_config
+from retention.training.splits import SplitData
 
 # Paper grid (docs/method.md section 1): train / held-out sizes, and the run counts.
 GRID = {"octdl": (1651, 413), "cub200": (5994, 5794)}
@@ -133,8 +137,13 @@ def loader_rate(items, transform, device, batch, workers, step, n_batches) -> fl
     The first ``workers`` batches (the burst of every worker's first batch) are not timed.
     """
     dl = torch.utils.data.DataLoader(
-        FileDataset(items, transform), batch_size=batch, shuffle=True, num_workers=workers,
-        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=False,
+        FileDataset(items, transform),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=False,
     )
 
     def batches():
@@ -181,49 +190,76 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
     torch.manual_seed(0)
     model = model_at_size(name, args.size)
     input_cfg = models.input_config(model, args.size)
-    cfg = train.TrainConfig(
-        lr=1e-4, warmup_epochs=0, epochs=1000, batch_size=args.batch, eval_batch_size=args.eval_batch,
-        augment=AugmentConfig(), channels_last=True, compile=mode != "none",
-        compile_mode=mode if mode != "none" else "default", cache_dir=args.cache_dir,
-    )
+    settings = {
+        "warmup_epochs": 0,
+        "epochs": 1000,
+        "batch_size": args.batch,
+        "eval_batch_size": args.eval_batch,
+        "channels_last": True,
+        "compile": mode != "none",
+        "cache_dir": args.cache_dir,
+    }
+    if mode != "none":
+        settings["compile_mode"] = mode
+    cfg = train_config(settings, {"lr": 1e-4})
     n = len(labels)
-    split = train.SplitData(images, labels, np.arange(n))
-    trainer = train.Trainer(model, input_cfg, split, split, [str(k) for k in range(200)], cfg, 0,
-                            device=device, progress=False)
+    split = SplitData(images, labels, np.arange(n))
+    trainer = train.make_trainer(
+        [model],
+        [0],
+        input_cfg,
+        split,
+        split,
+        [str(k) for k in range(200)],
+        cfg,
+        device=device,
+        progress=False,
+    )
     trainer.start_phase("finetune")
+    step = trainer.model.step
     label = name if mode == "none" else f"{name} [compile {mode}]"
     b = args.batch
-    x_ready = torch.randn(b, 3, args.size, args.size, device=device).contiguous(memory_format=torch.channels_last)
+    x_ready = torch.randn(b, 3, args.size, args.size, device=device).contiguous(
+        memory_format=torch.channels_last
+    )
     y_ready = torch.randint(0, 200, (b,), device=device)
-    first_call_s = first_call(lambda: trainer.optimize(x_ready, y_ready), device)
+    first_call_s = first_call(lambda: step(x_ready, y_ready), device)
     late_s = None
     if args.start_at:  # concurrent runs: every process times the same window
         time.sleep(max(0.0, args.start_at - time.time()))
         late_s = time.time() - args.start_at  # > 1 s: set-up took longer than the wait
-    t_a = timed(lambda: trainer.optimize(x_ready, y_ready), device, args.steps)
+    t_a = timed(lambda: step(x_ready, y_ready), device, args.steps)
 
     gen = torch.Generator().manual_seed(0)
 
     def our_step():  # the real training step of retention.training.trainer, augmentation included
-        trainer.train_batch(torch.randint(0, n, (b,), generator=gen))
+        trainer.train_batch([torch.randint(0, n, (b,), generator=gen)])
 
     t_b = timed(our_step, device, args.steps)
-    result = {"arch": name, "mode": mode, "label": label, "a_bare_img_s": b / t_a, "b_ours_img_s": b / t_b,
-              "b_over_a": t_a / t_b, "first_call_s": first_call_s,
-              "train_step_host_syncs": host_syncs(our_step, device), "start_late_s": late_s}
+    result = {
+        "arch": name,
+        "mode": mode,
+        "label": label,
+        "a_bare_img_s": b / t_a,
+        "b_ours_img_s": b / t_b,
+        "b_over_a": t_a / t_b,
+        "first_call_s": first_call_s,
+        "train_step_host_syncs": host_syncs(our_step, device),
+        "start_late_s": late_s,
+    }
     if args.only_ours:
         return result
 
     data_cfg = timm.data.resolve_data_config({"input_size": (3, args.size, args.size)}, model=model)
     train_tf = timm.data.create_transform(**data_cfg, is_training=True)
     n_batches = max(args.loader_batches, 3 * args.workers)
-    result["c_usual_img_s"] = loader_rate(items, train_tf, device, b, args.workers, trainer.optimize, n_batches)
+    result["c_usual_img_s"] = loader_rate(items, train_tf, device, b, args.workers, step, n_batches)
     result["b_over_c"] = result["b_ours_img_s"] / result["c_usual_img_s"]
 
-    rec = train.Recorder(n, 1)
+    rec = Recorder(n, 1)
 
     def our_eval():
-        trainer.evaluate(trainer.train_images, trainer.train_labels, rec, 0, False)
+        trainer.evaluate(trainer.data.train_images, trainer.data.train_labels, [rec], 0, False)
 
     result["eval_first_call_s"] = first_call(our_eval, device)  # warm-up: eval-mode compilation
     result["d_eval_ours_img_s"] = n / timed(our_eval, device, 1, warmup=0)
@@ -231,25 +267,32 @@ def bench_arch(name: str, mode: str, args, device, images, labels, items) -> dic
 
     if mode == "none":  # the usual eval pipeline is bound by its loader: measured once
         eval_tf = timm.data.create_transform(**data_cfg, is_training=False)
-        fwd, autocast = trainer.forward, trainer._autocast
+        fwd, dtype = trainer.model.forward, trainer.model.dtype
 
         @torch.no_grad()
         def eval_step(x, y):
-            with autocast():
+            with autocast(device, dtype):
                 logits = fwd(x)
             logits.float().softmax(1)
 
         model.eval()
         eval_batch = min(args.eval_batch, 4 * b)
-        result["d_eval_usual_img_s"] = loader_rate(items, eval_tf, device, eval_batch, args.workers, eval_step,
-                                                   max(4, args.workers))
+        result["d_eval_usual_img_s"] = loader_rate(
+            items, eval_tf, device, eval_batch, args.workers, eval_step, max(4, args.workers)
+        )
         result["d_ours_over_usual"] = result["d_eval_ours_img_s"] / result["d_eval_usual_img_s"]
         model.train()
     return result
 
 
-def grid_hours(rates: list[dict], warmup: int = 3, epochs: int = 30, overhead_s: dict | None = None,
-               main_rates: list[dict] | None = None, main_overhead_s: dict | None = None) -> dict:
+def grid_hours(
+    rates: list[dict],
+    warmup: int = 3,
+    epochs: int = 30,
+    overhead_s: dict | None = None,
+    main_rates: list[dict] | None = None,
+    main_overhead_s: dict | None = None,
+) -> dict:
     """Paper-grid wall time on one device from the measured rates (one job at a time).
 
     Per run and epoch: the train images at the train rate (``b_ours_img_s``) plus the
@@ -285,27 +328,45 @@ def _n(count: int | None) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--archs", nargs="+", default=["resnet18", "deit_small_patch16_224"])
-    parser.add_argument("--modes", nargs="+", default=["none"], choices=("none",) + train.COMPILE_MODES,
-                        help="none (eager) and/or torch.compile modes, each measured for every arch")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["none"],
+        choices=("none",) + schema_choices("train", "compile_mode"),
+        help="none (eager) and/or torch.compile modes, each measured for every arch",
+    )
     parser.add_argument("--size", type=int, default=64, help="model input size in pixels")
     parser.add_argument("--storage", type=int, help="stored image size (default size * 8/7)")
     parser.add_argument("--images", type=int, default=512, help="dataset size (CUB: 11788)")
-    parser.add_argument("--jpeg-size", type=int, nargs=2, default=(500, 375), help="usual pipeline's JPEG w h")
+    parser.add_argument(
+        "--jpeg-size", type=int, nargs=2, default=(500, 375), help="usual pipeline's JPEG w h"
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-batch", type=int, default=512)
     parser.add_argument("--steps", type=int, default=20, help="timed steps for (a) and (b)")
-    parser.add_argument("--loader-batches", type=int, default=10, help="timed batches for (c), at least 3 x workers")
+    parser.add_argument(
+        "--loader-batches", type=int, default=10, help="timed batches for (c), at least 3 x workers"
+    )
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    parser.add_argument("--only-ours", action="store_true", help="measure (a) and (b) alone (concurrency checks)")
+    parser.add_argument(
+        "--only-ours", action="store_true", help="measure (a) and (b) alone (concurrency checks)"
+    )
     parser.add_argument("--json", type=Path, help="write every number here (after each arch and mode)")
     parser.add_argument("--start-at", type=float, help="unix time at which to start timing (concurrent runs)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (as the rule's train.threads; default: torch's)")
-    parser.add_argument("--cache-dir", default=tempfile.mkdtemp(prefix="bench_train_cache."),
-                        help="train.cache_dir: torch.compile's caches (default: a new, empty folder, so that the "
-                             "first calls show the whole compile time)")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (as the rule's train.threads; default: torch's)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=tempfile.mkdtemp(prefix="bench_train_cache."),
+        help="train.cache_dir: torch.compile's caches (default: a new, empty folder, so that the "
+        "first calls show the whole compile time)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -321,35 +382,53 @@ def main():
                 start = time.perf_counter()
                 results.append(bench_arch(arch, mode, args, device, images, labels, items))
                 results[-1]["bench_seconds"] = time.perf_counter() - start
-                print(f"  measured {results[-1]['label']} in {results[-1]['bench_seconds']:.0f} s", flush=True)
+                print(
+                    f"  measured {results[-1]['label']} in {results[-1]['bench_seconds']:.0f} s", flush=True
+                )
                 write_json(args, device, results, {})  # what is measured survives a later failure
     for r in results:  # the usual eval pipeline is measured in eager mode only
         if "d_eval_ours_img_s" in r and "d_eval_usual_img_s" not in r:
-            eager = [e["d_eval_usual_img_s"] for e in results if e["arch"] == r["arch"] and "d_eval_usual_img_s" in e]
+            eager = [
+                e["d_eval_usual_img_s"]
+                for e in results
+                if e["arch"] == r["arch"] and "d_eval_usual_img_s" in e
+            ]
             r["d_eval_usual_img_s"] = eager[0] if eager else float("nan")
             r["d_ours_over_usual"] = r["d_eval_ours_img_s"] / r["d_eval_usual_img_s"]
-    print(f"device: {device_name(device)}; input {args.size} px, storage {storage} px, {args.images} images, "
-          f"batch {args.batch}, {args.workers} loader workers, torch {torch.__version__}")
+    print(
+        f"device: {device_name(device)}; input {args.size} px, storage {storage} px, {args.images} images, "
+        f"batch {args.batch}, {args.workers} loader workers, torch {torch.__version__}"
+    )
     syncs = "host syncs per train step / eval pass"
     if args.only_ours:
         print(f"{'arch':44s} {'a bare':>9s} {'b ours':>9s} {'b/a':>6s}  {syncs}")
         for r in results:
-            print(f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['b_over_a']:6.2f}  "
-                  f"{_n(r['train_step_host_syncs'])}")
+            print(
+                f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['b_over_a']:6.2f}  "
+                f"{_n(r['train_step_host_syncs'])}"
+            )
         estimates = {}
     else:
-        print(f"{'arch':44s} {'a bare':>9s} {'b ours':>9s} {'c usual':>9s} {'b/a':>6s} {'b/c':>6s} "
-              f"{'eval ours':>10s} {'eval usual':>10s} {'1st calls s':>12s}  {syncs}")
+        print(
+            f"{'arch':44s} {'a bare':>9s} {'b ours':>9s} {'c usual':>9s} {'b/a':>6s} {'b/c':>6s} "
+            f"{'eval ours':>10s} {'eval usual':>10s} {'1st calls s':>12s}  {syncs}"
+        )
         for r in results:
-            print(f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} {r['c_usual_img_s']:9.0f} "
-                  f"{r['b_over_a']:6.2f} {r['b_over_c']:6.2f} {r['d_eval_ours_img_s']:10.0f} "
-                  f"{r['d_eval_usual_img_s']:10.0f} {r['first_call_s']:5.1f} / {r['eval_first_call_s']:4.1f}  "
-                  f"{_n(r['train_step_host_syncs'])} / {_n(r['eval_pass_host_syncs'])}")
+            print(
+                f"{r['label']:44s} {r['a_bare_img_s']:9.0f} {r['b_ours_img_s']:9.0f} "
+                f"{r['c_usual_img_s']:9.0f} "
+                f"{r['b_over_a']:6.2f} {r['b_over_c']:6.2f} {r['d_eval_ours_img_s']:10.0f} "
+                f"{r['d_eval_usual_img_s']:10.0f} {r['first_call_s']:5.1f} / {r['eval_first_call_s']:4.1f}  "
+                f"{_n(r['train_step_host_syncs'])} / {_n(r['eval_pass_host_syncs'])}"
+            )
         estimates = {mode: grid_hours([r for r in results if r["mode"] == mode]) for mode in args.modes}
         for mode, est in estimates.items():
-            print(f"paper grid estimate ({'eager' if mode == 'none' else 'compile ' + mode}), one run at a time, start-up excluded: "
-                  f"{est['main_grid_minutes']:.1f} min for the 20 runs, {est['grid_minutes']:.1f} min with the "
-                  f"44 sampler runs (33 epochs each)")
+            print(
+                f"paper grid estimate ({'eager' if mode == 'none' else 'compile ' + mode}), "
+                "one run at a time, start-up excluded: "
+                f"{est['main_grid_minutes']:.1f} min for the 20 runs, {est['grid_minutes']:.1f} min with the "
+                f"44 sampler runs (33 epochs each)"
+            )
     write_json(args, device, results, estimates)
 
 
@@ -360,9 +439,18 @@ def device_name(device) -> str:
 def write_json(args, device, results: list[dict], estimates: dict) -> None:
     if args.json:
         tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps({"device": device_name(device), "torch": torch.__version__,
-                                   "args": {k: str(v) for k, v in vars(args).items()},
-                                   "results": results, "estimates": estimates}, indent=2))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "device": device_name(device),
+                    "torch": torch.__version__,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "results": results,
+                    "estimates": estimates,
+                },
+                indent=2,
+            )
+        )
         tmp.replace(args.json)
 
 

@@ -277,24 +277,30 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 def validate_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> None:
     """Check ``config`` against the JSON schema; raise ConfigError on the first error."""
-    schema = load_schema(schema_path)
+    _raise_first_error(load_schema(schema_path), config)
+
+
+def _raise_first_error(schema: dict, instance: dict) -> None:
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise ConfigError(_message(best))
 
 
-def checked_section(name: str, values: Mapping) -> dict:
-    """Config section ``name`` (``"stats"``) with its absent keys at their defaults, checked
-    against the schema's entry of it: ConfigError naming the first bad key and value."""
-    schema = load_schema()
-    partial = {"$defs": schema["$defs"], "type": "object", "properties": {name: schema["properties"][name]}}
-    config = {name: fill_defaults(dict(values), schema_entry(name))}
-    errors = list(jsonschema.Draft202012Validator(partial).iter_errors(config))
-    if errors:
-        raise ConfigError(_message(jsonschema.exceptions.best_match(errors)))
-    return config[name]
+def fill_section(values: Mapping, *path: str) -> dict:
+    """A copy of ``values``, the config's section at ``path`` (``("train",)``), with numbers
+    written the YAML 1.2 way coerced, every absent key given the schema's default, and
+    checked against the schema: ConfigError naming the key (``train.compile_mode``) and
+    the value at fault. Where a dataclass takes a section, it takes it from here, so
+    each default and each allowed value is written once, in the schema."""
+    spec = schema_entry(*path)
+    section = fill_defaults(coerce_numbers(copy.deepcopy(dict(values)), spec), spec)
+    instance, schema = section, spec
+    for key in reversed(path):
+        instance, schema = {key: instance}, {"type": "object", "properties": {key: schema}}
+    _raise_first_error({"$defs": load_schema().get("$defs", {}), **schema}, instance)
+    return section
 
 
 def validate_references(config: dict, check_models: bool = True) -> None:

@@ -23,31 +23,48 @@ from retention import io  # noqa: E402
 
 def main():
     if "snakemake" in globals():
-        from retention.training import trainer as train
         from retention.training.finetune import finetune_job
+        from retention.training.settings import train_config
 
         CLOCK.lap("imports")
         sm = snakemake  # noqa: F821
         io.setup_logging(sm.log[0])
         # the rule's params hold the train keys that shape results; the config the rest
-        cfg = train.train_config({**sm.config["train"], **sm.params.train}, sm.params.arch)
+        cfg = train_config({**sm.config["train"], **sm.params.train}, sm.params.arch)
         seeds = list(sm.params.seeds)  # the job's group; its files are the params traces, metrics, record
         outputs = list(zip(sm.params.traces, sm.params.metrics))
         finetune_job(
-            sm.input.manifest, sm.input.images, sm.params.arch, cfg, seeds, sm.input.get("weights"), outputs,
-            sm.params.checkpoint, sm.params.get("sampler"), clock=CLOCK, records=list(sm.params.record),
+            sm.input.manifest,
+            sm.input.images,
+            sm.params.arch,
+            cfg,
+            seeds,
+            sm.input.get("weights"),
+            outputs,
+            sm.params.checkpoint,
+            sm.params.get("sampler"),
+            clock=CLOCK,
+            records=list(sm.params.record),
             names={"dataset": sm.wildcards.dataset, "arch": sm.wildcards.arch},
             convergence=sm.config["convergence"],  # the log's warning only: not a param, reruns nothing
         )
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="folder with manifest.csv and images.npy")
     parser.add_argument("--config", type=Path, required=True, help="config.yaml (train and archs sections)")
     parser.add_argument("--arch", required=True, help="a key of the config's archs")
-    parser.add_argument("--seed", type=int, nargs="+", required=True, help="one seed, or several trained together")
+    parser.add_argument(
+        "--seed", type=int, nargs="+", required=True, help="one seed, or several trained together"
+    )
     parser.add_argument("--weights", help="a local weights file (default: random init)")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="writes OUT/traces.npz, metrics.csv, run.json (several seeds: OUT/seed<s>/...)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="writes OUT/traces.npz, metrics.csv, run.json (several seeds: OUT/seed<s>/...)",
+    )
     parser.add_argument("--checkpoint", type=Path, help="resume file (default OUT/checkpoint.pt)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's train.threads)")
     args = parser.parse_args()
@@ -63,23 +80,31 @@ def main():
     io.check_output_folder(args.out)
     if args.checkpoint:
         io.check_output(args.checkpoint, (".pt",), "checkpoint")
-    config = load_config(args.config)  # absent train keys keep TrainConfig's defaults
+    config = load_config(args.config)  # absent keys take the schema's defaults
     if args.arch not in config["archs"]:
         raise ConfigError(
             f"--arch {args.arch!r} is not a key of the config's archs{suggest(args.arch, config['archs'])}"
         )
-    from retention.training import trainer as train
     from retention.training.finetune import finetune_job
+    from retention.training.settings import train_config
 
     CLOCK.lap("imports")
     train_cfg = {**config["train"], **({"threads": args.threads} if args.threads else {})}
-    cfg = train.train_config(train_cfg, config["archs"][args.arch])
+    cfg = train_config(train_cfg, config["archs"][args.arch])
     dirs = [args.out] if len(args.seed) == 1 else [args.out / f"seed{s}" for s in args.seed]
     finetune_job(
-        args.data / "manifest.csv", args.data / "images.npy", config["archs"][args.arch], cfg, args.seed,
-        args.weights, [(d / "traces.npz", d / "metrics.csv") for d in dirs],
-        args.checkpoint or args.out / "checkpoint.pt", clock=CLOCK, records=[d / "run.json" for d in dirs],
-        names={"dataset": args.data.name, "arch": args.arch}, convergence=config["convergence"],
+        args.data / "manifest.csv",
+        args.data / "images.npy",
+        config["archs"][args.arch],
+        cfg,
+        args.seed,
+        args.weights,
+        [(d / "traces.npz", d / "metrics.csv") for d in dirs],
+        args.checkpoint or args.out / "checkpoint.pt",
+        clock=CLOCK,
+        records=[d / "run.json" for d in dirs],
+        names={"dataset": args.data.name, "arch": args.arch},
+        convergence=config["convergence"],
     )
 
 

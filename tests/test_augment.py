@@ -13,6 +13,9 @@ from retention.training.augment import (
     random_resized_boxes,
     scale_of,
 )
+from retention.training.modelstate import head_names, phase_optimizer
+from retention.training.settings import augment_config, train_config
+from retention.training.splits import split_data
 
 
 def test_random_resized_boxes_respect_scale_ratio_and_bounds():
@@ -41,7 +44,11 @@ def test_crops_have_the_model_size_and_flips_about_half():
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8).remainder(251).byte()
     images = images.repeat(1000, 1, 1, 1)
     t = DeviceTransform(
-        8, (0, 0, 0), (1 / 255,) * 3, 1.0, AugmentConfig(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.5)
+        8,
+        (0, 0, 0),
+        (1 / 255,) * 3,
+        1.0,
+        AugmentConfig(enabled=True, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.5),
     )
     out = t.train(images, torch.Generator().manual_seed(1))
     assert out.shape == (2000, 3, 8, 8)
@@ -54,7 +61,7 @@ def test_crops_have_the_model_size_and_flips_about_half():
 
 def test_transform_is_seeded_and_deterministic():
     images = torch.randint(0, 255, (64, 3, 20, 20), dtype=torch.uint8)
-    t = DeviceTransform(16, (0.5,) * 3, (0.25,) * 3, 0.875, AugmentConfig())
+    t = DeviceTransform(16, (0.5,) * 3, (0.25,) * 3, 0.875, augment_config({}))
     a = t.train(images, torch.Generator().manual_seed(7))
     b = t.train(images, torch.Generator().manual_seed(7))
     c = t.train(images, torch.Generator().manual_seed(8))
@@ -95,12 +102,10 @@ def _reference_run(model, tr, ho, mean, std, cfg, seed):
     n_batches = len(y_tr) // cfg.batch_size + (1 if len(y_tr) % cfg.batch_size > 1 else 0)
     step = 0
     for phase, n_epochs in (("warmup", cfg.warmup_epochs), ("finetune", cfg.epochs)):
-        train._set_phase(model, phase)
-        if phase == "warmup":
-            groups = train._param_groups(model, cfg.weight_decay, model.get_classifier().parameters())
-        else:
-            groups = train._param_groups(model, cfg.weight_decay)
-        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        opt = phase_optimizer(
+            dict(model.named_parameters()), head_names(model), phase, cfg, torch.device("cpu"), seed_dims=0
+        )
+        model.train(phase == "finetune")
         step = 0
         for _ in range(n_epochs):
             perm = torch.randperm(len(y_tr), generator=order)
@@ -108,9 +113,7 @@ def _reference_run(model, tr, ho, mean, std, cfg, seed):
                 torch.utils.data.TensorDataset(x_tr, y_tr), batch_size=cfg.batch_size, sampler=perm.tolist()
             )
             for x, y in loader:
-                lr = (
-                    cfg.head_lr if phase == "warmup" else cfg.lr * train._cosine(step, cfg.epochs * n_batches)
-                )
+                lr = cfg.head_lr if phase == "warmup" else cfg.lr * train.cosine(step, cfg.epochs * n_batches)
                 for g in opt.param_groups:
                     g["lr"] = lr
                 loss = F.cross_entropy(model(x), y)
@@ -127,18 +130,20 @@ def test_fast_path_equals_plain_reference_path_without_augmentation():
     prepared = data.prepare_dataset("digits", None, storage_size=8)
     keep = np.r_[0:161, 1500:1560]
     manifest, images = prepared.manifest.iloc[keep].reset_index(drop=True), prepared.images[keep]
-    tr = train.split_data(manifest, images, "train")
-    ho = train.split_data(manifest, images, "heldout")
+    tr = split_data(manifest, images, "train")
+    ho = split_data(manifest, images, "heldout")
     names = data.class_names(prepared.manifest)
-    cfg = train.TrainConfig(
-        lr=3e-3,
-        warmup_epochs=1,
-        epochs=2,
-        batch_size=32,
-        head_lr=3e-3,
-        eval_batch_size=1000,
-        augment=AugmentConfig(enabled=False),
-        channels_last=False,
+    cfg = train_config(
+        {
+            "warmup_epochs": 1,
+            "epochs": 2,
+            "batch_size": 32,
+            "head_lr": 3e-3,
+            "eval_batch_size": 1000,
+            "augment": {"enabled": False},
+            "channels_last": False,
+        },
+        {"lr": 3e-3},
     )
     results = []
     for path in ("fast", "reference"):
@@ -146,7 +151,8 @@ def test_fast_path_equals_plain_reference_path_without_augmentation():
         model = models.create_model("test_resnet", len(names))
         icfg = models.InputConfig(size=8, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), crop_pct=1.0)
         if path == "fast":
-            res = train.Trainer(model, icfg, tr, ho, names, cfg, 3, progress=False).run().traces
+            (res,) = train.make_trainer([model], [3], icfg, tr, ho, names, cfg, progress=False).run_all()
+            res = res.traces
             results.append(
                 [
                     (

@@ -16,7 +16,6 @@ from retention.config import (
     merge,
     result_train_params,
     run_only_train_keys,
-    train_defaults,
     validate_config,
 )
 from retention.errors import ConfigError
@@ -47,47 +46,105 @@ def test_paper_grid(paper):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda c: c["train"].update(epochs="thirty"), "config key 'train.epochs': 'thirty' is not of type 'integer'"),
+        (
+            lambda c: c["train"].update(epochs="thirty"),
+            "config key 'train.epochs': 'thirty' is not of type 'integer'",
+        ),
         (lambda c: c["train"].update(epohcs=3), "unknown config key 'epohcs' under 'train'"),
         (lambda c: c.update(extra=1), "unknown config key 'extra'"),
-        (lambda c: c["grid"]["datasets"].append("imagenet"), "'grid.datasets[2]': 'imagenet' is not defined under 'datasets'"),
-        (lambda c: c["archs"]["resnet18"].update(model="resnet_nonexistent"), "'archs.resnet18.model': 'resnet_nonexistent' is not a timm model"),
-        (lambda c: c["archs"]["resnet18"].update(model="resnet18.no_such_tag"), "no pretrained tag 'no_such_tag'"),
-        (lambda c: c["retention"].update(trace="since_lunch"), "'retention.trace': 'since_lunch' is not one of"),
-        (lambda c: c["datasets"]["cub200"].update(source="cub"), "'datasets.cub200.source': 'cub' is not one of"),
+        (
+            lambda c: c["grid"]["datasets"].append("imagenet"),
+            "'grid.datasets[2]': 'imagenet' is not defined under 'datasets'",
+        ),
+        (
+            lambda c: c["archs"]["resnet18"].update(model="resnet_nonexistent"),
+            "'archs.resnet18.model': 'resnet_nonexistent' is not a timm model",
+        ),
+        (
+            lambda c: c["archs"]["resnet18"].update(model="resnet18.no_such_tag"),
+            "no pretrained tag 'no_such_tag'",
+        ),
+        (
+            lambda c: c["retention"].update(trace="since_lunch"),
+            "'retention.trace': 'since_lunch' is not one of",
+        ),
+        (
+            lambda c: c["datasets"]["cub200"].update(source="cub"),
+            "'datasets.cub200.source': 'cub' is not one of",
+        ),
         (lambda c: c["sampler"].update(scout_seed=2), "'sampler.scout_seed': 2 is one of the compared seeds"),
         (lambda c: c.pop("grid"), "config key 'grid' is missing"),
-        (lambda c: c["datasets"].update(octdl={"source": "imagefolder", "path": "no/such/folder"}),
-         "'datasets.octdl.path': no/such/folder does not exist (resolved from the study folder: /"),
-        (lambda c: c["sampler"].update(kinds=["spaced"]), "'sampler.kinds': ['spaced'] - F6 compares the two kinds"),
-        (lambda c: c["train"].update(compile_mode="fastest"), "'train.compile_mode': 'fastest' is not one of"),
-        (lambda c: c["train"].update(compile=True, seeds_per_job=3),
-         "'train.seeds_per_job': 3 with train.compile: true is not supported"),
-        (lambda c: c["train"].update(seeds_per_job=0), "'train.seeds_per_job': 0 is less than the minimum of 1"),
-        (lambda c: (c["datasets"]["octdl"].update(source="digits_lt", imbalance_ratio=100.0)),
-         "'datasets.octdl.imbalance_ratio': 100 is more than digits_lt can give (58"),
+        (
+            lambda c: c["datasets"].update(octdl={"source": "imagefolder", "path": "no/such/folder"}),
+            "'datasets.octdl.path': no/such/folder does not exist (resolved from the study folder: /",
+        ),
+        (
+            lambda c: c["sampler"].update(kinds=["spaced"]),
+            "'sampler.kinds': ['spaced'] - F6 compares the two kinds",
+        ),
+        (
+            lambda c: c["train"].update(compile_mode="fastest"),
+            "'train.compile_mode': 'fastest' is not one of",
+        ),
+        (
+            lambda c: c["train"].update(compile=True, seeds_per_job=3),
+            "'train.seeds_per_job': 3 with train.compile: true is not supported",
+        ),
+        (
+            lambda c: c["train"].update(seeds_per_job=0),
+            "'train.seeds_per_job': 0 is less than the minimum of 1",
+        ),
+        (
+            lambda c: c["datasets"]["octdl"].update(source="digits_lt", imbalance_ratio=100.0),
+            "'datasets.octdl.imbalance_ratio': 100 is more than digits_lt can give (58",
+        ),
         # a type error says what was read and how to write it
-        (lambda c: c["archs"]["resnet18"].update(lr="3e-3x"),
-         ("config key 'archs.resnet18.lr': '3e-3x' is not of type 'number' (read as text); write a number such "
-          "as 0.003 or 3e-3")),
-        (lambda c: c["train"].update(epochs=2.5),
-         "'train.epochs': 2.5 is not of type 'integer' (read as a number); write a whole number such as 30"),
+        (
+            lambda c: c["archs"]["resnet18"].update(lr="3e-3x"),
+            (
+                "config key 'archs.resnet18.lr': '3e-3x' is not of type 'number' (read as text); "
+                "write a number such "
+                "as 0.003 or 3e-3"
+            ),
+        ),
+        (
+            lambda c: c["train"].update(epochs=2.5),
+            "'train.epochs': 2.5 is not of type 'integer' (read as a number); "
+            "write a whole number such as 30",
+        ),
         # a misspelt key or name gets the closest known one
-        (lambda c: c["train"].update(warmup_epoch=2),
-         "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?"),
+        (
+            lambda c: c["train"].update(warmup_epoch=2),
+            "unknown config key 'warmup_epoch' under 'train'; did you mean 'warmup_epochs'?",
+        ),
         (lambda c: c.update(sampeler={}), "unknown config key 'sampeler'; did you mean 'sampler'?"),
-        (lambda c: c["grid"]["datasets"].append("cub"),
-         ("'grid.datasets[2]': 'cub' is not defined under 'datasets' (defined: cub200, digits, digits_lt, glyphs, "
-          "octdl); did you mean 'cub200'?")),
+        (
+            lambda c: c["grid"]["datasets"].append("cub"),
+            (
+                "'grid.datasets[2]': 'cub' is not defined under 'datasets' "
+                "(defined: cub200, digits, digits_lt, glyphs, "
+                "octdl); did you mean 'cub200'?"
+            ),
+        ),
         (lambda c: c["grid"]["archs"].append("resnet_18"), "did you mean 'resnet18'?"),
         (lambda c: c["datasets"]["cub200"].update(source="imagefolders"), "did you mean 'imagefolder'?"),
-        (lambda c: c["archs"]["resnet18"].update(model="resnet81"),
-         "'archs.resnet18.model': 'resnet81' is not a timm model name (see timm.list_models()); did you mean 'resnet18'?"),
-        (lambda c: c["archs"]["resnet18"].update(model="resnet18.a1_in1kk"),
-         "has no pretrained tag 'a1_in1kk' (its tags: a1_in1k,"),
-        (lambda c: c["archs"]["resnet18"].update(weights="pretrian"),
-         ("'archs.resnet18.weights': 'pretrian' is not pretrained, pretrain, none or an existing weights file "
-          "(resolved from the study folder: /")),
+        (
+            lambda c: c["archs"]["resnet18"].update(model="resnet81"),
+            "'archs.resnet18.model': 'resnet81' is not a timm model name (see timm.list_models()); "
+            "did you mean 'resnet18'?",
+        ),
+        (
+            lambda c: c["archs"]["resnet18"].update(model="resnet18.a1_in1kk"),
+            "has no pretrained tag 'a1_in1kk' (its tags: a1_in1k,",
+        ),
+        (
+            lambda c: c["archs"]["resnet18"].update(weights="pretrian"),
+            (
+                "'archs.resnet18.weights': 'pretrian' is not pretrained, pretrain, none or an existing "
+                "weights file "
+                "(resolved from the study folder: /"
+            ),
+        ),
     ],
 )
 def test_bad_config_gives_one_message_naming_key_and_value(paper, mutate, message):
@@ -106,7 +163,8 @@ def test_numbers_written_the_yaml_1_2_way_are_numbers(tmp_path):
     study.write_text(
         "grid: {datasets: [d], archs: [m], seeds: [0]}\n"
         "datasets: {d: {source: digits, heldout_fraction: 2e-1}}\n"
-        "archs: {m: {model: test_resnet, lr: 3e-3, head_lr: 1E-2, label: 1e3, model_kwargs: {drop_rate: 1e-1}}}\n"
+        "archs: {m: {model: test_resnet, lr: 3e-3, head_lr: 1E-2, label: 1e3,"
+        " model_kwargs: {drop_rate: 1e-1}}}\n"
         "train: {epochs: 2e1, weight_decay: 5e-2}\n"
         "stats: {sensitivity_q: [5e-2, 1e-1]}\n"
     )
@@ -156,8 +214,14 @@ def test_the_paper_config_spells_out_the_schema_defaults():
     """What config.yaml writes out for people to read is the schema's default (declared
     once, in the schema; a changed default without config.yaml fails here)."""
     written = yaml.safe_load((REPO / "config.yaml").read_text())
-    defaults = fill_defaults({}, {"properties": {k: v for k, v in load_schema()["properties"].items()
-                                                 if k not in ("grid", "datasets", "archs")}})
+    defaults = fill_defaults(
+        {},
+        {
+            "properties": {
+                k: v for k, v in load_schema()["properties"].items() if k not in ("grid", "datasets", "archs")
+            }
+        },
+    )
     for section, values in _flat({k: written[k] for k in defaults}).items():
         assert values == _flat(defaults)[section], section
 
@@ -171,18 +235,6 @@ def test_merge_replaces_lists_and_merges_dicts():
 # ------------------------------------------------------------------ train settings live once
 
 
-def _fields(obj, prefix=""):
-    """{dotted name: value} of a dataclass instance, nested dataclasses flattened."""
-    out = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(_fields(value, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def _flat(mapping, prefix=""):
     out = {}
     for key, value in mapping.items():
@@ -193,36 +245,94 @@ def _flat(mapping, prefix=""):
     return out
 
 
-def test_train_config_defaults_equal_the_schema_defaults_and_config_yaml(paper):
-    from retention.training.trainer import ARCH_TRAIN_KEYS, TrainConfig
-
-    dataclass_defaults = _fields(TrainConfig(lr=1.0))
-    del dataclass_defaults["lr"]  # from archs.<arch>.lr
-    schema_defaults = _flat(train_defaults())
-    assert dataclass_defaults == schema_defaults  # the same keys, the same defaults
-    assert set(ARCH_TRAIN_KEYS) - {"lr"} <= set(train_defaults())
-    # what the paper config spells out (for people to read) is the default
-    written = _flat(load_config(REPO / "config.yaml")["train"])
-    assert written == {k: v for k, v in schema_defaults.items() if k in written}
-
-
 def test_train_config_reads_every_key_by_name():
-    from retention.training.trainer import TrainConfig, train_config
+    from retention.training.settings import train_config
 
-    train = {"epochs": 7, "augment": {"scale": [0.5, 1.0], "flip": 0.0}, "threads": 3, "checkpoint_interval_s": 5,
-             "seeds_per_job": 4, "cache_dir": "/x"}
+    train = {
+        "epochs": 7,
+        "augment": {"scale": [0.5, 1.0], "flip": 0.0},
+        "threads": 3,
+        "checkpoint_interval_s": 5,
+        "seeds_per_job": 4,
+        "cache_dir": "/x",
+    }
     cfg = train_config(train, {"lr": 0.1, "head_lr": 0.2})
-    assert (cfg.lr, cfg.head_lr, cfg.epochs, cfg.threads, cfg.seeds_per_job, cfg.cache_dir) == (0.1, 0.2, 7, 3, 4, "/x")
-    assert cfg.augment.scale == (0.5, 1.0) and cfg.augment.flip == 0.0 and cfg.augment.ratio == TrainConfig(1).augment.ratio
+    assert (cfg.lr, cfg.head_lr, cfg.epochs, cfg.threads, cfg.seeds_per_job, cfg.cache_dir) == (
+        0.1,
+        0.2,
+        7,
+        3,
+        4,
+        "/x",
+    )
+    assert cfg.augment.scale == (0.5, 1.0) and cfg.augment.flip == 0.0
     assert isinstance(cfg.checkpoint_interval_s, float) and isinstance(cfg.augment.scale, tuple)
     # head_lr from the train section unless the arch sets it
     assert train_config({"head_lr": 0.5}, {"lr": 0.1}).head_lr == 0.5
+    # numbers written the YAML 1.2 way are numbers
+    assert train_config({"head_lr": "3e-3"}, {"lr": 0.1}).head_lr == 0.003
+
+
+def test_train_config_takes_its_defaults_and_allowed_values_from_the_schema(monkeypatch):
+    """TrainConfig states no default and no allowed value: absent keys, nested ones
+    included, take the schema's default, and a value the schema does not allow is one
+    ConfigError naming the key."""
+    from retention import config as config_module
+    from retention.training.settings import TrainConfig, train_config
+
+    assert all(
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(TrainConfig)
+    )
+    schema = copy.deepcopy(load_schema())
+    schema["properties"]["train"]["properties"]["epochs"]["default"] = 11
+    schema["$defs"]["augment"]["properties"]["flip"]["default"] = 0.25
+    schema["properties"]["train"]["properties"]["precision"]["enum"].append("fp8")
+    monkeypatch.setattr(config_module, "load_schema", lambda path=None: schema)
+    cfg = train_config({"augment": {"enabled": False}}, {"lr": 0.1})
+    assert (cfg.epochs, cfg.augment.flip, cfg.augment.enabled) == (11, 0.25, False)
+    assert train_config({"precision": "fp8"}, {"lr": 0.1}).precision == "fp8"
+    with pytest.raises(ConfigError, match="config key 'train.device': 'tpu' is not one of auto, cpu, cuda"):
+        train_config({"device": "tpu"}, {"lr": 0.1})
+    with pytest.raises(
+        ConfigError, match="config key 'train.augment.flip': 2 is greater than the maximum of 1"
+    ):
+        train_config({"augment": {"flip": 2}}, {"lr": 0.1})
+
+
+def test_train_config_names_a_key_it_cannot_place(monkeypatch):
+    from retention import config as config_module
+    from retention.training.settings import train_config
+
+    with pytest.raises(ConfigError, match=r"archs.<arch>.lr is missing"):
+        train_config({}, {"model": "resnet18"})
+    schema = copy.deepcopy(load_schema())
+    schema["properties"]["train"]["properties"]["momentum"] = {"type": "number", "default": 0.9}
+    monkeypatch.setattr(config_module, "load_schema", lambda path=None: schema)
+    with pytest.raises(TypeError, match="TrainConfig has no field for the schema's train.momentum"):
+        train_config({}, {"lr": 0.1})
+
+
+def test_allowed_values_are_the_schema_enums():
+    from retention.config import schema_choices
+
+    assert schema_choices("train", "precision") == tuple(
+        load_schema()["properties"]["train"]["properties"]["precision"]["enum"]
+    )
+    assert "reduce-overhead" in schema_choices("train", "compile_mode")
 
 
 def test_run_only_keys_come_from_the_schema_and_stay_out_of_rule_params(paper):
     keys = run_only_train_keys()
-    assert set(keys) == {"threads", "checkpoint", "checkpoint_interval_s", "gpu_slots_per_device", "data_on_device",
-                         "cache_dir", "seeds_per_job"}
+    assert set(keys) == {
+        "threads",
+        "checkpoint",
+        "checkpoint_interval_s",
+        "gpu_slots_per_device",
+        "data_on_device",
+        "cache_dir",
+        "seeds_per_job",
+    }
     params = result_train_params(paper)
     assert not set(keys) & set(params) and {"epochs", "augment", "compile"} <= set(params)
 

@@ -69,7 +69,11 @@ NOBODY = 65534
 def run_script(name: str, *args: str, **popen) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / name), *map(str, args)],
-        capture_output=True, text=True, timeout=300, cwd=REPO, **popen,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        **popen,
     )
 
 
@@ -77,7 +81,11 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
     """The failed script's error: exit 1, no traceback, exactly one ERROR line."""
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line or line.startswith(("StorageError", "DataError", "DownloadError"))]
+    errors = [
+        line
+        for line in proc.stderr.splitlines()
+        if " ERROR " in line or line.startswith(("StorageError", "DataError", "DownloadError"))
+    ]
     assert len(errors) == 1, proc.stderr[-2000:]
     return errors[0]
 
@@ -126,8 +134,17 @@ def test_kill_during_download_then_rerun_resumes_with_range(tmp_path):
         url = server.add("CUB_200_2011.tgz", archive.read_bytes(), stall_first=600_000)
         entry = {"file": "CUB_200_2011.tgz", "url": url, "checksum": digest(archive), "extract": True}
         spec = download_spec_file(tmp_path, entry)
-        args = [sys.executable, str(REPO / "scripts/download_dataset.py"), "--dest", str(dest),
-                "--spec", str(spec), "--no-progress", "--backoff", "0"]
+        args = [
+            sys.executable,
+            str(REPO / "scripts/download_dataset.py"),
+            "--dest",
+            str(dest),
+            "--spec",
+            str(spec),
+            "--no-progress",
+            "--backoff",
+            "0",
+        ]
         job = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         part = datasets / ".partial" / "cub200" / partial_key(parse_spec(entry)) / "CUB_200_2011.tgz.part"
         try:
@@ -138,8 +155,9 @@ def test_kill_during_download_then_rerun_resumes_with_range(tmp_path):
         kept = part.stat().st_size
         assert 0 < kept < size and not dest.exists()
 
-        rerun = run_script("download_dataset.py", "--dest", dest, "--spec", spec, "--no-progress",
-                           "--backoff", "0")
+        rerun = run_script(
+            "download_dataset.py", "--dest", dest, "--spec", spec, "--no-progress", "--backoff", "0"
+        )
         assert rerun.returncode == 0, rerun.stderr
         first, second = server.requests_for("CUB_200_2011.tgz")
         assert first["range"] is None
@@ -158,11 +176,22 @@ def test_kill_during_extraction_then_rerun_removes_the_scratch_folder(tmp_path):
     big_cub_tgz(archive, blob_bytes=1000, extra_files=4000)
     datasets = tmp_path / "resources" / "datasets"
     dest = datasets / "cub200"
-    entry = {"file": "CUB_200_2011.tgz", "archive": str(archive), "checksum": digest(archive),
-             "extract": True}
+    entry = {
+        "file": "CUB_200_2011.tgz",
+        "archive": str(archive),
+        "checksum": digest(archive),
+        "extract": True,
+    }
     spec = download_spec_file(tmp_path, entry)
-    args = [sys.executable, str(REPO / "scripts/download_dataset.py"), "--dest", str(dest),
-            "--spec", str(spec), "--no-progress"]
+    args = [
+        sys.executable,
+        str(REPO / "scripts/download_dataset.py"),
+        "--dest",
+        str(dest),
+        "--spec",
+        str(spec),
+        "--no-progress",
+    ]
     job = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def scratch():
@@ -225,8 +254,9 @@ def test_truncated_archive_is_one_line_and_nothing_is_kept(tmp_path, file):
     with FileServer() as server:
         url = server.add(file, cut)
         spec = download_spec_file(tmp_path, {"file": file, "url": url, "checksum": None, "extract": True})
-        proc = run_script("download_dataset.py", "--dest", datasets / "x", "--spec", spec,
-                          "--no-progress", "--backoff", "0")
+        proc = run_script(
+            "download_dataset.py", "--dest", datasets / "x", "--spec", spec, "--no-progress", "--backoff", "0"
+        )
     line = one_error_line(proc)
     assert f"DownloadError: archive {file} is corrupt or truncated" in line
     assert not (tmp_path / "resources").exists()
@@ -239,8 +269,9 @@ def test_truncated_archive_is_one_line_and_nothing_is_kept(tmp_path, file):
 def tmpfs(where: Path, size: str = "1m"):
     """A small tmpfs at ``where`` (needs root and mount); skips the test where impossible."""
     where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -251,8 +282,9 @@ def tmpfs(where: Path, size: str = "1m"):
 
 def prepare_digits(out: Path, **popen) -> subprocess.CompletedProcess:
     """prepare_dataset.py on digits at 16 px: images.npy is 1,380,096 bytes."""
-    return run_script("prepare_dataset.py", "--source", "digits", "--storage-size", "16",
-                      "--out", out, **popen)
+    return run_script(
+        "prepare_dataset.py", "--source", "digits", "--storage-size", "16", "--out", out, **popen
+    )
 
 
 def test_full_disk_is_one_line_and_leaves_no_output(tmp_path):
@@ -297,7 +329,11 @@ def unprivileged(cmd: list) -> list:
     cmd = [str(c) for c in cmd]
     if os.geteuid() != 0:
         return cmd
-    probe = subprocess.run(["unshare", "--user", "true"], capture_output=True) if shutil.which("unshare") else None
+    probe = (
+        subprocess.run(["unshare", "--user", "true"], capture_output=True)
+        if shutil.which("unshare")
+        else None
+    )
     if probe is None or probe.returncode != 0:
         pytest.skip("running as root without user namespaces: file modes cannot be tested")
     return ["unshare", "--user", *cmd]
@@ -306,8 +342,16 @@ def unprivileged(cmd: list) -> list:
 def test_permission_denied_is_one_line(tmp_path):
     out = tmp_path / "results"
     out.mkdir(mode=0o555)
-    cmd = [sys.executable, REPO / "scripts/prepare_dataset.py", "--source", "digits",
-           "--storage-size", "16", "--out", out / "digits"]
+    cmd = [
+        sys.executable,
+        REPO / "scripts/prepare_dataset.py",
+        "--source",
+        "digits",
+        "--storage-size",
+        "16",
+        "--out",
+        out / "digits",
+    ]
     proc = subprocess.run(unprivileged(cmd), capture_output=True, text=True, timeout=300)
     line = one_error_line(proc)
     assert f"StorageError: cannot write {out / 'digits' / 'images.npy'}: Permission denied" in line
@@ -318,9 +362,11 @@ def test_permission_denied_is_one_line(tmp_path):
 def test_unwritable_log_file_is_one_line(tmp_path):
     """A log that fills the disk mid-run: one line about the log, not a traceback per record."""
     with tmpfs(tmp_path / "logs", size="8k") as logs:
-        code = ("import logging, sys; sys.path.insert(0, %r); from retention.io import setup_logging;"
-                "log = setup_logging(%r);\nfor i in range(2000): log.info('line %%d of a long log', i)"
-                % (str(REPO), str(logs / "job.log")))
+        code = (
+            f"import logging, sys; sys.path.insert(0, {str(REPO)!r}); from retention.io import setup_logging;"
+            f"log = setup_logging({str(logs / 'job.log')!r});\n"
+            "for i in range(2000): log.info('line %d of a long log', i)"
+        )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "cannot write the log" in line]
@@ -346,8 +392,9 @@ def test_one_class_stops_with_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"has 1 class\(es\) \('cat'\); the analysis needs at least 2"):
         data.prepare_dataset("imagefolder", root, 16)
     out = tmp_path / "out"
-    proc = run_script("prepare_dataset.py", "--source", "imagefolder", "--path", root,
-                      "--storage-size", "16", "--out", out)
+    proc = run_script(
+        "prepare_dataset.py", "--source", "imagefolder", "--path", root, "--storage-size", "16", "--out", out
+    )
     assert "DataError: dataset 'imagefolder' at " in one_error_line(proc)
     assert not out.exists() or list(out.iterdir()) == []
 
@@ -366,8 +413,11 @@ def test_empty_class_folder_is_named_or_skipped(tmp_path, caplog):
 def test_class_below_min_per_class_is_named(tmp_path):
     root = image_tree(tmp_path / "tree", {"cat": 8, "dog": 8, "eel": 2})
     # 2 eel images, 20% held out: 1 in train, 1 held out
-    with pytest.raises(DataError, match=r"class 'eel' has 1 training image\(s\) after the split "
-                                        r"\(1 held out; 1 class\(es\) below data.min_per_class = 2\)"):
+    with pytest.raises(
+        DataError,
+        match=r"class 'eel' has 1 training image\(s\) after the split "
+        r"\(1 held out; 1 class\(es\) below data.min_per_class = 2\)",
+    ):
         data.prepare_dataset("imagefolder", root, 16, heldout_fraction=0.2)
     prepared = data.prepare_dataset("imagefolder", root, 16, heldout_fraction=0.2, min_per_class=1)
     assert (prepared.manifest["class_name"] == "eel").sum() == 2
@@ -385,12 +435,18 @@ def test_class_lost_to_skipped_images_is_named(tmp_path):
 
 def test_split_layout_and_wrapper_folder_are_named(tmp_path):
     split = image_tree(tmp_path / "split", {"train/cat": 4, "train/dog": 4, "val/cat": 2, "val/dog": 2})
-    with pytest.raises(DataError, match=r"looks like <split>/<class>: the folders 'train', 'val' hold "
-                                        r"no images of their own but share the subfolders 'cat', 'dog'"):
+    with pytest.raises(
+        DataError,
+        match=r"looks like <split>/<class>: the folders 'train', 'val' hold "
+        r"no images of their own but share the subfolders 'cat', 'dog'",
+    ):
         data.list_imagefolder(split)
     wrapped = image_tree(tmp_path / "wrapped", {"images/cat": 4, "images/dog": 4})
-    with pytest.raises(DataError, match=rf"one class folder, 'images'.*point the dataset's path at "
-                                        rf"{wrapped / 'images'}"):
+    with pytest.raises(
+        DataError,
+        match=rf"one class folder, 'images'.*point the dataset's path at "
+        rf"{wrapped / 'images'}",
+    ):
         data.list_imagefolder(wrapped)
     # subfolders inside a class belong to it (as in torchvision's ImageFolder)
     nested = image_tree(tmp_path / "nested", {"cat/2020": 3, "cat/2021": 2, "dog": 4})
@@ -399,8 +455,10 @@ def test_split_layout_and_wrapper_folder_are_named(tmp_path):
 
 
 def test_hidden_folders_and_loose_files(tmp_path, caplog):
-    root = image_tree(tmp_path / "tree", {"cat": 4, "dog": 4, ".ipynb_checkpoints": 2,
-                                          "cat/.thumbnails": 3, "__MACOSX/cat": 0})
+    root = image_tree(
+        tmp_path / "tree",
+        {"cat": 4, "dog": 4, ".ipynb_checkpoints": 2, "cat/.thumbnails": 3, "__MACOSX/cat": 0},
+    )
     (root / "__MACOSX" / "cat" / "._0.jpg").write_bytes(b"AppleDouble")  # a zip's metadata
     write_jpeg(root / "stray.jpg", seed=99)
     with caplog.at_level("WARNING", logger="retention.acquire.data"):
@@ -413,9 +471,11 @@ def test_hidden_folders_and_loose_files(tmp_path, caplog):
 
 def test_unreadable_folder_and_image_are_named(tmp_path):
     tree = image_tree(tmp_path / "tree", {"cat": 3, "cat/more": 2, "dog": 3})
-    code = ("import sys; sys.path.insert(0, %r); from retention import data, io;"
-            "io.run_main(lambda: data.prepare_dataset('imagefolder', %r, 16, heldout_fraction=0.34))"
-            % (str(REPO), str(tree)))
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); from retention import io; "
+        "from retention.acquire import data;"
+        f"io.run_main(lambda: data.prepare_dataset('imagefolder', {str(tree)!r}, 16, heldout_fraction=0.34))"
+    )
     cmd = unprivileged([sys.executable, "-c", code])
     (tree / "cat" / "more").chmod(0o000)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

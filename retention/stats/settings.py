@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from retention.config import checked_section, schema_choices, schema_default, section_defaults
+from retention.config import fill_section, schema_choices, schema_default, section_defaults
 
 #: the rank scores of "most forgotten" (docs/method.md section 6), as the schema lists them;
 #: every one is oriented so that a higher value means more forgotten
@@ -55,7 +55,7 @@ class StatsConfig:
     def from_mapping(cls, values: Mapping, lambda_max: float | None = None) -> StatsConfig:
         """Build from a ``config["stats"]`` mapping: absent keys take the schema's defaults,
         an unknown key or a value out of its range is a ConfigError naming the key."""
-        section = checked_section("stats", values)
+        section = fill_section(values, "stats")
         section["sensitivity_q"] = tuple(float(q) for q in section["sensitivity_q"])
         if lambda_max is not None:
             section["lambda_max"] = float(lambda_max)

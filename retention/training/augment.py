@@ -17,12 +17,16 @@ from torchvision.ops import roi_align
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Random resized crop (area ``scale``, aspect ``ratio``) and horizontal ``flip`` rate."""
+    """Random resized crop (area ``scale``, aspect ``ratio``) and horizontal ``flip`` rate.
 
-    enabled: bool = True
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (0.75, 1.3333333)  # as config.yaml (the schema default)
-    flip: float = 0.5
+    The schema's ``augment`` entry, one field per key; its defaults are the schema's
+    (``retention.training.settings.augment_config``).
+    """
+
+    enabled: bool
+    scale: tuple[float, float]
+    ratio: tuple[float, float]
+    flip: float
 
 
 def random_resized_boxes(

@@ -1,8 +1,8 @@
 """One fine-tuning job: one (dataset, arch) and one or several seeds, files to files.
 
 ``finetune_job`` reads the prepared dataset, takes a device (``retention.training.gpu``),
-creates each seed's model under its seed, trains them (one seed: ``train.Trainer``;
-several: ``stacked.SeedStack``, the seeds batched together), writes each seed's
+creates each seed's model under its seed, trains them (``trainer.make_trainer``: one
+trainer whose model object is one model, or the seeds' models stacked), writes each seed's
 ``traces.npz`` and ``metrics.csv`` atomically and removes the checkpoint. The job's
 time is split into parts (``retention.training.timing``), logged and added to metrics.csv. A run
 whose held-out accuracy is near chance, or still rising at its end (``retention.chance``),
@@ -21,40 +21,55 @@ import dataclasses
 import hashlib
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from retention import io, provenance
-from retention.training import gpu
 from retention.acquire import data
-from retention.training import trainer as train
-from retention.training import models
 from retention.chance import chance_warning, rising_warning, run_accuracy
+from retention.config import display_only_arch_keys
+from retention.training import gpu, models
+from retention.training.settings import TrainConfig
+from retention.training.splits import split_data
 from retention.training.timing import JobClock
+from retention.training.trainer import RunResult, Trainer, make_trainer, seed_everything
 
 log = logging.getLogger("retention.training.finetune")
 
-# keys of an archs entry that do not change results (figure labels)
-DISPLAY_ONLY_ARCH_KEYS = ("label",)
 # the modules whose code decides a run's results
-TRAINING_MODULES = ("trainer.py", "seedrun.py", "stacked.py", "augment.py", "models.py", "sampler.py")
-
-
-file_digest = provenance.file_digest  # sha256 over files' bytes (kept here for its callers)
+TRAINING_MODULES = (
+    "trainer.py",
+    "settings.py",
+    "splits.py",
+    "seedrun.py",
+    "modelstate.py",
+    "single.py",
+    "stacked.py",
+    "checkpoint.py",
+    "augment.py",
+    "models.py",
+    "sampler.py",
+)
 
 
 def code_digest() -> str:
     """sha256 of the training modules' source (:data:`TRAINING_MODULES`)."""
     here = Path(__file__).resolve().parent
-    return file_digest(*(here / name for name in TRAINING_MODULES))
+    return provenance.file_digest(*(here / name for name in TRAINING_MODULES))
 
 
-def run_fingerprint(arch: Mapping, manifest, images, weights=None, sampler_spec: Mapping | None = None,
-                    lam: np.ndarray | None = None) -> Callable[[], dict]:
+def run_fingerprint(
+    arch: Mapping,
+    manifest,
+    images,
+    weights=None,
+    sampler_spec: Mapping | None = None,
+    lam: np.ndarray | None = None,
+) -> Callable[[], dict]:
     """What a run depends on besides its train settings and seed, for its checkpoint.
 
     Returns a function (the Trainer calls it when it first writes or reads a checkpoint,
@@ -67,8 +82,9 @@ def run_fingerprint(arch: Mapping, manifest, images, weights=None, sampler_spec:
     def fingerprint() -> dict:
         out = {"code.sha256": code_digest(), "data.sha256": provenance.data_digest(manifest, images)}
         if weights:
-            out["weights.sha256"] = file_digest(weights)
-        out.update({f"arch.{k}": v for k, v in arch.items() if k not in DISPLAY_ONLY_ARCH_KEYS})
+            out["weights.sha256"] = provenance.file_digest(weights)
+        display_only = display_only_arch_keys()  # figure labels: they change no result
+        out.update({f"arch.{k}": v for k, v in arch.items() if k not in display_only})
         if sampler_spec:
             out["sampler.kind"] = sampler_spec["kind"]
             out["sampler.fraction"] = float(sampler_spec["fraction"])
@@ -97,15 +113,21 @@ def make_sampler(spec: Mapping | None, n: int, seed: int, lam: np.ndarray | None
         return None
     from retention.training import sampler
 
-    return sampler.BudgetSampler(n=n, fraction=spec["fraction"], kind=spec["kind"], lam=lam, seed=seed,
-                                 min_lambda=spec.get("min_lambda"))
+    return sampler.BudgetSampler(
+        n=n,
+        fraction=spec["fraction"],
+        kind=spec["kind"],
+        lam=lam,
+        seed=seed,
+        min_lambda=spec.get("min_lambda"),
+    )
 
 
 def finetune_job(
     manifest: str | os.PathLike,
     images: str | os.PathLike,
     arch: Mapping,
-    cfg: train.TrainConfig,
+    cfg: TrainConfig,
     seeds: Sequence[int],
     weights: str | os.PathLike | None,
     outputs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
@@ -115,7 +137,7 @@ def finetune_job(
     records: Sequence[str | os.PathLike] | None = None,
     names: Mapping[str, str] | None = None,
     convergence: Mapping | None = None,
-) -> list[train.RunResult]:
+) -> list[RunResult]:
     """Train ``seeds`` of one (dataset, arch) and write each seed's (traces, metrics) to
     ``outputs`` (one pair per seed, in order); see the module docstring.
 
@@ -133,14 +155,25 @@ def finetune_job(
     torch.set_num_threads(cfg.threads)
     with gpu.lease_for(cfg.device, cfg.gpu_slots_per_device) as lease:
         log.info("device: %s", lease.description)
-        trainer = job_trainer(manifest, images, arch, cfg, seeds, weights, checkpoint if cfg.checkpoint else None,
-                              sampler_spec, lease.device, lease.description, clock)
+        trainer = job_trainer(
+            manifest,
+            images,
+            arch,
+            cfg,
+            seeds,
+            weights,
+            checkpoint if cfg.checkpoint else None,
+            sampler_spec,
+            lease.device,
+            lease.description,
+            clock,
+        )
         results = trainer.run_all()
     first_step, epochs = trainer.times["first_step_s"], trainer.times["epochs_s"]
     clock.lap("other", split={"first_step": first_step, "epochs": epochs - first_step})
     for (traces, _), result in zip(outputs, results):
         io.save_npz(traces, result.traces)
-    trainer.remove_checkpoint()
+    io.remove_checkpoint(trainer.checkpoint)
     clock.lap("write")
     columns = {**clock.columns(), "job_seeds": len(seeds)}
     for (_, metrics), result in zip(outputs, results):
@@ -152,8 +185,17 @@ def finetune_job(
     if records:
         names = names or {"dataset": Path(manifest).parent.name, "arch": arch["model"]}
         config = run_config(arch, cfg, seeds, manifest, images, weights, sampler_spec)
-        write_run_records(records, names, seeds, config, lease.device, sampler_spec, started=started,
-                          commit=git, data_sha256=provenance.data_digest(manifest, images))
+        write_run_records(
+            records,
+            names,
+            seeds,
+            config,
+            lease.device,
+            sampler_spec,
+            started=started,
+            commit=git,
+            data_sha256=provenance.data_digest(manifest, images),
+        )
     return results
 
 
@@ -171,8 +213,15 @@ def warn_near_chance(traces: Mapping[str, np.ndarray], run: str, convergence: Ma
     return any(messages)
 
 
-def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], manifest, images, weights,
-               sampler_spec: Mapping | None) -> dict:
+def run_config(
+    arch: Mapping,
+    cfg: TrainConfig,
+    seeds: Sequence[int],
+    manifest,
+    images,
+    weights,
+    sampler_spec: Mapping | None,
+) -> dict:
     """The resolved config of a job's runs, for run.json: the arch entry, the train
     settings used, the seeds trained together, the input files and the sampler."""
     return {
@@ -180,23 +229,45 @@ def run_config(arch: Mapping, cfg: train.TrainConfig, seeds: Sequence[int], mani
         "train": dataclasses.asdict(cfg),
         "job_seeds": [int(s) for s in seeds],
         "inputs": {
-            "manifest": str(manifest), "images": str(images), "weights": str(weights) if weights else None,
+            "manifest": str(manifest),
+            "images": str(images),
+            "weights": str(weights) if weights else None,
         },
         "sampler": dict(sampler_spec) if sampler_spec else None,
     }
 
 
-def write_run_records(records: Sequence[str | os.PathLike], names: Mapping[str, str], seeds: Sequence[int],
-                      config: Mapping, device: str, sampler_spec: Mapping | None, *, started: datetime,
-                      commit: provenance.GitState | str | None, data_sha256: str | None = None) -> None:
+def write_run_records(
+    records: Sequence[str | os.PathLike],
+    names: Mapping[str, str],
+    seeds: Sequence[int],
+    config: Mapping,
+    device: str,
+    sampler_spec: Mapping | None,
+    *,
+    started: datetime,
+    commit: provenance.GitState | str | None,
+    data_sha256: str | None = None,
+) -> None:
     """Write each seed's run.json (``retention.provenance``), ending now; started, commit:
     the time and the checkout's state (``provenance.git_state``) when the job started;
     data_sha256: the prepared data's hash (``provenance.data_digest``)."""
     ended = provenance.utc_now()
     stage, kind = ("sampler", sampler_spec["kind"]) if sampler_spec else ("finetune", None)
     for seed, path in zip(seeds, records):
-        record = provenance.run_record(stage, names["dataset"], names["arch"], seed, config, device, started,
-                                       ended, sampler=kind, commit=commit, data_sha256=data_sha256)
+        record = provenance.run_record(
+            stage,
+            names["dataset"],
+            names["arch"],
+            seed,
+            config,
+            device,
+            started,
+            ended,
+            sampler=kind,
+            commit=commit,
+            data_sha256=data_sha256,
+        )
         provenance.write_record(path, record)
 
 
@@ -204,7 +275,7 @@ def job_trainer(
     manifest: str | os.PathLike,
     images: str | os.PathLike,
     arch: Mapping,
-    cfg: train.TrainConfig,
+    cfg: TrainConfig,
     seeds: Sequence[int],
     weights: str | os.PathLike | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -212,12 +283,12 @@ def job_trainer(
     device: str = "cpu",
     device_label: str | None = None,
     clock: JobClock | None = None,
-) -> train.Trainer:
-    """A job's Trainer (one seed) or SeedStack (several), ready to ``run_all()``.
+) -> Trainer:
+    """A job's Trainer (its seeds' models stacked when there are several), ready to ``run_all()``.
 
     Reads the prepared dataset (manifest.csv, images.npy) and a spaced run's scout fits,
     and creates each seed's model under its seed. arch: the config's ``archs`` entry;
-    cfg: the run's settings (``train.train_config``); weights: a local weights file, or
+    cfg: the run's settings (``settings.train_config``); weights: a local weights file, or
     None for random initialisation; checkpoint: the resume file (None: no checkpoints);
     sampler_spec: a budgeted run's sampler ({kind, fraction, scout_fits}); clock: charged
     with the data and model parts.
@@ -225,29 +296,39 @@ def job_trainer(
     clock = clock or JobClock()
     prepared = data.load_prepared(manifest, images)
     names = data.class_names(prepared.manifest)
-    tr = train.split_data(prepared.manifest, prepared.images, "train")
-    ho = train.split_data(prepared.manifest, prepared.images, "heldout")
+    tr = split_data(prepared.manifest, prepared.images, "train")
+    ho = split_data(prepared.manifest, prepared.images, "heldout")
     lam = scout_lambda(sampler_spec, tr.sample_ids)
     samplers = [make_sampler(sampler_spec, len(tr.labels), seed, lam) for seed in seeds]
     clock.lap("data")
     model_list = []
     for seed in seeds:
-        train.seed_everything(seed)
+        seed_everything(seed)
         model_list.append(models.create_model(arch["model"], len(names), weights, arch.get("model_kwargs")))
     input_cfg = models.input_config(model_list[0], arch.get("input_size"))
     log.info(
         "model %s, %d train / %d held-out images, %d classes, input %d px, seed%s %s",
-        arch["model"], len(tr.labels), len(ho.labels), len(names), input_cfg.size,
-        "s" if len(seeds) > 1 else "", ", ".join(map(str, seeds)),
+        arch["model"],
+        len(tr.labels),
+        len(ho.labels),
+        len(names),
+        input_cfg.size,
+        "s" if len(seeds) > 1 else "",
+        ", ".join(map(str, seeds)),
     )
-    common = dict(device=device, checkpoint=checkpoint, device_label=device_label,
-                  fingerprint=run_fingerprint(arch, manifest, images, weights, sampler_spec, lam))
-    if len(seeds) == 1:
-        trainer = train.Trainer(model_list[0], input_cfg, tr, ho, names, cfg, seeds[0], sampler=samplers[0],
-                                **common)
-    else:
-        from retention.training.stacked import SeedStack
-
-        trainer = SeedStack(model_list, input_cfg, tr, ho, names, cfg, seeds, samplers=samplers, **common)
+    trainer = make_trainer(
+        model_list,
+        seeds,
+        input_cfg,
+        tr,
+        ho,
+        names,
+        cfg,
+        device=device,
+        samplers=samplers,
+        checkpoint=checkpoint,
+        device_label=device_label,
+        fingerprint=run_fingerprint(arch, manifest, images, weights, sampler_spec, lam),
+    )
     clock.lap("model")
     return trainer

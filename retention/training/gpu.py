@@ -114,7 +114,7 @@ class DeviceLease:
                 os.environ[CVD] = self._previous_cvd
         self._narrowed_to = None
 
-    def __enter__(self) -> "DeviceLease":
+    def __enter__(self) -> DeviceLease:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -339,7 +339,7 @@ def _lease(fd: int, path: Path, gpu: str, slot: int, candidates: list[str]) -> D
     return lease
 
 
-def lease_for(device: str = "auto", slots_per_device: int = 1) -> DeviceLease:
+def lease_for(device: str, slots_per_device: int) -> DeviceLease:
     """The lease for config ``train.device``: 'cpu' takes no GPU; 'auto' a free GPU slot
     when there is a GPU, else the CPU; 'cuda' a free GPU slot, and an error without one.
     """

@@ -13,11 +13,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import timm  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import timm
+import torch
+from torch import nn
 
-from retention.errors import WeightsError  # noqa: E402
+from retention.errors import WeightsError
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ the head and keeps the backbone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,9 @@ import torch
 
 from retention.acquire.data import PreparedDataset, class_names
 from retention.training.models import create_model, input_config
-from retention.training.trainer import TrainConfig, Trainer, seed_everything, split_data, train_config
+from retention.training.settings import TrainConfig, train_config
+from retention.training.splits import split_data
+from retention.training.trainer import make_trainer, seed_everything
 
 log = logging.getLogger("retention.training.pretrain")
 
@@ -54,6 +57,7 @@ def pretrain(
     device: torch.device | str = "cpu",
     checkpoint: str | Path | None = None,
     device_label: str | None = None,
+    fingerprint: Mapping | Callable[[], Mapping] | None = None,
 ) -> PretrainResult:
     """Train timm model ``model_name`` from random weights on ``prepared`` (its train split;
     its held-out split is evaluated after every epoch, as in fine-tuning).
@@ -61,7 +65,10 @@ def pretrain(
     Returns the trained state dict (a head of the source's classes included) on the
     CPU, and the metrics (``metrics.csv`` columns, phase ``pretrain``, t = k after epoch
     k). A ``checkpoint`` is resumed from and left in place: delete it once the weights
-    are saved.
+    are saved. It belongs to the model (name, keyword arguments, input size), the
+    settings, the seed and ``fingerprint`` (what else the run depends on, as
+    :class:`~retention.training.trainer.Trainer` takes it: the data's and the code's
+    checksums); one written under anything else is discarded.
     """
     names = class_names(prepared.manifest)
     train_split = split_data(prepared.manifest, prepared.images, "train")
@@ -72,14 +79,39 @@ def pretrain(
     log.info(
         "pretraining %s from random weights: %d train / %d held-out images, %d classes, "
         "input %d px, %d epochs, lr %g, seed %d",
-        model_name, len(train_split.labels), len(heldout_split.labels), len(names),
-        input_cfg.size, cfg.epochs, cfg.lr, seed,
+        model_name,
+        len(train_split.labels),
+        len(heldout_split.labels),
+        len(names),
+        input_cfg.size,
+        cfg.epochs,
+        cfg.lr,
+        seed,
     )
-    trainer = Trainer(
-        model, input_cfg, train_split, heldout_split, names, cfg, seed, device=device,
-        checkpoint=checkpoint, device_label=device_label,
+
+    def run_fingerprint() -> dict:
+        extra = fingerprint() if callable(fingerprint) else (fingerprint or {})
+        model_keys = {
+            "model": model_name,
+            "model_kwargs": dict(model_kwargs or {}),
+            "input_size": input_cfg.size,
+        }
+        return {f"pretrain.{k}": v for k, v in model_keys.items()} | dict(extra)
+
+    trainer = make_trainer(
+        [model],
+        [seed],
+        input_cfg,
+        train_split,
+        heldout_split,
+        names,
+        cfg,
+        device=device,
+        checkpoint=checkpoint,
+        device_label=device_label,
+        fingerprint=run_fingerprint,
     )
-    result = trainer.run()
+    (result,) = trainer.run_all()
     metrics = result.metrics.assign(phase=PHASE)
-    state = {k: v.detach().to("cpu") for k, v in trainer.model.state_dict().items()}
+    state = {k: v.detach().to("cpu") for k, v in trainer.model.seed_model(0).state_dict().items()}
     return PretrainResult(state, metrics)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch.utils.data

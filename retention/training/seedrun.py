@@ -85,8 +85,15 @@ class SeedRun:
     given); ``trained`` marks the train samples trained on in the fine-tuning phase.
     """
 
-    def __init__(self, seed: int, n_train: int, n_heldout: int, n_records: int, n_classes: int,
-                 sampler: EpochSampler | None = None):
+    def __init__(
+        self,
+        seed: int,
+        n_train: int,
+        n_heldout: int,
+        n_records: int,
+        n_classes: int,
+        sampler: EpochSampler | None = None,
+    ):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.full = PermutationSampler(n_train, seed)

@@ -1,7 +1,7 @@
 """Several seeds of one (dataset, arch) trained together, in one process.
 
-``SeedStack`` is a :class:`retention.training.trainer.Trainer` whose model is S models at once:
-their parameters and buffers are stacked along a new first dimension
+:class:`StackedModels` is the trainer's model object (``retention.training.modelstate``)
+for S seeds at once: their parameters and buffers are stacked along a new first dimension
 (``torch.func.stack_module_state``) and every training step is one ``torch.func.vmap``
 of ``functional_call`` over the stack, so each operation is dispatched once for all
 seeds and works on S times the data. One AdamW steps the stacked parameters; AdamW is
@@ -33,9 +33,9 @@ inside the step.
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
-from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +43,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from retention.errors import ConfigError
-from retention.training.models import InputConfig, classifier, features_and_logits
-from retention.training.trainer import EpochSampler, SplitData, TrainConfig, Trainer
+from retention.training.models import features_and_logits
+from retention.training.modelstate import autocast, autocast_dtype, eval_mode, head_names, phase_optimizer
+from retention.training.settings import TrainConfig
 
 
 class _FeaturesAndLogits(nn.Module):
@@ -58,135 +59,95 @@ class _FeaturesAndLogits(nn.Module):
         return features_and_logits(self.m, x)
 
 
-class SeedStack(Trainer):
-    """Trains ``models`` (one per seed of ``seeds``, created under that seed) together.
+@contextlib.contextmanager
+def _quiet():
+    """Without vmap's warning about ops it runs seed by seed (scaled_dot_product_attention
+    on the CPU): each seed then computes exactly what a run of its own does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+        yield
 
-    The other arguments are :class:`~retention.training.trainer.Trainer`'s; ``samplers``: one
-    fine-tuning epoch sampler per seed (None: every train sample). ``run_all()``
-    returns one RunResult per seed.
+
+class StackedModels:
+    """``modules`` (one per seed, each created under its seed) stacked on ``device``.
+
+    ``params`` and ``buffers``: {name: tensor (S, ...)}; the first module is the skeleton
+    that ``functional_call`` fills with each seed's tensors.
     """
 
-    def __init__(
-        self,
-        models: Sequence[nn.Module],
-        input_cfg: InputConfig,
-        train: SplitData,
-        heldout: SplitData,
-        class_names: list[str],
-        cfg: TrainConfig,
-        seeds: Sequence[int],
-        device: torch.device | str = "cpu",
-        samplers: Sequence[EpochSampler | None] | None = None,
-        checkpoint: str | Path | None = None,
-        device_label: str | None = None,
-        progress: bool | None = None,
-        fingerprint: Mapping | Callable[[], Mapping] | None = None,
-    ):
-        if len(models) != len(seeds) or len(set(seeds)) != len(seeds):
-            raise ConfigError(f"a seed stack needs one model per seed and distinct seeds, got {list(seeds)}")
+    def __init__(self, modules: Sequence[nn.Module], cfg: TrainConfig, device: torch.device | str):
         if cfg.compile:
             raise ConfigError(
                 "train.compile with train.seeds_per_job > 1 is not supported (torch.compile of the "
                 "vmapped models); set one of them back"
             )
-        self._setup(input_cfg, train, heldout, class_names, cfg, device, checkpoint, device_label, progress,
-                    fingerprint)
-        samplers = list(samplers) if samplers is not None else [None] * len(seeds)
-        self.runs = [self._seed_run(seed, sampler) for seed, sampler in zip(seeds, samplers)]
-        models = [m.to(self.device) for m in models]
-        # the first model is the skeleton that functional_call fills with each seed's tensors
-        self.base = models[0]
+        self.cfg = cfg
+        self.device = torch.device(device)
+        modules = [m.to(self.device) for m in modules]
+        self.n_seeds = len(modules)
+        self.base = modules[0]
         self.features_module = _FeaturesAndLogits(self.base)
-        params, buffers = stack_module_state(list(models))
+        params, buffers = stack_module_state(list(modules))
         self.params = {k: v.detach().requires_grad_() for k, v in params.items()}
         self.buffers = buffers
-        head = set(map(id, classifier(self.base).parameters()))
-        self.head_names = {name for name, p in self.base.named_parameters() if id(p) in head}
+        self.head = head_names(self.base)
+        self.dtype = autocast_dtype(cfg.precision, self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self._train_forward = vmap(self._call, in_dims=(0, 0, 0), randomness="different")
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _quiet():
-        """Without vmap's warning about ops it runs seed by seed (scaled_dot_product_attention
-        on the CPU): each seed then computes exactly what a run of its own does."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
-            yield
 
     def _call(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (x,))
 
-    # ------------------------------------------------------------------ the stacked model
     def start_phase(self, phase: str) -> None:
-        """Warmup: the heads train, the whole stack in eval mode; fine-tuning: everything."""
-        for name, p in self.params.items():
-            p.requires_grad_(phase == "finetune" or name in self.head_names)
+        """Warmup: the heads train, the whole stack in eval mode; finetune: everything."""
+        self.optimizer = phase_optimizer(self.params, self.head, phase, self.cfg, self.device, seed_dims=1)
         self.base.train(phase == "finetune")
-        train = [p for p in self.params.values() if p.requires_grad]
-        groups = [  # no weight decay on biases and norms: 1-D per seed, 2-D stacked
-            {"params": [p for p in train if p.ndim > 2], "weight_decay": self.cfg.weight_decay},
-            {"params": [p for p in train if p.ndim <= 2], "weight_decay": 0.0},
-        ]
-        lr = self.cfg.head_lr if phase == "warmup" else self.cfg.lr
-        self.optimizer = torch.optim.AdamW(groups, lr=lr, fused=self.device.type == "cuda")
-        self.phase, self.step = phase, 0
 
-    def _step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        n_seeds = len(self.runs)
-        xs = x.view(n_seeds, -1, *x.shape[1:])
-        with self._autocast(), self._quiet():
+    def step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One vmapped forward of every seed on its own batch, one backward, one AdamW step."""
+        xs = x.view(self.n_seeds, -1, *x.shape[1:])
+        with autocast(self.device, self.dtype), _quiet():
             logits = self._train_forward(self.params, self.buffers, xs)
         per_sample = F.cross_entropy(logits.float().flatten(0, 1), labels, reduction="none")
-        loss = per_sample.view(n_seeds, -1).mean(dim=1)
+        loss = per_sample.view(self.n_seeds, -1).mean(dim=1)
         self.optimizer.zero_grad(set_to_none=True)
-        with self._quiet():
+        with _quiet():
             loss.sum().backward()  # seeds share no parameter: each gets its own loss's gradient
         self.optimizer.step()
         return loss.detach()
 
-    def _outputs(self, x: torch.Tensor, features: bool):
+    def outputs(self, x: torch.Tensor, features: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Evaluation runs seed by seed through the shared skeleton: the batch is large
         enough not to need vmap, and each seed computes exactly what a run of its own does."""
         feats, logits = [], []
-        with torch.no_grad():
-            for i in range(len(self.runs)):
+        with autocast(self.device, self.dtype), torch.no_grad():
+            for i in range(self.n_seeds):
                 tensors = {k: v[i] for k, v in {**self.params, **self.buffers}.items()}
                 if features:
-                    f, out = functional_call(self.features_module, {f"m.{k}": v for k, v in tensors.items()}, (x,))
+                    f, out = functional_call(
+                        self.features_module, {f"m.{k}": v for k, v in tensors.items()}, (x,)
+                    )
                     feats.append(f)
                 else:
                     out = functional_call(self.base, tensors, (x,))
                 logits.append(out)
-        return (torch.stack(feats) if features else None), torch.stack(logits)
+            return (torch.stack(feats) if features else None), torch.stack(logits)
 
-    def _eval_mode(self, training: bool | None = None) -> bool:
-        was = self.base.training
-        self.base.train(False if training is None else training)
-        return was
+    def evaluating(self):
+        return eval_mode(self.base)
 
-    def _model_state(self) -> dict:
-        return {
-            "params": {k: v.detach() for k, v in self.params.items()},
-            "buffers": dict(self.buffers),
-            "optimizer": self.optimizer.state_dict() if self.optimizer else None,
-        }
+    def state(self) -> dict:
+        return {"params": {k: v.detach() for k, v in self.params.items()}, "buffers": dict(self.buffers)}
 
-    def _load_model_state(self, state: dict, phase: str | None) -> None:
+    def load_state(self, state: Mapping) -> None:
         with torch.no_grad():
             for k, v in state["params"].items():
                 self.params[k].copy_(v)
             for k, v in state["buffers"].items():
                 self.buffers[k].copy_(v)
-        if phase is not None:
-            self.start_phase(phase)
-            if state["optimizer"] is not None:
-                self.optimizer.load_state_dict(state["optimizer"])
 
     def seed_model(self, i: int) -> nn.Module:
-        """A copy of seed ``runs[i]``'s model as an ordinary module (for inspection)."""
-        import copy
-
+        """A copy of seed ``i``'s model as an ordinary module (for inspection)."""
         model = copy.deepcopy(self.base)
         with torch.no_grad():
             for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
