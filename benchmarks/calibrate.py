@@ -178,7 +178,7 @@ def package_table(table: pd.DataFrame, size: str, replicates: int) -> pd.DataFra
     """Per primary finding: the worst size (the largest rate at which a false claim holds),
     the least power (the smallest rate at which a true claim holds) and the largest rate at
     which a study without memory is beyond the null, over the scenarios: what
-    ``retention/calibration.csv`` holds for the findings table."""
+    ``retention/findings/calibration.csv`` holds for the findings table."""
     rows = []
     for fid, part in table.groupby("id", sort=False):
         false, true = part[part["claim_true"] == False], part[part["claim_true"] == True]  # noqa: E712
@@ -238,7 +238,9 @@ def main() -> None:
     ap.add_argument("--out", help="csv of the rates (and <out>.rows.csv: every replicate's verdicts)")
     ap.add_argument("--markdown", help="markdown table of the rates")
     ap.add_argument(
-        "--package", action="store_true", help="write retention/calibration.csv (the findings' columns)"
+        "--package",
+        action="store_true",
+        help="write retention/findings/calibration.csv (the findings' columns)",
     )
     args = ap.parse_args()
     cfg, retention = settings(args.settings)

@@ -7,7 +7,7 @@ Run by Snakemake (rule ``findings``) or standalone:
 
 The config tells which datasets and architectures are the paper's (paper values attach
 only to those), the architectures' display labels and the family-wise alpha. Paper values
-come from retention/paper_values.csv (or ``--paper-values``), keyed by finding id.
+come from retention/findings/paper_values.csv (or ``--paper-values``), keyed by finding id.
 """
 
 import argparse
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--config", required=True, help="the study's config (grid, datasets, archs, stats)")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--md", required=True)
-    ap.add_argument("--paper-values", help="paper values csv (default: retention/paper_values.csv)")
+    ap.add_argument("--paper-values", help="paper values csv (default: retention/findings/paper_values.csv)")
     ap.add_argument("--log")
     args = ap.parse_args()
     setup_logging(args.log)

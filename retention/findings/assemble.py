@@ -85,7 +85,7 @@ def load_paper_values(path: str | os.PathLike | None = None) -> pd.DataFrame:
     if path is None:
         with resources.files(__package__).joinpath("paper_values.csv").open() as fh:
             table = pd.read_csv(fh, dtype=str, keep_default_na=False)
-        where = "retention/paper_values.csv"
+        where = "retention/findings/paper_values.csv"
     else:
         if not os.path.exists(path):
             raise DataError(f"paper values file {path} does not exist")
@@ -155,7 +155,7 @@ def claim_sign(row: Mapping, study: Study, paper_values: pd.DataFrame) -> float:
 
 def load_calibration() -> pd.DataFrame:
     """The measured size, power and null size of each primary finding on planted truth
-    (``retention/calibration.csv``, from ``benchmarks/calibrate.py --package``)."""
+    (``retention/findings/calibration.csv``, from ``benchmarks/calibrate.py --package``)."""
     with resources.files(__package__).joinpath("calibration.csv").open() as fh:
         return pd.read_csv(fh).set_index("id")
 

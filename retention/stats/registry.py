@@ -4,7 +4,7 @@ Each entry names its estimator, its unit of replication, its test, whether it is
 primary hypothesis (in the Holm family of its dataset) and the paper's claim it is judged
 against, whether it is recomputed on null runs, its own columns and the figure that draws
 it. ``summary.csv``, ``findings.csv``/``.md``, the robustness table, the paper values
-(``retention/paper_values.csv``, keyed by id) and the figures are derived from this list.
+(``retention/findings/paper_values.csv``, keyed by id) and the figures are derived from this list.
 To add a finding: write an estimator ``(StatsInput, StatsConfig) -> list[Estimate]`` and
 add one entry here (docs/architecture.md).
 """
