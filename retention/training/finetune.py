@@ -153,33 +153,12 @@ def finetune_job(
     if len(outputs) != len(seeds) or (records is not None and len(records) != len(seeds)):
         raise ValueError(f"{len(seeds)} seeds, {len(outputs)} output pairs, {len(records or [])} records")
     torch.set_num_threads(cfg.threads)
+    job = (manifest, images, arch, cfg, seeds, weights, checkpoint if cfg.checkpoint else None, sampler_spec)
     with gpu.lease_for(cfg.device, cfg.gpu_slots_per_device) as lease:
         log.info("device: %s", lease.description)
-        trainer = job_trainer(
-            manifest,
-            images,
-            arch,
-            cfg,
-            seeds,
-            weights,
-            checkpoint if cfg.checkpoint else None,
-            sampler_spec,
-            lease.device,
-            lease.description,
-            clock,
-        )
+        trainer = job_trainer(*job, lease.device, lease.description, clock)
         results = trainer.run_all()
-    first_step, epochs = trainer.times["first_step_s"], trainer.times["epochs_s"]
-    clock.lap("other", split={"first_step": first_step, "epochs": epochs - first_step})
-    for (traces, _), result in zip(outputs, results):
-        io.save_npz(traces, result.traces)
-    io.remove_checkpoint(trainer.checkpoint)
-    clock.lap("write")
-    columns = {**clock.columns(), "job_seeds": len(seeds)}
-    for (_, metrics), result in zip(outputs, results):
-        result.metrics = result.metrics.assign(**columns)
-        io.save_table(metrics, result.metrics)
-    log.info("%s (%d seed%s)", clock.summary(), len(seeds), "s" if len(seeds) > 1 else "")
+    write_results(outputs, results, trainer, clock)
     for (traces, _), result in zip(outputs, results):
         warn_near_chance(result.traces, str(Path(traces).parent), convergence)
     if records:
@@ -271,6 +250,36 @@ def write_run_records(
         provenance.write_record(path, record)
 
 
+def write_results(
+    outputs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    results: Sequence[RunResult],
+    trainer: Trainer,
+    clock: JobClock,
+) -> None:
+    """Each seed's traces.npz and metrics.csv (with the job's timing columns), atomically;
+    then the checkpoint is removed."""
+    first_step, epochs = trainer.times["first_step_s"], trainer.times["epochs_s"]
+    clock.lap("other", split={"first_step": first_step, "epochs": epochs - first_step})
+    for (traces, _), result in zip(outputs, results):
+        io.save_npz(traces, result.traces)
+    io.remove_checkpoint(trainer.checkpoint)
+    clock.lap("write")
+    columns = {**clock.columns(), "job_seeds": len(results)}
+    for (_, metrics), result in zip(outputs, results):
+        result.metrics = result.metrics.assign(**columns)
+        io.save_table(metrics, result.metrics)
+    log.info("%s (%d seed%s)", clock.summary(), len(results), "s" if len(results) > 1 else "")
+
+
+def seed_models(arch: Mapping, seeds: Sequence[int], n_classes: int, weights=None) -> list:
+    """One model per seed, each created right after seeding everything with its seed."""
+    out = []
+    for seed in seeds:
+        seed_everything(seed)
+        out.append(models.create_model(arch["model"], n_classes, weights, arch.get("model_kwargs")))
+    return out
+
+
 def job_trainer(
     manifest: str | os.PathLike,
     images: str | os.PathLike,
@@ -301,10 +310,7 @@ def job_trainer(
     lam = scout_lambda(sampler_spec, tr.sample_ids)
     samplers = [make_sampler(sampler_spec, len(tr.labels), seed, lam) for seed in seeds]
     clock.lap("data")
-    model_list = []
-    for seed in seeds:
-        seed_everything(seed)
-        model_list.append(models.create_model(arch["model"], len(names), weights, arch.get("model_kwargs")))
+    model_list = seed_models(arch, seeds, len(names), weights)
     input_cfg = models.input_config(model_list[0], arch.get("input_size"))
     log.info(
         "model %s, %d train / %d held-out images, %d classes, input %d px, seed%s %s",

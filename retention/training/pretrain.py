@@ -47,6 +47,20 @@ def pretrain_config(train: dict, epochs: int, lr: float, augment: dict) -> Train
     return train_config(settings, {"lr": lr})
 
 
+def model_fingerprint(
+    model_name: str, model_kwargs: dict | None, input_size: int, extra: Mapping | Callable[[], Mapping] | None
+) -> Callable[[], dict]:
+    """A pretraining run's checkpoint fingerprint: its model (name, keyword arguments,
+    input size) and ``extra`` (a mapping, or a function returning one, called late)."""
+
+    def fingerprint() -> dict:
+        more = extra() if callable(extra) else (extra or {})
+        model_keys = {"model": model_name, "model_kwargs": dict(model_kwargs or {}), "input_size": input_size}
+        return {f"pretrain.{k}": v for k, v in model_keys.items()} | dict(more)
+
+    return fingerprint
+
+
 def pretrain(
     prepared: PreparedDataset,
     model_name: str,
@@ -88,16 +102,6 @@ def pretrain(
         cfg.lr,
         seed,
     )
-
-    def run_fingerprint() -> dict:
-        extra = fingerprint() if callable(fingerprint) else (fingerprint or {})
-        model_keys = {
-            "model": model_name,
-            "model_kwargs": dict(model_kwargs or {}),
-            "input_size": input_cfg.size,
-        }
-        return {f"pretrain.{k}": v for k, v in model_keys.items()} | dict(extra)
-
     trainer = make_trainer(
         [model],
         [seed],
@@ -109,7 +113,7 @@ def pretrain(
         device=device,
         checkpoint=checkpoint,
         device_label=device_label,
-        fingerprint=run_fingerprint,
+        fingerprint=model_fingerprint(model_name, model_kwargs, input_cfg.size, fingerprint),
     )
     (result,) = trainer.run_all()
     metrics = result.metrics.assign(phase=PHASE)
