@@ -11,9 +11,8 @@ from pathlib import Path
 # (envs/*.yaml install it from this folder: RETENTION_WORKFLOW); a job that finds another
 # checkout's package stops (retention/__init__.py).
 WORKFLOW_DIR = str(Path(workflow.current_basedir).parents[1])
-os.environ.update(
-    RETENTION_WORKFLOW=WORKFLOW_DIR
-)  # set here, not required of the caller
+# set here, not required of the caller
+os.environ.update(RETENTION_WORKFLOW=WORKFLOW_DIR)
 try:
     import retention
 except ImportError as err:
