@@ -326,6 +326,12 @@ def test_a_forest_row_is_solid_hollow_or_left_out_with_its_reason():
     assert "no estimate: cut-off inside the lowest-score group" in ticks[2]
     assert "model C" in ticks[2]
     assert marks_of(fig, marks.EQUIVALENCE)  # the claim's bound beside the values
+    assert len(ax.get_xticks()) > 0
+    # a panel none of whose rows has an estimate draws no value scale, and says why
+    undefined = table.iloc[[2]]
+    fig = figures.finding_figure(dataclasses.replace(inputs, findings=undefined), ["F3.within"])
+    ax = fig.axes[0]
+    assert len(ax.get_xticks()) == 0 and "no row has an estimate" in ax.get_xlabel()
 
 
 def test_each_architecture_has_one_colour_in_every_figure(built):

@@ -236,6 +236,9 @@ def forest(
     if limits is None and len(rows) and str(rows["id"].iloc[0]) in by_id():
         limits = by_id()[str(rows["id"].iloc[0])].limits
     marks.set_value_axis(ax, values, refs, intervals, limits or (-float("inf"), float("inf")))
+    if not values:  # nothing to place on a value axis: no scale that would suggest otherwise
+        ax.set_xticks([])
+        xlabel = "no row has an estimate (why: beside each row)"
     ax.set_xlabel(plain(xlabel))
     if ylabel:
         ax.set_ylabel(plain(ylabel))
