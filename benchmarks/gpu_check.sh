@@ -95,11 +95,11 @@ work, dst, wall = pathlib.Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 tables = []
 for pair in sys.argv[4:]:
     a, model = pair.split(":")
-    job_s = float(pd.read_csv(work / f"benchmarks/finetune/synth/{a}/seed0.tsv", sep="\t")["s"].iloc[0])
+    job_s = float(pd.read_csv(work / f"benchmarks/finetune/synth/{a}/seeds0.tsv", sep="\t")["s"].iloc[0])
     m = pd.read_csv(work / f"results/runs/synth/{a}/seed0/metrics.csv").assign(model=model, job_s=job_s, wall_s=wall)
     tables.append(m)
     print(f"-- {a} ({model}): job {job_s:.1f} s, epochs {m['seconds'].sum():.1f} s")
-    for line in (work / f"logs/finetune/synth/{a}/seed0.log").read_text().splitlines():
+    for line in (work / f"logs/finetune/synth/{a}/seeds0.log").read_text().splitlines():
         if "device:" in line or "job time" in line or re.search(r"epoch \d+/", line):
             print("   " + line.split(": ", 1)[-1])
 rule = pd.concat(tables)

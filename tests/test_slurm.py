@@ -253,7 +253,7 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
         )
         arch, seed = PREEMPTED
         comment = f"rule_finetune_wildcards_{GRID['dataset']}_{arch}_{seed}"
-        rule_log = workdir / f"logs/finetune/{GRID['dataset']}/{arch}/seed{seed}.log"
+        rule_log = workdir / f"logs/finetune/{GRID['dataset']}/{arch}/seeds{seed}.log"  # its group: one seed
         preempted, after_epoch, events = None, None, []
         try:
             while proc.poll() is None:
@@ -430,8 +430,8 @@ def test_requeued_fine_tuning_job_resumes_from_its_checkpoint(slurm_run):
     # it was submitted once: SLURM, not snakemake, ran it again
     arch, seed = PREEMPTED
     assert len([j for j, w in by_rule(slurm_run, "finetune") if w == f"{GRID['dataset']}_{arch}_{seed}"]) == 1
-    log = (slurm_run.workdir / f"logs/finetune/{GRID['dataset']}/{arch}/seed{seed}.log").read_text()
-    resumed = re.search(r"resumed from \S+seed1\.pt after epoch (\d+)", log)
+    log = (slurm_run.workdir / f"logs/finetune/{GRID['dataset']}/{arch}/seeds{seed}.log").read_text()
+    resumed = re.search(r"resumed from \S+seeds1\.pt after epoch (\d+)", log)
     assert resumed, log
     # it resumed where the killed attempt had got to (one epoch may end as it is killed)
     assert 1 <= int(resumed[1]) <= slurm_run.preempted_after_epoch + 1, (
