@@ -18,7 +18,7 @@ import pandas as pd
 
 from retention import io
 from retention.dynamics import cartography
-from retention.dynamics.longtable import MEASURES, SPLITS
+from retention.dynamics.cells import MEASURES, SPLITS
 from retention.dynamics.sources import DYNAMICS_FOLDER
 from retention.errors import DataError
 from retention.fitting.traces import load_traces

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from retention import io
-from retention.dynamics import cartography, longtable
+from retention.dynamics import cartography, cells, longtable
 from retention.dynamics.sources import parse_run_key, run_key
 from retention.errors import DataError
 from retention.fitting.traces import load_traces
@@ -47,7 +47,7 @@ def read_source(settings: Mapping, centroids: str | None = None) -> longtable.Im
         imported = cartography.imported(folders, settings.get("t0_epoch"), settings.get("class_names"))
     else:
         run = parse_run_key(settings["run"]) if settings.get("run") else None
-        table = longtable.read_table(settings["path"])
+        table = cells.read_table(settings["path"])
         imported = longtable.table_runs(
             table, settings["path"], run, settings.get("t0_epoch"), settings.get("class_names")
         )

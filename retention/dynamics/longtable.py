@@ -1,10 +1,12 @@
 """The long table of training dynamics: one row per (run, sample, epoch), Parquet or CSV
 (docs/contracts.md "Long table").
 
-:func:`read_table` reads one (only its known columns); :func:`table_runs` checks it and
-turns it into one set of ``traces.npz`` arrays per run (:mod:`retention.fitting.traces`);
-the other direction is :mod:`retention.dynamics.export`. Every error names the file, the
-row (counted from 1, the header not counted; for CSV also the line) and the column.
+:func:`~retention.dynamics.cells.read_table` reads one (only its known columns; the
+columns and their cells: :mod:`retention.dynamics.cells`); :func:`table_runs` checks it
+and turns it into one set of ``traces.npz`` arrays per run
+(:mod:`retention.fitting.traces`); the other direction is :mod:`retention.dynamics.export`.
+Every error names the file, the row (counted from 1, the header not counted; for CSV also
+the line) and the column.
 Vectorised throughout: a CUB-sized grid (6,000 samples x 33 epochs x 20 runs, 4 million
 rows) converts in seconds (benchmarks/bench_import.py).
 """
@@ -12,43 +14,29 @@ rows) converts in seconds (benchmarks/bench_import.py).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from retention.dynamics.sources import RUN_KEY_FORM, parse_run_key, run_key
+from retention.dynamics.cells import (
+    CENTROID_COLUMNS,
+    MEASURES,
+    REQUIRED,
+    Where,
+    booleans,
+    column_codes,
+    integers,
+    measure,
+    read_table,
+    run_codes,
+    show,
+)
+from retention.dynamics.sources import run_key
 from retention.errors import DataError
 
 log = logging.getLogger("retention.dynamics.longtable")
 
-#: column -> what it holds (docs/contracts.md "Long table"); the order of the export
-COLUMNS = {
-    "run": "the run, <arch>/seed<seed> (or columns arch and seed)",
-    "arch": "the architecture (letters, digits, _ and -)",
-    "seed": "the seed, an integer >= 0",
-    "split": "train or heldout (default train)",
-    "sample_id": "the sample's id, an integer stable across runs",
-    "label": "the true class, an integer 0..C-1",
-    "class_name": "the name of the label's class",
-    "source": "the sample's file (an image path), if known",
-    "epoch": "the epoch as recorded (any origin); t = epoch - t0_epoch",
-    "t": "epochs since the end of warmup (0: the end of warmup; negative: warmup epochs)",
-    "correct": "0 or 1: the prediction (arg max) is the label, eval mode at the end of the epoch",
-    "p_true": "softmax probability of the true class, in [0, 1]",
-    "loss": "cross-entropy of the sample, in nats",
-    "el2n": "L2 norm of softmax minus the one-hot label",
-    "pred": "the predicted class (arg max), an integer 0..C-1",
-}
-REQUIRED = ("sample_id", "correct")
-#: the columns of a table of each run's class centroid cosine (docs/contracts.md)
-CENTROID_COLUMNS = ("run", "arch", "seed", "class_a", "class_b", "cosine")
-TEXT = ("run", "arch", "split", "class_name", "source")
-INTEGER = ("seed", "sample_id", "label", "epoch", "t", "pred")
-MEASURES = ("p_true", "loss", "el2n")
-SPLITS = ("train", "heldout")
 #: fewest fine-tuning epochs (t >= 0) of a run: a decay fit needs three points
 MIN_EPOCHS = 3
 UNLABELLED = "unlabelled"
@@ -63,156 +51,6 @@ class Imported:
     runs: dict
     samples: pd.DataFrame
     absent: list = field(default_factory=list)
-
-
-class _Where:
-    """Names a file and its rows in messages."""
-
-    def __init__(self, path, index: np.ndarray | None = None):
-        self.path = str(path)
-        self.csv = self.path.endswith(".csv")
-        self.index = index  # row positions in the file, where the table is a part of it
-
-    def rownum(self, i: int) -> str:
-        """``row 5`` (``row 5 (line 6)`` in a CSV) of the table's ``i``-th row."""
-        pos = int(self.index[i]) if self.index is not None else int(i)
-        return f"row {pos + 1}" + (f" (line {pos + 2})" if self.csv else "")
-
-    def row(self, i: int) -> str:
-        return f"{self.path}, {self.rownum(i)}"
-
-
-# ------------------------------------------------------------------ reading
-
-
-def _show(value) -> str:
-    """A cell's value as a message shows it (1.5, 'abc'; not np.float64(1.5))."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def read_table(path, known=COLUMNS) -> pd.DataFrame:
-    """The ``known`` columns of a long table (``.parquet`` or ``.csv``); DataError for a
-    file that is missing or not a table."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} does not exist")
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            names = pq.read_schema(path).names
-            return pd.read_parquet(path, columns=[c for c in names if c in known])
-        if path.suffix == ".csv":
-            names = pd.read_csv(path, nrows=0).columns
-            dtype = {c: str for c in TEXT if c in names}
-            return pd.read_csv(
-                path,
-                usecols=[c for c in names if c in known],
-                dtype=dtype,
-                keep_default_na=False,
-                na_values={c: [""] for c in names if c not in TEXT},
-            )
-    except (OSError, ValueError, ImportError) as err:
-        raise DataError(f"{path}: not a readable {path.suffix} table ({type(err).__name__}: {err})") from err
-    raise DataError(f"{path}: a long table is .parquet or .csv, not {path.suffix!r}")
-
-
-def _integers(table: pd.DataFrame, col: str, where: _Where) -> np.ndarray:
-    """Column ``col`` as int64; DataError naming the first row that is not an integer."""
-    s = table[col]
-    if s.dtype.kind in "iu":
-        return s.to_numpy(np.int64)
-    values = (
-        pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
-        if s.dtype.kind != "f"
-        else s.to_numpy(np.float64)
-    )
-    bad = ~np.isfinite(values) | (values != np.round(values))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where.row(i)}: column {col!r} has {_show(s.iloc[i])}, not an integer")
-    return values.astype(np.int64)
-
-
-def _booleans(table: pd.DataFrame, col: str, where: _Where) -> np.ndarray:
-    """Column ``col`` as bool: 0 / 1, or true / false (any case, as a CSV may write them)."""
-    s = table[col]
-    if s.dtype.kind == "b":
-        return s.to_numpy(bool)
-    if s.dtype.kind in "iuf":
-        values = s.to_numpy(np.float64)
-    else:
-        words = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
-        values = s.astype(str).str.strip().str.lower().map(words).to_numpy(np.float64)
-    bad = ~np.isin(values, (0.0, 1.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{where.row(i)}: column {col!r} has {_show(s.iloc[i])}, expected 0 or 1 (or true / false)"
-        )
-    return values == 1.0
-
-
-def _measure(table: pd.DataFrame, col: str, where: _Where) -> np.ndarray:
-    values = pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)
-    high = 1.0 + 1e-5 if col == "p_true" else math.inf
-    bad = ~np.isfinite(values) | (values < 0) | (values > high)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        want = "a probability in [0, 1]" if col == "p_true" else "a finite number >= 0"
-        raise DataError(f"{where.row(i)}: column {col!r} has {_show(table[col].iloc[i])}, expected {want}")
-    return values.astype(np.float32)
-
-
-def _codes(values: pd.Series, where: _Where, col: str) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, uniques) of a column in order of first appearance (categorical columns by
-    their codes, without making strings); an empty cell is an error."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if (codes < 0).any():
-        raise DataError(f"{where.row(int(np.flatnonzero(codes < 0)[0]))}: column {col!r} is empty")
-    return np.asarray(codes, np.int64), np.asarray(uniques, dtype=object)
-
-
-def _run_codes(table: pd.DataFrame, where: _Where, run) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    """Each row's run (codes into the list of (arch, seed), in order of first appearance)."""
-    if "run" in table.columns:
-        codes, names = _codes(table["run"], where, "run")
-        keys = []
-        for k, name in enumerate(names):
-            key = parse_run_key(name)
-            if key is None:
-                raise DataError(
-                    f"{where.row(int(np.argmax(codes == k)))}: column 'run' has {name!r}, not a run key "
-                    f"{RUN_KEY_FORM}"
-                )
-            keys.append(key)
-    elif {"arch", "seed"} <= set(table.columns):
-        arch, archs = _codes(table["arch"], where, "arch")
-        seed = _integers(table, "seed", where)
-        if (seed < 0).any():
-            raise DataError(f"{where.row(int(np.argmax(seed < 0)))}: column 'seed' is negative")
-        codes, pairs = pd.factorize(arch * (int(seed.max()) + 1) + seed)
-        width = int(seed.max()) + 1
-        keys = [(str(archs[p // width]), int(p % width)) for p in pairs]
-        for k, (a, _) in enumerate(keys):
-            if parse_run_key(f"{a}/seed0") is None:
-                raise DataError(
-                    f"{where.row(int(np.argmax(codes == k)))}: column 'arch' has {a!r}, not a name "
-                    "(letters, digits, _ and -)"
-                )
-        codes = codes.astype(np.int64)
-    elif run is not None:
-        return np.zeros(len(table), np.int64), [tuple(run)]
-    else:
-        raise DataError(
-            f"{where.path}: missing column 'run' (or columns 'arch' and 'seed'), and the dataset's setting "
-            "'run' "
-            f"is not set; name each row's run ({RUN_KEY_FORM}) or set the table's one run"
-        )
-    if len(set(keys)) < len(keys):  # e.g. "cnn/seed0" and "cnn_seed0"
-        key = next(k for k in keys if keys.count(k) > 1)
-        raise DataError(f"{where.path}: column 'run' names run {run_key(*key)} in two spellings; use one")
-    return codes, keys
 
 
 # ------------------------------------------------------------------ checking and converting
@@ -235,7 +73,7 @@ class _Columns:
     source: tuple | None
 
 
-def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
+def _columns(table: pd.DataFrame, where: Where, run, t0_epoch) -> _Columns:
     cols = set(table.columns)
     missing = [c for c in REQUIRED if c not in cols] + ([] if cols & {"epoch", "t"} else ["epoch"])
     if missing:
@@ -246,15 +84,15 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
         )
     if len(table) == 0:
         raise DataError(f"{where.path}: the table has no rows")
-    runs_code, runs = _run_codes(table, where, run)
+    runs_code, runs = run_codes(table, where, run)
     if "t" in cols:
         if t0_epoch is not None:
             raise DataError(
                 f"{where.path}: has column 't', so the setting t0_epoch ({t0_epoch}) must be left unset"
             )
-        t = _integers(table, "t", where)
+        t = integers(table, "t", where)
     else:
-        epoch = _integers(table, "epoch", where)
+        epoch = integers(table, "epoch", where)
         if t0_epoch is None:  # each run's first epoch is t = 0
             first = np.full(len(runs), np.iinfo(np.int64).max)
             np.minimum.at(first, runs_code, epoch)
@@ -271,18 +109,18 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{where.row(i)}: column 'split' has {_show(table['split'].iloc[i])}, expected train or "
+                f"{where.row(i)}: column 'split' has {show(table['split'].iloc[i])}, expected train or "
                 "heldout"
             )
         split = heldout
-    label = _integers(table, "label", where) if "label" in cols else None
-    pred = _integers(table, "pred", where) if "pred" in cols else None
+    label = integers(table, "label", where) if "label" in cols else None
+    pred = integers(table, "pred", where) if "pred" in cols else None
     for name, values in (("label", label), ("pred", pred)):
         if values is not None and (values < 0).any():
             raise DataError(f"{where.row(int(np.argmax(values < 0)))}: column {name!r} is negative")
     if pred is not None and label is None:
         raise DataError(f"{where.path}: has column 'pred' but no column 'label'")
-    correct = _booleans(table, "correct", where)
+    correct = booleans(table, "correct", where)
     if pred is not None:
         bad = correct != (pred == label)
         if bad.any():
@@ -292,13 +130,13 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
                 f"{label[i]} "
                 f"{'agree' if pred[i] == label[i] else 'differ'}"
             )
-    measures = {c: _measure(table, c, where) for c in MEASURES if c in cols}
-    text = {c: _codes(table[c], where, c) for c in ("class_name", "source") if c in cols}
+    measures = {c: measure(table, c, where) for c in MEASURES if c in cols}
+    text = {c: column_codes(table[c], where, c) for c in ("class_name", "source") if c in cols}
     return _Columns(
         runs_code,
         runs,
         split,
-        _integers(table, "sample_id", where),
+        integers(table, "sample_id", where),
         t,
         correct,
         label,
@@ -310,7 +148,7 @@ def _columns(table: pd.DataFrame, where: _Where, run, t0_epoch) -> _Columns:
 
 
 def _per_sample(
-    values: np.ndarray, s: np.ndarray, n: int, rows: np.ndarray, where: _Where, col: str, sid
+    values: np.ndarray, s: np.ndarray, n: int, rows: np.ndarray, where: Where, col: str, sid
 ) -> np.ndarray:
     """One value per sample of a per-row column that must not change over a sample's rows."""
     out = np.empty(n, values.dtype)
@@ -319,13 +157,13 @@ def _per_sample(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{where.row(rows[i])}: column {col!r} has {_show(values[i])} for sample_id {sid[s[i]]}, "
-            f"which another of its rows gives as {_show(out[s[i]])}"
+            f"{where.row(rows[i])}: column {col!r} has {show(values[i])} for sample_id {sid[s[i]]}, "
+            f"which another of its rows gives as {show(out[s[i]])}"
         )
     return out
 
 
-def _grid(c: _Columns, rows: np.ndarray, where: _Where, name: str, what: str):
+def _grid(c: _Columns, rows: np.ndarray, where: Where, name: str, what: str):
     """(sample ids, t values, sample codes, flat cell index) of one run's rows of one split;
     DataError for a repeated or missing (sample, epoch) cell."""
     sid, ids = pd.factorize(c.sample_id[rows])
@@ -358,7 +196,7 @@ def _fill(values: np.ndarray, cell: np.ndarray, shape, dtype, fill) -> np.ndarra
     return out.reshape(shape)
 
 
-def _split_arrays(c: _Columns, rows: np.ndarray, where: _Where, name: str, what: str) -> dict:
+def _split_arrays(c: _Columns, rows: np.ndarray, where: Where, name: str, what: str) -> dict:
     """The arrays of one split of one run (traces.npz keys without the heldout_ prefix)."""
     ids, tu, sid, cell = _grid(c, rows, where, name, what)
     shape = (ids.size, tu.size)
@@ -384,7 +222,7 @@ def _split_arrays(c: _Columns, rows: np.ndarray, where: _Where, name: str, what:
     return out
 
 
-def _check_epochs(name: str, t: np.ndarray, where: _Where) -> None:
+def _check_epochs(name: str, t: np.ndarray, where: Where) -> None:
     fine = t[t >= 0]
     if fine.size < MIN_EPOCHS:
         raise DataError(
@@ -408,7 +246,7 @@ def table_runs(table: pd.DataFrame, path, run=None, t0_epoch=None, class_names=N
     Every run must hold the same train samples with the same labels, every sample a row at
     every epoch of its run, and at least 3 epochs at t >= 0.
     """
-    where = _Where(path, index)
+    where = Where(path, index)
     c = _columns(table, where, run, t0_epoch)
     order = np.argsort(c.run, kind="stable")
     bounds = np.searchsorted(c.run[order], np.arange(len(c.runs) + 1))
@@ -433,7 +271,7 @@ def table_runs(table: pd.DataFrame, path, run=None, t0_epoch=None, class_names=N
     return _assemble(runs, c, class_names, where)
 
 
-def _check_aligned(runs: dict, where: _Where) -> None:
+def _check_aligned(runs: dict, where: Where) -> None:
     """Every run holds the first run's train samples, with the same labels."""
     (first_key, (first, _)), *rest = runs.items()
     order = np.argsort(first["sample_id"])
@@ -460,7 +298,7 @@ def _check_aligned(runs: dict, where: _Where) -> None:
             )
 
 
-def _assemble(runs: dict, c: _Columns, class_names, where: _Where) -> Imported:
+def _assemble(runs: dict, c: _Columns, class_names, where: Where) -> Imported:
     n_classes = 1
     if c.label is not None:
         n_classes = int(max(c.label.max(), c.pred.max() if c.pred is not None else 0)) + 1
@@ -524,7 +362,7 @@ def _sample_rows(part: dict, split: str, c: _Columns) -> pd.DataFrame:
     )
 
 
-def _class_names(runs: dict, c: _Columns, class_names, n_classes: int, where: _Where) -> np.ndarray:
+def _class_names(runs: dict, c: _Columns, class_names, n_classes: int, where: Where) -> np.ndarray:
     if c.label is None:
         return np.array([UNLABELLED])
     if class_names is not None:
@@ -556,21 +394,21 @@ def read_centroids(path, imported: Imported) -> None:
     """Set each run's ``class_centroid_cosine`` from a table of rows (run, or arch and seed;
     class_a, class_b, cosine): every run of the import, every pair of its classes."""
     table = read_table(path, CENTROID_COLUMNS)
-    where = _Where(path)
+    where = Where(path)
     missing = [c for c in ("class_a", "class_b", "cosine") if c not in table.columns]
     if missing:
         raise DataError(
             f"{path}: missing column {missing[0]!r}; a class centroid table has run (or arch and seed), "
             "class_a, class_b and cosine"
         )
-    codes, keys = _run_codes(table, where, None)
-    a, b = (_integers(table, c, where) for c in ("class_a", "class_b"))
+    codes, keys = run_codes(table, where, None)
+    a, b = (integers(table, c, where) for c in ("class_a", "class_b"))
     cos = pd.to_numeric(table["cosine"], errors="coerce").to_numpy(np.float64)
     bad = ~np.isfinite(cos) | (np.abs(cos) > 1 + 1e-5)
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(
-            f"{where.row(i)}: column 'cosine' has {_show(table['cosine'].iloc[i])}, expected a cosine in "
+            f"{where.row(i)}: column 'cosine' has {show(table['cosine'].iloc[i])}, expected a cosine in "
             "[-1, 1]"
         )
     for key, arrays in imported.runs.items():

@@ -32,7 +32,8 @@ import pandas as pd
 
 from retention import io
 from retention.dynamics.cartography import measures
-from retention.dynamics.longtable import SPLITS, table_runs
+from retention.dynamics.cells import SPLITS
+from retention.dynamics.longtable import table_runs
 from retention.dynamics.sources import RUN_KEY, run_key
 from retention.errors import DataError
 
