@@ -403,6 +403,8 @@ def test_compute_stats_script_standalone(tmp_path):
         "toy",
         "--outdir",
         str(tmp_path / "out"),
+        "--primary",
+        "since_learned",  # the fixture's fits (the default is the schema's, since_learned_la3)
         "--fits",
         *paths,
     ]
