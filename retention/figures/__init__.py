@@ -16,58 +16,33 @@ and PNG atomically. Modules: ``style`` (look, words, legend, saving), ``inputs``
 id), ``primary`` (every primary finding), ``f1`` .. ``f6`` (the paper's findings),
 ``variants`` (robustness), ``scores`` (beyond the paper), ``order`` (most and least
 forgotten), ``examples`` (traces and fits), ``thumbnails`` (the gallery), ``heatmap``,
-``datamap``, ``training``.
+``datamap``, ``training``; ``drawing`` (every figure by name).
+
+The package's names (``DRAW``, ``draw``, ``FIGURE_NAMES``, ``FigureInputs``, ``read_inputs``,
+``save_figure``, ``finding_figure``) are imported from their modules on first use: the
+workflow reads :mod:`.specs` on every parse and must not import matplotlib for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
-from matplotlib.figure import Figure
-
-from retention.figures.datamap import data_map
-from retention.figures.examples import retention_examples
-from retention.figures.f1 import jaccard
-from retention.figures.f2 import r2
-from retention.figures.f3 import seed_stability
-from retention.figures.f4 import class_forgetting
-from retention.figures.f5 import warmup_loss
-from retention.figures.f6 import sampler
-from retention.figures.forest import finding_figure
-from retention.figures.heatmap import retention_heatmap
-from retention.figures.inputs import FigureInputs, read_inputs
-from retention.figures.primary import primary_findings
-from retention.figures.scores import alternative_scores
-from retention.figures.specs import FIGURES
-from retention.figures.style import save_figure
-from retention.figures.thumbnails import gallery
-from retention.figures.training import training_curves
-from retention.figures.variants import robustness
-
-DRAW: dict[str, Callable[[FigureInputs], Figure]] = {
-    "primary_findings": primary_findings,
-    "jaccard": jaccard,
-    "r2": r2,
-    "seed_stability": seed_stability,
-    "class_forgetting": class_forgetting,
-    "warmup_loss": warmup_loss,
-    "sampler": sampler,
-    "robustness": robustness,
-    "gallery": gallery,
-    "retention_heatmap": retention_heatmap,
-    "data_map": data_map,
-    "alternative_scores": alternative_scores,
-    "retention_examples": retention_examples,
-    "training_curves": training_curves,
+#: each public name -> its module
+_MODULES = {
+    "DRAW": "drawing",
+    "FIGURE_NAMES": "drawing",
+    "draw": "drawing",
+    "FigureInputs": "inputs",
+    "read_inputs": "inputs",
+    "save_figure": "style",
+    "finding_figure": "forest",
 }
-FIGURE_NAMES = tuple(FIGURES)
 
 
-def draw(name: str, inputs: FigureInputs) -> Figure:
-    """The figure ``name`` (a key of :data:`DRAW`) drawn from ``inputs``."""
-    if name not in DRAW:
-        raise ValueError(f"unknown figure {name!r}; known: {', '.join(DRAW)}")
-    return DRAW[name](inputs)
+def __getattr__(name: str):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DRAW", "FIGURE_NAMES", "FigureInputs", "draw", "finding_figure", "read_inputs", "save_figure"]
+__all__ = list(_MODULES)
