@@ -264,25 +264,10 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
 
 def table_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """The provenance.csv row of one record (:data:`TABLE_COLUMNS`)."""
-    row = {
-        k: record.get(k)
-        for k in (
-            "stage",
-            "dataset",
-            "arch",
-            "seed",
-            "host",
-            "git_commit",
-            "git_dirty",
-            "git_diff_sha256",
-            "data_sha256",
-            "started",
-            "ended",
-            "duration_s",
-        )
-    }
+    versions = ("python", "retention", *PACKAGES, "cuda")
+    row = {k: record.get(k) for k in TABLE_COLUMNS if k not in versions}  # top-level keys
     row["sampler"] = record.get("sampler") or ""
-    row.update({k: record["versions"].get(k) for k in ("python", "retention", *PACKAGES, "cuda")})
+    row.update({k: record["versions"].get(k) for k in versions})
     row["device"] = (record.get("device") or {}).get("name")
     return {k: row[k] for k in TABLE_COLUMNS}
 
