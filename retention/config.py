@@ -38,20 +38,11 @@ def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def _train_properties() -> dict:
-    return load_schema()["properties"]["train"]["properties"]
-
-
-def train_defaults() -> dict:
-    """Every ``train`` key with its schema default (nested for ``augment``)."""
-    return fill_defaults({}, load_schema()["properties"]["train"])
-
-
 def run_only_train_keys() -> tuple[str, ...]:
     """``train`` keys marked ``run_only`` in the schema: they change how a run executes,
     not its results, so the rules keep them out of their params (changing them reruns
     nothing) and checkpoints ignore them."""
-    return tuple(k for k, spec in _train_properties().items() if spec.get("run_only"))
+    return tuple(k for k, spec in schema_entry("train")["properties"].items() if spec.get("run_only"))
 
 
 def study_fields(config: Mapping, archs: Sequence[str] | None = None) -> dict:
