@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 CODE_DIR = Path(__file__).resolve().parents[1]
 #: the distributions whose versions a record holds (besides Python and retention)
 PACKAGES = ("torch", "torchvision", "timm")
+#: the provenance.csv columns read from a record's ``versions`` mapping
+VERSION_COLUMNS = ("python", "retention", *PACKAGES, "cuda")
 #: the stages that write a run.json
 STAGES = ("finetune", "sampler", "pretrain")
 #: the columns of provenance.csv, in order (docs/contracts.md)
@@ -51,10 +53,7 @@ TABLE_COLUMNS = (
     "arch",
     "seed",
     "sampler",
-    "python",
-    "retention",
-    *PACKAGES,
-    "cuda",
+    *VERSION_COLUMNS,
     "device",
     "host",
     "git_commit",
@@ -264,11 +263,10 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
 
 def table_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """The provenance.csv row of one record (:data:`TABLE_COLUMNS`)."""
-    versions = ("python", "retention", *PACKAGES, "cuda")
-    row = {k: record.get(k) for k in TABLE_COLUMNS if k not in versions}  # top-level keys
-    row["sampler"] = record.get("sampler") or ""
-    row.update({k: record["versions"].get(k) for k in versions})
-    row["device"] = (record.get("device") or {}).get("name")
+    row = {k: record.get(k) for k in TABLE_COLUMNS if k not in VERSION_COLUMNS}
+    row["sampler"] = record.get("sampler") or ""  # absent outside the sampler stage
+    row.update({k: record["versions"].get(k) for k in VERSION_COLUMNS})
+    row["device"] = (record.get("device") or {}).get("name")  # the record holds a mapping
     return {k: row[k] for k in TABLE_COLUMNS}
 
 
