@@ -18,7 +18,7 @@ id), ``primary`` (every primary finding), ``f1`` .. ``f6`` (the paper's findings
 forgotten), ``examples`` (traces and fits), ``thumbnails`` (the gallery), ``heatmap``,
 ``datamap``, ``training``; ``drawing`` (every figure by name).
 
-The package's names (``DRAW``, ``draw``, ``FIGURE_NAMES``, ``FigureInputs``, ``read_inputs``,
+The package's names (``DRAW``, ``draw``, ``FigureInputs``, ``read_inputs``,
 ``save_figure``, ``finding_figure``) are imported from their modules on first use: the
 workflow reads :mod:`.specs` on every parse and must not import matplotlib for it.
 """
@@ -30,7 +30,6 @@ import importlib
 #: each public name -> its module
 _MODULES = {
     "DRAW": "drawing",
-    "FIGURE_NAMES": "drawing",
     "draw": "drawing",
     "FigureInputs": "inputs",
     "read_inputs": "inputs",

@@ -22,7 +22,6 @@ from retention.figures.heatmap import retention_heatmap
 from retention.figures.inputs import FigureInputs
 from retention.figures.primary import primary_findings
 from retention.figures.scores import alternative_scores
-from retention.figures.specs import FIGURES
 from retention.figures.thumbnails import gallery
 from retention.figures.training import training_curves
 from retention.figures.variants import robustness
@@ -43,7 +42,6 @@ DRAW: dict[str, Callable[[FigureInputs], Figure]] = {
     "retention_examples": retention_examples,
     "training_curves": training_curves,
 }
-FIGURE_NAMES = tuple(FIGURES)
 
 
 def draw(name: str, inputs: FigureInputs) -> Figure:
