@@ -18,8 +18,8 @@ HERE=$PWD
 PY=$HERE/.venv/bin/python
 BASE=$(mktemp -d)/base
 git worktree add --quiet --detach "$BASE" "$1"
-ln -s "$HERE/.venv" "$BASE/.venv"
 trap 'git -C "$HERE" worktree remove --force "$BASE"' EXIT
+ln -s "$HERE/.venv" "$BASE/.venv"
 shift
 if [ $# -gt 0 ]; then
     files="$*"
