@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from retention.fitting import fit as fit_module
+from retention.fitting import fitsolve
 from retention.fitting.fit import fit_decay
 from retention.fitting.simulate import simulate_traces
 from retention.fitting.traces import build_traces
@@ -122,12 +122,12 @@ def main():
         f"wall runs: {', '.join(f'{t:.3f}' for t in wall)} s"
     )
     # the same without the duplicate-row shortcut (every row fitted), for reference
-    unique_rows = fit_module._unique_rows
-    fit_module._unique_rows = lambda *a: None
+    unique_rows = fitsolve.unique_rows
+    fitsolve.unique_rows = lambda *a: None
     try:
         _, wall3, _ = time_ours(args.repeats)
     finally:
-        fit_module._unique_rows = unique_rows
+        fitsolve.unique_rows = unique_rows
     print(
         "ours with every row fitted (no de-duplication of identical traces): median wall "
         f"{np.median(wall3):.4f} s"

@@ -11,6 +11,7 @@ import pytest
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from retention.fitting import fit as F
+from retention.fitting import fitmodels, fitsolve
 from retention.fitting.simulate import simulate_traces
 from retention.fitting.traces import build_traces, load_traces
 from retention.io import save_npz
@@ -208,11 +209,11 @@ def _fd(fn, lam, h=1e-6):
 
 def test_profile_derivatives_match_finite_differences():
     y, mask = soft_traces(60, seed=2)
-    ym, m, x = F._prepare(y, mask, None)
+    ym, m, x = fitsolve.prepare(y, mask, None)
     lam = np.linspace(0.05, 3.0, y.shape[0])
     n = m.sum(axis=1)
     yc = (ym - (ym.sum(axis=1) / n)[:, None]) * m
-    for fn in (lambda u: F._decay_deriv(ym, m, x, u), lambda u: F._raw_deriv(yc, m, n, x, u)):
+    for fn in (lambda u: fitmodels.decay_deriv(ym, m, x, u), lambda u: fitmodels.raw_deriv(yc, m, n, x, u)):
         f, d1, d2 = fn(lam)
         num1, num2 = _fd(fn, lam)
         ok = np.isfinite(num2)

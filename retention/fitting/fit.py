@@ -49,19 +49,8 @@ import pandas as pd
 
 from retention.config import schema_default
 from retention.fitting import traces as tr
-from retention.fitting.fitsolve import (  # noqa: F401  (re-exported: the fit's public types and checks)
-    AIC_MSE_FLOOR,
-    DecayFit,
-    RawFit,
-    _decay_deriv,
-    _dedup,
-    _fit_decay_axis,
-    _fit_raw_axis,
-    _prepare,
-    _raw_deriv,
-    _unique_rows,
-    aic,
-)
+from retention.fitting.fitmodels import DecayFit, RawFit, fit_decay_axis, fit_raw_axis
+from retention.fitting.fitsolve import aic, dedup, prepare
 
 log = logging.getLogger("retention.fitting.fit")
 
@@ -80,8 +69,8 @@ def fit_decay(
     Returns lam, b, sse, sst, r2 per row (r2 is NaN where a row is constant; every field
     NaN where a row has no valid point). Where b = 1 the reported lam is 0.
     """
-    ym, m, x = _prepare(y, mask, tau)
-    return _dedup(_fit_decay_axis, ym, m, x, float(lambda_max))
+    ym, m, x = prepare(y, mask, tau)
+    return dedup(fit_decay_axis, ym, m, x, float(lambda_max))
 
 
 def default_beta_max(lambda_max: float) -> float:
@@ -102,10 +91,10 @@ def fit_power(
     exp(-lambda_max), the power law's fastest one-epoch drop equals the exponential's.
     Returned as a DecayFit whose ``lam`` field holds beta.
     """
-    ym, m, x = _prepare(y, mask, tau)
+    ym, m, x = prepare(y, mask, tau)
     if beta_max is None:
         beta_max = default_beta_max(lambda_max)
-    return _dedup(_fit_decay_axis, ym, m, np.log1p(x), float(beta_max))
+    return dedup(fit_decay_axis, ym, m, np.log1p(x), float(beta_max))
 
 
 # --------------------------------------------------------------------------- raw model
@@ -122,8 +111,8 @@ def fit_raw(
     c, sse, sst, r2 and the forgetting score (lam where a > 0, else 0). Where a = 0 the
     reported lam is 0 (lam has no meaning) and c is the row mean.
     """
-    ym, m, x = _prepare(y, mask, tau)
-    return _dedup(_fit_raw_axis, ym, m, x, float(lambda_max))
+    ym, m, x = prepare(y, mask, tau)
+    return dedup(fit_raw_axis, ym, m, x, float(lambda_max))
 
 
 def fit_raw_power(
@@ -137,10 +126,10 @@ def fit_raw_power(
 
     beta_max defaults to lambda_max / ln 2 as in :func:`fit_power`; ``lam`` holds beta.
     """
-    ym, m, x = _prepare(y, mask, tau)
+    ym, m, x = prepare(y, mask, tau)
     if beta_max is None:
         beta_max = default_beta_max(lambda_max)
-    return _dedup(_fit_raw_axis, ym, m, np.log1p(x), float(beta_max))
+    return dedup(fit_raw_axis, ym, m, np.log1p(x), float(beta_max))
 
 
 # --------------------------------------------------------------------------- fits table
