@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from retention import io
-from retention.acquire import data
+from retention.acquire import data, listing
 from retention.config import schema_default
 
 log = logging.getLogger("retention.prepare")
@@ -52,7 +52,7 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--source", required=True, choices=data.SOURCES)
+    parser.add_argument("--source", required=True, choices=listing.SOURCES)
     parser.add_argument("--path", help="the extracted dataset tree (not for digits)")
     parser.add_argument("--storage-size", type=int, required=True, help="square storage resolution in pixels")
     parser.add_argument(

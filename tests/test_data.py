@@ -6,13 +6,21 @@ import pandas as pd
 import pytest
 
 from retention.acquire import data
+from retention.acquire.listing import (
+    DIGITS_LT_MAX_RATIO,
+    DIGITS_MIN_CLASS,
+    list_cub200,
+    list_digits,
+    list_digits_lt,
+    list_octdl,
+)
 from retention.errors import ConfigError, DataError
 
 from .conftest import REPO, write_jpeg
 
 
 def test_cub_loader_reads_official_layout(cub_root):
-    listing = data.list_cub200(cub_root)
+    listing = list_cub200(cub_root)
     assert len(listing) == 12
     assert listing["sample_id"].tolist() == list(range(1, 13))
     assert sorted(listing["class_name"].unique()) == ["Bird_0", "Bird_1", "Bird_2"]
@@ -26,11 +34,11 @@ def test_cub_loader_reads_official_layout(cub_root):
 def test_cub_loader_names_missing_file(cub_root):
     (cub_root / "train_test_split.txt").unlink()
     with pytest.raises(DataError, match="train_test_split.txt"):
-        data.list_cub200(cub_root)
+        list_cub200(cub_root)
 
 
 def test_octdl_split_groups_patients_and_stratifies(octdl_root):
-    listing = data.assign_split(data.list_octdl(octdl_root), 0.2, split_seed=3)
+    listing = data.assign_split(list_octdl(octdl_root), 0.2, split_seed=3)
     assert len(listing) == sum([24, 6, 6, 10, 4, 5, 5])
     assert listing["class_name"].unique().tolist() == ["AMD", "DME", "ERM", "NO", "RAO", "RVO", "VID"]
     sides = listing.groupby("group")["split"].nunique()
@@ -43,7 +51,7 @@ def test_octdl_split_groups_patients_and_stratifies(octdl_root):
 
 
 def test_split_depends_only_on_split_seed(octdl_root):
-    listing = data.list_octdl(octdl_root)
+    listing = list_octdl(octdl_root)
     a = data.assign_split(listing, 0.2, split_seed=0)["split"].tolist()
     b = data.assign_split(listing, 0.2, split_seed=0)["split"].tolist()
     c = data.assign_split(listing, 0.2, split_seed=1)["split"].tolist()
@@ -63,20 +71,20 @@ def test_octdl_csv_image_missing_on_disk(octdl_root):
     victim = next((octdl_root / "OCTDL" / "RAO").glob("*.jpg"))
     victim.unlink()
     with pytest.raises(DataError, match=victim.stem):
-        data.list_octdl(octdl_root)
+        list_octdl(octdl_root)
 
 
 def test_digits_lt_has_the_octdl_imbalance():
-    listing = data.list_digits_lt(56, seed=0)
+    listing = list_digits_lt(56, seed=0)
     counts = listing["label"].value_counts()
     assert counts.max() / counts.min() == 56
     assert counts.idxmax() == 0 and counts.min() == 3
-    assert data.list_digits_lt(56, seed=0)["sample_id"].tolist() == listing["sample_id"].tolist()
-    assert data.list_digits()["label"].value_counts().min() == data.DIGITS_MIN_CLASS
-    top = data.list_digits_lt(data.DIGITS_LT_MAX_RATIO, seed=0)["label"].value_counts()
-    assert top.max() == data.DIGITS_MIN_CLASS
+    assert list_digits_lt(56, seed=0)["sample_id"].tolist() == listing["sample_id"].tolist()
+    assert list_digits()["label"].value_counts().min() == DIGITS_MIN_CLASS
+    top = list_digits_lt(DIGITS_LT_MAX_RATIO, seed=0)["label"].value_counts()
+    assert top.max() == DIGITS_MIN_CLASS
     with pytest.raises(ConfigError, match="imbalance_ratio 100 needs 300 images"):
-        data.list_digits_lt(100, seed=0)
+        list_digits_lt(100, seed=0)
 
 
 def test_prepare_decodes_to_uint8_squares(cub_root):

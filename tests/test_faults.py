@@ -58,6 +58,7 @@ import yaml
 
 from retention.acquire import data
 from retention.acquire.download import DownloadSpec, fetch_dataset, parse_spec, partial_key
+from retention.acquire.listing import list_imagefolder
 from retention.errors import DataError
 
 from .conftest import REPO, write_jpeg
@@ -404,7 +405,7 @@ def test_empty_class_folder_is_named_or_skipped(tmp_path, caplog):
     (root / "fox" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match=rf"class folder\(s\) {root / 'fox'} hold no image files"):
         data.prepare_dataset("imagefolder", root, 16)
-    with caplog.at_level("WARNING", logger="retention.acquire.data"):
+    with caplog.at_level("WARNING", logger="retention.acquire.listing"):
         prepared = data.prepare_dataset("imagefolder", root, 16, skip_empty_classes=True)
     assert data.class_names(prepared.manifest) == ["cat", "dog", "owl"]
     assert any(f"skipped the empty class folder {root / 'fox'}" in r.getMessage() for r in caplog.records)
@@ -440,17 +441,17 @@ def test_split_layout_and_wrapper_folder_are_named(tmp_path):
         match=r"looks like <split>/<class>: the folders 'train', 'val' hold "
         r"no images of their own but share the subfolders 'cat', 'dog'",
     ):
-        data.list_imagefolder(split)
+        list_imagefolder(split)
     wrapped = image_tree(tmp_path / "wrapped", {"images/cat": 4, "images/dog": 4})
     with pytest.raises(
         DataError,
         match=rf"one class folder, 'images'.*point the dataset's path at "
         rf"{wrapped / 'images'}",
     ):
-        data.list_imagefolder(wrapped)
+        list_imagefolder(wrapped)
     # subfolders inside a class belong to it (as in torchvision's ImageFolder)
     nested = image_tree(tmp_path / "nested", {"cat/2020": 3, "cat/2021": 2, "dog": 4})
-    listing = data.list_imagefolder(nested)
+    listing = list_imagefolder(nested)
     assert listing.groupby("class_name").size().to_dict() == {"cat": 5, "dog": 4}
 
 
@@ -461,8 +462,8 @@ def test_hidden_folders_and_loose_files(tmp_path, caplog):
     )
     (root / "__MACOSX" / "cat" / "._0.jpg").write_bytes(b"AppleDouble")  # a zip's metadata
     write_jpeg(root / "stray.jpg", seed=99)
-    with caplog.at_level("WARNING", logger="retention.acquire.data"):
-        listing = data.list_imagefolder(root, skip_empty_classes=True)
+    with caplog.at_level("WARNING", logger="retention.acquire.listing"):
+        listing = list_imagefolder(root, skip_empty_classes=True)
     assert listing.groupby("class_name").size().to_dict() == {"cat": 4, "dog": 4}
     messages = [r.getMessage() for r in caplog.records]
     assert any("1 image file(s) directly in" in m and "stray.jpg" in m for m in messages)

@@ -1,10 +1,10 @@
-"""The synthetic glyphs source (retention.acquire.glyphs) and its hook in retention.acquire.data."""
+"""The synthetic glyphs source (retention.acquire.glyphs) and its hook in retention.acquire.listing."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from retention.acquire import data, glyphs
+from retention.acquire import data, glyphs, listing
 from retention.errors import DataError
 
 
@@ -36,7 +36,7 @@ def test_source_is_seeded_balanced_and_shaped_like_the_digits():
     assert images.shape == (2 * n_classes, 8, 8) and images.dtype == np.uint8
     assert labels.dtype == np.int64
     assert np.bincount(labels, minlength=n_classes).tolist() == [2] * n_classes
-    # optdigits' 17 grey levels (4 x 4 block counts), scaled to 0..255 like data._digits
+    # optdigits' 17 grey levels (4 x 4 block counts), scaled to 0..255 like listing._digits
     levels = np.rint(np.arange(17) * 255 / 16).astype(np.uint8)
     assert set(np.unique(images)) <= set(levels)
     assert (images.reshape(len(images), -1).max(axis=1) == 255).mean() > 0.5  # strokes fill blocks
@@ -62,13 +62,13 @@ def test_block_counts_is_optdigits_reduction():
 
 
 def test_glyphs_is_a_dataset_source_of_retention_data():
-    assert glyphs.SOURCE in data.SOURCES
-    listing = data.list_samples(glyphs.SOURCE, split_seed=5)
+    assert glyphs.SOURCE in listing.SOURCES
+    listed = listing.list_samples(glyphs.SOURCE, split_seed=5)
     n_classes = len(glyphs.CHARACTERS)
-    assert len(listing) == glyphs.IMAGES_PER_CLASS * n_classes
-    assert listing["class_name"].nunique() == n_classes
-    assert listing["source"].iloc[7] == f"{glyphs.SOURCE}:5:7"
-    split = data.assign_split(listing, 0.25, split_seed=5)
+    assert len(listed) == glyphs.IMAGES_PER_CLASS * n_classes
+    assert listed["class_name"].nunique() == n_classes
+    assert listed["source"].iloc[7] == f"{glyphs.SOURCE}:5:7"
+    split = data.assign_split(listed, 0.25, split_seed=5)
     held = split.groupby("label")["split"].apply(lambda s: (s == "heldout").sum())
     assert set(held) == {round(0.25 * glyphs.IMAGES_PER_CLASS)}  # stratified
     subset = split.iloc[: 2 * n_classes]
@@ -83,4 +83,4 @@ def test_glyphs_is_a_dataset_source_of_retention_data():
 
 def test_malformed_glyph_source_names_itself():
     with pytest.raises(DataError, match="synthetic_glyphs:x:1"):
-        data.read_image("synthetic_glyphs:x:1")
+        listing.read_image("synthetic_glyphs:x:1")

@@ -461,10 +461,10 @@ def test_the_f6_rows_of_a_traces_dataset_are_not_comparable_with_the_reason():
 
 
 def test_the_schema_offers_every_source_of_retention_data_and_traces_among_them():
-    from retention.acquire import data
+    from retention.acquire import listing
     from retention.config import load_schema
 
     sources = load_schema()["properties"]["datasets"]["additionalProperties"]["properties"]["source"]["enum"]
-    assert sources == list(data.SOURCES) and imports.SOURCE in sources
+    assert sources == list(listing.SOURCES) and imports.SOURCE in sources
     with pytest.raises(DataError, match="source 'traces' has no images to list"):
-        data.list_samples("traces", "somewhere")
+        listing.list_samples("traces", "somewhere")
