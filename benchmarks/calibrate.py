@@ -33,6 +33,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import planted
+import planted_scenarios
 
 from retention import findings
 from retention.analyse import analyse_runs
@@ -227,7 +228,7 @@ def _one_thread() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=list(planted.SIZES), default="demo")
+    ap.add_argument("--size", choices=list(planted_scenarios.SIZES), default="demo")
     ap.add_argument("--replicates", type=int, default=20)
     ap.add_argument("--scenarios", nargs="*", default=None, help="default: every scenario")
     ap.add_argument("--seed", type=int, default=0, help="seeds every replicate's study")
@@ -244,10 +245,10 @@ def main() -> None:
     )
     args = ap.parse_args()
     cfg, retention = settings(args.settings)
-    scenarios = args.scenarios or list(planted.SCENARIOS)
-    unknown = sorted(set(scenarios) - set(planted.SCENARIOS))
+    scenarios = args.scenarios or list(planted_scenarios.SCENARIOS)
+    unknown = sorted(set(scenarios) - set(planted_scenarios.SCENARIOS))
     if unknown:
-        raise SystemExit(f"unknown scenario {unknown[0]!r}; known: {', '.join(planted.SCENARIOS)}")
+        raise SystemExit(f"unknown scenario {unknown[0]!r}; known: {', '.join(planted_scenarios.SCENARIOS)}")
     tasks = [(s, args.size, r, args.seed, cfg, retention) for s in scenarios for r in range(args.replicates)]
     start = time.perf_counter()
     _one_thread()

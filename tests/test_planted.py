@@ -21,7 +21,9 @@ from retention.fitting.traces import load_traces
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import planted
-from planted import CLAIMS, SCENARIOS, SIZES, generate_study, sampler_outcomes
+import planted_scenarios
+from planted import generate_study, sampler_outcomes
+from planted_scenarios import CLAIMS, SCENARIOS, SIZES
 
 
 @functools.cache
@@ -90,7 +92,7 @@ def realized_f5(st: planted.PlantedStudy) -> float:
     return float(np.mean(rhos))
 
 
-def check_arrays(arrays: dict, size: planted.Size) -> None:
+def check_arrays(arrays: dict, size: planted_scenarios.Size) -> None:
     """Internal consistency of one run beyond what load_traces checks."""
     t = arrays["t"]
     assert t.tolist() == list(range(-size.warmup, size.epochs + 1))
@@ -146,7 +148,7 @@ def test_paper_and_large_sizes(size_name, tmp_path):
     counts = np.bincount(arrays["label"], minlength=size.n_classes)
     assert counts.sum() == size.n_train and counts.min() >= 1
     if size_name == "paper":
-        assert list(arrays["class_names"]) == list(planted.OCTDL_COUNTS)
+        assert list(arrays["class_names"]) == list(planted_scenarios.OCTDL_COUNTS)
         assert 50 <= counts.max() / counts.min() <= 62  # OCTDL's 56:1
     else:
         assert counts.max() - counts.min() <= 1
