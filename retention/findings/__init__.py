@@ -3,32 +3,34 @@
 
 The package's names are those of :mod:`.assemble` and :mod:`.markdown`, so that
 ``from retention import findings; findings.assemble_findings(...)`` reads as one module.
+They are imported from their modules on first use: a job that only renders the report
+(:mod:`.report`) does not import the statistics (scipy) with the package.
 """
 
-from retention.findings.assemble import (
-    CLAIM_VERDICTS,
-    NULL_VERDICTS,
-    PAPER_MODELS,
-    PAPER_SOURCES,
-    POOLED,
-    Study,
-    assemble_findings,
-    check_paper_values,
-    load_calibration,
-    load_paper_values,
-)
-from retention.findings.markdown import findings_markdown
+from __future__ import annotations
 
-__all__ = [
-    "CLAIM_VERDICTS",
-    "NULL_VERDICTS",
-    "PAPER_MODELS",
-    "PAPER_SOURCES",
-    "POOLED",
-    "Study",
-    "assemble_findings",
-    "check_paper_values",
-    "findings_markdown",
-    "load_calibration",
-    "load_paper_values",
-]
+import importlib
+
+#: each public name -> its module
+_MODULES = {
+    "CLAIM_VERDICTS": "assemble",
+    "NULL_VERDICTS": "assemble",
+    "PAPER_MODELS": "assemble",
+    "PAPER_SOURCES": "assemble",
+    "POOLED": "assemble",
+    "Study": "assemble",
+    "assemble_findings": "assemble",
+    "check_paper_values": "assemble",
+    "load_calibration": "assemble",
+    "load_paper_values": "assemble",
+    "findings_markdown": "markdown",
+}
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_MODULES)
