@@ -360,11 +360,11 @@ def validate_references(config: dict, check_models: bool = True) -> None:
                 f"{suggest(name, config['grid']['datasets'])}"
             )
     if check_models:
-        from retention.acquire.model_names import check_model_name
+        from retention.acquire.model_names import check_model_name, user_cache_dir
 
         for name in config["grid"]["archs"]:
             try:
-                check_model_name(config["archs"][name]["model"], config["train"]["cache_dir"])
+                check_model_name(config["archs"][name]["model"], user_cache_dir())
             except ConfigError as err:
                 raise ConfigError(f"config key 'archs.{name}.model': {err}") from None
 
@@ -417,7 +417,8 @@ def validate_config(config: dict, check_models: bool = True) -> dict:
     defaults of absent keys (train, augment); returns ``config``.
 
     check_models: check the timm model names (from a name list cached per timm version
-    under ``train.cache_dir``; building it once imports timm).
+    in the user's cache, ``retention.acquire.model_names.user_cache_dir``; building it
+    once imports timm).
     """
     coerce_numbers(config)
     validate_schema(config)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,10 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the user's cache (timm's model names, retention.acquire.model_names): one per test session,
+# shared by every workflow the tests run, never the developer's own
+os.environ["RETENTION_CACHE"] = tempfile.mkdtemp(prefix="retention-test-cache-")
+atexit.register(shutil.rmtree, os.environ["RETENTION_CACHE"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -365,6 +365,22 @@ def test_model_names_come_from_a_cache_per_timm_version(tmp_path):
     assert json.loads(cache.read_text())["timm"] == timm.__version__
 
 
+def test_the_config_check_keeps_the_names_in_the_users_cache_not_the_study_folder(tmp_path, monkeypatch):
+    """The list depends on the installed timm alone: every study folder shares it."""
+    import timm
+
+    monkeypatch.delenv(model_names.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert model_names.user_cache_dir() == tmp_path / "xdg" / "retention"
+    monkeypatch.setenv(model_names.CACHE_ENV, str(tmp_path / "mine"))
+    assert model_names.user_cache_dir() == tmp_path / "mine"
+    config = load_config(REPO / "config.yaml", REPO / "config" / "demo.yaml")
+    config["train"]["cache_dir"] = str(tmp_path / "study" / "resources" / "cache")
+    validate_config(config)
+    assert (tmp_path / "mine" / f"timm_models-{timm.__version__}.json").is_file()
+    assert not (tmp_path / "study").exists()
+
+
 def test_config_check_imports_neither_torch_nor_timm_nor_pandas(tmp_path):
     """What the workflow does on every parse, in a fresh interpreter, with a warm name cache:
     the config check and every module common.smk imports (read from common.smk itself)."""
@@ -375,12 +391,11 @@ def test_config_check_imports_neither_torch_nor_timm_nor_pandas(tmp_path):
         f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; "
         "from retention.config import load_config, validate_config, result_train_params; "
         f"c = load_config({str(REPO / 'config.yaml')!r}, {str(REPO / 'config/demo.yaml')!r}); "
-        f"c['train']['cache_dir'] = {str(tmp_path)!r}; "
         "validate_config(c); result_train_params(c); "
         "print(sorted(m for m in ('torch', 'timm', 'pandas', 'numpy', 'scipy', 'matplotlib') "
         "if m in sys.modules))"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), RETENTION_CACHE=str(tmp_path))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)  # builds the cache
     out = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -5,7 +5,9 @@ The config check runs whenever Snakemake parses the workflow (every dry run, eve
 once per installed timm version (read from the package metadata, no import) and kept
 as ``<cache_dir>/timm_models-<version>.json``; later checks read that file. A new timm
 version gets a new file. A cache that cannot be read is rebuilt; one that cannot be
-written leaves the check to import timm each time, as before.
+written leaves the check to import timm each time, as before. The list depends on the
+installed timm alone, so the config check keeps it in the user's cache
+(:func:`user_cache_dir`), shared by every study folder on the machine.
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ from pathlib import Path
 from retention.errors import ConfigError
 
 log = logging.getLogger("retention.acquire.model_names")
+
+
+#: the environment variable naming the user's cache folder (see :func:`user_cache_dir`)
+CACHE_ENV = "RETENTION_CACHE"
+
+
+def user_cache_dir() -> Path:
+    """``$RETENTION_CACHE``, else ``$XDG_CACHE_HOME/retention``, else ``~/.cache/retention``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "retention"
 
 
 def timm_version() -> str:
