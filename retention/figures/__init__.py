@@ -25,7 +25,7 @@ workflow reads :mod:`.specs` on every parse and must not import matplotlib for i
 
 from __future__ import annotations
 
-import importlib
+from retention.lazy import lazy_getattr
 
 #: each public name -> its module
 _MODULES = {
@@ -38,10 +38,5 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str):
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
+__getattr__ = lazy_getattr(__name__, _MODULES)
 __all__ = list(_MODULES)

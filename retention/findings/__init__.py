@@ -9,7 +9,7 @@ They are imported from their modules on first use: a job that only renders the r
 
 from __future__ import annotations
 
-import importlib
+from retention.lazy import lazy_getattr
 
 #: each public name -> its module
 _MODULES = {
@@ -27,10 +27,5 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str):
-    if name in _MODULES:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
+__getattr__ = lazy_getattr(__name__, _MODULES)
 __all__ = list(_MODULES)
