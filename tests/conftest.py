@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from retention.acquire.model_names import CACHE_ENV
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # the user's cache (timm's model names, retention.acquire.model_names): one per test session,
 # shared by every workflow the tests run, never the developer's own
-os.environ["RETENTION_CACHE"] = tempfile.mkdtemp(prefix="retention-test-cache-")
-atexit.register(shutil.rmtree, os.environ["RETENTION_CACHE"], ignore_errors=True)
+os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="retention-test-cache-")
+atexit.register(shutil.rmtree, os.environ[CACHE_ENV], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 
